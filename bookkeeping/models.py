@@ -1,0 +1,98 @@
+"""The bookkeeping schema. Times are UNIX seconds (float, UTC) for speed and portability.
+
+Point lifecycle (DESIGN.md): queued -> running -> finished | failed | stopped | paused;
+running -> interrupted (walltime, lost pilot) -> queued again while attempts remain.
+Attempt states: running, finished, failed, interrupted, lost, stopped, paused.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TASK_STATES = ("active", "finished", "failed", "cancelled")
+POINT_STATES = ("queued", "running", "finished", "failed", "stopped", "paused", "cancelled")
+TERMINAL_POINT_STATES = ("finished", "failed", "stopped", "cancelled")
+ATTEMPT_STATES = ("running", "finished", "failed", "interrupted", "lost", "stopped", "paused", "cancelled")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("name", name="uq_tasks_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True, default="active")
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Point(Base):
+    __tablename__ = "points"
+    __table_args__ = (
+        UniqueConstraint("task_id", "number", name="uq_points_task_number"),
+        Index("ix_points_task_state", "task_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    dispatched_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("point_id", "number", name="uq_attempts_point_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    pilot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    site: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stderr_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MetricReport(Base):
+    __tablename__ = "metric_reports"
+    __table_args__ = (UniqueConstraint("attempt_id", "seq", name="uq_metric_reports_attempt_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    step: Mapped[float | None] = mapped_column(Float, nullable=True)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[float] = mapped_column(Float)
+
+
+class Pilot(Base):
+    __tablename__ = "pilots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    site: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    points_done: Mapped[int] = mapped_column(Integer, default=0)

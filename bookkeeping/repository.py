@@ -1,0 +1,290 @@
+"""The repository API: every read and write of the bookkeeping goes through here.
+
+Hot-path writes come as one ``Changes`` batch applied in one transaction with executemany
+statements, so the steering's cost per point does not grow with the task and a batch is
+either wholly recorded or not at all. Driver errors are re-raised as BookkeepingError.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from gridhpo.bookkeeping.db import connect
+from gridhpo.bookkeeping.models import Attempt, MetricReport, Pilot, Point, Task
+from gridhpo.config import redact
+from gridhpo.errors import BookkeepingError, ConfigError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+T_TASK = Task.__table__
+T_POINT = Point.__table__
+T_ATTEMPT = Attempt.__table__
+T_METRIC = MetricReport.__table__
+T_PILOT = Pilot.__table__
+
+
+@dataclass
+class Changes:
+    """One batch of writes. Updates are keyed by row id so that a later change of the same
+    row in the batch replaces the earlier one (each update sets every field it owns)."""
+
+    new_attempts: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    attempt_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    point_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    late_attempts: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pilot_done: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
+                    or self.metrics or self.pilots)
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    name: str
+    spec: dict[str, Any]
+    state: str
+    message: str | None
+    created_at: float
+    ended_at: float | None
+
+
+def _task_row(r: Any) -> TaskRow:
+    return TaskRow(r.id, r.name, r.spec, r.state, r.message, r.created_at, r.ended_at)
+
+
+# Columns of an attempt that an update may set; all updates of a batch set the same ones
+# so that executemany can run them as one statement.
+ATTEMPT_FIELDS = ("state", "last_seen", "ended_at", "end_reason", "value", "message", "stderr_tail")
+POINT_FIELDS = ("state", "value", "attempt", "message", "dispatched_at", "ended_at")
+
+
+class Repository:
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None, migrate: bool = True) -> None:
+        from gridhpo import config
+
+        self.url = config.db_url(url)
+        self.engine = engine if engine is not None else connect(self.url, migrate=migrate)
+        self._upd_attempt = (
+            update(T_ATTEMPT).where(T_ATTEMPT.c.id == bindparam("b_id"))
+            .values({f: bindparam(f) for f in ATTEMPT_FIELDS})
+        )
+        self._upd_point = (
+            update(T_POINT).where(T_POINT.c.id == bindparam("b_id"))
+            .values({f: bindparam(f) for f in POINT_FIELDS})
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[Connection]:
+        """One transaction; a lost connection (server restart) is retried by the caller."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (IntegrityError, NotFoundError, ConfigError):
+            raise
+        except SQLAlchemyError as exc:
+            raise BookkeepingError(f"bookkeeping {redact(self.url)}: {what} failed: {exc.__class__.__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+
+    def retrying(self, what: str, fn: Any, attempts: int = 8) -> Any:
+        """Run ``fn()`` again after an operational error (database restarting), with backoff."""
+        delay = 0.2
+        for i in range(attempts):
+            try:
+                return fn()
+            except BookkeepingError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, OperationalError) or i == attempts - 1:
+                    raise
+                log.warning("%s: %s; retrying in %.1fs", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ tasks
+
+    def create_task(self, name: str, spec: dict[str, Any]) -> int:
+        try:
+            with self._tx("create task") as conn:
+                result = conn.execute(
+                    insert(T_TASK).values(name=name, spec=spec, state="active", created_at=time.time())
+                    .returning(T_TASK.c.id)
+                )
+                return int(result.scalar_one())
+        except IntegrityError as exc:
+            existing = self.find_task(name)
+            ident = f" (id {existing.id}, {existing.state})" if existing else ""
+            raise ConfigError(f"a task named {name!r} exists already{ident}; choose another name") from exc
+
+    def find_task(self, ref: str | int) -> TaskRow | None:
+        with self._tx("read task") as conn:
+            row = None
+            if isinstance(ref, int) or str(ref).isdigit():
+                row = conn.execute(select(T_TASK).where(T_TASK.c.id == int(ref))).first()
+            if row is None:
+                row = conn.execute(select(T_TASK).where(T_TASK.c.name == str(ref))).first()
+            return _task_row(row) if row is not None else None
+
+    def task(self, ref: str | int) -> TaskRow:
+        row = self.find_task(ref)
+        if row is None:
+            names = [t.name for t in self.tasks()]
+            from gridhpo.errors import unknown_name
+
+            hint = str(unknown_name("task", str(ref), names)).removeprefix("unknown task ") if names else ""
+            raise NotFoundError(f"no task {str(ref)!r} in {redact(self.url)}" + (f" ({hint})" if hint else ""))
+        return row
+
+    def tasks(self, state: str | None = None) -> list[TaskRow]:
+        with self._tx("list tasks") as conn:
+            q = select(T_TASK).order_by(T_TASK.c.id)
+            if state is not None:
+                q = q.where(T_TASK.c.state == state)
+            return [_task_row(r) for r in conn.execute(q)]
+
+    def set_task_state(self, task_id: int, state: str, message: str | None = None) -> None:
+        with self._tx("update task") as conn:
+            ended = time.time() if state != "active" else None
+            conn.execute(
+                update(T_TASK).where(T_TASK.c.id == task_id).values(state=state, message=message, ended_at=ended)
+            )
+
+    # ------------------------------------------------------------------ points
+
+    def add_points(self, task_id: int, points: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
+        """Insert new queued points (number, params); returns their ids in order."""
+        if not points:
+            return []
+        now = time.time()
+        rows = [
+            {"task_id": task_id, "number": n, "params": p, "state": "queued", "attempt": 1,
+             "created_at": now, "dispatched_at": now}
+            for n, p in points
+        ]
+        with self._tx("add points") as conn:
+            result = conn.execute(insert(T_POINT).returning(T_POINT.c.id, T_POINT.c.number, sort_by_parameter_order=True), rows)
+            return [int(r.id) for r in result]
+
+    def points(self, task_id: int, states: Sequence[str] | None = None) -> list[Any]:
+        with self._tx("read points") as conn:
+            q = select(T_POINT).where(T_POINT.c.task_id == task_id).order_by(T_POINT.c.number)
+            if states is not None:
+                q = q.where(T_POINT.c.state.in_(list(states)))
+            return list(conn.execute(q))
+
+    def counts(self, task_id: int) -> dict[str, int]:
+        with self._tx("count points") as conn:
+            rows = conn.execute(
+                select(T_POINT.c.state, func.count()).where(T_POINT.c.task_id == task_id).group_by(T_POINT.c.state)
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+    def attempts(self, point_ids: Sequence[int] | None = None, task_id: int | None = None) -> list[Any]:
+        with self._tx("read attempts") as conn:
+            q = select(T_ATTEMPT).order_by(T_ATTEMPT.c.point_id, T_ATTEMPT.c.number)
+            if point_ids is not None:
+                q = q.where(T_ATTEMPT.c.point_id.in_(list(point_ids)))
+            if task_id is not None:
+                q = q.where(T_ATTEMPT.c.point_id.in_(select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)))
+            return list(conn.execute(q))
+
+    def metrics(self, task_id: int) -> list[Any]:
+        with self._tx("read metrics") as conn:
+            q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)))
+                 .order_by(T_METRIC.c.point_id, T_METRIC.c.attempt_id, T_METRIC.c.seq))
+            return list(conn.execute(q))
+
+    def pilots(self, task_id: int | None = None) -> list[Any]:
+        with self._tx("read pilots") as conn:
+            q = select(T_PILOT).order_by(T_PILOT.c.first_seen)
+            if task_id is not None:
+                q = q.where(T_PILOT.c.task_id == task_id)
+            return list(conn.execute(q))
+
+    def attempt_ids(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """Ids of attempts by (point_id, number), for events about attempts not in memory."""
+        if not keys:
+            return {}
+        pids = sorted({k[0] for k in keys})
+        with self._tx("read attempt ids") as conn:
+            rows = conn.execute(
+                select(T_ATTEMPT.c.id, T_ATTEMPT.c.point_id, T_ATTEMPT.c.number).where(T_ATTEMPT.c.point_id.in_(pids))
+            )
+            return {(r.point_id, r.number): r.id for r in rows}
+
+    # ------------------------------------------------------------------ batches
+
+    def apply(self, changes: Changes) -> dict[tuple[int, int], int]:
+        """Write one batch atomically; returns the ids of the new attempts by (point_id, number)."""
+        with self._tx("record events") as conn:
+            new_ids: dict[tuple[int, int], int] = {}
+            if changes.new_attempts:
+                result = conn.execute(
+                    insert(T_ATTEMPT).returning(T_ATTEMPT.c.id, T_ATTEMPT.c.point_id, T_ATTEMPT.c.number,
+                                                sort_by_parameter_order=True),
+                    list(changes.new_attempts.values()),
+                )
+                new_ids = {(r.point_id, r.number): r.id for r in result}
+            if changes.attempt_updates:
+                conn.execute(self._upd_attempt, list(changes.attempt_updates.values()))
+            if changes.point_updates:
+                conn.execute(self._upd_point, list(changes.point_updates.values()))
+            if changes.late_attempts:
+                conn.execute(
+                    update(T_ATTEMPT).where(T_ATTEMPT.c.id == bindparam("b_id"))
+                    .values(value=bindparam("value"), message=bindparam("message")),
+                    changes.late_attempts,
+                )
+            if changes.metrics:
+                rows = []
+                for m in changes.metrics:
+                    row = dict(m)
+                    key = row.pop("_key", None)
+                    if row.get("attempt_id") is None:
+                        row["attempt_id"] = new_ids.get(key)  # attempt created in this batch
+                    if row["attempt_id"] is not None:
+                        rows.append(row)
+                if rows:
+                    conn.execute(self._insert_ignore(T_METRIC, ["attempt_id", "seq"]), rows)
+            if changes.pilots:
+                self._upsert_pilots(conn, changes)
+            return new_ids
+
+    def _insert_ignore(self, table: Any, keys: list[str]) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        if self.engine.dialect.name == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return insert(table).prefix_with("IGNORE")
+
+    def _upsert_pilots(self, conn: Connection, changes: Changes) -> None:
+        ids = list(changes.pilots)
+        existing = {r.id: r for r in conn.execute(select(T_PILOT).where(T_PILOT.c.id.in_(ids)))}
+        new = [dict(p, points_done=changes.pilot_done.get(pid, 0)) for pid, p in changes.pilots.items() if pid not in existing]
+        if new:
+            conn.execute(self._insert_ignore(T_PILOT, ["id"]), new)
+        upd = [
+            {"b_id": pid, "last_seen": p["last_seen"],
+             "points_done": existing[pid].points_done + changes.pilot_done.get(pid, 0)}
+            for pid, p in changes.pilots.items() if pid in existing
+        ]
+        if upd:
+            conn.execute(
+                update(T_PILOT).where(T_PILOT.c.id == bindparam("b_id"))
+                .values(last_seen=bindparam("last_seen"), points_done=bindparam("points_done")),
+                upd,
+            )

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from gridhpo.cli.main import main
+
+main()

@@ -1,0 +1,269 @@
+"""Thin click commands: parse, call the packages, print. Logic lives in steering/, evaluation/."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from gridhpo import __version__, config
+from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
+from gridhpo.errors import GridHPOError
+
+log = logging.getLogger("gridhpo")
+
+
+def _setup_logging(verbose: int, default: int = logging.WARNING) -> None:
+    level = default if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("gridhpo").setLevel(min(level, logging.INFO) if default == logging.INFO else level)
+    for noisy in ("alembic", "kombu", "amqp", "hyperopt", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _repo(db: str | None) -> Any:
+    from gridhpo.bookkeeping import Repository
+
+    return Repository(db)
+
+
+class _Group(click.Group):
+    """Every GridHPOError becomes a one-line error and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GridHPOError as exc:
+            click.echo(f"gridhpo: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="gridhpo")
+def main() -> None:
+    """gridhpo: hyperparameter optimisation across computing sites.
+
+    Submit a task file, run the steering and pilots, and look at the results. State lives
+    in GRIDHPO_HOME (default ~/.gridhpo) unless --db/--broker name servers.
+    """
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Use this task name instead of the file's.")
+@db_option
+@verbosity
+def submit(task_file: Path, name: str | None, db: str | None, verbose: int) -> None:
+    """Validate TASK_FILE, record it as a new task and print its id."""
+    _setup_logging(verbose)
+    from gridhpo.steering.runner import submit as do_submit
+    from gridhpo.steering.taskfile import load_task
+
+    spec = load_task(task_file)
+    task_id, task_name = do_submit(_repo(db), spec, name)
+    click.echo(task_id)
+    click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it", err=True)
+
+
+@main.command()
+@db_option
+@broker_option
+@verbosity
+def steer(db: str | None, broker: str | None, verbose: int) -> None:
+    """Run the steering service: serve every active task until SIGTERM or Ctrl-C."""
+    _setup_logging(verbose, logging.INFO)
+    from gridhpo.protocol import Broker
+    from gridhpo.steering.lock import SteeringLock
+    from gridhpo.steering.service import Steering
+
+    repo = _repo(db)
+    lock = SteeringLock(repo)
+    if not lock.acquire():
+        raise click.ClickException(f"another steering already serves {repo.engine.url.render_as_string()}")
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with Broker(config.broker_url(broker)) as b:
+        try:
+            Steering(repo, b).run(stop)
+        finally:
+            lock.release()
+
+
+@main.command()
+@click.option("--task", "task", required=True, help="Task id or name whose points to evaluate.")
+@click.option("--pilot-id", default=None, help="Identifier in every event (default: random).")
+@click.option("--site", default="local", show_default=True, help="Site name in every event.")
+@click.option("--max-points", type=click.IntRange(min=1), default=None, help="Exit after this many points.")
+@click.option("--walltime", default=None, metavar="DURATION",
+              help="This pilot's time limit (e.g. 3600, 90m, 2h); default: none.")
+@click.option("--idle-timeout", default=None, metavar="DURATION", help="Exit when no point comes for this long.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where work directories go (default: GRIDHPO_HOME/work/PILOT_ID).")
+@click.option("--runtime", default=None, help="Container runtime for tasks with an image.")
+@click.option("--keep-workdirs", is_flag=True, help="Keep the work directories of finished points.")
+@broker_option
+@verbosity
+def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
+          idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool,
+          broker: str | None, verbose: int) -> None:
+    """Evaluate points of one task until its budget, walltime or --max-points ends."""
+    _setup_logging(verbose, logging.INFO)
+    from gridhpo.evaluation.pilot import Pilot, PilotConfig
+    from gridhpo.protocol import Broker
+    from gridhpo.steering.taskfile import parse_duration
+
+    if not task.isdigit():
+        raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
+                                 param_hint="--task")
+    cfg = PilotConfig(task_id=int(task), site=site, max_points=max_points,
+                      walltime=_duration(walltime, "--walltime", parse_duration),
+                      idle_timeout=_duration(idle_timeout, "--idle-timeout", parse_duration),
+                      runtime=runtime, keep_workdirs=keep_workdirs)
+    if pilot_id:
+        cfg.pilot_id = pilot_id
+    cfg.workroot = workdir or config.home() / "work" / cfg.pilot_id
+    with Broker(config.broker_url(broker)) as b:
+        p = Pilot(b, cfg)
+        p.install_signal_handlers()
+        stats = p.run()
+    click.echo(f"pilot {cfg.pilot_id}: {stats.finished} finished, {stats.failed} failed, "
+               f"{stats.interrupted} interrupted; {stats.exit_reason}", err=True)
+
+
+def _duration(value: str | None, name: str, parse: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(parse(value, name))
+    except GridHPOError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pilots", type=click.IntRange(min=1), default=2, show_default=True, help="Local pilot processes.")
+@click.option("--name", default=None, help="Task name (default: the file's; a suffix is added if taken).")
+@db_option
+@broker_option
+@verbosity
+def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: str | None, verbose: int) -> None:
+    """Submit TASK_FILE, steer it with N local pilots, show progress, print the best point."""
+    _setup_logging(verbose)
+    from gridhpo.steering.runner import run_task
+    from gridhpo.steering.runner import submit as do_submit
+    from gridhpo.steering.taskfile import load_task
+
+    spec = load_task(task_file)
+    repo = _repo(db)
+    task_id, task_name = do_submit(repo, spec, name, unique=name is None)
+    click.echo(f"task {task_name!r} (id {task_id}): {spec.budget.max_points} points, "
+               f"{spec.optimiser.backend} search, {pilots} pilots", err=True)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    bar = click.progressbar(length=spec.budget.max_points, label="points", file=sys.stderr,
+                            show_pos=True, item_show_func=lambda s: s)
+    done = [0]
+
+    def on_progress(p: dict[str, Any]) -> None:
+        ended = p["finished"] + p["failed"]
+        if ended > done[0]:
+            best = p["best_value"]
+            bar.update(ended - done[0], None if best is None else f"best {best:.6g}")
+            done[0] = ended
+
+    with bar:
+        result = run_task(repo, config.broker_url(broker), task_id, pilots, on_progress=on_progress, stop=stop)
+    from gridhpo.steering.reports import best_point
+
+    p = result.progress
+    click.echo(f"task {result.name!r} (id {task_id}) {result.state}: {p['finished']} finished, "
+               f"{p['failed']} failed", err=True)
+    if result.state == "active":
+        click.echo("stopped before the end; the task stays active: `gridhpo steer` with pilots continues it", err=True)
+    best = best_point(repo, repo.task(task_id))
+    if best is None:
+        click.echo("no point finished", err=True)
+        sys.exit(1 if result.state != "active" else 130)
+    number, value, params = best
+    click.echo(json.dumps({"task": result.name, "task_id": task_id, "best_point": number,
+                           spec.objective.metric: value, "params": params}))
+
+
+@main.command()
+@click.argument("task", required=False, metavar="[TASK]")
+@db_option
+def status(task: str | None, db: str | None) -> None:
+    """Show every task (or one TASK, by id or name) with its points by state."""
+    _setup_logging(0)
+    from gridhpo.steering.reports import render_table, status_rows
+
+    repo = _repo(db)
+    tasks = [repo.task(task)] if task else repo.tasks()
+    if not tasks:
+        click.echo("no tasks yet: `gridhpo submit TASK_FILE` or `gridhpo run TASK_FILE`")
+        return
+    header, rows = status_rows(repo, tasks)
+    click.echo(render_table(header, rows))
+    if task:
+        t = tasks[0]
+        if t.message:
+            click.echo(f"message: {t.message}")
+        pilots = repo.pilots(t.id)
+        if pilots:
+            click.echo(f"pilots: {len(pilots)} ({', '.join(sorted({p.site for p in pilots}))})")
+
+
+@main.command()
+@task_argument
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
+@db_option
+def results(task: str, fmt: str, sort: str, db: str | None) -> None:
+    """Every point of TASK with its parameters, state, value and attempts."""
+    _setup_logging(0)
+    from gridhpo.steering.reports import format_results
+    from gridhpo.steering.reports import results as get_results
+
+    repo = _repo(db)
+    row = repo.task(task)
+    rows = get_results(repo, row)
+    if sort == "value":
+        sign = 1 if row.spec["objective"]["mode"] == "min" else -1
+        rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
+    click.echo(format_results(rows, fmt, row.spec["objective"]["mode"]))
+
+
+@main.command()
+@task_argument
+@db_option
+def cancel(task: str, db: str | None) -> None:
+    """Cancel TASK: no new points; the steering ends its open ones."""
+    _setup_logging(0)
+    repo = _repo(db)
+    row = repo.task(task)
+    if row.state != "active":
+        raise click.ClickException(f"task {row.name!r} is {row.state}, not active")
+    repo.set_task_state(row.id, "cancelled", "cancelled by the user")
+    click.echo(f"task {row.name!r} (id {row.id}) cancelled")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("%s received: stopping (again to abort)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Options shared by several commands, defined once."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+db_option = click.option(
+    "--db", "db", envvar="GRIDHPO_DB", default=None, metavar="URL",
+    help="Bookkeeping database (SQLAlchemy URL). Default: SQLite under GRIDHPO_HOME.",
+)
+broker_option = click.option(
+    "--broker", "broker", envvar="GRIDHPO_BROKER", default=None, metavar="URL",
+    help="Message broker (kombu URL, e.g. amqp://guest:guest@127.0.0.1:5672//). Default: a folder under GRIDHPO_HOME.",
+)
+task_argument = click.argument("task", metavar="TASK")
+
+
+def verbosity(f: F) -> F:
+    return click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(f)

@@ -1,0 +1,320 @@
+"""The pilot: pulls points of one task, runs each in a fresh work directory, reports events.
+
+Per attempt: write input.json and gridhpo.json, start the runtime, forward each new line of
+metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds, and read output.json
+at the end. A crashing or misbehaving evaluation is a failed point with its reason and the
+last lines of its output; the pilot carries on. Near its walltime, or on SIGTERM, the pilot
+stops the running evaluation gracefully (SIGTERM, grace period, kill), reports the point
+interrupted so that it is re-queued, and exits.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gridhpo.errors import EvaluationError, GridHPOError, MessageError
+from gridhpo.evaluation import runtimes
+from gridhpo.evaluation.runtimes import Handle, Job, Runtime
+from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_point, points_queue
+from gridhpo.protocol.broker import Undecodable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PilotStats:
+    finished: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    durations: list[float] = field(default_factory=list)
+    exit_reason: str = ""
+
+    @property
+    def evaluated(self) -> int:
+        return self.finished + self.failed
+
+
+@dataclass
+class PilotConfig:
+    task_id: int
+    pilot_id: str = field(default_factory=lambda: f"pilot-{uuid.uuid4().hex[:12]}")
+    site: str = "local"
+    workroot: Path | None = None
+    max_points: int | None = None
+    walltime: float | None = None
+    idle_timeout: float | None = None
+    runtime: str | None = None
+    keep_workdirs: bool = False
+    poll: float = 0.05
+
+
+class Pilot:
+    def __init__(self, broker: Broker, config: PilotConfig) -> None:
+        self.broker = broker
+        self.cfg = config
+        self.stats = PilotStats()
+        self.started = time.monotonic()
+        self.stop_requested = threading.Event()
+        self.stop_reason = ""
+        self.host = socket.gethostname()
+        self.workroot = config.workroot or Path.cwd() / "gridhpo-work" / config.pilot_id
+        self._runtimes: dict[str, Runtime] = {}
+
+    # ------------------------------------------------------------------ control
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.warning("pilot %s got %s: stopping", self.cfg.pilot_id, signal.Signals(signum).name)
+            self.request_stop(f"pilot received {signal.Signals(signum).name}")
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def remaining(self) -> float:
+        if self.cfg.walltime is None:
+            return math.inf
+        return self.cfg.walltime - (time.monotonic() - self.started)
+
+    def _expected_duration(self) -> float:
+        d = self.stats.durations
+        return sorted(d)[len(d) // 2] if d else 0.0
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> PilotStats:
+        log.info("pilot %s at %s serving task %d (walltime %s)", self.cfg.pilot_id, self.cfg.site,
+                 self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
+        self.workroot.mkdir(parents=True, exist_ok=True)
+        idle_since = time.monotonic()
+        try:
+            while True:
+                if self.stop_requested.is_set():
+                    self.stats.exit_reason = self.stop_reason
+                    break
+                if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
+                    self.stats.exit_reason = f"evaluated {self.stats.evaluated} points (--max-points)"
+                    break
+                if self.remaining() <= max(self._expected_duration(), 1.0):
+                    self.stats.exit_reason = "not enough walltime left for another point"
+                    break
+                delivery = self.broker.get(points_queue(self.cfg.task_id))
+                if delivery is None:
+                    if self.cfg.idle_timeout is not None and time.monotonic() - idle_since > self.cfg.idle_timeout:
+                        self.stats.exit_reason = f"no point for {self.cfg.idle_timeout:g}s (--idle-timeout)"
+                        break
+                    self.stop_requested.wait(self.cfg.poll)
+                    continue
+                try:
+                    if isinstance(delivery.body, Undecodable):
+                        raise MessageError(delivery.body.reason)
+                    msg = parse_point(delivery.body)
+                except MessageError as exc:
+                    log.error("pilot %s dropped a malformed point message: %s", self.cfg.pilot_id, exc)
+                    delivery.ack()
+                    continue
+                if msg.task_id != self.cfg.task_id:
+                    log.error("pilot %s got a point of task %d on task %d's queue: dropped",
+                              self.cfg.pilot_id, msg.task_id, self.cfg.task_id)
+                    delivery.ack()
+                    continue
+                self.send(msg, "started", {"host": self.host})
+                delivery.ack()
+                self.evaluate(msg)
+                idle_since = time.monotonic()
+        finally:
+            for rt in self._runtimes.values():
+                rt.close()
+        log.info("pilot %s exits: %s (%d finished, %d failed, %d interrupted)", self.cfg.pilot_id,
+                 self.stats.exit_reason, self.stats.finished, self.stats.failed, self.stats.interrupted)
+        return self.stats
+
+    def send(self, msg: PointMessage, etype: str, data: dict[str, Any]) -> None:
+        ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
+                   pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data)
+        self.broker.publish(events_queue(), ev.to_json())
+
+    # ------------------------------------------------------------------ one attempt
+
+    def runtime(self, evaluation: dict[str, Any]) -> Runtime:
+        name = runtimes.choose(evaluation, self.cfg.runtime)
+        if name not in self._runtimes:
+            self._runtimes[name] = runtimes.get(name)()
+        return self._runtimes[name]
+
+    def prepare(self, msg: PointMessage) -> Job:
+        workdir = self.workroot / f"task-{msg.task_id}" / f"point-{msg.number}-attempt-{msg.attempt}"
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        (workdir / "checkpoint").mkdir(parents=True)
+        ev = msg.evaluation
+        context = {
+            "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
+            "attempt": msg.attempt, "pilot_id": self.cfg.pilot_id, "site": self.cfg.site,
+            "objective": msg.objective, "workdir": str(workdir),
+            "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
+                      "checkpoint": "checkpoint"},
+        }
+        (workdir / "input.json").write_text(json.dumps(msg.params, indent=1))
+        (workdir / "gridhpo.json").write_text(json.dumps(context, indent=1))
+        env = {str(k): str(v) for k, v in (ev.get("env") or {}).items()}
+        env.update({
+            "GRIDHPO_WORKDIR": str(workdir), "GRIDHPO_TASK_ID": str(msg.task_id),
+            "GRIDHPO_POINT": str(msg.number), "GRIDHPO_ATTEMPT": str(msg.attempt),
+            "GRIDHPO_PILOT_ID": self.cfg.pilot_id, "GRIDHPO_SITE": self.cfg.site,
+        })
+        if ev.get("source_dir"):
+            env["GRIDHPO_TASK_DIR"] = str(ev["source_dir"])
+        return Job(workdir=workdir, command=ev.get("command"), image=ev.get("image"), python=ev.get("python"),
+                   source_dir=ev.get("source_dir"), env=env, resources=dict(ev.get("resources") or {}),
+                   params=msg.params, name=f"gridhpo-{msg.task_id}-{msg.number}-{msg.attempt}-{self.cfg.pilot_id}")
+
+    def evaluate(self, msg: PointMessage) -> None:
+        t0 = time.monotonic()
+        job = self.prepare(msg)
+        try:
+            runtime = self.runtime(msg.evaluation)
+            handle = runtime.start(job)
+        except GridHPOError as exc:
+            # the site cannot run it: not the point's fault, so it goes back to the queue
+            log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
+            self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}"})
+            self.stats.interrupted += 1
+            self.request_stop(f"runtime unusable: {exc}")
+            return
+        outcome = self._watch(msg, job, handle)
+        try:
+            handle.cleanup()
+        except GridHPOError as exc:
+            log.warning("cleanup after point %d failed: %s", msg.number, exc)
+        self.stats.durations.append(time.monotonic() - t0)
+        if outcome == "finished" and not self.cfg.keep_workdirs:
+            shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def _watch(self, msg: PointMessage, job: Job, handle: Handle) -> str:
+        ev = msg.evaluation
+        heartbeat = float(ev.get("heartbeat") or 10.0)
+        grace = float(ev.get("grace") or 30.0)
+        timeout = ev.get("timeout")
+        metrics = MetricsTail(job.workdir / "metrics.jsonl")
+        started = time.monotonic()
+        last_beat = started
+        while True:
+            code = handle.poll()
+            for seq, line in metrics.read_new():
+                self._forward_metric(msg, seq, line)
+            if code is not None:
+                break
+            now = time.monotonic()
+            if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
+                reason = self.stop_reason or "pilot walltime reached"
+                handle.stop(grace)
+                for seq, line in metrics.read_new():
+                    self._forward_metric(msg, seq, line)
+                self.send(msg, "interrupted", {"reason": reason})
+                self.stats.interrupted += 1
+                if not self.stop_requested.is_set():
+                    self.request_stop(reason)
+                return "interrupted"
+            if timeout is not None and now - started > float(timeout):
+                handle.stop(grace)
+                return self._fail(msg, f"evaluation.timeout of {float(timeout):g}s exceeded", handle)
+            if now - last_beat >= heartbeat:
+                self.send(msg, "heartbeat", {})
+                last_beat = now
+            self.stop_requested.wait(0.1)
+        return self._conclude(msg, job, handle, code)
+
+    def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
+        try:
+            values = json.loads(line)
+            if not isinstance(values, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            log.warning("point %d: metrics.jsonl line %d ignored (%s): %.200s", msg.number, seq + 1, exc, line)
+            return
+        step = values.get("step")
+        self.send(msg, "metric", {"seq": seq, "step": step if _finite(step) else None, "values": values})
+
+    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int) -> str:
+        out_path = job.workdir / "output.json"
+        metric = msg.objective.get("metric", "loss")
+        if code != 0:
+            return self._fail(msg, f"evaluation exited with code {code}", handle)
+        if not out_path.exists():
+            return self._fail(msg, "evaluation wrote no output.json", handle)
+        try:
+            out = json.loads(out_path.read_text())
+        except (ValueError, OSError) as exc:
+            return self._fail(msg, f"output.json is not valid JSON: {exc}", handle)
+        if not isinstance(out, dict):
+            return self._fail(msg, "output.json is not a JSON object", handle)
+        status = out.get("status", 0)
+        if status != 0:
+            return self._fail(msg, f"output.json status {status!r}: {out.get('message') or 'no message'}", handle)
+        value = out.get(metric)
+        if not _finite(value):
+            what = "is missing" if value is None else f"is {value!r}, not a finite number"
+            return self._fail(msg, f"output.json: objective metric {metric!r} {what}", handle)
+        extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
+        self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
+                                    "metrics": extra})
+        self.stats.finished += 1
+        return "finished"
+
+    def _fail(self, msg: PointMessage, reason: str, handle: Handle) -> str:
+        tail = handle.output_tail(20)
+        log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
+        self.send(msg, "failed", {"reason": reason, "stderr": tail[-4000:]})
+        self.stats.failed += 1
+        return "failed"
+
+
+class MetricsTail:
+    """Complete lines appended to metrics.jsonl since the last read, with their index."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.seq = 0
+
+    def read_new(self) -> list[tuple[int, str]]:
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if size <= self.offset:
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(size - self.offset)
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []  # a line still being written
+        self.offset += end + 1
+        out = []
+        for raw in chunk[: end + 1].splitlines():
+            line = raw.decode("utf-8", errors="replace").strip()
+            if line:
+                out.append((self.seq, line))
+                self.seq += 1
+        return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,34 @@
+"""Runtimes by name; the pilot picks one from the point's evaluation section."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gridhpo.errors import unknown_name
+from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
+
+REGISTRY: dict[str, str] = {
+    "process": "gridhpo.evaluation.runtimes.process:ProcessRuntime",
+    "python": "gridhpo.evaluation.runtimes.inprocess:InProcessRuntime",
+}
+
+
+def get(name: str) -> type[Runtime]:
+    if name not in REGISTRY:
+        raise unknown_name("runtime", name, REGISTRY)
+    module, _, cls = REGISTRY[name].partition(":")
+    klass: type[Runtime] = getattr(importlib.import_module(module), cls)
+    return klass
+
+
+def choose(evaluation: dict[str, Any], preferred: str | None = None) -> str:
+    """The runtime for an evaluation section: ``python`` in-process, an image in a container
+    (the site's ``preferred`` container runtime), else a plain process."""
+    if evaluation.get("python"):
+        return "python"
+    if evaluation.get("image"):
+        return preferred or "docker"
+    return "process"
+
+
+__all__ = ["REGISTRY", "Handle", "Job", "Runtime", "choose", "get"]

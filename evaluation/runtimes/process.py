@@ -1,0 +1,118 @@
+"""The plain-process runtime: the command runs in a shell in the work directory.
+
+The evaluation gets a process group of its own so that stopping it reaches every process
+it started. ``python`` of the pilot's own interpreter comes first on PATH, so a task's
+``python train.py`` runs where gridhpo is installed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from gridhpo.errors import EvaluationError
+from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
+
+log = logging.getLogger(__name__)
+
+# the pilot's own secrets never reach an evaluation
+SECRET_VARIABLES = ("GRIDHPO_DB", "GRIDHPO_BROKER", "GRIDHPO_STORE", "GRIDHPO_TOKEN",
+                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
+
+
+def evaluation_environment(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+def tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return ""
+
+
+class ProcessHandle(Handle):
+    def __init__(self, proc: subprocess.Popen[bytes], workdir: Path) -> None:
+        self.proc = proc
+        self.workdir = workdir
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass  # it ended by itself meanwhile
+
+    def stop(self, grace: float) -> int:
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                log.warning("evaluation pid %d ignored SIGTERM for %.0fs: killed", self.proc.pid, grace)
+        self._signal(signal.SIGKILL)
+        return self.proc.wait()
+
+    def output_tail(self, lines: int = 20) -> str:
+        return tail(self.workdir / "stderr.log", lines) or tail(self.workdir / "stdout.log", lines)
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.stop(0)
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self) -> None:
+        self._live: list[ProcessHandle] = []
+
+    def check(self, job: Job) -> None:
+        if not job.command:
+            raise EvaluationError("the process runtime needs evaluation.command")
+
+    def start(self, job: Job) -> Handle:
+        self.check(job)
+        assert job.command is not None
+        out = (job.workdir / "stdout.log").open("wb")
+        err = (job.workdir / "stderr.log").open("wb")
+        try:
+            proc = subprocess.Popen(
+                job.command, shell=True, cwd=job.workdir, env=evaluation_environment(job.env),
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            raise EvaluationError(f"cannot start {job.command!r}: {exc}") from exc
+        finally:
+            out.close()
+            err.close()
+        handle = ProcessHandle(proc, job.workdir)
+        self._live = [h for h in self._live if h.poll() is None] + [handle]
+        return handle
+
+    def close(self) -> None:
+        for h in self._live:
+            h.cleanup()
+        self._live.clear()
+
+
+def wait(handle: Handle, timeout: float) -> int | None:
+    """Poll ``handle`` until it ends or ``timeout`` passes (tests and simple callers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = handle.poll()
+        if code is not None:
+            return code
+        time.sleep(0.02)
+    return handle.poll()

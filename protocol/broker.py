@@ -1,0 +1,276 @@
+"""The kombu wiring: one small Broker class over any kombu transport.
+
+Queues are durable and messages persistent; RabbitMQ publishes wait for publisher confirms.
+Messages go through the default exchange, routed by queue name, which every kombu transport
+implements the same way.
+
+The embedded default ``filesystem://PATH`` uses kombu's filesystem transport with two fixes
+of ours (see ``fstransport``): a message file appears only once fully written, and a reader
+claims it by an atomic rename. Like every virtual transport it has no acknowledgements across
+processes: a consumer killed holding a message loses it. The bookkeeping is the source of
+truth and the steering re-sends such points (see ``steering.service``).
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import kombu
+from kombu.exceptions import KombuError
+
+from gridhpo.config import redact
+from gridhpo.errors import QueueError
+
+log = logging.getLogger(__name__)
+
+_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3.0}
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError)
+try:  # py-amqp's errors are not all KombuError subclasses
+    import amqp.exceptions
+
+    _CONNECTION_ERRORS += (amqp.exceptions.AMQPError,)
+except ImportError:  # pragma: no cover - amqp ships with kombu
+    pass
+
+
+class Delivery:
+    """One received message; ``ack`` once its effect is durable, ``requeue`` to give it back."""
+
+    def __init__(self, body: Any, message: Any, broker: Broker) -> None:
+        self.body = body
+        self._message = message
+        self._broker = broker
+
+    def ack(self) -> None:
+        with self._broker.lock:
+            if not self._message.acknowledged:
+                self._message.ack()
+
+    def requeue(self) -> None:
+        with self._broker.lock:
+            if not self._message.acknowledged:
+                self._message.requeue()
+
+
+def _connection(url: str, confirm: bool) -> kombu.Connection:
+    parsed = urlparse(url)
+    if parsed.scheme == "filesystem":
+        from gridhpo.protocol.fstransport import Transport
+
+        folder = Path(parsed.netloc + parsed.path).expanduser()
+        for sub in ("messages", "claimed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return kombu.Connection(
+            transport=Transport,
+            transport_options={
+                "data_folder_in": str(folder / "messages"),
+                "data_folder_out": str(folder / "messages"),
+                "processed_folder": str(folder / "claimed"),
+                "control_folder": str(folder / "control"),
+                "polling_interval": 0.005,
+            },
+        )
+    options: dict[str, Any] = {"polling_interval": 0.005}
+    if parsed.scheme in ("amqp", "pyamqp", "amqps") and confirm:
+        options["confirm_publish"] = True
+    return kombu.Connection(url, transport_options=options, heartbeat=0)
+
+
+class Broker:
+    """Publish to and receive from named queues. Thread-safe (one lock per connection)."""
+
+    def __init__(self, url: str, *, confirm: bool = True) -> None:
+        self.url = url
+        self.lock = threading.RLock()
+        try:
+            self._conn = _connection(url, confirm)
+            self._conn.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5)
+        except _CONNECTION_ERRORS as exc:
+            raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
+        self._declared: set[str] = set()
+        self._producer: kombu.Producer | None = None
+        self._consumers: dict[str, tuple[kombu.Consumer, list[Delivery]]] = {}
+
+    @property
+    def redelivers(self) -> bool:
+        """True where the broker gives back a message whose consumer died (AMQP)."""
+        return str(self._conn.transport.driver_type) == "amqp"
+
+    def close(self) -> None:
+        with self.lock:
+            for consumer, _ in self._consumers.values():
+                try:
+                    consumer.cancel()
+                except _CONNECTION_ERRORS as exc:
+                    log.debug("cancelling a consumer on close failed: %s", exc)
+            self._consumers.clear()
+            self._conn.release()
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _queue(self, name: str) -> kombu.Queue:
+        return kombu.Queue(name, routing_key=name, durable=True, auto_delete=False)
+
+    def _declare(self, name: str) -> None:
+        if name not in self._declared:
+            self._queue(name)(self._conn.default_channel).declare()
+            self._declared.add(name)
+
+    def _reconnect(self, exc: BaseException) -> None:
+        log.warning("broker %s: connection lost (%s); reconnecting", redact(self.url), exc)
+        self._declared.clear()
+        self._producer = None
+        self._consumers.clear()
+        try:
+            self._conn.close()
+        except _CONNECTION_ERRORS as close_exc:
+            log.debug("closing the broken connection failed: %s", close_exc)
+        try:
+            self._conn.ensure_connection(max_retries=20, interval_start=0.5, interval_step=1.0, interval_max=5.0)
+        except _CONNECTION_ERRORS as again:
+            raise QueueError(f"broker {redact(self.url)} unreachable: {again}") from again
+
+    def _retrying(self, what: str, op: Callable[[], Any]) -> Any:
+        for attempt in range(3):
+            try:
+                return op()
+            except _CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    raise QueueError(f"{what} on {redact(self.url)} failed: {exc}") from exc
+                self._reconnect(exc)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ API
+
+    def publish(self, queue: str, body: dict[str, Any]) -> None:
+        self.publish_many([(queue, body)])
+
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish each body to its queue; returns once the broker holds them all."""
+        if not items:
+            return
+
+        def op() -> None:
+            if self._producer is None:
+                self._producer = kombu.Producer(self._conn.default_channel)
+            for queue, body in items:
+                self._declare(queue)
+                self._producer.publish(
+                    body, routing_key=queue, exchange="", serializer="json",
+                    delivery_mode=2, retry=True, retry_policy=_RETRY_POLICY,
+                )
+
+        with self.lock:
+            self._retrying("publish", op)
+
+    def get(self, queue: str) -> Delivery | None:
+        """Pull one message without waiting (a consumer never holds more than it runs)."""
+
+        def op() -> Delivery | None:
+            self._declare(queue)
+            msg = self._queue(queue)(self._conn.default_channel).get(no_ack=False, accept=["json"])
+            if msg is None:
+                return None
+            return Delivery(_decode(msg), msg, self)
+
+        with self.lock:
+            return self._retrying("get", op)  # type: ignore[no-any-return]
+
+    def wait(self, queue: str, timeout: float, poll: float = 0.05) -> Delivery | None:
+        """``get`` until a message comes or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.get(queue)
+            if d is not None or time.monotonic() >= deadline:
+                return d
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    def drain(self, queue: str, max_messages: int = 500, timeout: float = 0.1) -> list[Delivery]:
+        """Receive up to ``max_messages`` from ``queue``, waiting at most ``timeout`` for the first."""
+
+        def op() -> list[Delivery]:
+            if queue not in self._consumers:
+                self._declare(queue)
+                buf: list[Delivery] = []
+
+                def on_message(body: Any, message: Any) -> None:
+                    buf.append(Delivery(_decode(message), message, self))
+
+                consumer = kombu.Consumer(
+                    self._conn.default_channel, queues=[self._queue(queue)],
+                    callbacks=[on_message], accept=["json"], prefetch_count=max_messages,
+                )
+                consumer.consume()
+                self._consumers[queue] = (consumer, buf)
+            _, buf = self._consumers[queue]
+            deadline = time.monotonic() + timeout
+            while len(buf) < max_messages:
+                remaining = deadline - time.monotonic() if not buf else 0.0
+                try:
+                    self._conn.drain_events(timeout=max(remaining, 0.001))
+                except (socket.timeout, TimeoutError):
+                    if buf or time.monotonic() >= deadline:
+                        break
+            out = buf[:max_messages]
+            del buf[:max_messages]
+            return out
+
+        with self.lock:
+            return self._retrying("consume", op)  # type: ignore[no-any-return]
+
+    def size(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (not counting those held by consumers)."""
+
+        def op() -> int:
+            ch = self._conn.default_channel
+            result = self._queue(queue)(ch).queue_declare(passive=False)
+            self._declared.add(queue)
+            return int(result.message_count) if result else 0
+
+        with self.lock:
+            return self._retrying("size", op)  # type: ignore[no-any-return]
+
+    def purge(self, queue: str) -> int:
+        def op() -> int:
+            self._declare(queue)
+            return int(self._queue(queue)(self._conn.default_channel).purge() or 0)
+
+        with self.lock:
+            return self._retrying("purge", op)  # type: ignore[no-any-return]
+
+    def delete(self, queue: str) -> None:
+        def op() -> None:
+            self._queue(queue)(self._conn.default_channel).delete()
+            self._declared.discard(queue)
+
+        with self.lock:
+            self._retrying("delete", op)
+
+
+class Undecodable:
+    """The body of a message that is not valid JSON; its reason is kept for the logs."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Undecodable({self.reason!r})"
+
+
+def _decode(message: Any) -> Any:
+    try:
+        return message.decode()
+    except Exception as exc:  # kombu raises ContentDisallowed, DecodeError or the codec's error
+        return Undecodable(f"{type(exc).__name__}: {exc}")

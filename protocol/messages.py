@@ -1,0 +1,130 @@
+"""Versioned JSON messages. Every message names its task, point and attempt; events carry a
+unique ``event_id`` so that a redelivered event can be recognised and applied only once."""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gridhpo.errors import MessageError
+
+PROTOCOL_VERSION = 1
+EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+def points_queue(task_id: int) -> str:
+    return f"gridhpo.points.{task_id}"
+
+
+def events_queue() -> str:
+    return "gridhpo.events"
+
+
+@dataclass(frozen=True)
+class PointMessage:
+    """A point handed to a pilot: everything needed to evaluate it, so pilots need no DB."""
+
+    task_id: int
+    task_name: str
+    point_id: int
+    number: int
+    attempt: int
+    params: dict[str, Any]
+    evaluation: dict[str, Any]
+    objective: dict[str, Any]
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    v: int = PROTOCOL_VERSION
+    kind: str = "point"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a pilot reports about one attempt of one point.
+
+    ``data`` by type: started {host}; heartbeat {}; metric {seq, step, values};
+    checkpoint {key, size, sha256}; finished {value, metrics, message};
+    failed {reason, stderr}; interrupted {reason}.
+    """
+
+    type: str
+    task_id: int
+    point_id: int
+    attempt: int
+    pilot_id: str
+    site: str = "local"
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    v: int = PROTOCOL_VERSION
+    kind: str = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _need(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in body:
+        raise MessageError(f"message field {key!r} is missing")
+    value = body[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise MessageError(f"message field {key!r}: {value!r} has the wrong type")
+    return value
+
+
+def _check_envelope(body: object, kind: str) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise MessageError(f"a {kind} message must be a JSON object, got {type(body).__name__}")
+    if body.get("kind") != kind:
+        raise MessageError(f"expected a {kind!r} message, got kind {body.get('kind')!r}")
+    version = body.get("v")
+    if version != PROTOCOL_VERSION:
+        raise MessageError(f"protocol version {version!r} is not supported (this side speaks {PROTOCOL_VERSION})")
+    return body
+
+
+def parse_point(body: object) -> PointMessage:
+    b = _check_envelope(body, "point")
+    return PointMessage(
+        task_id=_need(b, "task_id", int),
+        task_name=_need(b, "task_name", str),
+        point_id=_need(b, "point_id", int),
+        number=_need(b, "number", int),
+        attempt=_need(b, "attempt", int),
+        params=dict(_need(b, "params", Mapping)),
+        evaluation=dict(_need(b, "evaluation", Mapping)),
+        objective=dict(_need(b, "objective", Mapping)),
+        message_id=_need(b, "message_id", str),
+    )
+
+
+def parse_event(body: object) -> Event:
+    b = _check_envelope(body, "event")
+    etype = _need(b, "type", str)
+    if etype not in EVENT_TYPES:
+        raise MessageError(f"event type {etype!r} is not one of {', '.join(EVENT_TYPES)}")
+    data = dict(_need(b, "data", Mapping))
+    if etype == "finished":
+        value = data.get("value")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise MessageError(f"finished event: value {value!r} is not a finite number")
+    if etype == "metric":
+        if not isinstance(data.get("seq"), int) or not isinstance(data.get("values"), Mapping):
+            raise MessageError("metric event: needs an integer 'seq' and a 'values' object")
+    return Event(
+        type=etype,
+        task_id=_need(b, "task_id", int),
+        point_id=_need(b, "point_id", int),
+        attempt=_need(b, "attempt", int),
+        pilot_id=_need(b, "pilot_id", str),
+        site=_need(b, "site", str),
+        data=data,
+        time=float(_need(b, "time", (int, float))),
+        event_id=_need(b, "event_id", str),
+    )

@@ -1,0 +1,1 @@
+"""The steering: task lifecycle, search space, optimisers, schedulers and dispatch."""

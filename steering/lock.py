@@ -1,0 +1,74 @@
+"""One steering per bookkeeping: two would hand out and count the same points twice.
+
+SQLite: an exclusive ``flock`` on a file beside the database. PostgreSQL: a session-level
+advisory lock held on a dedicated connection. The lock dies with its process, so a steering
+killed with SIGKILL never blocks its successor.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from gridhpo.bookkeeping.repository import Repository
+
+log = logging.getLogger(__name__)
+_PG_KEY = 0x67726964  # "grid"
+
+
+class SteeringLock:
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._file: Any = None
+        self._conn: Any = None
+
+    def acquire(self) -> bool:
+        engine = self.repo.engine
+        if engine.dialect.name == "sqlite":
+            db = engine.url.database
+            if not db or db == ":memory:":
+                return True
+            path = Path(db).expanduser().with_suffix(".steering.lock")
+            f = path.open("a+")
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                return False
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            self._file = f
+            return True
+        if engine.dialect.name == "postgresql":
+            conn = engine.connect()
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_KEY}).scalar())
+            conn.commit()
+            if not got:
+                conn.close()
+                return False
+            self._conn = conn
+            return True
+        log.warning("no steering lock for %s databases: run one steering only", engine.dialect.name)
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._conn is not None:
+            self._conn.invalidate()  # a real close ends the session, which releases the lock
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SteeringLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,49 @@
+"""Optimiser backends by name. ``get`` fails loudly, with the closest names, on a typo."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.optimisers._base import Optimiser, Suggestion, Trial
+
+if TYPE_CHECKING:
+    from gridhpo.steering.taskfile import TaskSpec
+
+# name -> "module:Class"; modules import their library only when chosen
+REGISTRY: dict[str, str] = {
+    "random": "gridhpo.steering.optimisers.random:RandomSearch",
+}
+
+
+def get(name: str) -> type[Optimiser]:
+    if name not in REGISTRY:
+        raise unknown_name("optimiser backend", name, REGISTRY)
+    module, _, cls = REGISTRY[name].partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"optimiser backend {name!r} needs a library that is not installed: {exc}") from exc
+    klass: type[Optimiser] = getattr(mod, cls)
+    return klass
+
+
+def check_spec(spec: TaskSpec) -> None:
+    """Refuse at submit time a backend, algorithm or space the backend cannot run."""
+    o = spec.optimiser
+    try:
+        klass = get(o.backend)
+    except ConfigError as exc:
+        raise ConfigError(f"optimiser.backend: {exc}") from None
+    if o.algorithm is not None and klass.algorithms != ("*",) and o.algorithm not in klass.algorithms:
+        raise ConfigError(f"optimiser.algorithm: {unknown_name(f'{o.backend} algorithm', o.algorithm, klass.algorithms)}")
+    klass.check_space(spec.search_space, o.algorithm, o.options)
+
+
+def create(spec: TaskSpec) -> Optimiser:
+    o = spec.optimiser
+    return get(o.backend)(spec.search_space, seed=o.seed, algorithm=o.algorithm,
+                          mode=spec.objective.mode, options=o.options)
+
+
+__all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "get"]

@@ -1,0 +1,137 @@
+"""The optimiser interface: ask for points, tell results. Nothing else reaches the backend."""
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from gridhpo.steering.space import Point, SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A point proposed by an optimiser; ``number`` is its index within the task (0, 1, ...)."""
+
+    number: int
+    params: Point
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What an optimiser knows of one point: in flight (``pending``), ``done`` or ``failed``.
+    ``value`` is in the direction the optimiser minimises (the base negates for ``max``)."""
+
+    number: int
+    params: Point
+    state: str
+    value: float | None = None
+
+
+class Optimiser(abc.ABC):
+    """A search algorithm behind the ask-and-tell contract.
+
+    Contract, tested for every backend by ``tests/unit/test_optimiser_contract.py``:
+
+    - ``ask(n)`` returns ``n`` suggestions (fewer only when the space is exhausted, and then
+      ``exhausted`` is true). Each holds exactly the active parameters of the space, each
+      inside its bounds and on its step grid. Numbers continue from the last one asked.
+    - A suggestion stays *pending* until ``tell`` or ``tell_failure`` names its number. The
+      backend takes pending points into account (they are never proposed again while in
+      flight, and never told as fake results).
+    - ``tell(number, value)`` reports the objective in the task's own direction; the base
+      turns it into minimisation for the backend. ``tell_failure(number)`` reports a point
+      that produced no value; a backend may ignore it.
+    - ``restore(trials)`` rebuilds the state after a steering restart from the recorded
+      trials, without evaluating anything; a seeded backend restored this way proposes the
+      same next points as one that never stopped.
+
+    Subclasses implement ``_ask``, ``_tell`` and optionally ``_tell_failure``, ``_restore``.
+    """
+
+    name: ClassVar[str] = ""
+    algorithms: ClassVar[tuple[str, ...]] = ("default",)
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
+                 mode: str = "min", options: Mapping[str, Any] | None = None) -> None:
+        self.space = space
+        self.seed = 0 if seed is None else int(seed)
+        self.algorithm = algorithm or self.algorithms[0]
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.options = dict(options or {})
+        self.trials: dict[int, Trial] = {}
+        self.next_number = 0
+        self.exhausted = False
+
+    # ------------------------------------------------------------------ contract
+
+    @classmethod
+    def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
+        """Raise ConfigError where this backend cannot express ``space`` faithfully."""
+
+    @property
+    def pending(self) -> list[Trial]:
+        return [t for t in self.trials.values() if t.state == "pending"]
+
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        if n <= 0 or self.exhausted:
+            return []
+        out: list[Suggestion] = []
+        for params in self._ask(n):
+            s = Suggestion(self.next_number, params)
+            self.next_number += 1
+            self.trials[s.number] = Trial(s.number, params, "pending")
+            out.append(s)
+        if len(out) < n:
+            self.exhausted = True
+        return out
+
+    def tell(self, number: int, value: float) -> None:
+        t = self.trials.get(number)
+        if t is None or t.state != "pending":
+            log.debug("%s: tell for point %s ignored (not pending)", self.name, number)
+            return
+        done = Trial(number, t.params, "done", self.sign * float(value))
+        self.trials[number] = done
+        self._tell(done)
+
+    def tell_failure(self, number: int) -> None:
+        t = self.trials.get(number)
+        if t is None or t.state != "pending":
+            return
+        failed = Trial(number, t.params, "failed")
+        self.trials[number] = failed
+        self._tell_failure(failed)
+
+    def restore(self, trials: list[Trial]) -> None:
+        """``trials`` in number order, values in the task's direction (as recorded)."""
+        self.trials = {
+            t.number: Trial(t.number, t.params, t.state, None if t.value is None else self.sign * t.value)
+            for t in trials
+        }
+        self.next_number = max(self.trials, default=-1) + 1
+        self._restore()
+
+    # ------------------------------------------------------------------ backend hooks
+
+    @abc.abstractmethod
+    def _ask(self, n: int) -> list[Point]:
+        """Up to ``n`` new points, given ``self.trials`` (pending ones included)."""
+
+    @abc.abstractmethod
+    def _tell(self, trial: Trial) -> None:
+        """Take in one result (``trial.value`` is to be minimised)."""
+
+    def _tell_failure(self, trial: Trial) -> None:
+        """Take in one failed point; by default the backend never hears of it."""
+
+    def _restore(self) -> None:
+        """Rebuild backend state from ``self.trials``; by default tell every done trial."""
+        for t in sorted(self.trials.values(), key=lambda t: t.number):
+            if t.state == "done":
+                self._tell(t)
+            elif t.state == "failed":
+                self._tell_failure(t)

@@ -1,0 +1,88 @@
+"""What ``gridhpo status`` and ``gridhpo results`` show, as data and as text."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from typing import Any
+
+from gridhpo.bookkeeping.repository import Repository, TaskRow
+
+RESULT_FORMATS = ("table", "csv", "json")
+
+
+def results(repo: Repository, task: TaskRow) -> list[dict[str, Any]]:
+    """Every point of a task with its attempts, in point order."""
+    attempts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for a in repo.attempts(task_id=task.id):
+        attempts[a.point_id].append({
+            "number": a.number, "state": a.state, "pilot": a.pilot_id, "site": a.site,
+            "started_at": a.started_at, "ended_at": a.ended_at, "end_reason": a.end_reason,
+            "value": a.value, "message": a.message,
+        })
+    return [
+        {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
+         "message": p.message, "attempts": attempts.get(p.id, [])}
+        for p in repo.points(task.id)
+    ]
+
+
+def format_results(rows: list[dict[str, Any]], fmt: str, mode: str = "min") -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    names: list[str] = []
+    for r in rows:
+        for k in r["params"]:
+            if k not in names:
+                names.append(k)
+    header = ["number", "state", "value", "attempts", *names, "message"]
+    table = [
+        [r["number"], r["state"], "" if r["value"] is None else f"{r['value']:.6g}", len(r["attempts"]),
+         *[_cell(r["params"].get(n, "")) for n in names], (r["message"] or "")[:60]]
+        for r in rows
+    ]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(table)
+        return buf.getvalue()
+    return render_table(header, table)
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def render_table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def status_rows(repo: Repository, tasks: list[TaskRow]) -> tuple[list[str], list[list[Any]]]:
+    header = ["id", "name", "state", "points", "queued", "running", "resuming", "finished", "failed", "best"]
+    rows = []
+    for t in tasks:
+        counts = repo.counts(t.id)
+        pts = repo.points(t.id, ["queued"]) if counts.get("queued") else []
+        resuming = sum(1 for p in pts if p.attempt > 1)
+        best = best_point(repo, t)
+        rows.append([t.id, t.name, t.state, f"{sum(counts.values())}/{t.spec['budget']['max_points']}",
+                     counts.get("queued", 0), counts.get("running", 0), resuming, counts.get("finished", 0),
+                     counts.get("failed", 0), "" if best is None else f"{best[1]:.6g}"])
+    return header, rows
+
+
+
+def best_point(repo: Repository, task: TaskRow) -> tuple[int, float, dict[str, Any]] | None:
+    """(number, value, params) of the best finished point, or None."""
+    maximise = task.spec["objective"]["mode"] == "max"
+    best = None
+    for p in repo.points(task.id, ["finished"]):
+        if p.value is not None and (best is None or (p.value > best[1] if maximise else p.value < best[1])):
+            best = (p.number, p.value, p.params)
+    return best

@@ -1,0 +1,391 @@
+"""The steering service: serves every active task.
+
+One loop: receive a batch of events, apply them to the in-memory state and write them in
+one transaction, acknowledge them, then top every task up to its points in flight, and
+now and then look for lost attempts and lost messages. Events are acknowledged only once
+their effect is committed, so a crash in between makes the broker redeliver them (AMQP)
+and applying them twice changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from gridhpo.bookkeeping.repository import Changes, Repository
+from gridhpo.errors import GridHPOError, MessageError
+from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_event, points_queue
+from gridhpo.protocol.broker import Delivery, Undecodable
+from gridhpo.steering.state import OpenPoint, TaskState, load_task
+
+log = logging.getLogger(__name__)
+
+
+class Steering:
+    def __init__(self, repo: Repository, broker: Broker, *, dispatch_only: set[int] | None = None,
+                 requeue_grace: float = 30.0, check_interval: float = 2.0, batch: int = 1000) -> None:
+        self.repo = repo
+        self.broker = broker
+        self.dispatch_only = dispatch_only
+        self.requeue_grace = requeue_grace
+        self.check_interval = check_interval
+        self.batch = batch
+        self.tasks: dict[int, TaskState] = {}
+        self._last_refresh = 0.0
+        self._last_check = 0.0
+        self.on_progress: Callable[[TaskState], None] | None = None
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, stop: threading.Event | None = None, until_done: set[int] | None = None) -> None:
+        """Serve until ``stop`` is set, or until every task in ``until_done`` has ended."""
+        stop = stop or threading.Event()
+        log.info("steering started (bookkeeping %s)", self.repo.engine.url.render_as_string(hide_password=True))
+        self.refresh_tasks(force=True)
+        while not stop.is_set():
+            self.step()
+            if until_done is not None and not any(t in self.tasks for t in until_done):
+                break
+        log.info("steering stopped")
+
+    def step(self) -> int:
+        """One round; returns how many events it applied."""
+        self.refresh_tasks()
+        busy = any(t.open for t in self.tasks.values())
+        deliveries = self.broker.drain(events_queue(), max_messages=self.batch, timeout=0.05 if busy else 0.2)
+        if deliveries:
+            self.apply_deliveries(deliveries)
+        now = time.monotonic()
+        if now - self._last_check >= self.check_interval:
+            self._last_check = now
+            self.check_timeouts()
+        for task in list(self.tasks.values()):
+            self.top_up(task)
+            self.finish_if_done(task)
+        return len(deliveries)
+
+    # ------------------------------------------------------------------ tasks
+
+    def refresh_tasks(self, force: bool = False) -> None:
+        """Pick up newly submitted tasks and drop cancelled ones (the CLI writes those)."""
+        now = time.monotonic()
+        if not force and now - self._last_refresh < 1.0:
+            return
+        self._last_refresh = now
+        active = {t.id: t for t in self.repo.retrying("list tasks", lambda: self.repo.tasks("active"))}
+        for tid in list(self.tasks):
+            if tid not in active:
+                self._close_task(self.tasks[tid], None, "task is no longer active")
+        for tid, row in active.items():
+            if tid not in self.tasks:
+                try:
+                    self.tasks[tid] = load_task(self.repo, row)
+                except GridHPOError as exc:
+                    log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, exc)
+                    self.repo.set_task_state(tid, "failed", str(exc))
+
+    def _serves(self, task: TaskState) -> bool:
+        return self.dispatch_only is None or task.id in self.dispatch_only
+
+    def top_up(self, task: TaskState) -> None:
+        """Keep ``parallel + min_queued`` points in flight while the budget allows."""
+        if not self._serves(task) or task.too_many_failures:
+            return
+        b = task.spec.budget
+        want = min(b.parallel + b.min_queued - len(task.open), b.max_points - task.created)
+        if want <= 0:
+            return
+        suggestions = task.optimiser.ask(want)
+        if not suggestions:
+            return
+        ids = self.repo.retrying("add points", lambda: self.repo.add_points(
+            task.id, [(s.number, s.params) for s in suggestions]))
+        now = time.time()
+        msgs = []
+        for pid, s in zip(ids, suggestions):
+            op = OpenPoint(pid, s.number, s.params, "queued", 1, now)
+            task.open[pid] = op
+            msgs.append((points_queue(task.id), self.point_message(task, op)))
+        task.created += len(suggestions)
+        # the rows are committed first: a point whose message is lost is found and re-sent
+        self._publish(msgs)
+
+    def point_message(self, task: TaskState, op: OpenPoint) -> dict[str, Any]:
+        return PointMessage(
+            task_id=task.id, task_name=task.row.name, point_id=op.id, number=op.number, attempt=op.attempt,
+            params=op.params, evaluation=asdict(task.spec.evaluation),
+            objective={"metric": task.spec.objective.metric, "mode": task.spec.objective.mode},
+        ).to_json()
+
+    def _publish(self, msgs: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            self.broker.publish_many(msgs)
+        except GridHPOError as exc:
+            # the points are recorded as queued; check_timeouts re-sends them
+            log.error("publishing %d points failed, they will be re-sent: %s", len(msgs), exc)
+
+    def finish_if_done(self, task: TaskState) -> None:
+        if task.too_many_failures:
+            self._close_task(task, "failed", f"{task.failed} points failed (budget.max_failures "
+                                              f"{task.spec.budget.max_failures})")
+        elif task.done:
+            self._close_task(task, "finished", None)
+
+    def _close_task(self, task: TaskState, state: str | None, message: str | None) -> None:
+        """End a task: its open points are cancelled and its queue emptied."""
+        changes = Changes()
+        now = time.time()
+        for op in task.open.values():
+            self._point(changes, op, "cancelled", message=message or "task ended", ended_at=now)
+            if op.attempt_id is not None:
+                self._attempt(changes, op, "cancelled", "task ended", now)
+        self.repo.retrying("close task", lambda: self.repo.apply(changes))
+        if state is not None:
+            self.repo.set_task_state(task.id, state, message)
+        try:
+            self.broker.purge(points_queue(task.id))
+        except GridHPOError as exc:
+            log.warning("task %s: emptying its queue failed: %s", task.row.name, exc)
+        log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
+                 state or "closed", task.finished, task.failed, task.best_value)
+        task.open.clear()
+        del self.tasks[task.id]
+        if self.on_progress:
+            self.on_progress(task)
+
+    # ------------------------------------------------------------------ events
+
+    def apply_deliveries(self, deliveries: list[Delivery]) -> None:
+        events: list[Event] = []
+        for d in deliveries:
+            try:
+                if isinstance(d.body, Undecodable):
+                    raise MessageError(d.body.reason)
+                events.append(parse_event(d.body))
+            except MessageError as exc:
+                log.error("dropped a malformed event: %s; body: %.300r", exc, d.body)
+        changes, publishes = self.apply_events(events)
+        if changes:
+            new_ids = self.repo.retrying("record events", lambda: self.repo.apply(changes))
+            for task in self.tasks.values():
+                for op in task.open.values():
+                    if op.attempt_id is None and (op.id, op.attempt) in new_ids:
+                        op.attempt_id = new_ids[(op.id, op.attempt)]
+        for d in deliveries:
+            d.ack()
+        self._publish(publishes)
+        if self.on_progress:
+            for tid in {e.task_id for e in events}:
+                if tid in self.tasks:
+                    self.on_progress(self.tasks[tid])
+
+    def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
+        """Turn events into one batch of writes; an event already applied changes nothing."""
+        changes = Changes()
+        publishes: list[tuple[str, dict[str, Any]]] = []
+        late: list[Event] = []
+        heartbeats: dict[int, OpenPoint] = {}
+        task_of: dict[int, TaskState] = {}
+        for ev in events:
+            task = self.tasks.get(ev.task_id)
+            if task is None:
+                log.debug("event %s for task %s, which is not active: ignored", ev.type, ev.task_id)
+                continue
+            self._seen_pilot(changes, ev)
+            op = task.open.get(ev.point_id)
+            if op is None or ev.attempt != op.attempt:
+                late.append(ev)
+                continue
+            if ev.type == "started":
+                self._start(changes, task, op, ev)
+            elif ev.type == "heartbeat":
+                if op.state == "running":
+                    op.last_seen = max(op.last_seen, ev.time)
+                    heartbeats[op.id] = op
+                    task_of[op.id] = task
+            elif ev.type == "metric":
+                self._start(changes, task, op, ev)
+                changes.metrics.append(self._metric_row(op.id, op.attempt_id, (op.id, op.attempt), ev))
+            elif ev.type == "finished":
+                self._start(changes, task, op, ev)
+                self._finish(changes, task, op, ev)
+            elif ev.type == "failed":
+                self._start(changes, task, op, ev)
+                self._fail(changes, task, op, ev.data.get("reason") or "evaluation failed",
+                           ev.data.get("stderr"), ev.time)
+            elif ev.type == "interrupted":
+                self._start(changes, task, op, ev)
+                self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
+                                ev.time, publishes)
+        for op in heartbeats.values():
+            if op.state == "running" and op.id in task_of:
+                self._attempt(changes, op, "running")
+        if late:
+            self._record_late(changes, late)
+        return changes, publishes
+
+    def _seen_pilot(self, changes: Changes, ev: Event) -> None:
+        p = changes.pilots.get(ev.pilot_id)
+        if p is None:
+            changes.pilots[ev.pilot_id] = {"id": ev.pilot_id, "task_id": ev.task_id, "site": ev.site,
+                                           "host": ev.data.get("host"), "first_seen": ev.time, "last_seen": ev.time}
+        else:
+            p["last_seen"] = max(p["last_seen"], ev.time)
+        if ev.type in ("finished", "failed"):
+            changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
+
+    def _start(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
+        if op.state != "queued":
+            return
+        op.state = "running"
+        op.last_seen = time.time()
+        changes.new_attempts[(op.id, op.attempt)] = {
+            "point_id": op.id, "number": op.attempt, "pilot_id": ev.pilot_id, "site": ev.site,
+            "started_at": ev.time, **self._attempt_fields(op, "running"),
+        }
+        self._point(changes, op, "running")
+
+    def _finish(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
+        value = float(ev.data["value"])
+        message = ev.data.get("message") or None
+        self._point(changes, op, "finished", value, message, ev.time)
+        self._attempt(changes, op, "finished", "finished", ev.time, value, message)
+        del task.open[op.id]
+        task.finished += 1
+        task.record_value(op.number, value)
+        task.optimiser.tell(op.number, value)
+
+    def _fail(self, changes: Changes, task: TaskState, op: OpenPoint, reason: str, stderr: str | None,
+              at: float, attempt_state: str = "failed") -> None:
+        self._point(changes, op, "failed", message=reason, ended_at=at)
+        self._attempt(changes, op, attempt_state, attempt_state, at, None, reason, stderr)
+        del task.open[op.id]
+        task.failed += 1
+        fv = task.spec.objective.failure_value
+        if fv is not None:
+            task.optimiser.tell(op.number, fv)
+        else:
+            task.optimiser.tell_failure(op.number)
+
+    def _interrupt(self, changes: Changes, task: TaskState, op: OpenPoint, state: str, reason: str, at: float,
+                   publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """End the current attempt; the point goes back to the queue while attempts remain."""
+        max_attempts = task.spec.budget.max_attempts
+        if op.attempt >= max_attempts:
+            self._fail(changes, task, op, f"{reason}; gave up after {op.attempt} attempts (budget.max_attempts)",
+                       None, at, attempt_state=state)
+            return
+        self._attempt(changes, op, state, state, at, None, reason)
+        log.info("task %s point %d attempt %d %s (%s): re-queued", task.row.name, op.number, op.attempt, state, reason)
+        op.attempt += 1
+        op.state = "queued"
+        op.attempt_id = None
+        op.dispatched_at = time.time()
+        self._point(changes, op, "queued", message=reason)
+        publishes.append((points_queue(task.id), self.point_message(task, op)))
+
+    def _record_late(self, changes: Changes, late: list[Event]) -> None:
+        """A result from an attempt that was given up: kept on its attempt, never on the point."""
+        results = [e for e in late if e.type in ("finished", "failed", "metric")]
+        if not results:
+            return
+        ids = self.repo.attempt_ids([(e.point_id, e.attempt) for e in results])
+        for ev in results:
+            aid = ids.get((ev.point_id, ev.attempt))
+            if aid is None:
+                continue
+            if ev.type == "metric":
+                changes.metrics.append(self._metric_row(ev.point_id, aid, None, ev))
+            else:
+                log.info("late %s event for point %d attempt %d recorded on the attempt only",
+                         ev.type, ev.point_id, ev.attempt)
+                # a late result is recorded on its attempt but never changes its state
+                # or the point: a newer attempt owns the point now
+                changes.late_attempts.append({
+                    "b_id": aid, "value": ev.data.get("value") if ev.type == "finished" else None,
+                    "message": f"late {ev.type} after the attempt was given up: "
+                               f"{ev.data.get('message') or ev.data.get('reason') or ''}".strip(),
+                })
+
+    @staticmethod
+    def _metric_row(point_id: int, attempt_id: int | None, key: tuple[int, int] | None, ev: Event) -> dict[str, Any]:
+        step = ev.data.get("step")
+        return {"attempt_id": attempt_id, "_key": key, "point_id": point_id, "seq": int(ev.data["seq"]),
+                "step": float(step) if isinstance(step, (int, float)) and math.isfinite(step) else None,
+                "values": dict(ev.data["values"]), "at": ev.time}
+
+    @staticmethod
+    def _point(changes: Changes, op: OpenPoint, state: str, value: float | None = None,
+               message: str | None = None, ended_at: float | None = None) -> None:
+        changes.point_updates[op.id] = {
+            "b_id": op.id, "state": state, "value": value, "attempt": op.attempt, "message": message,
+            "dispatched_at": op.dispatched_at, "ended_at": ended_at,
+        }
+
+    @staticmethod
+    def _attempt_fields(op: OpenPoint, state: str, end_reason: str | None = None, ended_at: float | None = None,
+                        value: float | None = None, message: str | None = None,
+                        stderr: str | None = None) -> dict[str, Any]:
+        return {"state": state, "last_seen": op.last_seen, "ended_at": ended_at, "end_reason": end_reason,
+                "value": value, "message": message, "stderr_tail": stderr}
+
+    def _attempt(self, changes: Changes, op: OpenPoint, state: str, end_reason: str | None = None,
+                 ended_at: float | None = None, value: float | None = None, message: str | None = None,
+                 stderr: str | None = None) -> None:
+        """Set the current attempt's fields, whether its row exists or is new in this batch."""
+        fields = self._attempt_fields(op, state, end_reason, ended_at, value, message, stderr)
+        if op.attempt_id is not None:
+            changes.attempt_updates[op.attempt_id] = {"b_id": op.attempt_id, **fields}
+        elif (op.id, op.attempt) in changes.new_attempts:
+            changes.new_attempts[(op.id, op.attempt)].update(fields)
+
+    # ------------------------------------------------------------------ timeouts
+
+    def check_timeouts(self) -> None:
+        """Lost attempts (no heartbeat for ``lost_after``) are re-queued; lost messages re-sent."""
+        now = time.time()
+        changes = Changes()
+        publishes: list[tuple[str, dict[str, Any]]] = []
+        for task in self.tasks.values():
+            lost_after = task.spec.evaluation.lost_after
+            for op in list(task.open.values()):
+                if op.state == "running" and now - op.last_seen > lost_after:
+                    self._interrupt(changes, task, op, "lost",
+                                    f"no heartbeat for {now - op.last_seen:.0f}s (evaluation.lost_after "
+                                    f"{lost_after:g}s)", now, publishes)
+            publishes.extend(self._resend_lost_messages(task, now, changes))
+        if changes:
+            self.repo.retrying("record timeouts", lambda: self.repo.apply(changes))
+        self._publish(publishes)
+
+    def _resend_lost_messages(self, task: TaskState, now: float, changes: Changes) -> list[tuple[str, dict[str, Any]]]:
+        """Queued points whose message is no longer in the queue are sent again.
+
+        A queue is first in, first out, so when it holds fewer messages than the task has
+        queued points, the missing ones are the oldest: a pilot took them and died before it
+        reported the start (a virtual transport cannot give them back). Only points queued
+        longer than ``requeue_grace`` qualify, so a message in a pilot's hands is left alone.
+        A point sent twice is harmless: its events are applied once.
+        """
+        queued = sorted((op for op in task.open.values() if op.state == "queued"), key=lambda o: o.dispatched_at)
+        stale = [op for op in queued if now - op.dispatched_at > self.requeue_grace]
+        if not stale:
+            return []
+        try:
+            waiting = self.broker.size(points_queue(task.id))
+        except GridHPOError as exc:
+            log.warning("task %s: cannot read its queue length: %s", task.row.name, exc)
+            return []
+        missing = min(len(queued) - waiting, len(stale))
+        out = []
+        for op in stale[:max(missing, 0)]:
+            log.warning("task %s point %d attempt %d: its message was lost; sent again",
+                        task.row.name, op.number, op.attempt)
+            op.dispatched_at = now
+            self._point(changes, op, "queued")
+            out.append((points_queue(task.id), self.point_message(task, op)))
+        return out

@@ -1,0 +1,110 @@
+"""The steering's in-memory view of its active tasks, rebuilt from the bookkeeping at start.
+
+The steering is the only writer of point and attempt rows, so this view stays equal to the
+database as long as every change is written in the same step that makes it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridhpo.bookkeeping.models import TERMINAL_POINT_STATES
+from gridhpo.bookkeeping.repository import Repository, TaskRow
+from gridhpo.steering import optimisers
+from gridhpo.steering.optimisers import Optimiser, Trial
+from gridhpo.steering.taskfile import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenPoint:
+    """A point not yet terminal: queued (its message is in the queue) or running."""
+
+    id: int
+    number: int
+    params: dict[str, Any]
+    state: str
+    attempt: int
+    dispatched_at: float
+    attempt_id: int | None = None
+    last_seen: float = 0.0
+
+
+@dataclass
+class TaskState:
+    row: TaskRow
+    spec: TaskSpec
+    optimiser: Optimiser
+    open: dict[int, OpenPoint] = field(default_factory=dict)
+    created: int = 0
+    finished: int = 0
+    failed: int = 0
+    best_value: float | None = None
+    best_number: int | None = None
+
+    @property
+    def id(self) -> int:
+        return self.row.id
+
+    def count(self, state: str) -> int:
+        return sum(1 for p in self.open.values() if p.state == state)
+
+    def record_value(self, number: int, value: float) -> None:
+        if self.best_value is None or self.spec.better(value, self.best_value):
+            self.best_value, self.best_number = value, number
+
+    @property
+    def done(self) -> bool:
+        return not self.open and (self.created >= self.spec.budget.max_points or self.optimiser.exhausted)
+
+    @property
+    def too_many_failures(self) -> bool:
+        limit = self.spec.budget.max_failures
+        return limit is not None and self.failed >= max(1, limit)
+
+    def progress(self) -> dict[str, Any]:
+        return {
+            "task": self.row.name, "id": self.id, "max_points": self.spec.budget.max_points,
+            "created": self.created, "finished": self.finished, "failed": self.failed,
+            "queued": self.count("queued"), "running": self.count("running"),
+            "best_value": self.best_value, "best_number": self.best_number,
+        }
+
+
+def load_task(repo: Repository, row: TaskRow) -> TaskState:
+    """Rebuild a task's state and its optimiser from the recorded points."""
+    spec = TaskSpec.from_dict(row.spec, source=f"task {row.name}")
+    opt = optimisers.create(spec)
+    points = repo.points(row.id)
+    state = TaskState(row=row, spec=spec, optimiser=opt, created=len(points))
+    trials: list[Trial] = []
+    open_ids: list[int] = []
+    for p in points:
+        if p.state == "finished" and p.value is not None and math.isfinite(p.value):
+            trials.append(Trial(p.number, p.params, "done", p.value))
+            state.finished += 1
+            state.record_value(p.number, p.value)
+        elif p.state in TERMINAL_POINT_STATES:
+            trials.append(Trial(p.number, p.params, "failed"))
+            state.failed += p.state == "failed"
+        else:
+            trials.append(Trial(p.number, p.params, "pending"))
+            state.open[p.id] = OpenPoint(p.id, p.number, p.params, p.state, p.attempt, p.dispatched_at)
+            open_ids.append(p.id)
+    opt.restore(trials)
+    if open_ids:
+        now = time.time()
+        for a in repo.attempts(point_ids=open_ids):
+            op = state.open[a.point_id]
+            if a.number == op.attempt:
+                op.attempt_id = a.id
+                # every running attempt gets a fresh grace period: its heartbeats may
+                # have waited in the queue while no steering was there to read them
+                op.last_seen = now
+    log.info("task %s (%d): %d points, %d open, %d finished, %d failed", row.name, row.id,
+             state.created, len(state.open), state.finished, state.failed)
+    return state

@@ -1,0 +1,353 @@
+"""The task file (YAML or JSON): parsing and strict validation into a TaskSpec.
+
+Every error is one line naming the file, the field and what is allowed. Unknown keys are an
+error, with the closest valid name, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.space import SearchSpace, parse_space
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object, where: str) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str = "loss"
+    mode: str = "min"
+    failure_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Optimiser:
+    backend: str = "random"
+    algorithm: str | None = None
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_points: int = 100
+    parallel: int = 1
+    max_failures: int | None = None
+    max_attempts: int = 3
+    min_queued: int = 0
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    scheduler: str = "none"
+    resource: str = "epoch"
+    min_resource: int = 1
+    max_resource: int = 81
+    reduction_factor: int = 3
+    grace: int = 0
+    revive: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    interval: float = 300.0
+    keep: int = 3
+    max_size: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: int = 0
+    memory: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    command: str | None = None
+    image: str | None = None
+    python: str | None = None
+    source_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    grace: float = 30.0
+    heartbeat: float = 10.0
+    lost_after: float = 120.0
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    search_space: SearchSpace
+    objective: Objective
+    optimiser: Optimiser
+    budget: Budget
+    evaluation: Evaluation
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON form stored in the bookkeeping; ``from_dict`` reads it back."""
+        return {
+            "name": self.name,
+            "search_space": self.search_space.to_dict(),
+            "objective": asdict(self.objective),
+            "optimiser": asdict(self.optimiser),
+            "budget": asdict(self.budget),
+            "evaluation": asdict(self.evaluation),
+            "early_stopping": asdict(self.early_stopping),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "<stored task>") -> TaskSpec:
+        return _parse(raw, source, base_dir=None)
+
+    def better(self, a: float, b: float) -> bool:
+        """True where value ``a`` beats ``b`` for this task's objective."""
+        return a < b if self.objective.mode == "min" else a > b
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Read and validate a task file; relative paths in it are taken from its folder."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the task file ({exc.strerror})") from exc
+    try:
+        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from exc
+    return _parse(raw, str(p), base_dir=p.resolve().parent)
+
+
+def parse_task(raw: object, source: str = "<task>", base_dir: Path | None = None) -> TaskSpec:
+    return _parse(raw, source, base_dir)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+class _Section:
+    """Reads one mapping of the file, refusing unknown keys and wrong types."""
+
+    def __init__(self, raw: object, where: str, source: str, known: set[str]) -> None:
+        self.where = where
+        self.source = source
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            self.fail(where, "must be a mapping")
+        extra = set(raw) - known
+        if extra:
+            bad = str(sorted(map(str, extra))[0])
+            self.fail(where, str(unknown_name("key", bad, known)))
+        self.raw: Mapping[str, Any] = raw  # type: ignore[assignment]
+
+    def fail(self, where: str, msg: str) -> None:
+        raise ConfigError(f"{self.source}: {where}: {msg}")
+
+    def at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key: str) -> bool:
+        return self.raw.get(key) is not None
+
+    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+        v = self.raw.get(key, default)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            self.fail(self.at(key), f"{v!r} is not a non-empty string")
+        if choices is not None and v not in choices:
+            self.fail(self.at(key), f"{v!r} is not one of {', '.join(choices)}")
+        return v
+
+    def integer(self, key: str, default: int | None, minimum: int = 0) -> Any:
+        v = self.raw.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            self.fail(self.at(key), f"{v!r} is not an integer >= {minimum}")
+        return v
+
+    def number(self, key: str, default: float | None, minimum: float = 0.0) -> Any:
+        v = self.raw.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < minimum:
+            self.fail(self.at(key), f"{v!r} is not a number >= {minimum}")
+        return float(v)
+
+    def flag(self, key: str, default: bool) -> bool:
+        v = self.raw.get(key, default)
+        if not isinstance(v, bool):
+            self.fail(self.at(key), f"{v!r} is not true or false")
+        return bool(v)
+
+    def duration(self, key: str, default: float | None) -> Any:
+        v = self.raw.get(key, default)
+        if v is None:
+            return None
+        try:
+            return parse_duration(v, self.at(key))
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        v = self.raw.get(key) or {}
+        if not isinstance(v, Mapping):
+            self.fail(self.at(key), "must be a mapping")
+        return dict(v)
+
+
+_TOP = {"name", "search_space", "objective", "optimiser", "budget", "evaluation", "early_stopping"}
+
+
+def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
+    top = _Section(raw, "", source, _TOP)
+    if not top.has("name"):
+        top.fail("name", "is missing (a short identifier such as mlp-digits)")
+    name = top.text("name")
+    if not _NAME.match(name):
+        top.fail("name", f"{name!r} must be letters, digits, '.', '_' or '-' (at most 128)")
+    if top.raw.get("search_space") is None:
+        top.fail("search_space", "is missing")
+    try:
+        space = _parse_search_space(top.raw["search_space"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+    o = _Section(top.raw.get("objective"), "objective", source, {"metric", "mode", "failure_value"})
+    objective = Objective(
+        metric=o.text("metric", "loss"),
+        mode=o.text("mode", "min", ("min", "max")),
+        failure_value=o.number("failure_value", None, -math.inf),
+    )
+
+    opt = _Section(top.raw.get("optimiser"), "optimiser", source, {"backend", "algorithm", "seed", "options"})
+    optimiser = Optimiser(
+        backend=opt.text("backend", "random"),
+        algorithm=opt.text("algorithm"),
+        seed=opt.integer("seed", None),
+        options=opt.mapping("options"),
+    )
+
+    b = _Section(top.raw.get("budget"), "budget", source,
+                 {"max_points", "parallel", "max_failures", "max_attempts", "min_queued"})
+    budget = Budget(
+        max_points=b.integer("max_points", 100, 1),
+        parallel=b.integer("parallel", 1, 1),
+        max_failures=b.integer("max_failures", None, 0),
+        max_attempts=b.integer("max_attempts", 3, 1),
+        min_queued=b.integer("min_queued", 0, 0),
+    )
+
+    e = _Section(top.raw.get("evaluation"), "evaluation", source,
+                 {"command", "image", "python", "source_dir", "env", "timeout", "grace",
+                  "heartbeat", "lost_after", "checkpoint", "resources"})
+    command, image, python = e.text("command"), e.text("image"), e.text("python")
+    if python is not None and (command is not None or image is not None):
+        e.fail("evaluation", "give either 'python' (an in-process module:function) or 'command'/'image', not both")
+    if python is None and command is None and image is None:
+        e.fail("evaluation", "needs 'command' (a shell command), 'image' (a container image) or 'python' (module:function)")
+    if python is not None and not re.match(r"^[\w.]+:[\w]+$", python):
+        e.fail("evaluation.python", f"{python!r} is not of the form package.module:function")
+    src = e.text("source_dir")
+    if src is None and base_dir is not None:
+        src = str(base_dir)
+    elif src is not None and base_dir is not None and not Path(src).is_absolute():
+        src = str((base_dir / src).resolve())
+    env = e.mapping("env")
+    for k, v in env.items():
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            e.fail(f"evaluation.env.{k}", f"{v!r} is not a string or number")
+    c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source, {"interval", "keep", "max_size"})
+    r = _Section(e.raw.get("resources"), "evaluation.resources", source, {"cpus", "gpus", "memory"})
+    evaluation = Evaluation(
+        command=command,
+        image=image,
+        python=python,
+        source_dir=src,
+        env={k: str(v) for k, v in env.items()},
+        timeout=e.duration("timeout", None),
+        grace=e.duration("grace", 30.0),
+        heartbeat=e.duration("heartbeat", 10.0),
+        lost_after=e.duration("lost_after", 120.0),
+        checkpoint=Checkpoint(
+            interval=c.duration("interval", 300.0),
+            keep=c.integer("keep", 3, 1),
+            max_size=c.integer("max_size", 1 << 30, 1),
+        ),
+        resources=Resources(
+            cpus=r.number("cpus", 1.0),
+            gpus=r.integer("gpus", 0),
+            memory=r.text("memory"),
+        ),
+    )
+    if evaluation.lost_after <= evaluation.heartbeat:
+        e.fail("evaluation.lost_after", f"{evaluation.lost_after:g}s must be longer than heartbeat ({evaluation.heartbeat:g}s)")
+
+    s = _Section(top.raw.get("early_stopping"), "early_stopping", source,
+                 {"scheduler", "resource", "min_resource", "max_resource", "reduction_factor", "grace",
+                  "revive", "options"})
+    early = EarlyStopping(
+        scheduler=s.text("scheduler", "none"),
+        resource=s.text("resource", "epoch"),
+        min_resource=s.integer("min_resource", 1, 1),
+        max_resource=s.integer("max_resource", 81, 1),
+        reduction_factor=s.integer("reduction_factor", 3, 2),
+        grace=s.integer("grace", 0, 0),
+        revive=s.flag("revive", False),
+        options=s.mapping("options"),
+    )
+    if early.max_resource < early.min_resource:
+        s.fail("early_stopping.max_resource", f"{early.max_resource} is less than min_resource ({early.min_resource})")
+
+    spec = TaskSpec(name, space, objective, optimiser, budget, evaluation, early)
+    _check_plugins(spec, source)
+    return spec
+
+
+def _parse_search_space(raw: object) -> SearchSpace:
+    if isinstance(raw, Mapping) and any(isinstance(v, Mapping) and "method" in v for v in raw.values()):
+        from gridhpo.steering.atlas import parse_atlas_space
+
+        return parse_atlas_space(raw)
+    return parse_space(raw)
+
+
+def _check_plugins(spec: TaskSpec, source: str) -> None:
+    """Refuse at submit time what a backend cannot run, never at the first ask."""
+    from gridhpo.steering.optimisers import check_spec
+    from gridhpo.steering.schedulers import check_scheduler
+
+    try:
+        check_spec(spec)
+        check_scheduler(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
