@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import postgres_database, rabbitmq_vhost
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty GRIDHPO_HOME: the embedded defaults (SQLite file, folder queue) live there."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("GRIDHPO_HOME", str(h))
+    for var in ("GRIDHPO_DB", "GRIDHPO_BROKER", "GRIDHPO_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    return h
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    with rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture(params=["embedded", "production"])
+def servers(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[str, str]]:
+    """(db_url, broker_url): the embedded defaults, then PostgreSQL + RabbitMQ."""
+    if request.param == "embedded":
+        yield f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
+    else:
+        with postgres_database() as db, rabbitmq_vhost() as broker:
+            yield db, broker

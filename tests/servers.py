@@ -1,0 +1,81 @@
+"""Reaching the real servers the integration tests need.
+
+A test that needs a server it cannot reach skips with the reason on a developer's machine
+and fails in CI, where ``GRIDHPO_REQUIRE_SERVERS=1`` is set by ``.ci/run``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+PG_ADMIN = os.environ.get("GRIDHPO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_HOST = os.environ.get("GRIDHPO_TEST_AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("GRIDHPO_TEST_AMQP_PORT", "5672"))
+
+
+def required() -> bool:
+    return os.environ.get("GRIDHPO_REQUIRE_SERVERS", "") not in ("", "0")
+
+
+def unavailable(reason: str) -> None:
+    """Skip (developer machine) or fail (CI) a test whose server is missing."""
+    if required():
+        pytest.fail(f"required server missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped afterwards."""
+    try:
+        import psycopg
+    except ImportError:
+        unavailable("psycopg is not installed (pip install 'gridhpo[postgres]')")
+        raise
+    name = f"gridhpo_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL at {PG_ADMIN} unreachable: {str(exc).strip().splitlines()[0]}")
+        raise
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """An AMQP URL on a fresh RabbitMQ virtual host, so tests never share queues."""
+    if not port_open(AMQP_HOST, AMQP_PORT):
+        unavailable(f"RabbitMQ at {AMQP_HOST}:{AMQP_PORT} unreachable")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        unavailable("rabbitmqctl not found: it is needed to make a virtual host per test")
+        raise AssertionError
+    vhost = f"gridhpo-test-{uuid.uuid4().hex[:10]}"
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    try:
+        yield f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}"
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
