@@ -265,5 +265,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+# Commands of other packages register here, one line each.
+
+
 if __name__ == "__main__":
     main()
