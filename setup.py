@@ -1,25 +1,11 @@
-"""Maps the repository's top-level folders (DESIGN.md) onto the ``gridhpo`` package:
-``steering/`` is ``gridhpo.steering``, and so on. Metadata lives in pyproject.toml."""
+"""The repository's top-level folders (DESIGN.md) are the subpackages of ``gridhpo``:
+``gridhpo/steering`` is a link to ``steering/``, and so on, so that every tool (setuptools,
+mypy, pytest) sees one ordinary package. Metadata lives in pyproject.toml."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from setuptools import setup
-
-ROOT = Path(__file__).parent
-FOLDERS = ["steering", "evaluation", "bookkeeping", "checkpoints", "cli", "protocol"]
-
-package_dir = {"gridhpo": "gridhpo"}
-packages = ["gridhpo"]
-for folder in FOLDERS:
-    package_dir[f"gridhpo.{folder}"] = folder
-    for init in sorted((ROOT / folder).rglob("__init__.py")):
-        rel = init.parent.relative_to(ROOT)
-        packages.append("gridhpo." + ".".join(rel.parts))
+from setuptools import find_packages, setup
 
 setup(
-    package_dir=package_dir,
-    packages=packages,
+    packages=find_packages(include=["gridhpo", "gridhpo.*"]),
     package_data={"gridhpo.bookkeeping": ["migrations/script.py.mako"]},
-    include_package_data=True,
 )

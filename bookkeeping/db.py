@@ -44,7 +44,7 @@ def make_engine(url: str) -> Engine:
     else:
         kwargs.update(pool_pre_ping=True, pool_recycle=1800)
     try:
-        engine = create_engine(parsed, **kwargs)  # type: ignore[arg-type]
+        engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"bookkeeping URL {redact(url)!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":

@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -24,11 +24,11 @@ from gridhpo.errors import BookkeepingError, ConfigError, NotFoundError
 
 log = logging.getLogger(__name__)
 
-T_TASK = Task.__table__
-T_POINT = Point.__table__
-T_ATTEMPT = Attempt.__table__
-T_METRIC = MetricReport.__table__
-T_PILOT = Pilot.__table__
+T_TASK = cast(Table, Task.__table__)
+T_POINT = cast(Table, Point.__table__)
+T_ATTEMPT = cast(Table, Attempt.__table__)
+T_METRIC = cast(Table, MetricReport.__table__)
+T_PILOT = cast(Table, Pilot.__table__)
 
 
 @dataclass
@@ -176,7 +176,8 @@ class Repository:
             for n, p in points
         ]
         with self._tx("add points") as conn:
-            result = conn.execute(insert(T_POINT).returning(T_POINT.c.id, T_POINT.c.number, sort_by_parameter_order=True), rows)
+            stmt = insert(T_POINT).returning(T_POINT.c.id, sort_by_parameter_order=True)
+            result = conn.execute(stmt, rows)
             return [int(r.id) for r in result]
 
     def points(self, task_id: int, states: Sequence[str] | None = None) -> list[Any]:
@@ -204,7 +205,8 @@ class Repository:
 
     def metrics(self, task_id: int) -> list[Any]:
         with self._tx("read metrics") as conn:
-            q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)))
+            task_points = select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)
+            q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(task_points))
                  .order_by(T_METRIC.c.point_id, T_METRIC.c.attempt_id, T_METRIC.c.seq))
             return list(conn.execute(q))
 
@@ -274,7 +276,8 @@ class Repository:
     def _upsert_pilots(self, conn: Connection, changes: Changes) -> None:
         ids = list(changes.pilots)
         existing = {r.id: r for r in conn.execute(select(T_PILOT).where(T_PILOT.c.id.in_(ids)))}
-        new = [dict(p, points_done=changes.pilot_done.get(pid, 0)) for pid, p in changes.pilots.items() if pid not in existing]
+        new = [dict(p, points_done=changes.pilot_done.get(pid, 0))
+               for pid, p in changes.pilots.items() if pid not in existing]
         if new:
             conn.execute(self._insert_ignore(T_PILOT, ["id"]), new)
         upd = [

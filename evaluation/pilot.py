@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gridhpo.errors import EvaluationError, GridHPOError, MessageError
+from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_point, points_queue
@@ -272,6 +272,7 @@ class Pilot:
             what = "is missing" if value is None else f"is {value!r}, not a finite number"
             return self._fail(msg, f"output.json: objective metric {metric!r} {what}", handle)
         extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
+        assert isinstance(value, (int, float))
         self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
                                     "metrics": extra})
         self.stats.finished += 1

@@ -13,7 +13,6 @@ truth and the steering re-sends such points (see ``steering.service``).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import kombu
+from kombu.connection import Connection
+from kombu.entity import Queue
 from kombu.exceptions import KombuError
+from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
@@ -58,7 +59,7 @@ class Delivery:
                 self._message.requeue()
 
 
-def _connection(url: str, confirm: bool) -> kombu.Connection:
+def _connection(url: str, confirm: bool) -> Connection:
     parsed = urlparse(url)
     if parsed.scheme == "filesystem":
         from gridhpo.protocol.fstransport import Transport
@@ -66,7 +67,7 @@ def _connection(url: str, confirm: bool) -> kombu.Connection:
         folder = Path(parsed.netloc + parsed.path).expanduser()
         for sub in ("messages", "claimed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        return kombu.Connection(
+        return Connection(
             transport=Transport,
             transport_options={
                 "data_folder_in": str(folder / "messages"),
@@ -79,7 +80,7 @@ def _connection(url: str, confirm: bool) -> kombu.Connection:
     options: dict[str, Any] = {"polling_interval": 0.005}
     if parsed.scheme in ("amqp", "pyamqp", "amqps") and confirm:
         options["confirm_publish"] = True
-    return kombu.Connection(url, transport_options=options, heartbeat=0)
+    return Connection(url, transport_options=options, heartbeat=0)
 
 
 class Broker:
@@ -94,8 +95,8 @@ class Broker:
         except _CONNECTION_ERRORS as exc:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
         self._declared: set[str] = set()
-        self._producer: kombu.Producer | None = None
-        self._consumers: dict[str, tuple[kombu.Consumer, list[Delivery]]] = {}
+        self._producer: Producer | None = None
+        self._consumers: dict[str, tuple[Consumer, list[Delivery]]] = {}
 
     @property
     def redelivers(self) -> bool:
@@ -120,8 +121,8 @@ class Broker:
 
     # ------------------------------------------------------------------ internals
 
-    def _queue(self, name: str) -> kombu.Queue:
-        return kombu.Queue(name, routing_key=name, durable=True, auto_delete=False)
+    def _queue(self, name: str) -> Queue:
+        return Queue(name, routing_key=name, durable=True, auto_delete=False)
 
     def _declare(self, name: str) -> None:
         if name not in self._declared:
@@ -164,7 +165,7 @@ class Broker:
 
         def op() -> None:
             if self._producer is None:
-                self._producer = kombu.Producer(self._conn.default_channel)
+                self._producer = Producer(self._conn.default_channel)
             for queue, body in items:
                 self._declare(queue)
                 self._producer.publish(
@@ -208,7 +209,7 @@ class Broker:
                 def on_message(body: Any, message: Any) -> None:
                     buf.append(Delivery(_decode(message), message, self))
 
-                consumer = kombu.Consumer(
+                consumer = Consumer(
                     self._conn.default_channel, queues=[self._queue(queue)],
                     callbacks=[on_message], accept=["json"], prefetch_count=max_messages,
                 )
@@ -220,7 +221,7 @@ class Broker:
                 remaining = deadline - time.monotonic() if not buf else 0.0
                 try:
                     self._conn.drain_events(timeout=max(remaining, 0.001))
-                except (socket.timeout, TimeoutError):
+                except TimeoutError:
                     if buf or time.monotonic() >= deadline:
                         break
             out = buf[:max_messages]

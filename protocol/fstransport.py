@@ -20,7 +20,7 @@ from kombu.utils.json import dumps, loads
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         # time_ns keeps files in publish order across processes; the uuid breaks ties
         name = f"{time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
         tmp = os.path.join(self.data_folder_out, f".tmp-{name}")
@@ -30,7 +30,7 @@ class Channel(filesystem.Channel):
             os.fsync(f.fileno())
         os.rename(tmp, os.path.join(self.data_folder_out, name))
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
         suffix = f".{queue}.msg"
         for filename in sorted(n for n in os.listdir(self.data_folder_in) if n.endswith(suffix)):
             if filename.partition(".")[2] != suffix[1:]:

@@ -73,7 +73,7 @@ def _need(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> A
     if key not in body:
         raise MessageError(f"message field {key!r} is missing")
     value = body[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise MessageError(f"message field {key!r}: {value!r} has the wrong type")
     return value
 

@@ -106,7 +106,7 @@ class Steering:
             task.id, [(s.number, s.params) for s in suggestions]))
         now = time.time()
         msgs = []
-        for pid, s in zip(ids, suggestions):
+        for pid, s in zip(ids, suggestions, strict=False):
             op = OpenPoint(pid, s.number, s.params, "queued", 1, now)
             task.open[pid] = op
             msgs.append((points_queue(task.id), self.point_message(task, op)))

@@ -95,7 +95,7 @@ class Numeric(Param):
         """How many grid values there are, or None for a continuous range."""
         if self.step is None:
             return int(self.high - self.low) + 1 if self.is_int else None
-        return int(round((self.high - self.low) / self.step)) + 1
+        return round((self.high - self.low) / self.step) + 1
 
     def snap(self, x: float) -> float | int:
         """The nearest allowed value to ``x`` (on the step grid, inside the bounds)."""
@@ -105,7 +105,7 @@ class Numeric(Param):
             x = self.low + k * self.step
             x = min(max(x, self.low), self.high)
         if self.is_int:
-            return int(round(x))
+            return round(x)
         if self.step is not None:
             # 0.1 + 3*0.05 is 0.25000000000000006; users expect the decimal they wrote
             x = round(x, 12)
@@ -136,7 +136,7 @@ class Numeric(Param):
             return False
         if self.step is not None:
             k = (value - self.low) / self.step
-            return abs(k - round(k)) < 1e-6
+            return bool(abs(k - round(k)) < 1e-6)
         return True
 
     def grid(self, resolution: int) -> list[Any]:

@@ -161,12 +161,12 @@ class _Section:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            self.fail(where, "must be a mapping")
+            raise ConfigError(f"{source}: {where}: must be a mapping")
         extra = set(raw) - known
         if extra:
             bad = str(sorted(map(str, extra))[0])
             self.fail(where, str(unknown_name("key", bad, known)))
-        self.raw: Mapping[str, Any] = raw  # type: ignore[assignment]
+        self.raw: Mapping[str, Any] = raw
 
     def fail(self, where: str, msg: str) -> None:
         raise ConfigError(f"{self.source}: {where}: {msg}")
@@ -274,7 +274,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     if python is not None and (command is not None or image is not None):
         e.fail("evaluation", "give either 'python' (an in-process module:function) or 'command'/'image', not both")
     if python is None and command is None and image is None:
-        e.fail("evaluation", "needs 'command' (a shell command), 'image' (a container image) or 'python' (module:function)")
+        e.fail("evaluation",
+               "needs 'command' (a shell command), 'image' (a container image) or 'python' (module:function)")
     if python is not None and not re.match(r"^[\w.]+:[\w]+$", python):
         e.fail("evaluation.python", f"{python!r} is not of the form package.module:function")
     src = e.text("source_dir")
@@ -310,7 +311,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         ),
     )
     if evaluation.lost_after <= evaluation.heartbeat:
-        e.fail("evaluation.lost_after", f"{evaluation.lost_after:g}s must be longer than heartbeat ({evaluation.heartbeat:g}s)")
+        e.fail("evaluation.lost_after",
+               f"{evaluation.lost_after:g}s must be longer than heartbeat ({evaluation.heartbeat:g}s)")
 
     s = _Section(top.raw.get("early_stopping"), "early_stopping", source,
                  {"scheduler", "resource", "min_resource", "max_resource", "reduction_factor", "grace",
@@ -337,7 +339,8 @@ def _parse_search_space(raw: object) -> SearchSpace:
     if isinstance(raw, Mapping) and any(isinstance(v, Mapping) and "method" in v for v in raw.values()):
         from gridhpo.steering.atlas import parse_atlas_space
 
-        return parse_atlas_space(raw)
+        atlas: SearchSpace = parse_atlas_space(raw)
+        return atlas
     return parse_space(raw)
 
 

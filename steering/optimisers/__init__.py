@@ -36,7 +36,8 @@ def check_spec(spec: TaskSpec) -> None:
     except ConfigError as exc:
         raise ConfigError(f"optimiser.backend: {exc}") from None
     if o.algorithm is not None and klass.algorithms != ("*",) and o.algorithm not in klass.algorithms:
-        raise ConfigError(f"optimiser.algorithm: {unknown_name(f'{o.backend} algorithm', o.algorithm, klass.algorithms)}")
+        err = unknown_name(f"{o.backend} algorithm", o.algorithm, klass.algorithms)
+        raise ConfigError(f"optimiser.algorithm: {err}")
     klass.check_space(spec.search_space, o.algorithm, o.options)
 
 

@@ -18,12 +18,15 @@ class RandomSearch(Optimiser):
     name = "random"
     algorithms = ("random",)
 
+    _seen: set[str] | None = None
+
     def _restore(self) -> None:
         self._seen = {self.space.key(t.params) for t in self.trials.values()}
 
     def _ask(self, n: int) -> list[Point]:
-        if not hasattr(self, "_seen"):
-            self._seen: set[str] = {self.space.key(t.params) for t in self.trials.values()}
+        if self._seen is None:
+            self._restore()
+        assert self._seen is not None
         out: list[Point] = []
         number = self.next_number
         for _ in range(n):
@@ -35,6 +38,7 @@ class RandomSearch(Optimiser):
         return out
 
     def _draw(self, number: int) -> Point | None:
+        assert self._seen is not None
         for retry in range(_TRIES):
             rng = random.Random(f"{self.seed}:{number}:{retry}")
             point = self.space.sample(rng)
