@@ -1,7 +1,8 @@
 """The unified search space: one format that every optimiser backend reads.
 
 Types: ``float`` and ``int`` (low, high, optional ``log``, optional ``step``),
-``categorical`` (choices of str, number or bool) and ``fixed`` (value). Any parameter may
+``categorical`` (choices of str, number or bool), ``fixed`` (value) and ``normal`` (mu,
+sigma, optional ``log``, optional ``step``: unbounded, for the ATLAS normal methods). Any parameter may
 carry ``when: {other: value}`` (or a list of values): it is active only where the other
 parameter takes that value, and an inactive parameter is absent from a point.
 
@@ -25,8 +26,9 @@ from gridhpo.errors import ConfigError, unknown_name
 Scalar = Union[str, int, float, bool]
 Point = dict[str, Any]
 
-TYPES = ("float", "int", "categorical", "fixed")
+TYPES = ("float", "int", "categorical", "fixed", "normal")
 _KEYS = {
+    "normal": {"type", "mu", "sigma", "log", "step", "when"},
     "float": {"type", "low", "high", "log", "step", "when"},
     "int": {"type", "low", "high", "log", "step", "when"},
     "categorical": {"type", "choices", "when"},
@@ -218,6 +220,49 @@ class Fixed(Param):
         return self._with_when({"type": "fixed", "value": self.value})
 
 
+@dataclass(frozen=True)
+class Normal(Param):
+    """An unbounded value ``N(mu, sigma)`` (hyperopt's ``normal``); with ``log`` it is
+    ``exp(N(mu, sigma))`` (``lognormal``); with ``step`` it is rounded to a multiple of
+    ``step`` (``qnormal``, ``qlognormal``: anchored at 0, not at a bound, since there is none)."""
+
+    mu: float = 0.0
+    sigma: float = 1.0
+    log: bool = False
+    step: float | None = None
+
+    def decode(self, y: float) -> float:
+        """The value for a draw ``y`` of ``N(mu, sigma)``."""
+        x = math.exp(min(y, 700.0)) if self.log else y
+        if self.step is not None:
+            x = round(round(x / self.step) * self.step, 12)
+        return float(x)
+
+    def sample(self, rng: random.Random) -> float:
+        return self.decode(rng.gauss(self.mu, self.sigma))
+
+    def contains(self, value: Any) -> bool:
+        if not _is_number(value) or not math.isfinite(value) or (self.log and value < 0):
+            return False
+        if self.log and self.step is None and value <= 0:
+            return False
+        if self.step is not None:
+            k = value / self.step
+            return bool(abs(k - round(k)) < 1e-6)
+        return True
+
+    def grid(self, resolution: int) -> list[Any]:
+        raise ConfigError(f"search_space.{self.name}: a normal distribution has no bounds to enumerate")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "normal", "mu": self.mu, "sigma": self.sigma}
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return self._with_when(out)
+
+
 class SearchSpace:
     """An ordered set of parameters; parents of conditions come before their children."""
 
@@ -352,6 +397,8 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
     when = _parse_when(spec.get("when"), f"{where}.when")
     if kind in ("float", "int"):
         return _parse_numeric(name, kind, spec, when, where)
+    if kind == "normal":
+        return _parse_normal(name, spec, when, where)
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0:
@@ -409,6 +456,25 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
                 raise ConfigError(f"{where}.step: {step} does not divide the range {low}..{high}")
     cls = Int if kind == "int" else Float
     return cls(name, low=low, high=high, log=log, step=step, when=when)
+
+
+def _parse_normal(name: str, spec: Mapping[str, Any], when: Condition | None, where: str) -> Normal:
+    vals: dict[str, float] = {}
+    for key in ("mu", "sigma"):
+        v = spec.get(key)
+        if not _is_number(v) or not math.isfinite(v):
+            raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
+        vals[key] = float(v)
+    if vals["sigma"] <= 0:
+        raise ConfigError(f"{where}.sigma: {vals['sigma']} must be positive")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}.log: {log!r} is not true or false")
+    step = spec.get("step")
+    if step is not None and (not _is_number(step) or not math.isfinite(step) or step <= 0):
+        raise ConfigError(f"{where}.step: {step!r} is not a positive number")
+    return Normal(name, mu=vals["mu"], sigma=vals["sigma"], log=log,
+                  step=None if step is None else float(step), when=when)
 
 
 def _parse_when(raw: object, where: str) -> Condition | None:
