@@ -161,7 +161,7 @@ class _Section:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise ConfigError(f"{source}: {where}: must be a mapping")
+            raise ConfigError(f"{source}: {where or 'the task file'}: must be a mapping")
         extra = set(raw) - known
         if extra:
             bad = str(sorted(map(str, extra))[0])
@@ -169,7 +169,7 @@ class _Section:
         self.raw: Mapping[str, Any] = raw
 
     def fail(self, where: str, msg: str) -> None:
-        raise ConfigError(f"{self.source}: {where}: {msg}")
+        raise ConfigError(f"{self.source}: {where}: {msg}" if where else f"{self.source}: {msg}")
 
     def at(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key

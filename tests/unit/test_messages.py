@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridhpo.errors import MessageError
+from gridhpo.protocol import Event, PointMessage, parse_event, parse_point
+
+
+def point() -> PointMessage:
+    return PointMessage(task_id=1, task_name="t", point_id=5, number=4, attempt=2, params={"x": 1.5},
+                        evaluation={"command": "true"}, objective={"metric": "loss", "mode": "min"})
+
+
+def test_messages_round_trip_through_json() -> None:
+    p = point()
+    assert parse_point(json.loads(json.dumps(p.to_json()))) == p
+    e = Event(type="finished", task_id=1, point_id=5, attempt=2, pilot_id="p1", data={"value": 0.5})
+    assert parse_event(json.loads(json.dumps(e.to_json()))) == e
+
+
+def test_every_message_names_task_point_attempt_and_is_versioned() -> None:
+    body = Event(type="started", task_id=1, point_id=2, attempt=3, pilot_id="p").to_json()
+    assert {body["task_id"], body["point_id"], body["attempt"]} == {1, 2, 3}
+    assert body["v"] == 1 and len(body["event_id"]) == 32
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"v": 99}, "protocol version 99 is not supported"),
+    ({"kind": "point"}, "expected a 'event' message"),
+    ({"type": "exploded"}, "event type 'exploded' is not one of"),
+    ({"task_id": "1"}, "message field 'task_id': '1' has the wrong type"),
+    ({"data": {"value": math.nan}}, "finished event: value nan is not a finite number"),
+    ({"data": {"value": True}}, "is not a finite number"),
+])
+def test_bad_events_are_refused_with_the_reason(change: dict[str, object], message: str) -> None:
+    body = Event(type="finished", task_id=1, point_id=5, attempt=1, pilot_id="p", data={"value": 1.0}).to_json()
+    body.update(change)
+    with pytest.raises(MessageError, match=message):
+        parse_event(body)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
+def test_no_input_crashes_the_parsers(body: object) -> None:
+    for parse in (parse_event, parse_point):
+        try:
+            parse(body)
+        except MessageError:
+            pass

@@ -1,0 +1,182 @@
+"""The steering's event handling, driven by hand-made events on the embedded defaults."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gridhpo.bookkeeping import Repository
+from gridhpo.protocol import Broker, Event, events_queue, parse_point, points_queue
+from gridhpo.steering.runner import submit
+from gridhpo.steering.service import Steering
+from gridhpo.steering.taskfile import parse_task
+
+
+def spec(**budget: Any) -> Any:
+    return parse_task({
+        "name": "t",
+        "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
+        "optimiser": {"backend": "random", "seed": 1},
+        "budget": {"max_points": 6, "parallel": 2, "max_attempts": 2, **budget},
+        "evaluation": {"command": "true", "heartbeat": 1, "lost_after": 2},
+    })
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[Repository, Broker]]:
+    repo = Repository(f"sqlite:///{tmp_path / 'b.db'}")
+    broker = Broker(f"filesystem://{tmp_path / 'q'}")
+    yield repo, broker
+    broker.close()
+
+
+def take(broker: Broker, task_id: int) -> list[dict[str, Any]]:
+    out = []
+    while (d := broker.get(points_queue(task_id))) is not None:
+        out.append(d.body)
+        d.ack()
+    return out
+
+
+def ev(etype: str, p: dict[str, Any], **data: Any) -> Event:
+    return Event(type=etype, task_id=p["task_id"], point_id=p["point_id"], attempt=p["attempt"],
+                 pilot_id="pilot-a", data=data)
+
+
+def feed(steering: Steering, broker: Broker, events: list[Event]) -> None:
+    broker.publish_many([(events_queue(), e.to_json()) for e in events])
+    for _ in range(20):
+        steering.step()
+        if broker.size(events_queue()) == 0:
+            break
+
+
+def test_keeps_parallel_points_in_flight_and_records_results(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec())
+    s = Steering(repo, broker)
+    s.step()
+    msgs = take(broker, tid)
+    assert len(msgs) == 2 and {parse_point(m).attempt for m in msgs} == {1}
+    feed(s, broker, [ev("started", msgs[0]), ev("metric", msgs[0], seq=0, step=1, values={"loss": 3.0}),
+                     ev("finished", msgs[0], value=0.25)])
+    counts = repo.counts(tid)
+    assert counts["finished"] == 1 and counts.get("queued", 0) + counts.get("running", 0) == 2
+    [p0] = [p for p in repo.points(tid) if p.state == "finished"]
+    assert p0.value == 0.25
+    [a] = repo.attempts(point_ids=[p0.id])
+    assert a.state == "finished" and a.pilot_id == "pilot-a" and a.value == 0.25
+    assert [m.values["loss"] for m in repo.metrics(tid)] == [3.0]
+
+
+def test_applying_events_twice_changes_nothing(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec())
+    s = Steering(repo, broker)
+    s.step()
+    m = take(broker, tid)[0]
+    events = [ev("started", m), ev("metric", m, seq=0, step=1, values={"loss": 1.0}), ev("finished", m, value=1.0)]
+    feed(s, broker, events)
+    before = (repo.counts(tid), len(repo.attempts(task_id=tid)), len(repo.metrics(tid)), s.tasks[tid].finished)
+    feed(s, broker, events)  # redelivered, same event ids
+    feed(s, broker, [ev("finished", m, value=99.0)])  # a second pilot ran the same attempt
+    after = (repo.counts(tid), len(repo.attempts(task_id=tid)), len(repo.metrics(tid)), s.tasks[tid].finished)
+    assert before == after
+    assert [p.value for p in repo.points(tid, ["finished"])] == [1.0]
+
+
+def test_interrupted_points_come_back_until_max_attempts(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    feed(s, broker, [ev("started", m), ev("interrupted", m, reason="walltime")])
+    [m2] = take(broker, tid)
+    assert m2["point_id"] == m["point_id"] and m2["attempt"] == 2
+    assert repo.points(tid)[0].state == "queued"
+    feed(s, broker, [ev("started", m2), ev("interrupted", m2, reason="walltime")])
+    p = repo.points(tid)[0]
+    assert p.state == "failed" and "gave up after 2 attempts" in p.message
+    assert [(a.number, a.state) for a in repo.attempts(point_ids=[p.id])] == [(1, "interrupted"), (2, "interrupted")]
+
+
+def test_a_silent_attempt_is_lost_and_its_late_result_never_overwrites(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    s = Steering(repo, broker, check_interval=0.1)
+    s.step()
+    [m] = take(broker, tid)
+    feed(s, broker, [ev("started", m)])
+    time.sleep(2.5)  # lost_after is 2 s
+    s.check_timeouts()
+    [m2] = take(broker, tid)
+    assert m2["attempt"] == 2
+    feed(s, broker, [ev("started", m2), ev("finished", m2, value=5.0)])
+    feed(s, broker, [ev("finished", m, value=-1.0)])  # the lost pilot was alive after all
+    p = repo.points(tid)[0]
+    assert p.state == "finished" and p.value == 5.0
+    a1, a2 = repo.attempts(point_ids=[p.id])
+    assert a1.state == "lost" and a1.value == -1.0 and "late finished" in a1.message
+    assert a2.state == "finished" and a2.value == 5.0
+
+
+def test_a_point_message_lost_in_transit_is_sent_again(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=2))
+    s = Steering(repo, broker, requeue_grace=0.5, check_interval=0.1)
+    s.step()
+    lost = broker.get(points_queue(tid))  # a pilot took it and died before reporting
+    assert lost is not None
+    lost.ack()
+    time.sleep(0.7)
+    s.check_timeouts()
+    again = take(broker, tid)
+    assert len(again) == 2  # the one still waiting, and the lost one sent again
+    assert lost.body["point_id"] in [m["point_id"] for m in again]
+
+
+def test_task_ends_at_max_points_and_at_max_failures(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec(max_points=3, parallel=3))
+    s = Steering(repo, broker)
+    s.step()
+    msgs = take(broker, tid)
+    feed(s, broker, [e for m in msgs for e in (ev("started", m), ev("finished", m, value=1.0))])
+    assert repo.task(tid).state == "finished" and tid not in s.tasks
+
+    t2, _ = submit(repo, spec(max_points=10, parallel=3, max_failures=2), name="t2")
+    s.refresh_tasks(force=True)
+    s.step()
+    msgs = take(broker, t2)
+    feed(s, broker, [ev("failed", msgs[0], reason="boom"), ev("failed", msgs[1], reason="boom")])
+    row = repo.task(t2)
+    assert row.state == "failed" and "2 points failed" in (row.message or "")
+    assert repo.counts(t2).get("cancelled") == 1
+
+
+def test_a_restarted_steering_continues_without_duplicating_points(env: tuple[Repository, Broker]) -> None:
+    repo, broker = env
+    tid, _ = submit(repo, spec(max_points=6, parallel=2))
+    s1 = Steering(repo, broker)
+    s1.step()
+    first = take(broker, tid)
+    feed(s1, broker, [ev("started", first[0]), ev("finished", first[0], value=2.0)])
+    del s1  # killed: only the bookkeeping and the queue remain
+    s2 = Steering(repo, broker)
+    s2.refresh_tasks(force=True)
+    state = s2.tasks[tid]
+    assert state.created == 3 and state.finished == 1 and len(state.open) == 2
+    second = take(broker, tid)
+    assert sorted(m["point_id"] for m in second) == sorted(state.open)  # nothing lost, nothing new
+    feed(s2, broker, [ev("started", second[0]), ev("finished", second[0], value=3.0)])
+    numbers = [p.number for p in repo.points(tid)]
+    assert numbers == [0, 1, 2, 3]
+    # the point asked after the restart is the one a steering that never stopped would ask
+    from gridhpo.steering import optimisers
+
+    expected = [s.params for s in optimisers.create(spec(max_points=6, parallel=2)).ask(4)]
+    assert [p.params for p in repo.points(tid)] == expected
