@@ -1,0 +1,85 @@
+"""The object-store interface checkpoints are kept in."""
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from gridhpo.errors import CheckpointError
+
+
+class MissingObjectError(CheckpointError):
+    """``get`` of a key the store does not hold."""
+
+
+class ObjectStore(abc.ABC):
+    """A flat namespace of immutable objects under one base URL.
+
+    Contract, checked for every backend by tests/unit/test_store_contract.py:
+
+    - keys are relative, ``/``-separated paths without ``..``, empty parts or a leading ``/``
+      (``check_key`` enforces it); a backend maps them below its base location;
+    - ``put(key, path)`` stores the file's bytes under ``key``, replacing an older object; the
+      object is visible (``list``, ``get``) only once it is complete: a reader never sees a
+      half-written object, an interrupted ``put`` leaves the old object or none;
+    - ``get(key, path)`` writes the object's bytes to ``path`` and raises
+      ``MissingObjectError`` when there is none;
+    - ``list(prefix)`` returns the sorted keys starting with ``prefix`` (a plain string prefix);
+    - ``delete(key)`` removes an object; deleting a missing key is not an error;
+    - every failure of the underlying driver is raised as ``CheckpointError`` naming the
+      store and the key.
+    """
+
+    url: str
+
+    @abc.abstractmethod
+    def put(self, key: str, path: Path) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, key: str, path: Path) -> None: ...
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
+    # small objects (manifest entries) go through a temporary file so that backends
+    # implement a single streaming path
+    def put_bytes(self, key: str, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix="gridhpo-put-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self.put(key, Path(tmp))
+        finally:
+            os.unlink(tmp)
+
+    def get_bytes(self, key: str) -> bytes:
+        fd, tmp = tempfile.mkstemp(prefix="gridhpo-get-")
+        os.close(fd)
+        try:
+            self.get(key, Path(tmp))
+            return Path(tmp).read_bytes()
+        finally:
+            os.unlink(tmp)
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise CheckpointError(f"object key {key!r} is not a relative path of non-empty parts without '..'")
+    return key
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
