@@ -75,6 +75,8 @@ class Checkpoint:
     interval: float = 300.0
     keep: int = 3
     max_size: int = 1 << 30
+    store: str | None = None  # object-store URL; else the pilot's --store / GRIDHPO_STORE
+    signing_key: str | None = None  # HMAC key for manifests; "env:NAME" reads it from the pilot's environment
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     for k, v in env.items():
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             e.fail(f"evaluation.env.{k}", f"{v!r} is not a string or number")
-    c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source, {"interval", "keep", "max_size"})
+    c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source,
+                 {"interval", "keep", "max_size", "store", "signing_key"})
     r = _Section(e.raw.get("resources"), "evaluation.resources", source, {"cpus", "gpus", "memory"})
     evaluation = Evaluation(
         command=command,
@@ -303,6 +306,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
             interval=c.duration("interval", 300.0),
             keep=c.integer("keep", 3, 1),
             max_size=c.integer("max_size", 1 << 30, 1),
+            store=c.text("store"),
+            signing_key=c.text("signing_key"),
         ),
         resources=Resources(
             cpus=r.number("cpus", 1.0),
