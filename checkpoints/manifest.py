@@ -112,8 +112,13 @@ class Manifest:
 
     # ------------------------------------------------------------------ writing
 
-    def save(self, folder: Path, workspace: Path, *, task: int, point: int, attempt: int, max_size: int) -> Entry:
-        """Archive ``folder``, upload it and its entry, prune old ones; returns the new entry."""
+    def save(self, folder: Path, workspace: Path, *, task: int, point: int, attempt: int, max_size: int,
+             unchanged: Callable[[], bool] | None = None) -> Entry | None:
+        """Archive ``folder``, upload it and its entry, prune old ones; returns the new entry.
+
+        ``unchanged()``, called once the archive is made, may veto the upload (None returned):
+        the pilot uses it to skip an archive of a folder the evaluation was writing to.
+        """
         keys = self.entry_keys()
         last = int(_ENTRY.search(keys[-1]).group(1)) if keys else 0  # type: ignore[union-attr]
         sequence = last + 1
@@ -121,6 +126,8 @@ class Manifest:
         tmp = workspace / f".upload-{sequence:08d}.tar"
         try:
             size = pack(folder, tmp, max_size, what=f"checkpoint/ of point {point}")
+            if unchanged is not None and not unchanged():
+                return None
             digest = sha256_file(tmp)
             self.store.put(f"{base}.tar", tmp)
         finally:

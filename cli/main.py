@@ -108,11 +108,14 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
               help="Where work directories go (default: GRIDHPO_HOME/work/PILOT_ID).")
 @click.option("--runtime", default=None, help="Container runtime for tasks with an image.")
 @click.option("--keep-workdirs", is_flag=True, help="Keep the work directories of finished points.")
+@click.option("--store", default=None, metavar="URL",
+              help="Checkpoint store (file:///path, s3://bucket/prefix?endpoint=URL); default: the task "
+                   "file's evaluation.checkpoint.store, else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @broker_option
 @verbosity
 def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
           idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool,
-          broker: str | None, verbose: int) -> None:
+          store: str | None, broker: str | None, verbose: int) -> None:
     """Evaluate points of one task until its budget, walltime or --max-points ends."""
     _setup_logging(verbose, logging.INFO)
     from gridhpo.evaluation.pilot import Pilot, PilotConfig
@@ -125,7 +128,7 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     cfg = PilotConfig(task_id=int(task), site=site, max_points=max_points,
                       walltime=_duration(walltime, "--walltime", parse_duration),
                       idle_timeout=_duration(idle_timeout, "--idle-timeout", parse_duration),
-                      runtime=runtime, keep_workdirs=keep_workdirs)
+                      runtime=runtime, keep_workdirs=keep_workdirs, store=store)
     if pilot_id:
         cfg.pilot_id = pilot_id
     cfg.workroot = workdir or config.home() / "work" / cfg.pilot_id

@@ -24,13 +24,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
+from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_point, points_queue
 from gridhpo.protocol.broker import Undecodable
 
 log = logging.getLogger(__name__)
+_STOPPED = ("interrupted", "stopped", "paused")  # events of an evaluation the pilot stopped
 
 
 @dataclass
@@ -57,6 +60,7 @@ class PilotConfig:
     idle_timeout: float | None = None
     runtime: str | None = None
     keep_workdirs: bool = False
+    store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
     poll: float = 0.05
 
 
@@ -71,6 +75,7 @@ class Pilot:
         self.host = socket.gethostname()
         self.workroot = config.workroot or Path.cwd() / "gridhpo-work" / config.pilot_id
         self._runtimes: dict[str, Runtime] = {}
+        self.checkpoints = PilotCheckpoints(config.store)
 
     # ------------------------------------------------------------------ control
 
@@ -140,11 +145,17 @@ class Pilot:
         finally:
             for rt in self._runtimes.values():
                 rt.close()
+            self.checkpoints.close()
         log.info("pilot %s exits: %s (%d finished, %d failed, %d interrupted)", self.cfg.pilot_id,
                  self.stats.exit_reason, self.stats.finished, self.stats.failed, self.stats.interrupted)
         return self.stats
 
     def send(self, msg: PointMessage, etype: str, data: dict[str, Any]) -> None:
+        cp = self.checkpoints.current
+        if etype in _STOPPED and cp is not None and cp.msg.point_id == msg.point_id:
+            # the last upload happens before the stop is reported: the retry, maybe on
+            # another pilot a moment later, must find it (covers every way of stopping)
+            cp.final()
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data)
         self.broker.publish(events_queue(), ev.to_json())
@@ -188,6 +199,7 @@ class Pilot:
         t0 = time.monotonic()
         job = self.prepare(msg)
         try:
+            self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
             runtime = self.runtime(msg.evaluation)
             handle = runtime.start(job)
         except GridHPOError as exc:
@@ -198,6 +210,7 @@ class Pilot:
             self.request_stop(f"runtime unusable: {exc}")
             return
         outcome = self._watch(msg, job, handle)
+        self.checkpoints.end()
         try:
             handle.cleanup()
         except GridHPOError as exc:
@@ -220,6 +233,13 @@ class Pilot:
                 self._forward_metric(msg, seq, line)
             if code is not None:
                 break
+            if self.checkpoints.current is not None:
+                try:
+                    self.checkpoints.current.tick()
+                except CheckpointTooLargeError as exc:
+                    handle.stop(grace)
+                    self.checkpoints.end()
+                    return self._fail(msg, str(exc), handle)
             now = time.monotonic()
             if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
                 reason = self.stop_reason or "pilot walltime reached"
