@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TASK_STATES = ("active", "finished", "failed", "cancelled")
@@ -96,3 +96,22 @@ class Pilot(Base):
     first_seen: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
     points_done: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CheckpointRecord(Base):
+    """A checkpoint an attempt saved (kind "saved") or started from (kind "restored")."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("attempt_id", "kind", "sequence", name="uq_checkpoints_attempt_kind_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source_attempt: Mapped[int] = mapped_column(Integer)  # the attempt that saved it
+    saved_at: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)

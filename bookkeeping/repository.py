@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from gridhpo.bookkeeping.db import connect
-from gridhpo.bookkeeping.models import Attempt, MetricReport, Pilot, Point, Task
+from gridhpo.bookkeeping.models import Attempt, CheckpointRecord, MetricReport, Pilot, Point, Task
 from gridhpo.config import redact
 from gridhpo.errors import BookkeepingError, ConfigError, NotFoundError
 
@@ -29,6 +29,7 @@ T_POINT = cast(Table, Point.__table__)
 T_ATTEMPT = cast(Table, Attempt.__table__)
 T_METRIC = cast(Table, MetricReport.__table__)
 T_PILOT = cast(Table, Pilot.__table__)
+T_CHECKPOINT = cast(Table, CheckpointRecord.__table__)
 
 
 @dataclass
@@ -43,10 +44,29 @@ class Changes:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pilot_done: dict[str, int] = field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
-                    or self.metrics or self.pilots)
+                    or self.metrics or self.pilots or self.checkpoints)
+
+    def add_checkpoint(self, point_id: int, attempt_id: int | None, attempt: int, data: dict[str, Any],
+                       at: float) -> None:
+        """Record a ``checkpoint`` event: one the attempt saved, or (``restored``) started from."""
+        try:
+            row = {
+                "attempt_id": attempt_id, "_key": (point_id, attempt), "point_id": point_id,
+                "kind": "restored" if data.get("restored") else "saved", "sequence": int(data["sequence"]),
+                "key": str(data["key"]), "size": int(data["size"]), "sha256": str(data["sha256"]),
+                "source_attempt": int(data.get("attempt", attempt)), "saved_at": float(data.get("time", at)),
+                "at": at,
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            # a malformed event from a pilot must not stop the steering's batch
+            log.error("point %d attempt %d: malformed checkpoint event dropped (%r): %.300r",
+                      point_id, attempt, exc, data)
+            return
+        self.checkpoints.append(row)
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,14 @@ class Repository:
                  .order_by(T_METRIC.c.point_id, T_METRIC.c.attempt_id, T_METRIC.c.seq))
             return list(conn.execute(q))
 
+    def checkpoints(self, task_id: int) -> list[Any]:
+        """Checkpoint records of a task's attempts, by point, attempt and sequence."""
+        with self._tx("read checkpoints") as conn:
+            task_points = select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)
+            q = (select(T_CHECKPOINT).where(T_CHECKPOINT.c.point_id.in_(task_points))
+                 .order_by(T_CHECKPOINT.c.point_id, T_CHECKPOINT.c.attempt_id, T_CHECKPOINT.c.sequence))
+            return list(conn.execute(q))
+
     def pilots(self, task_id: int | None = None) -> list[Any]:
         with self._tx("read pilots") as conn:
             q = select(T_PILOT).order_by(T_PILOT.c.first_seen)
@@ -264,6 +292,17 @@ class Repository:
                     conn.execute(self._insert_ignore(T_METRIC, ["attempt_id", "seq"]), rows)
             if changes.pilots:
                 self._upsert_pilots(conn, changes)
+            if changes.checkpoints:
+                rows = []
+                for c in changes.checkpoints:
+                    row = dict(c)
+                    key = row.pop("_key", None)
+                    if row.get("attempt_id") is None:
+                        row["attempt_id"] = new_ids.get(key)
+                    if row["attempt_id"] is not None:
+                        rows.append(row)
+                if rows:
+                    conn.execute(self._insert_ignore(T_CHECKPOINT, ["attempt_id", "kind", "sequence"]), rows)
             return new_ids
 
     def _insert_ignore(self, table: Any, keys: list[str]) -> Any:

@@ -217,6 +217,9 @@ class Steering:
                 self._start(changes, task, op, ev)
                 self._fail(changes, task, op, ev.data.get("reason") or "evaluation failed",
                            ev.data.get("stderr"), ev.time)
+            elif ev.type == "checkpoint":
+                self._start(changes, task, op, ev)
+                changes.add_checkpoint(op.id, op.attempt_id, op.attempt, ev.data, ev.time)
             elif ev.type == "interrupted":
                 self._start(changes, task, op, ev)
                 self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
