@@ -15,11 +15,21 @@ RESULT_FORMATS = ("table", "csv", "json")
 def results(repo: Repository, task: TaskRow) -> list[dict[str, Any]]:
     """Every point of a task with its attempts, in point order."""
     attempts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    saved: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    restored: dict[int, dict[str, Any]] = {}
+    for c in repo.checkpoints(task.id):
+        info = {"sequence": c.sequence, "key": c.key, "size": c.size, "sha256": c.sha256,
+                "attempt": c.source_attempt, "saved_at": c.saved_at}
+        if c.kind == "restored":
+            restored[c.attempt_id] = info
+        else:
+            saved[c.attempt_id].append(info)
     for a in repo.attempts(task_id=task.id):
         attempts[a.point_id].append({
             "number": a.number, "state": a.state, "pilot": a.pilot_id, "site": a.site,
             "started_at": a.started_at, "ended_at": a.ended_at, "end_reason": a.end_reason,
             "value": a.value, "message": a.message,
+            "restored_from": restored.get(a.id), "checkpoints": saved.get(a.id, []),
         })
     return [
         {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
@@ -36,10 +46,10 @@ def format_results(rows: list[dict[str, Any]], fmt: str, mode: str = "min") -> s
         for k in r["params"]:
             if k not in names:
                 names.append(k)
-    header = ["number", "state", "value", "attempts", *names, "message"]
+    header = ["number", "state", "value", "attempts", *names, "history", "message"]
     table = [
         [r["number"], r["state"], "" if r["value"] is None else f"{r['value']:.6g}", len(r["attempts"]),
-         *[_cell(r["params"].get(n, "")) for n in names], (r["message"] or "")[:60]]
+         *[_cell(r["params"].get(n, "")) for n in names], attempt_history(r["attempts"]), (r["message"] or "")[:60]]
         for r in rows
     ]
     if fmt == "csv":
@@ -49,6 +59,20 @@ def format_results(rows: list[dict[str, Any]], fmt: str, mode: str = "min") -> s
         w.writerows(table)
         return buf.getvalue()
     return render_table(header, table)
+
+
+def attempt_history(attempts: list[dict[str, Any]]) -> str:
+    """One token per attempt, ``2:interrupted<#3+2``: attempt 2 ended interrupted, started
+    from checkpoint 3 and saved 2 checkpoints."""
+    out = []
+    for a in attempts:
+        token = f"{a['number']}:{a.get('end_reason') or a['state']}"
+        if a.get("restored_from"):
+            token += f"<#{a['restored_from']['sequence']}"
+        if a.get("checkpoints"):
+            token += f"+{len(a['checkpoints'])}"
+        out.append(token)
+    return " ".join(out)
 
 
 def _cell(v: Any) -> str:
@@ -68,7 +92,8 @@ def status_rows(repo: Repository, tasks: list[TaskRow]) -> tuple[list[str], list
     rows = []
     for t in tasks:
         counts = repo.counts(t.id)
-        pts = repo.points(t.id, ["queued"]) if counts.get("queued") else []
+        # resuming: interrupted points waiting for or running a later attempt
+        pts = repo.points(t.id, ["queued", "running"]) if counts.get("queued") or counts.get("running") else []
         resuming = sum(1 for p in pts if p.attempt > 1)
         best = best_point(repo, t)
         rows.append([t.id, t.name, t.state, f"{sum(counts.values())}/{t.spec['budget']['max_points']}",
