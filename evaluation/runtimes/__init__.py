@@ -10,6 +10,8 @@ from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 REGISTRY: dict[str, str] = {
     "process": "gridhpo.evaluation.runtimes.process:ProcessRuntime",
     "python": "gridhpo.evaluation.runtimes.inprocess:InProcessRuntime",
+    "docker": "gridhpo.evaluation.runtimes.docker:DockerRuntime",
+    "apptainer": "gridhpo.evaluation.runtimes.apptainer:ApptainerRuntime",
 }
 
 
