@@ -75,7 +75,8 @@ def test_a_batch_is_written_whole_and_duplicate_metrics_are_ignored(db_url: str)
     ids = repo.apply(c)
     aid = ids[(pid, 1)]
     again = Changes()
-    again.metrics.append({"attempt_id": aid, "point_id": pid, "seq": 0, "step": 1.0, "values": {"loss": 9.0}, "at": now})
+    again.metrics.append({"attempt_id": aid, "point_id": pid, "seq": 0, "step": 1.0,
+                          "values": {"loss": 9.0}, "at": now})
     repo.apply(again)
     metrics = repo.metrics(tid)
     assert len(metrics) == 1 and metrics[0].values == {"loss": 2.0}
