@@ -13,6 +13,10 @@ if TYPE_CHECKING:
 # name -> "module:Class"; modules import their library only when chosen
 REGISTRY: dict[str, str] = {
     "random": "gridhpo.steering.optimisers.random:RandomSearch",
+    "grid": "gridhpo.steering.optimisers.grid:GridSearch",
+    "hyperopt": "gridhpo.steering.optimisers.hyperopt:HyperoptSearch",
+    "skopt": "gridhpo.steering.optimisers.skopt:SkoptSearch",
+    "nevergrad": "gridhpo.steering.optimisers.nevergrad:NevergradSearch",
 }
 
 
@@ -43,8 +47,10 @@ def check_spec(spec: TaskSpec) -> None:
 
 def create(spec: TaskSpec) -> Optimiser:
     o = spec.optimiser
+    b = spec.budget
     return get(o.backend)(spec.search_space, seed=o.seed, algorithm=o.algorithm,
-                          mode=spec.objective.mode, options=o.options)
+                          mode=spec.objective.mode, options=o.options,
+                          max_points=b.max_points, parallel=b.parallel + b.min_queued)
 
 
 __all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "get"]

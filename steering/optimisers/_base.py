@@ -47,17 +47,23 @@ class Optimiser(abc.ABC):
       that produced no value; a backend may ignore it.
     - ``restore(trials)`` rebuilds the state after a steering restart from the recorded
       trials, without evaluating anything; a seeded backend restored this way proposes the
-      same next points as one that never stopped.
+      same next points as one that never stopped (where ``deterministic_restore``).
 
     Subclasses implement ``_ask``, ``_tell`` and optionally ``_tell_failure``, ``_restore``.
     """
 
     name: ClassVar[str] = ""
     algorithms: ClassVar[tuple[str, ...]] = ("default",)
+    #: False where ``restore`` rebuilds an equivalent but not bit-identical state
+    deterministic_restore: ClassVar[bool] = True
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
-                 mode: str = "min", options: Mapping[str, Any] | None = None) -> None:
+                 mode: str = "min", options: Mapping[str, Any] | None = None,
+                 max_points: int | None = None, parallel: int = 1) -> None:
         self.space = space
+        # hints some libraries size themselves by (nevergrad's budget and num_workers)
+        self.max_points = max_points
+        self.parallel = parallel
         self.seed = 0 if seed is None else int(seed)
         self.algorithm = algorithm or self.algorithms[0]
         self.sign = 1.0 if mode == "min" else -1.0
@@ -114,6 +120,10 @@ class Optimiser(abc.ABC):
         }
         self.next_number = max(self.trials, default=-1) + 1
         self._restore()
+
+    def seen_keys(self) -> set[str]:
+        """Keys of every point asked so far (pending, done or failed): never proposed again."""
+        return {self.space.key(t.params) for t in self.trials.values()}
 
     # ------------------------------------------------------------------ backend hooks
 
