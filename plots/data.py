@@ -85,7 +85,7 @@ class TaskData:
 
     @property
     def maximise(self) -> bool:
-        return self.task.spec.get("objective", {}).get("mode", "min") == "max"
+        return bool(self.task.spec.get("objective", {}).get("mode", "min") == "max")
 
     def finished(self) -> list[PointRec]:
         """Points with an objective value, in point order."""
@@ -258,7 +258,7 @@ def learning_curves(d: TaskData, metric: str | None = None) -> dict[str, Any]:
             for step, vals in reports:
                 available.update(k for k, v in vals.items() if _finite(v))
                 v = vals.get(name)
-                if _finite(v):
+                if isinstance(v, (int, float)) and _finite(v):
                     steps.append(step)
                     values.append(float(v))
             if steps:
@@ -286,7 +286,7 @@ def slices(d: TaskData) -> list[dict[str, Any]]:
 
 def timeline(d: TaskData) -> dict[str, Any]:
     """Every attempt as a bar on its pilot's row (rows grouped by site), coloured by how it ended."""
-    bars = []
+    bars: list[dict[str, Any]] = []
     for p in d.points:
         for a in p.attempts:
             pilot = a.pilot or "?"
@@ -295,7 +295,7 @@ def timeline(d: TaskData) -> dict[str, Any]:
             bars.append({"row": f"{site} / {pilot}", "site": site, "pilot": pilot, "point": p.number,
                          "attempt": a.number, "start": a.start, "end": max(end, a.start), "state": a.state,
                          "end_reason": a.end_reason, "resumed": a.number > 1})
-    rows = sorted({b["row"] for b in bars})
+    rows = sorted({str(b["row"]) for b in bars})
     return {"rows": rows, "bars": bars,
             "states": sorted({b["state"] for b in bars}),
             "interruptions": sum(1 for b in bars if b["state"] in ("interrupted", "lost", "paused")),

@@ -87,7 +87,11 @@ JS = r"""
       const cells = [r.rank, r.number, r.value, ...Object.values(r.params), r.attempts, r.history,
                      r.checkpoints, r.duration, r.sites];
       const tr = el("tr");
-      for (const c of cells) { const td = el("td", {}, fmt(c)); if (typeof c === "number") td.dataset.v = c; tr.appendChild(td); }
+      for (const c of cells) {
+        const td = el("td", {}, fmt(c));
+        if (typeof c === "number") td.dataset.v = c;
+        tr.appendChild(td);
+      }
       body.appendChild(tr);
     }
     tab.appendChild(body);
