@@ -269,6 +269,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 # Commands of other packages register here, one line each.
+main.add_command(__import__("gridhpo.cli.plot", fromlist=["plot"]).plot)
+main.add_command(__import__("gridhpo.cli.plot", fromlist=["dashboard"]).dashboard)
 
 
 if __name__ == "__main__":
