@@ -1,0 +1,150 @@
+"""The ObjectStore contract, one suite over every backend: the local folder and S3 against a
+real SeaweedFS server started on loopback by the tests."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridhpo.checkpoints import STORES, MissingObjectError, ObjectStore, open_store
+from gridhpo.errors import CheckpointError, ConfigError, UnknownNameError
+from tests.seaweed import s3_store_url, seaweedfs
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with seaweedfs() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    if request.param == "file":
+        s = open_store(f"file://{tmp_path / 'store'}")
+    else:
+        s = open_store(s3_store_url(request.getfixturevalue("s3_endpoint")))
+    yield s
+    s.close()
+
+
+def _file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_put_get_roundtrip_and_replace(store: ObjectStore, tmp_path: Path) -> None:
+    store.put("a/b/one.bin", _file(tmp_path / "src", b"first"))
+    store.get("a/b/one.bin", tmp_path / "dst")
+    assert (tmp_path / "dst").read_bytes() == b"first"
+    store.put_bytes("a/b/one.bin", b"second version")
+    assert store.get_bytes("a/b/one.bin") == b"second version"
+
+
+def test_get_of_a_missing_key_raises_missing(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(MissingObjectError, match="no object nothing/here"):
+        store.get("nothing/here", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
+
+
+def test_list_returns_sorted_keys_under_a_prefix_only(store: ObjectStore) -> None:
+    for key in ("t1/p2/b", "t1/p2/a", "t1/p10/x", "t2/p2/a", "t1/p2x"):
+        store.put_bytes(key, key.encode())
+    assert store.list("t1/p2/") == ["t1/p2/a", "t1/p2/b"]
+    assert store.list("t1/p2") == ["t1/p2/a", "t1/p2/b", "t1/p2x"]
+    assert store.list("t3/") == []
+    assert len(store.list("")) == 5
+
+
+def test_delete_removes_and_tolerates_missing(store: ObjectStore) -> None:
+    store.put_bytes("d/k", b"x")
+    store.delete("d/k")
+    assert store.list("d/") == []
+    store.delete("d/k")  # not an error
+    with pytest.raises(MissingObjectError):
+        store.get_bytes("d/k")
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a/"])
+def test_bad_keys_are_refused(store: ObjectStore, key: str) -> None:
+    with pytest.raises(CheckpointError, match="not a relative path"):
+        store.put_bytes(key, b"x")
+
+
+def test_an_object_is_visible_only_once_complete(store: ObjectStore, tmp_path: Path) -> None:
+    """A reader polling while a large upload runs never sees a partial object."""
+    data = os.urandom(12 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    src = _file(tmp_path / "big", data)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            store.put("vis/big.tar", src)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=upload)
+    t.start()
+    seen = 0
+    while True:
+        finished = done.is_set()
+        keys = store.list("vis/")
+        assert keys in ([], ["vis/big.tar"])  # never a temporary or partial name
+        if keys:
+            store.get("vis/big.tar", tmp_path / f"read-{seen}")
+            got = (tmp_path / f"read-{seen}").read_bytes()
+            assert len(got) == len(data) and hashlib.sha256(got).hexdigest() == digest
+            seen += 1
+        if finished:
+            break
+    t.join()
+    assert not errors, errors
+    assert seen >= 1
+
+
+def test_unknown_scheme_fails_with_close_matches() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 's3'"):
+        open_store("s4://bucket/x")
+    with pytest.raises(ConfigError, match="no scheme"):
+        open_store("/just/a/path")
+
+
+def test_local_store_driver_errors_name_the_store(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CheckpointError, match="cannot create the folder"):
+        open_store(f"file://{blocker}/sub")
+
+
+def test_s3_missing_bucket_is_a_checkpoint_error_with_context(s3_endpoint: str, tmp_path: Path) -> None:
+    s = open_store(f"s3://test:test@no-such-bucket-{uuid.uuid4().hex[:8]}/p?endpoint={s3_endpoint}")
+    with pytest.raises(CheckpointError, match=r"store s3://test:\*\*\*@no-such-bucket.*upload of 'k' failed"):
+        s.put("k", _file(tmp_path / "x", b"x"))
+    s.close()
+
+
+def test_s3_settings_from_the_environment(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Endpoint, region and credentials may come from the usual AWS variables instead of the URL."""
+    url = s3_store_url(s3_endpoint)
+    bucket_prefix = url.split("@", 1)[1].split("?", 1)[0]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    s = open_store(f"s3://{bucket_prefix}")
+    s.put_bytes("env/k", b"via environment")
+    assert s.get_bytes("env/k") == b"via environment"
+    s.close()
+
+
+def test_s3_url_with_unknown_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown setting 'endpont'.*allowed: endpoint, profile, region"):
+        open_store("s3://bucket/p?endpont=http://x")
