@@ -102,7 +102,7 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 @click.option("--site", default="local", show_default=True, help="Site name in every event.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None, help="Exit after this many points.")
 @click.option("--walltime", default=None, metavar="DURATION",
-              help="This pilot's time limit (e.g. 3600, 90m, 2h); default: none.")
+              help="This pilot's time limit (e.g. 3600, 90m, 2h); default: the batch job's (Slurm), else none.")
 @click.option("--idle-timeout", default=None, metavar="DURATION", help="Exit when no point comes for this long.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where work directories go (default: GRIDHPO_HOME/work/PILOT_ID).")
@@ -125,8 +125,11 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     if not task.isdigit():
         raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
                                  param_hint="--task")
+    from gridhpo.evaluation.batch import remaining_walltime
+
+    seconds = _duration(walltime, "--walltime", parse_duration)
     cfg = PilotConfig(task_id=int(task), site=site, max_points=max_points,
-                      walltime=_duration(walltime, "--walltime", parse_duration),
+                      walltime=seconds if seconds is not None else remaining_walltime(),
                       idle_timeout=_duration(idle_timeout, "--idle-timeout", parse_duration),
                       runtime=runtime, keep_workdirs=keep_workdirs, store=store)
     if pilot_id:
@@ -271,6 +274,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 # Commands of other packages register here, one line each.
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["plot"]).plot)
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["dashboard"]).dashboard)
+main.add_command(__import__("gridhpo.cli.pilots", fromlist=["pilots"]).pilots)
 
 
 if __name__ == "__main__":

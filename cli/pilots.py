@@ -1,0 +1,61 @@
+"""``gridhpo pilots submit|status``: thin commands over gridhpo.evaluation.submit."""
+from __future__ import annotations
+
+import datetime
+
+import click
+
+from gridhpo.cli.options import broker_option, verbosity
+
+
+@click.group()
+def pilots() -> None:
+    """Pilot jobs at a site: submit them to a batch system, show them."""
+
+
+@pilots.command()
+@click.option("--task", "task", required=True, help="Task id (a number, as `gridhpo submit` prints).")
+@click.option("--backend", type=click.Choice(["slurm", "local"]), required=True, help="Where the pilots run.")
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many pilot jobs.")
+@click.option("--walltime", required=True, metavar="DURATION", help="Each job's time limit (e.g. 3600, 90m, 1h).")
+@click.option("--site", default=None, help="Site name in every event (default: the backend's name).")
+@click.option("--extra", default="", metavar="'OPTIONS'", help="More sbatch options, e.g. '--partition=gpu -A proj'.")
+@click.option("--runtime", default=None, help="Container runtime for tasks with an image (docker, apptainer).")
+@broker_option
+@verbosity
+def submit(task: str, backend: str, count: int, walltime: str, site: str | None, extra: str,
+           runtime: str | None, broker: str | None, verbose: int) -> None:
+    """Write and submit COUNT pilot batch scripts for TASK."""
+    from gridhpo.cli.main import _duration, _setup_logging
+    from gridhpo.evaluation import submit as sub
+    from gridhpo.steering.taskfile import parse_duration
+
+    _setup_logging(verbose)
+    if not task.isdigit():
+        raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
+                                 param_hint="--task")
+    seconds = _duration(walltime, "--walltime", parse_duration)
+    assert seconds is not None
+    for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime):
+        click.echo(f"{s.backend} job {s.job_id}: pilot for task {s.task_id} at {s.site} (script {s.script})")
+
+
+@pilots.command()
+@click.option("--task", "task", default=None, type=int, help="Only the pilots of this task id.")
+def status(task: int | None) -> None:
+    """The submitted pilot jobs and their state."""
+    from gridhpo.evaluation.submit import status as get_status
+    from gridhpo.steering.reports import render_table
+
+    rows = get_status(task)
+    if not rows:
+        click.echo("no pilot submitted" + (f" for task {task}" if task is not None else ""))
+        return
+
+    def dur(v: float | None) -> str:
+        return "-" if v is None else str(datetime.timedelta(seconds=int(v)))
+
+    header = ["backend", "job", "task", "site", "state", "elapsed", "left", "submitted"]
+    table = [[r["backend"], r["job"], r["task"], r["site"], r["state"], dur(r["elapsed"]), dur(r["left"]),
+              datetime.datetime.fromtimestamp(r["submitted"]).strftime("%Y-%m-%d %H:%M:%S")] for r in rows]
+    click.echo(render_table(header, table))
