@@ -146,5 +146,5 @@ def test_s3_settings_from_the_environment(s3_endpoint: str, monkeypatch: pytest.
 
 
 def test_s3_url_with_unknown_setting_is_refused() -> None:
-    with pytest.raises(ConfigError, match="unknown setting 'endpont'.*allowed: endpoint, profile, region"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'endpont'.*allowed: endpoint, profile, region"):
         open_store("s3://bucket/p?endpont=http://x")

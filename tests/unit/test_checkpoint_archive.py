@@ -1,0 +1,109 @@
+"""Checkpoint archives from untrusted storage: every kind of escaping member is refused and
+nothing is written, a sound archive restores exactly, and the size limit is a clear error."""
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gridhpo.checkpoints.archive import (
+    CheckpointTooLargeError,
+    RefusedCheckpointError,
+    UnsafeArchiveError,
+    pack,
+    unpack,
+)
+
+
+def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return path
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    info.mode = 0o644
+    return info
+
+
+def _ok() -> tuple[tarfile.TarInfo, bytes]:
+    return _info("state.bin"), b"good state"
+
+
+UNSAFE: dict[str, tuple[Callable[[], list[tuple[tarfile.TarInfo, bytes | None]]], str]] = {
+    "absolute path": (lambda: [_ok(), (_info("/tmp/gridhpo-evil"), b"x")], "absolute path"),
+    "dot-dot": (lambda: [_ok(), (_info("../outside"), b"x")], "'..'"),
+    "dot-dot inside": (lambda: [_ok(), (_info("a/../../outside"), b"x")], "'..'"),
+    "symlink out (absolute)": (lambda: [_ok(), (_info("link", tarfile.SYMTYPE, "/etc/passwd"), None)],
+                               "points outside"),
+    "symlink out (relative)": (lambda: [_ok(), (_info("sub/link", tarfile.SYMTYPE, "../../x"), None)],
+                               "points outside"),
+    "write through symlink": (lambda: [(_info("d", tarfile.SYMTYPE, "."), None), (_info("d/f"), b"x")],
+                              "through the symbolic link"),
+    "hard link out": (lambda: [_ok(), (_info("hl", tarfile.LNKTYPE, "../../etc/passwd"), None)], "points outside"),
+    "character device": (lambda: [_ok(), (_info("null", tarfile.CHRTYPE), None)], "device"),
+    "block device": (lambda: [_ok(), (_info("sda", tarfile.BLKTYPE), None)], "device"),
+    "fifo": (lambda: [_ok(), (_info("pipe", tarfile.FIFOTYPE), None)], "FIFO"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+def test_unsafe_archives_are_refused_and_write_nothing(case: str, tmp_path: Path) -> None:
+    make, why = UNSAFE[case]
+    work = tmp_path / "work"
+    (work / "checkpoint").mkdir(parents=True)
+    (work / "checkpoint" / "previous").write_text("kept")
+    archive = _archive(tmp_path / "evil.tar", *make())
+    with pytest.raises(UnsafeArchiveError, match=why):
+        unpack(archive, work / "checkpoint", source="checkpoint evil.tar")
+    # the target is untouched and no staging folder is left behind
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint"]
+    assert [p.name for p in (work / "checkpoint").iterdir()] == ["previous"]
+    assert not (tmp_path / "outside").exists()
+
+
+def test_garbage_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive at all" * 100)
+    with pytest.raises(RefusedCheckpointError, match="not a readable tar archive"):
+        unpack(bad, tmp_path / "checkpoint")
+
+
+def test_pack_and_unpack_restore_the_folder_exactly(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "weights.bin").write_bytes(bytes(range(256)) * 100)
+    (src / "sub" / "opt.json").write_text('{"step": 3}')
+    (src / "latest").symlink_to("weights.bin")  # a link inside the folder is fine
+    archive = tmp_path / "a.tar"
+    size = pack(src, archive, max_size=1 << 20)
+    assert size == archive.stat().st_size
+    dest = tmp_path / "work" / "checkpoint"
+    dest.mkdir(parents=True)
+    (dest / "stale").write_text("replaced whole")
+    unpack(archive, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        "latest", "sub", "sub/opt.json", "weights.bin"]
+    assert (dest / "weights.bin").read_bytes() == (src / "weights.bin").read_bytes()
+    assert (dest / "latest").is_symlink() and (dest / "latest").read_bytes() == (src / "weights.bin").read_bytes()
+
+
+def test_size_limit_is_a_clear_error(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(b"\0" * 5000)
+    with pytest.raises(CheckpointTooLargeError,
+                       match=r"checkpoint/ holds 5 kB, over evaluation.checkpoint.max_size \(4 kB\)"):
+        pack(src, tmp_path / "a.tar", max_size=4000)
+    assert not (tmp_path / "a.tar").exists()
