@@ -138,34 +138,35 @@ def load(repo: Repository, ref: str | int | TaskRow) -> TaskData:
     for m in repo.metrics(task.id):
         values = m.values if isinstance(m.values, dict) else {}
         metrics[m.attempt_id].append((float(m.step) if m.step is not None else float(m.seq), values))
-    for point_id, rec in _checkpoints(repo, task.id).items():
+    for point_id, rec in _checkpoints(repo, task.id, t0).items():
         if point_id in by_id:
             by_id[point_id].checkpoints = rec
     sites = {str(p.id): str(p.site) for p in repo.pilots(task.id)}
     return TaskData(task, param_infos(task.spec), points, dict(metrics), sites)
 
 
-def _checkpoints(repo: Repository, task_id: int) -> dict[int, list[dict[str, Any]]]:
-    """Checkpoint records by point id, where this bookkeeping has them.
+def _checkpoints(repo: Repository, task_id: int, t0: float) -> dict[int, list[dict[str, Any]]]:
+    """Checkpoint records (kind saved or restored) by point id, times relative to ``t0``.
 
-    Checkpoint bookkeeping is newer than the rest: a repository without it shows no
-    checkpoints, and any row shape is read through its common field names.
+    Checkpoint bookkeeping is newer than the rest: a repository without it shows none,
+    and rows are read by field name, missing fields left out.
     """
     reader = getattr(repo, "checkpoints", None)
     if reader is None:
+        log.debug("this bookkeeping records no checkpoints")
         return {}
-    try:
-        rows = reader(task_id=task_id)
-    except TypeError:
-        rows = reader(task_id)
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        get = r.get if isinstance(r, dict) else (lambda k, _r=r: getattr(_r, k, None))
-        pid = get("point_id")
-        if pid is None:
+    for r in reader(task_id):
+        mapping = r._mapping if hasattr(r, "_mapping") else dict(r)
+        if mapping.get("point_id") is None:
             continue
-        out[int(pid)].append({k: get(k) for k in ("attempt", "attempt_id", "step", "size", "created_at", "key")
-                              if get(k) is not None})
+        rec = {k: mapping[k] for k in ("attempt_id", "kind", "sequence", "size", "source_attempt", "key")
+               if mapping.get(k) is not None}
+        for k in ("at", "saved_at"):
+            if _finite(mapping.get(k)):
+                rec[k] = float(mapping[k]) - t0
+        rec.setdefault("kind", "saved")
+        out[int(mapping["point_id"])].append(rec)
     return dict(out)
 
 
@@ -292,11 +293,15 @@ def timeline(d: TaskData) -> dict[str, Any]:
             pilot = a.pilot or "?"
             site = a.site or d.pilot_sites.get(pilot, "?")
             end = a.end if a.end is not None else a.last_seen
-            bars.append({"row": f"{site} / {pilot}", "site": site, "pilot": pilot, "point": p.number,
+            bars.append({"attempt_id": a.id, "row": f"{site} / {pilot}", "site": site, "pilot": pilot, "point": p.number,
                          "attempt": a.number, "start": a.start, "end": max(end, a.start), "state": a.state,
                          "end_reason": a.end_reason, "resumed": a.number > 1})
     rows = sorted({str(b["row"]) for b in bars})
-    return {"rows": rows, "bars": bars,
+    row_of = {b["attempt_id"]: b["row"] for b in bars}
+    checkpoints = [{"row": row_of[c["attempt_id"]], "at": c["at"], "kind": c["kind"], "point": p.number,
+                    "sequence": c.get("sequence"), "size": c.get("size")}
+                   for p in d.points for c in p.checkpoints if c.get("attempt_id") in row_of and "at" in c]
+    return {"rows": rows, "bars": bars, "checkpoints": checkpoints,
             "states": sorted({b["state"] for b in bars}),
             "interruptions": sum(1 for b in bars if b["state"] in ("interrupted", "lost", "paused")),
             "resumes": sum(1 for b in bars if b["resumed"])}
@@ -312,11 +317,12 @@ def top_points(d: TaskData, k: int = 50) -> dict[str, Any]:
             "attempts": len(p.attempts),
             "history": " → ".join(a.state for a in p.attempts),
             "sites": sorted({a.site for a in p.attempts if a.site}),
-            "checkpoints": len(p.checkpoints),
+            "checkpoints": sum(1 for c in p.checkpoints if c.get("kind") == "saved"),
+            "restores": sum(1 for c in p.checkpoints if c.get("kind") == "restored"),
             "duration": None if p.ended is None or not p.attempts else p.ended - p.attempts[0].start,
         })
     return {"columns": ["rank", "number", d.metric, *[i.name for i in d.params], "attempts", "history",
-                        "checkpoints", "duration_s", "sites"], "rows": rows}
+                        "checkpoints", "restores", "duration_s", "sites"], "rows": rows}
 
 
 def summary(d: TaskData) -> dict[str, Any]:

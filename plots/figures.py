@@ -192,6 +192,16 @@ def timeline_figure(t: dict[str, Any]) -> dict[str, Any]:
                        "text": [f"point {b['point']} attempt {b['attempt']} {b['state']}" for b in cut],
                        "marker": {"symbol": "x", "size": 9, "color": "#000000"},
                        "hovertemplate": "%{text}<extra></extra>"})
+    for kind, symbol, colour in (("saved", "line-ns-open", "#1f77b4"), ("restored", "star", "#17becf")):
+        cps = [c for c in t["checkpoints"] if c["kind"] == kind]
+        if cps:
+            traces.append({"type": _markers(len(cps)), "mode": "markers", "name": f"checkpoint {kind}",
+                           "x": _r([c["at"] for c in cps]), "y": [c["row"] for c in cps],
+                           "text": [f"point {c['point']} checkpoint {c['sequence']} {kind} ({c['size']} bytes)"
+                                    for c in cps],
+                           "marker": {"symbol": symbol, "size": 10, "color": colour,
+                                      "line": {"width": 2, "color": colour}},
+                           "hovertemplate": "%{text}<extra></extra>"})
     return {"data": traces,
             "layout": _layout(f"{len(t['bars'])} attempts: {t['interruptions']} interrupted or paused, "
                               f"{t['resumes']} resumed", height=min(1200, 140 + 24 * max(1, len(t["rows"]))),

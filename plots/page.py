@@ -85,7 +85,7 @@ JS = r"""
     const body = el("tbody");
     for (const r of tb.rows) {
       const cells = [r.rank, r.number, r.value, ...Object.values(r.params), r.attempts, r.history,
-                     r.checkpoints, r.duration, r.sites];
+                     r.checkpoints, r.restores, r.duration, r.sites];
       const tr = el("tr");
       for (const c of cells) {
         const td = el("td", {}, fmt(c));

@@ -191,6 +191,11 @@ def _timeline(fig: Any, d: D.TaskData) -> None:
     if resumed:
         ax.scatter([b["start"] for b in resumed], [ypos[b["row"]] for b in resumed], marker=">", s=18,
                    color=OUTCOME_COLOURS["resumed"], label="resumed", zorder=3)
+    for kind, marker, colour in (("saved", "|", "#1f77b4"), ("restored", "*", "#17becf")):
+        cps = [c for c in t["checkpoints"] if c["kind"] == kind]
+        if cps:
+            ax.scatter([c["at"] for c in cps], [ypos[c["row"]] for c in cps], marker=marker, s=40, color=colour,
+                       label=f"checkpoint {kind}", zorder=4)
     seen = bool(t["bars"])
     ax.set_yticks(range(len(t["rows"])), t["rows"])
     ax.set_xlabel("time since the task started (s)")

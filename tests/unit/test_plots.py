@@ -49,6 +49,10 @@ KNOWN: dict[int, tuple[float, float, str, str, float | None, list[tuple[str, str
     8: (2.0, 1e-4, "tanh", "finished", 2.0, [("finished", "p2", "desy", 15, 25, [5, 2])]),
 }
 
+# number: [(attempt, sequence, kind, at)]: point 2 saves twice, is interrupted, resumes from
+# its second checkpoint and saves a third
+CHECKPOINTS = {2: [(1, 1, "saved", 14), (1, 2, "saved", 18), (2, 2, "restored", 25), (2, 3, "saved", 35)]}
+
 
 def make_task(repo: Repository, name: str = "known", shift: float = 0.0) -> int:
     tid = repo.create_task(name, dict(SPEC, name=name))
@@ -67,6 +71,10 @@ def make_task(repo: Repository, name: str = "known", shift: float = 0.0) -> int:
                 ch.metrics.append({"attempt_id": None, "_key": (pid, k), "point_id": pid, "seq": seq,
                                    "step": float(seq + (2 if k > 1 else 0)), "values": {"loss": v + shift, "acc": 1.0},
                                    "at": t0 + start + seq})
+        for k, seq, kind, at in CHECKPOINTS.get(_n, []):
+            ch.add_checkpoint(pid, None, k, {"sequence": seq, "key": f"{name}/{_n}/{seq}", "size": 1000 * seq,
+                                             "sha256": "0" * 64, "restored": kind == "restored",
+                                             "attempt": 1 if kind == "restored" else k}, t0 + at)
         ch.point_updates[pid] = {"b_id": pid, "state": state, "value": None if value is None else value + shift,
                                  "attempt": len(attempts), "message": None, "dispatched_at": t0,
                                  "ended_at": t0 + attempts[-1][4]}
@@ -181,11 +189,15 @@ def test_timeline_per_pilot_and_site_shows_interruptions_and_resumes(known: D.Ta
     assert t["interruptions"] == 2 and t["resumes"] == 1
     resumed = [b for b in t["bars"] if b["resumed"]]
     assert [(b["point"], b["row"], b["start"], b["end"]) for b in resumed] == [(2, "desy / known-p2", 25, 40)]
+    cps = [(c["row"], c["at"], c["kind"], c["sequence"]) for c in t["checkpoints"]]
+    assert cps == [("cern / known-p1", 14, "saved", 1), ("cern / known-p1", 18, "saved", 2),
+                   ("desy / known-p2", 25, "restored", 2), ("desy / known-p2", 35, "saved", 3)]
     fig = figures.timeline_figure(t)
     go.Figure(fig)
-    kinds = {tr["name"] for tr in fig["data"]}
+    kinds = {tr["name"]: tr for tr in fig["data"]}
     assert {"finished", "interrupted", "paused", "failed", "stopped", "resumed attempt",
-            "interrupted / paused"} <= kinds
+            "interrupted / paused", "checkpoint saved", "checkpoint restored"} <= set(kinds)
+    assert kinds["checkpoint saved"]["x"] == [14, 18, 35]
 
 
 def test_top_points_table(known: D.TaskData) -> None:
@@ -195,7 +207,8 @@ def test_top_points_table(known: D.TaskData) -> None:
     assert [(r["rank"], r["number"], r["value"]) for r in rows] == [(1, 5, 1.0), (2, 8, 2.0), (3, 2, 3.0)]
     assert rows[2]["attempts"] == 2 and rows[2]["history"] == "interrupted → finished"
     assert rows[2]["sites"] == ["cern", "desy"]
-    assert rows[2]["checkpoints"] == 0  # this bookkeeping records none
+    assert rows[2]["checkpoints"] == 3 and rows[2]["restores"] == 1
+    assert rows[0]["checkpoints"] == 0 and rows[0]["restores"] == 0
     assert rows[0]["params"] == {"x": 1.0, "lr": 1e-2, "act": "tanh"}
 
 
