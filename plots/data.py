@@ -293,9 +293,9 @@ def timeline(d: TaskData) -> dict[str, Any]:
             pilot = a.pilot or "?"
             site = a.site or d.pilot_sites.get(pilot, "?")
             end = a.end if a.end is not None else a.last_seen
-            bars.append({"attempt_id": a.id, "row": f"{site} / {pilot}", "site": site, "pilot": pilot, "point": p.number,
-                         "attempt": a.number, "start": a.start, "end": max(end, a.start), "state": a.state,
-                         "end_reason": a.end_reason, "resumed": a.number > 1})
+            bars.append({"attempt_id": a.id, "row": f"{site} / {pilot}", "site": site, "pilot": pilot,
+                         "point": p.number, "attempt": a.number, "start": a.start, "end": max(end, a.start),
+                         "state": a.state, "end_reason": a.end_reason, "resumed": a.number > 1})
     rows = sorted({str(b["row"]) for b in bars})
     row_of = {b["attempt_id"]: b["row"] for b in bars}
     checkpoints = [{"row": row_of[c["attempt_id"]], "at": c["at"], "kind": c["kind"], "point": p.number,
