@@ -219,13 +219,30 @@ class HyperoptSearch(Optimiser):
         view.refresh()
         return view
 
+    def _call(self, number: int, trials: Any, seed: int) -> Any:
+        if self.algorithm != "atpe":
+            return self._suggest([number], self._domain, trials, seed)
+        # atpe draws from the global random and numpy generators: seed them for the call only
+        import random
+
+        import numpy as np
+
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            random.seed(seed)
+            np.random.seed(seed)
+            return self._suggest([number], self._domain, trials, seed)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
     def _suggest_one(self, number: int, seen: set[str]) -> Point | None:
         trials = self._atpe_view() if self.algorithm == "atpe" else self._trials
         for retry in range(_REDRAWS):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    docs = self._suggest([number], self._domain, trials, derive_seed(self.seed, number, retry))
+                    docs = self._call(number, trials, derive_seed(self.seed, number, retry))
             except Exception as exc:  # hyperopt's algorithms raise plain exceptions
                 raise OptimiserError(f"hyperopt {self.algorithm} failed to suggest point {number}: {exc}") from exc
             point = self._from_vals(docs[0]["misc"]["vals"])

@@ -96,7 +96,7 @@ class NevergradSearch(Optimiser):
 
             param = ng.p.Dict(**{p.name: self._parameter(p) for p in self._free})
             param.random_state = np.random.RandomState(self.seed)
-            budget = self.options.get("budget", self.max_points)
+            budget = self.options.get("budget", self.max_points or 100)
             workers = int(self.options.get("num_workers", max(self.parallel, 1)))
             try:
                 self._opt = ng.optimizers.registry[self.algorithm](parametrization=param, budget=budget,

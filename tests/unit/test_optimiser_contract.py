@@ -1,0 +1,233 @@
+"""The optimiser contract, one suite over every backend and algorithm."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from gridhpo.errors import ConfigError
+from gridhpo.steering import optimisers
+from gridhpo.steering.optimisers import Optimiser
+from gridhpo.steering.space import Categorical, Numeric, SearchSpace, parse_space
+
+BACKENDS: list[tuple[str, str | None]] = [
+    ("random", None), ("grid", None),
+    ("hyperopt", "tpe"), ("hyperopt", "random"), ("hyperopt", "anneal"), ("hyperopt", "atpe"),
+    ("skopt", "gp"), ("skopt", "rf"), ("skopt", "et"), ("skopt", "gbrt"),
+    ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("nevergrad", "CMA"),
+]
+IDS = [f"{b}-{a}" if a else b for b, a in BACKENDS]
+
+MIXED = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "width": {"type": "int", "low": 16, "high": 256, "log": True},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
+    "decay": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True, "step": 1e-4},
+    "flag": {"type": "categorical", "choices": [True, 1, 1.0, "1"]},
+    "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+    "momentum": {"type": "float", "low": 0.0, "high": 0.9, "step": 0.1, "when": {"opt": "sgd"}},
+    "seed": {"type": "fixed", "value": 3},
+}
+# 5 * 4 * 4 * 3 * 2 * 6 = 2,880 combinations (>= 1,000), every point on a grid
+DISCRETE = {
+    "a": {"type": "int", "low": 0, "high": 4},
+    "b": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1},
+    "c": {"type": "categorical", "choices": [True, 1, 1.0, "1"]},
+    "d": {"type": "int", "low": 2, "high": 8, "step": 3},
+    "e": {"type": "categorical", "choices": ["x", "y"]},
+    "f": {"type": "int", "low": 1, "high": 6, "log": True},
+}
+
+
+def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
+         options: dict[str, Any] | None = None, **kw: Any) -> Optimiser:
+    opts = dict(options or {})
+    if backend == "skopt":
+        opts.setdefault("n_initial_points", 4)  # reach the model quickly
+        # a smaller acquisition search keeps the suite fast; the model is still skopt's
+        opts.setdefault("acq_optimizer", "sampling")
+        opts.setdefault("acq_optimizer_kwargs", {"n_points": 500})
+    if backend == "grid":
+        opts.setdefault("resolution", 3)
+    klass = optimisers.get(backend)
+    klass.check_space(space, algorithm, opts)
+    return klass(space, seed=seed, algorithm=algorithm, options=opts, **kw)
+
+
+def objective(point: dict[str, Any]) -> float:
+    value = 0.0
+    for v in point.values():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            value += math.log1p(abs(float(v)))
+        else:
+            value += len(str(v)) + (0.5 if isinstance(v, bool) else 0.0)
+    return value
+
+
+def run(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
+    """Ask ``batch``, tell them (every fifth a failure); return every suggestion."""
+    asked = []
+    for _ in range(rounds):
+        got = opt.ask(batch)
+        asked.extend(got)
+        for s in got:
+            if s.number % 5 == 4:
+                opt.tell_failure(s.number)
+            else:
+                opt.tell(s.number, objective(s.params))
+    return asked
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
+def test_points_are_valid_and_keep_types_apart(backend: str, algorithm: str | None) -> None:
+    space = parse_space(MIXED)
+    opt = make(backend, algorithm, space)
+    asked = run(opt, rounds=3, batch=4)
+    assert [s.number for s in asked] == list(range(12))
+    for s in asked:
+        space.validate_point(s.params)  # bounds, steps, active parameters only
+        flag = s.params["flag"]
+        assert any(type(flag) is type(c) and flag == c for c in (True, 1, 1.0, "1"))
+        assert ("momentum" in s.params) == (s.params["opt"] == "sgd")
+        for p in space:
+            if isinstance(p, Numeric) and p.is_int and p.name in s.params:
+                assert type(s.params[p.name]) is int
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
+def test_parallel_asks_never_repeat_a_point(backend: str, algorithm: str | None) -> None:
+    space = parse_space(DISCRETE)
+    assert space.grid_size(100) >= 1000
+    opt = make(backend, algorithm, space, max_points=48, parallel=16)
+    keys: list[str] = []
+    in_flight = opt.ask(16)
+    keys += [space.key(s.params) for s in in_flight]
+    for _ in range(2):
+        # half of the points finish, the other half stay in flight while 8 more are asked
+        for s in in_flight[:8]:
+            opt.tell(s.number, objective(s.params))
+        in_flight = in_flight[8:] + opt.ask(8)
+        keys += [space.key(s.params) for s in in_flight[-8:]]
+    assert len(keys) == 32
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
+def test_restore_continues_without_evaluating(backend: str, algorithm: str | None) -> None:
+    space = parse_space(MIXED)
+    live = make(backend, algorithm, space)
+    asked = run(live, rounds=2, batch=4)
+    pending = live.ask(2)  # still in flight at the restart
+    restored = make(backend, algorithm, space)
+    restored.restore([live.trials[n] if live.trials[n].value is None else
+                      type(live.trials[n])(n, live.trials[n].params, live.trials[n].state, live.trials[n].value)
+                      for n in sorted(live.trials)])
+    assert restored.next_number == live.next_number == len(asked) + len(pending)
+    assert {t.number for t in restored.pending} == {s.number for s in pending}
+    a, b = live.ask(3), restored.ask(3)
+    assert [s.number for s in a] == [s.number for s in b]
+    known = {space.key(s.params) for s in asked + pending}
+    for s in b:
+        space.validate_point(s.params)
+        assert space.key(s.params) not in known
+    if live.deterministic_restore:
+        assert [s.params for s in a] == [s.params for s in b]
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
+def test_same_seed_same_points_other_seed_other_points(backend: str, algorithm: str | None) -> None:
+    if backend == "grid":
+        pytest.skip("a grid has no seed")
+    space = parse_space(MIXED)
+    first = [s.params for s in run(make(backend, algorithm, space, seed=1), 2, 3)]
+    again = [s.params for s in run(make(backend, algorithm, space, seed=1), 2, 3)]
+    other = [s.params for s in run(make(backend, algorithm, space, seed=2), 2, 3)]
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
+def test_failures_are_not_fake_results(backend: str, algorithm: str | None) -> None:
+    space = parse_space({"x": {"type": "float", "low": -5.0, "high": 5.0}})
+    opt = make(backend, algorithm, space, options={"resolution": 20} if backend == "grid" else None)
+    got = opt.ask(4)
+    for s in got:
+        opt.tell_failure(s.number)
+    assert all(t.state == "failed" and t.value is None for t in opt.trials.values())
+    more = opt.ask(4)
+    assert len(more) == 4
+    for s in more:
+        space.validate_point(s.params)
+        opt.tell(s.number, s.params["x"] ** 2)
+    assert opt.trials[more[0].number].state == "done"
+
+
+def test_maximisation_is_turned_into_minimisation() -> None:
+    space = parse_space({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    opt = optimisers.get("random")(space, seed=1, mode="max")
+    s = opt.ask(1)[0]
+    opt.tell(s.number, 3.0)
+    assert opt.trials[s.number].value == -3.0
+
+
+def test_grid_enumerates_once_in_order_then_ends() -> None:
+    space = parse_space({"a": {"type": "categorical", "choices": ["x", "y"]},
+                         "b": {"type": "float", "low": 0.0, "high": 1.0}})
+    opt = make("grid", None, space, options={"resolution": 3})
+    got = [s.params for s in opt.ask(10)]
+    assert got == [{"a": a, "b": b} for a in ("x", "y") for b in (0.0, 0.5, 1.0)]
+    assert opt.exhausted and opt.ask(1) == []
+
+
+def test_discrete_space_is_exhausted_without_repeats() -> None:
+    space = parse_space({"a": {"type": "categorical", "choices": [True, 1, 1.0, "1"]},
+                         "b": {"type": "int", "low": 0, "high": 2}})
+    for backend, algorithm in [("hyperopt", "tpe"), ("nevergrad", None), ("random", None)]:
+        opt = make(backend, algorithm, space)
+        got = []
+        for _ in range(5):
+            batch = opt.ask(3)
+            for s in batch:
+                opt.tell(s.number, objective(s.params))
+            got += batch
+        assert len({space.key(s.params) for s in got}) == len(got) == 12, backend
+        assert opt.exhausted
+
+
+def test_typo_in_backend_or_algorithm_names_close_matches() -> None:
+    with pytest.raises(ConfigError, match="hyperopt"):
+        optimisers.get("hyperopy")
+    with pytest.raises(ConfigError, match="nevergrad"):
+        optimisers.get("nevergrd")
+    space = parse_space(MIXED)
+    with pytest.raises(ConfigError, match="TwoPointsDE"):
+        optimisers.get("nevergrad").check_space(space, "TwoPointDE", {})
+    with pytest.raises(ConfigError, match="acq_func"):
+        optimisers.get("skopt").check_space(space, "gp", {"acq_fun": "EI"})
+
+
+@pytest.mark.parametrize("backend", ["skopt", "grid"])
+def test_unbounded_normal_is_refused_by_bounded_backends(backend: str) -> None:
+    space = parse_space({"x": {"type": "normal", "mu": 0.0, "sigma": 1.0}})
+    with pytest.raises(ConfigError, match=r"search_space\.x"):
+        optimisers.get(backend).check_space(space, None, {})
+
+
+@pytest.mark.parametrize(("backend", "algorithm"), [("hyperopt", "tpe"), ("nevergrad", None), ("random", None)])
+def test_normal_parameters_where_expressible(backend: str, algorithm: str | None) -> None:
+    space = parse_space({"x": {"type": "normal", "mu": 0.0, "sigma": 1.0, "step": 0.5},
+                         "y": {"type": "normal", "mu": -2.0, "sigma": 1.0, "log": True}})
+    opt = make(backend, algorithm, space)
+    for s in run(opt, 2, 4):
+        space.validate_point(s.params)
+        assert s.params["y"] > 0
+
+
+def test_hyperopt_conditional_space_is_native() -> None:
+    space = parse_space(MIXED)
+    opt = make("hyperopt", "tpe", space)
+    labels = set(opt._domain.params)  # type: ignore[attr-defined]
+    assert "momentum" in labels and "seed" not in labels
+    assert isinstance(space.by_name["opt"], Categorical)
