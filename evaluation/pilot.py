@@ -231,7 +231,9 @@ class Pilot:
             code = handle.poll()
             for seq, line in metrics.read_new():
                 self._forward_metric(msg, seq, line)
-            if code is not None:
+            # a batch system signals the whole job at once: an evaluation that died with its pilot's
+            # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
+            if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
                 break
             if self.checkpoints.current is not None:
                 try:
