@@ -75,7 +75,7 @@ def until(check: Any, timeout: float, what: str) -> None:
 
 
 def state(job: str) -> str:
-    return next(r["state"] for r in pilots.status() if r["job"] == job)
+    return str(next(r["state"] for r in pilots.status() if r["job"] == job))
 
 
 def test_pilots_in_slurm_jobs_stop_at_their_walltime_and_points_finish_elsewhere(
