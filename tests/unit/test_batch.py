@@ -1,0 +1,64 @@
+"""Walltime from the batch system, and pilot jobs on the local backend (real processes)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gridhpo.cli import main
+from gridhpo.errors import ConfigError, UnknownNameError
+from gridhpo.evaluation import submit as pilots
+from gridhpo.evaluation.batch import parse_slurm_duration, remaining_walltime
+
+
+@pytest.mark.parametrize("text, seconds", [("0:45", 45), ("59:59", 3599), ("1:00:00", 3600),
+                                           ("2-03:04:05", 2 * 86400 + 3 * 3600 + 4 * 60 + 5),
+                                           ("UNLIMITED", None), ("NOT_SET", None), ("", None)])
+def test_slurm_durations(text: str, seconds: float | None) -> None:
+    assert parse_slurm_duration(text) == seconds
+
+
+def test_remaining_walltime_from_the_environment() -> None:
+    now = 1_000_000.0
+    assert remaining_walltime({}, now) is None
+    assert remaining_walltime({"SLURM_JOB_END_TIME": "1000600"}, now) == 600
+    # an explicit end wins over the batch system's
+    assert remaining_walltime({"GRIDHPO_WALLTIME_END": "1000030", "SLURM_JOB_END_TIME": "1000600"}, now) == 30
+    with pytest.raises(ConfigError, match="GRIDHPO_WALLTIME_END='soon' is not a Unix time"):
+        remaining_walltime({"GRIDHPO_WALLTIME_END": "soon"}, now)
+
+
+def test_slurm_script_has_the_time_limit_and_a_pilot_id_per_job(tmp_path: Path) -> None:
+    script = tmp_path / "p.sh"
+    pilots.write_script("slurm", 7, "cern", 5400.5, script, tmp_path / "p.log", broker="amqp://u:p@mq//")
+    text = script.read_text()
+    assert "#SBATCH --time=0-01:30:01" in text and f"#SBATCH --output={tmp_path / 'p.log'}" in text
+    assert "--pilot-id cern-slurm-$SLURM_JOB_ID" in text and "--walltime" not in text  # asks Slurm instead
+    assert "export GRIDHPO_BROKER=amqp://u:p@mq//" in text
+    assert script.stat().st_mode & 0o077 == 0, "the script may carry the broker's password"
+
+
+def test_bad_submissions_are_refused(home: Path) -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'slurm'"):
+        pilots.submit(1, "slurn", 1, 60)
+    with pytest.raises(ConfigError, match="--extra passes options to sbatch"):
+        pilots.submit(1, "local", 1, 60, extra="--partition=gpu")
+
+
+def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["pilots", "submit", "--task", "1", "--backend", "local", "--count", "2",
+                               "--walltime", "3", "--site", "laptop"])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("local job ") == 2
+    status = runner.invoke(main, ["pilots", "status"])
+    assert status.output.count(" running ") == 2 and "laptop" in status.output
+    deadline = time.monotonic() + 30
+    while any(r["state"] != "ended" for r in pilots.status()):
+        assert time.monotonic() < deadline, "local pilots outlived their walltime"
+        time.sleep(0.2)
+    logs = [Path(r["log"]).read_text() for r in pilots.status(1)]
+    assert all("not enough walltime left" in text for text in logs), logs
+    assert runner.invoke(main, ["pilots", "status", "--task", "2"]).output.strip() == "no pilot submitted for task 2"
