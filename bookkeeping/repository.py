@@ -41,6 +41,8 @@ class Changes:
     attempt_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     point_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     late_attempts: list[dict[str, Any]] = field(default_factory=list)
+    new_points: list[dict[str, Any]] = field(default_factory=list)
+    new_point_ids: list[int] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pilot_done: dict[str, int] = field(default_factory=dict)
@@ -48,7 +50,7 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
-                    or self.metrics or self.pilots or self.checkpoints)
+                    or self.metrics or self.pilots or self.checkpoints or self.new_points)
 
     def add_checkpoint(self, point_id: int, attempt_id: int | None, attempt: int, data: dict[str, Any],
                        at: float) -> None:
@@ -67,6 +69,14 @@ class Changes:
                       point_id, attempt, exc, data)
             return
         self.checkpoints.append(row)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Ids the database gave: new attempts by (point_id, number), new points in order."""
+
+    attempt_ids: dict[tuple[int, int], int]
+    point_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -187,18 +197,8 @@ class Repository:
 
     def add_points(self, task_id: int, points: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
         """Insert new queued points (number, params); returns their ids in order."""
-        if not points:
-            return []
-        now = time.time()
-        rows = [
-            {"task_id": task_id, "number": n, "params": p, "state": "queued", "attempt": 1,
-             "created_at": now, "dispatched_at": now}
-            for n, p in points
-        ]
-        with self._tx("add points") as conn:
-            stmt = insert(T_POINT).returning(T_POINT.c.id, sort_by_parameter_order=True)
-            result = conn.execute(stmt, rows)
-            return [int(r.id) for r in result]
+        changes = Changes(new_points=[{"task_id": task_id, "number": n, "params": p} for n, p in points])
+        return self.apply(changes).point_ids if points else []
 
     def points(self, task_id: int, states: Sequence[str] | None = None) -> list[Any]:
         with self._tx("read points") as conn:
@@ -258,9 +258,16 @@ class Repository:
 
     # ------------------------------------------------------------------ batches
 
-    def apply(self, changes: Changes) -> dict[tuple[int, int], int]:
-        """Write one batch atomically; returns the ids of the new attempts by (point_id, number)."""
+    def apply(self, changes: Changes) -> Applied:
+        """Write one batch atomically."""
         with self._tx("record events") as conn:
+            point_ids: list[int] = []
+            if changes.new_points:
+                now = time.time()
+                rows = [dict(p, state="queued", attempt=1, created_at=now, dispatched_at=now)
+                        for p in changes.new_points]
+                stmt = insert(T_POINT).returning(T_POINT.c.id, sort_by_parameter_order=True)
+                point_ids = [int(r.id) for r in conn.execute(stmt, rows)]
             new_ids: dict[tuple[int, int], int] = {}
             if changes.new_attempts:
                 result = conn.execute(
@@ -280,30 +287,16 @@ class Repository:
                     changes.late_attempts,
                 )
             if changes.metrics:
-                rows = []
-                for m in changes.metrics:
-                    row = dict(m)
-                    key = row.pop("_key", None)
-                    if row.get("attempt_id") is None:
-                        row["attempt_id"] = new_ids.get(key)  # attempt created in this batch
-                    if row["attempt_id"] is not None:
-                        rows.append(row)
+                rows = _with_attempt_ids(changes.metrics, new_ids)
                 if rows:
                     conn.execute(self._insert_ignore(T_METRIC, ["attempt_id", "seq"]), rows)
             if changes.pilots:
                 self._upsert_pilots(conn, changes)
             if changes.checkpoints:
-                rows = []
-                for c in changes.checkpoints:
-                    row = dict(c)
-                    key = row.pop("_key", None)
-                    if row.get("attempt_id") is None:
-                        row["attempt_id"] = new_ids.get(key)
-                    if row["attempt_id"] is not None:
-                        rows.append(row)
+                rows = _with_attempt_ids(changes.checkpoints, new_ids)
                 if rows:
                     conn.execute(self._insert_ignore(T_CHECKPOINT, ["attempt_id", "kind", "sequence"]), rows)
-            return new_ids
+            return Applied(new_ids, point_ids)
 
     def _insert_ignore(self, table: Any, keys: list[str]) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -330,3 +323,17 @@ class Repository:
                 .values(last_seen=bindparam("last_seen"), points_done=bindparam("points_done")),
                 upd,
             )
+
+
+def _with_attempt_ids(rows: list[dict[str, Any]], new_ids: dict[tuple[int, int], int]) -> list[dict[str, Any]]:
+    """Rows whose attempt was created in the same batch get its id (they carry ``_key``:
+    (point_id, attempt number)); rows whose attempt is unknown are dropped."""
+    out = []
+    for r in rows:
+        row = dict(r)
+        key = row.pop("_key", None)
+        if row.get("attempt_id") is None:
+            row["attempt_id"] = new_ids.get(key)
+        if row["attempt_id"] is not None:
+            out.append(row)
+    return out

@@ -89,7 +89,9 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
         raise click.ClickException(f"another steering already serves {repo.engine.url.render_as_string()}")
     stop = threading.Event()
     _stop_on_signals(stop)
-    with Broker(config.broker_url(broker)) as b:
+    # the steering's own messages need no publisher confirms: a lost point message is
+    # found in the bookkeeping and sent again
+    with Broker(config.broker_url(broker), confirm=False) as b:
         try:
             Steering(repo, b).run(stop)
         finally:

@@ -50,8 +50,14 @@ class Delivery:
 
     def ack(self) -> None:
         with self._broker.lock:
-            if not self._message.acknowledged:
+            if self._message.acknowledged:
+                return
+            try:
                 self._message.ack()
+            except _CONNECTION_ERRORS as exc:
+                # the connection it came on is gone: the broker delivers it again, and
+                # applying it twice changes nothing
+                log.warning("acknowledging a message failed (%s); it will be delivered again", exc)
 
     def requeue(self) -> None:
         with self._broker.lock:
@@ -96,6 +102,9 @@ class Broker:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
         self._declared: set[str] = set()
         self._producer: Producer | None = None
+        # publishing on a connection that also consumes makes py-amqp read pending
+        # deliveries on every publish; producers get a connection of their own
+        self._pub_conn: Connection | None = None
         self._consumers: dict[str, tuple[Consumer, list[Delivery]]] = {}
 
     @property
@@ -111,6 +120,8 @@ class Broker:
                 except _CONNECTION_ERRORS as exc:
                     log.debug("cancelling a consumer on close failed: %s", exc)
             self._consumers.clear()
+            if self._pub_conn is not None:
+                self._pub_conn.release()
             self._conn.release()
 
     def __enter__(self) -> Broker:
@@ -134,10 +145,13 @@ class Broker:
         self._declared.clear()
         self._producer = None
         self._consumers.clear()
-        try:
-            self._conn.close()
-        except _CONNECTION_ERRORS as close_exc:
-            log.debug("closing the broken connection failed: %s", close_exc)
+        for conn in (self._conn, self._pub_conn):
+            try:
+                if conn is not None:
+                    conn.close()
+            except _CONNECTION_ERRORS as close_exc:
+                log.debug("closing the broken connection failed: %s", close_exc)
+        self._pub_conn = None
         try:
             self._conn.ensure_connection(max_retries=20, interval_start=0.5, interval_step=1.0, interval_max=5.0)
         except _CONNECTION_ERRORS as again:
@@ -165,7 +179,9 @@ class Broker:
 
         def op() -> None:
             if self._producer is None:
-                self._producer = Producer(self._conn.default_channel)
+                if self._pub_conn is None:
+                    self._pub_conn = self._conn.clone()
+                self._producer = Producer(self._pub_conn.default_channel)
             for queue, body in items:
                 self._declare(queue)
                 self._producer.publish(

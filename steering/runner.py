@@ -100,7 +100,7 @@ def run_task(repo: Repository, broker_url: str, task_id: int, pilots: int,
     local = LocalPilots(task_id, pilots, broker_url, config.home() / "logs", pilot_args or [])
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
-    broker = Broker(broker_url)
+    broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms
     try:
         local.start()
         if own_steering:

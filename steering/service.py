@@ -17,9 +17,10 @@ from dataclasses import asdict
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository
-from gridhpo.errors import GridHPOError, MessageError
+from gridhpo.errors import GridHPOError, MessageError, OptimiserError
 from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_event, points_queue
 from gridhpo.protocol.broker import Delivery, Undecodable
+from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.state import OpenPoint, TaskState, load_task
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,43 @@ class Steering:
         log.info("steering stopped")
 
     def step(self) -> int:
-        """One round; returns how many events it applied."""
+        """One round, written in one transaction: the events received, then the new points
+        that keep every task's pilots busy. Returns how many events it applied."""
         self.refresh_tasks()
         busy = any(t.open for t in self.tasks.values())
-        deliveries = self.broker.drain(events_queue(), max_messages=self.batch, timeout=0.05 if busy else 0.2)
-        if deliveries:
-            self.apply_deliveries(deliveries)
+        deliveries = self.broker.drain(events_queue(), max_messages=self.batch, timeout=0.02 if busy else 0.2)
+        events = self._parse(deliveries)
+        changes, publishes = self.apply_events(events)
         now = time.monotonic()
         if now - self._last_check >= self.check_interval:
             self._last_check = now
-            self.check_timeouts()
+            publishes += self._timeouts(changes)
+        asked = [(task, self._ask(task)) for task in list(self.tasks.values())]
+        for task, suggestions in asked:
+            for s in suggestions:
+                changes.new_points.append({"task_id": task.id, "number": s.number, "params": s.params})
+        if changes:
+            self._commit(changes)
+        for d in deliveries:
+            d.ack()
+        publishes += self._register_new_points(changes, asked)
+        # rows are committed before messages go out: a message lost here is found and sent again
+        self._publish(publishes)
+        if self.on_progress:
+            for tid in {e.task_id for e in events}:
+                if tid in self.tasks:
+                    self.on_progress(self.tasks[tid])
         for task in list(self.tasks.values()):
-            self.top_up(task)
             self.finish_if_done(task)
         return len(deliveries)
+
+    def _commit(self, changes: Changes) -> None:
+        applied = self.repo.retrying("record events", lambda: self.repo.apply(changes))
+        for task in self.tasks.values():
+            for op in task.open.values():
+                if op.attempt_id is None and (op.id, op.attempt) in applied.attempt_ids:
+                    op.attempt_id = applied.attempt_ids[(op.id, op.attempt)]
+        changes.new_point_ids = applied.point_ids
 
     # ------------------------------------------------------------------ tasks
 
@@ -91,35 +115,42 @@ class Steering:
     def _serves(self, task: TaskState) -> bool:
         return self.dispatch_only is None or task.id in self.dispatch_only
 
-    def top_up(self, task: TaskState) -> None:
-        """Keep ``parallel + min_queued`` points in flight while the budget allows."""
+    def _ask(self, task: TaskState) -> list[Suggestion]:
+        """New suggestions to keep ``parallel + min_queued`` points in flight within the budget."""
         if not self._serves(task) or task.too_many_failures:
-            return
+            return []
         b = task.spec.budget
         want = min(b.parallel + b.min_queued - len(task.open), b.max_points - task.created)
         if want <= 0:
-            return
-        suggestions = task.optimiser.ask(want)
-        if not suggestions:
-            return
-        ids = self.repo.retrying("add points", lambda: self.repo.add_points(
-            task.id, [(s.number, s.params) for s in suggestions]))
+            return []
+        try:
+            suggestions = task.driver.take(want)
+        except OptimiserError as exc:
+            task.error = str(exc)
+            return []
+        task.created += len(suggestions)
+        return suggestions
+
+    def _register_new_points(self, changes: Changes,
+                             asked: list[tuple[TaskState, list[Suggestion]]]) -> list[tuple[str, dict[str, Any]]]:
+        ids = iter(changes.new_point_ids)
         now = time.time()
         msgs = []
-        for pid, s in zip(ids, suggestions, strict=False):
-            op = OpenPoint(pid, s.number, s.params, "queued", 1, now)
-            task.open[pid] = op
-            msgs.append((points_queue(task.id), self.point_message(task, op)))
-        task.created += len(suggestions)
-        # the rows are committed first: a point whose message is lost is found and re-sent
-        self._publish(msgs)
+        for task, suggestions in asked:
+            for s in suggestions:
+                op = OpenPoint(next(ids), s.number, s.params, "queued", 1, now)
+                task.open[op.id] = op
+                msgs.append((points_queue(task.id), self.point_message(task, op)))
+        return msgs
 
-    def point_message(self, task: TaskState, op: OpenPoint) -> dict[str, Any]:
-        return PointMessage(
-            task_id=task.id, task_name=task.row.name, point_id=op.id, number=op.number, attempt=op.attempt,
-            params=op.params, evaluation=asdict(task.spec.evaluation),
-            objective={"metric": task.spec.objective.metric, "mode": task.spec.objective.mode},
-        ).to_json()
+    @staticmethod
+    def point_message(task: TaskState, op: OpenPoint) -> dict[str, Any]:
+        if task.wire is None:
+            task.wire = {"evaluation": asdict(task.spec.evaluation),
+                         "objective": {"metric": task.spec.objective.metric, "mode": task.spec.objective.mode}}
+        msg = PointMessage(task_id=task.id, task_name=task.row.name, point_id=op.id, number=op.number,
+                           attempt=op.attempt, params=op.params, **task.wire)
+        return msg.__dict__.copy()
 
     def _publish(self, msgs: list[tuple[str, dict[str, Any]]]) -> None:
         try:
@@ -129,7 +160,9 @@ class Steering:
             log.error("publishing %d points failed, they will be re-sent: %s", len(msgs), exc)
 
     def finish_if_done(self, task: TaskState) -> None:
-        if task.too_many_failures:
+        if task.error:
+            self._close_task(task, "failed", task.error)
+        elif task.too_many_failures:
             self._close_task(task, "failed", f"{task.failed} points failed (budget.max_failures "
                                               f"{task.spec.budget.max_failures})")
         elif task.done:
@@ -153,13 +186,15 @@ class Steering:
         log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
                  state or "closed", task.finished, task.failed, task.best_value)
         task.open.clear()
+        task.driver.close()
         del self.tasks[task.id]
         if self.on_progress:
             self.on_progress(task)
 
     # ------------------------------------------------------------------ events
 
-    def apply_deliveries(self, deliveries: list[Delivery]) -> None:
+    @staticmethod
+    def _parse(deliveries: list[Delivery]) -> list[Event]:
         events: list[Event] = []
         for d in deliveries:
             try:
@@ -168,20 +203,7 @@ class Steering:
                 events.append(parse_event(d.body))
             except MessageError as exc:
                 log.error("dropped a malformed event: %s; body: %.300r", exc, d.body)
-        changes, publishes = self.apply_events(events)
-        if changes:
-            new_ids = self.repo.retrying("record events", lambda: self.repo.apply(changes))
-            for task in self.tasks.values():
-                for op in task.open.values():
-                    if op.attempt_id is None and (op.id, op.attempt) in new_ids:
-                        op.attempt_id = new_ids[(op.id, op.attempt)]
-        for d in deliveries:
-            d.ack()
-        self._publish(publishes)
-        if self.on_progress:
-            for tid in {e.task_id for e in events}:
-                if tid in self.tasks:
-                    self.on_progress(self.tasks[tid])
+        return events
 
     def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
         """Turn events into one batch of writes; an event already applied changes nothing."""
@@ -260,7 +282,7 @@ class Steering:
         del task.open[op.id]
         task.finished += 1
         task.record_value(op.number, value)
-        task.optimiser.tell(op.number, value)
+        task.driver.tell(op.number, value)
 
     def _fail(self, changes: Changes, task: TaskState, op: OpenPoint, reason: str, stderr: str | None,
               at: float, attempt_state: str = "failed") -> None:
@@ -270,9 +292,9 @@ class Steering:
         task.failed += 1
         fv = task.spec.objective.failure_value
         if fv is not None:
-            task.optimiser.tell(op.number, fv)
+            task.driver.tell(op.number, fv)
         else:
-            task.optimiser.tell_failure(op.number)
+            task.driver.tell(op.number, None)
 
     def _interrupt(self, changes: Changes, task: TaskState, op: OpenPoint, state: str, reason: str, at: float,
                    publishes: list[tuple[str, dict[str, Any]]]) -> None:
@@ -350,8 +372,14 @@ class Steering:
 
     def check_timeouts(self) -> None:
         """Lost attempts (no heartbeat for ``lost_after``) are re-queued; lost messages re-sent."""
-        now = time.time()
         changes = Changes()
+        publishes = self._timeouts(changes)
+        if changes:
+            self._commit(changes)
+        self._publish(publishes)
+
+    def _timeouts(self, changes: Changes) -> list[tuple[str, dict[str, Any]]]:
+        now = time.time()
         publishes: list[tuple[str, dict[str, Any]]] = []
         for task in self.tasks.values():
             lost_after = task.spec.evaluation.lost_after
@@ -361,9 +389,7 @@ class Steering:
                                     f"no heartbeat for {now - op.last_seen:.0f}s (evaluation.lost_after "
                                     f"{lost_after:g}s)", now, publishes)
             publishes.extend(self._resend_lost_messages(task, now, changes))
-        if changes:
-            self.repo.retrying("record timeouts", lambda: self.repo.apply(changes))
-        self._publish(publishes)
+        return publishes
 
     def _resend_lost_messages(self, task: TaskState, now: float, changes: Changes) -> list[tuple[str, dict[str, Any]]]:
         """Queued points whose message is no longer in the queue are sent again.

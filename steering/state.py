@@ -14,6 +14,7 @@ from typing import Any
 from gridhpo.bookkeeping.models import TERMINAL_POINT_STATES
 from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.steering import optimisers
+from gridhpo.steering.driver import OptimiserDriver
 from gridhpo.steering.optimisers import Optimiser, Trial
 from gridhpo.steering.taskfile import TaskSpec
 
@@ -39,12 +40,15 @@ class TaskState:
     row: TaskRow
     spec: TaskSpec
     optimiser: Optimiser
+    driver: OptimiserDriver
     open: dict[int, OpenPoint] = field(default_factory=dict)
     created: int = 0
     finished: int = 0
     failed: int = 0
     best_value: float | None = None
     best_number: int | None = None
+    error: str | None = None
+    wire: dict[str, Any] | None = None  # the parts of a point message common to the task
 
     @property
     def id(self) -> int:
@@ -59,7 +63,7 @@ class TaskState:
 
     @property
     def done(self) -> bool:
-        return not self.open and (self.created >= self.spec.budget.max_points or self.optimiser.exhausted)
+        return not self.open and (self.created >= self.spec.budget.max_points or self.driver.exhausted)
 
     @property
     def too_many_failures(self) -> bool:
@@ -80,26 +84,30 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
     spec = TaskSpec.from_dict(row.spec, source=f"task {row.name}")
     opt = optimisers.create(spec)
     points = repo.points(row.id)
-    state = TaskState(row=row, spec=spec, optimiser=opt, created=len(points))
     trials: list[Trial] = []
-    open_ids: list[int] = []
+    open_points: dict[int, OpenPoint] = {}
+    finished: list[tuple[int, float]] = []
+    failed = 0
     for p in points:
         if p.state == "finished" and p.value is not None and math.isfinite(p.value):
             trials.append(Trial(p.number, p.params, "done", p.value))
-            state.finished += 1
-            state.record_value(p.number, p.value)
+            finished.append((p.number, p.value))
         elif p.state in TERMINAL_POINT_STATES:
             trials.append(Trial(p.number, p.params, "failed"))
-            state.failed += p.state == "failed"
+            failed += p.state == "failed"
         else:
             trials.append(Trial(p.number, p.params, "pending"))
-            state.open[p.id] = OpenPoint(p.id, p.number, p.params, p.state, p.attempt, p.dispatched_at)
-            open_ids.append(p.id)
+            open_points[p.id] = OpenPoint(p.id, p.number, p.params, p.state, p.attempt, p.dispatched_at)
     opt.restore(trials)
-    if open_ids:
+    driver = OptimiserDriver(opt, ahead=spec.budget.parallel + spec.budget.min_queued)
+    state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, open=open_points, created=len(points),
+                      finished=len(finished), failed=failed)
+    for number, value in finished:
+        state.record_value(number, value)
+    if open_points:
         now = time.time()
-        for a in repo.attempts(point_ids=open_ids):
-            op = state.open[a.point_id]
+        for a in repo.attempts(point_ids=list(open_points)):
+            op = open_points[a.point_id]
             if a.number == op.attempt:
                 op.attempt_id = a.id
                 # every running attempt gets a fresh grace period: its heartbeats may

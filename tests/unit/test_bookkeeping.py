@@ -72,7 +72,7 @@ def test_a_batch_is_written_whole_and_duplicate_metrics_are_ignored(db_url: str)
                       "values": {"loss": 2.0}, "at": now})
     c.point_updates[pid] = {"b_id": pid, "state": "running", "value": None, "attempt": 1, "message": None,
                             "dispatched_at": now, "ended_at": None}
-    ids = repo.apply(c)
+    ids = repo.apply(c).attempt_ids
     aid = ids[(pid, 1)]
     again = Changes()
     again.metrics.append({"attempt_id": aid, "point_id": pid, "seq": 0, "step": 1.0,

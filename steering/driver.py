@@ -1,0 +1,111 @@
+"""Keeps optimiser work off the event path.
+
+A model-based backend can take seconds per ask or tell (scikit-optimize's GP at a few
+hundred points); pilots must not idle meanwhile. The driver owns one task's optimiser: a
+backend that declares itself ``cheap`` is called inline, any other runs in a worker thread
+that applies tells as they come and keeps ``ahead`` suggestions ready, so ``take`` never
+waits for the model (like ATLAS's minUnevaluatedPoints). A suggestion waiting in the buffer
+was asked before the newest results: that staleness is the price of never blocking.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from gridhpo.errors import OptimiserError
+from gridhpo.steering.optimisers import Optimiser, Suggestion
+
+log = logging.getLogger(__name__)
+
+
+class OptimiserDriver:
+    def __init__(self, optimiser: Optimiser, ahead: int, threaded: bool | None = None) -> None:
+        self.optimiser = optimiser
+        self.ahead = max(1, ahead)
+        self.threaded = (not getattr(optimiser, "cheap", False)) if threaded is None else threaded
+        self.error: str | None = None
+        self._ready: deque[Suggestion] = deque()
+        self._tells: deque[tuple[int, float | None]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if self.threaded:
+            self._thread = threading.Thread(target=self._work, name=f"optimiser-{optimiser.name}", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ steering side
+
+    def tell(self, number: int, value: float | None) -> None:
+        """A result (``None``: the point failed)."""
+        if not self.threaded:
+            self._apply(number, value)
+            return
+        with self._wake:
+            self._tells.append((number, value))
+            self._wake.notify()
+
+    def take(self, n: int) -> list[Suggestion]:
+        """Up to ``n`` new suggestions; in threaded mode only those already computed."""
+        if n <= 0:
+            return []
+        if not self.threaded:
+            return self._ask(n)
+        with self._wake:
+            out = [self._ready.popleft() for _ in range(min(n, len(self._ready)))]
+            self._wake.notify()
+        if self.error:
+            raise OptimiserError(self.error)
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        with self._lock:
+            return self.optimiser.exhausted and not self._ready
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # ------------------------------------------------------------------ internals
+
+    def _apply(self, number: int, value: float | None) -> None:
+        if value is None:
+            self.optimiser.tell_failure(number)
+        else:
+            self.optimiser.tell(number, value)
+
+    def _ask(self, n: int) -> list[Suggestion]:
+        try:
+            return self.optimiser.ask(n)
+        except Exception as exc:  # a backend library's own error: the task cannot go on
+            raise OptimiserError(f"optimiser {self.optimiser.name} failed to ask: {type(exc).__name__}: {exc}") \
+                from exc
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed and not self._tells and (
+                        len(self._ready) >= self.ahead or self.optimiser.exhausted):
+                    self._wake.wait()
+                if self._closed:
+                    return
+                tells = list(self._tells)
+                self._tells.clear()
+                want = self.ahead - len(self._ready)
+            try:
+                for number, value in tells:
+                    self._apply(number, value)
+                if not tells and want > 0 and not self.optimiser.exhausted:
+                    # ask one at a time so that tells arriving meanwhile are taken in first
+                    fresh = self._ask(1)
+                    with self._wake:
+                        self._ready.extend(fresh)
+            except Exception as exc:  # reported to the steering by take()
+                log.exception("optimiser %s failed", self.optimiser.name)
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
