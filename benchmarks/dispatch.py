@@ -60,7 +60,7 @@ def measure(db: str, broker: str, points: int, pilots: int) -> dict[str, float]:
 
 def optuna_rate(trials: int, workers: int) -> float | None:
     try:
-        import optuna  # noqa: F401
+        import optuna
     except ImportError:
         print("(optuna not installed: `.venv/bin/pip install optuna` for the reference row)", file=sys.stderr)
         return None

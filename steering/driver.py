@@ -23,7 +23,7 @@ class OptimiserDriver:
     def __init__(self, optimiser: Optimiser, ahead: int, threaded: bool | None = None) -> None:
         self.optimiser = optimiser
         self.ahead = max(1, ahead)
-        self.threaded = (not getattr(optimiser, "cheap", False)) if threaded is None else threaded
+        self.threaded = (not optimiser.cheap) if threaded is None else threaded
         self.error: str | None = None
         self._ready: deque[Suggestion] = deque()
         self._tells: deque[tuple[int, float | None]] = deque()

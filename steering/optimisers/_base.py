@@ -54,6 +54,9 @@ class Optimiser(abc.ABC):
 
     name: ClassVar[str] = ""
     algorithms: ClassVar[tuple[str, ...]] = ("default",)
+    #: a backend whose ask and tell take microseconds is called inline by the steering;
+    #: any other runs in a worker thread (steering/driver.py)
+    cheap: ClassVar[bool] = False
     #: False where ``restore`` rebuilds an equivalent but not bit-identical state
     deterministic_restore: ClassVar[bool] = True
 

@@ -17,6 +17,7 @@ _TRIES = 64
 class RandomSearch(Optimiser):
     name = "random"
     algorithms = ("random",)
+    cheap = True
 
     _seen: set[str] | None = None
 
