@@ -9,7 +9,7 @@ Each method keeps its documented (hyperopt ``hp.*``) meaning:
 | uniform | low, high | uniform real in [low, high] | float |
 | uniformint | low, high | uniform integer, both ends included (hp.uniformint) | int |
 | quniform | low, high, q | round(uniform(low, high) / q) * q | float, step q, from the multiples of q |
-| loguniform | low, high, base | log of the value uniform; low/high are values, base does not change the law | float, log |
+| loguniform | low, high, base | log of the value uniform; low, high are values (base changes nothing) | float, log |
 | qloguniform | low, high, q, base | round(loguniform(low, high) / q) * q | float, log, step q |
 | normal | mu, sigma | normal(mu, sigma) | normal |
 | qnormal | mu, sigma, q | round(normal(mu, sigma) / q) * q | normal, step q |

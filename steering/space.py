@@ -461,7 +461,7 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
 def _parse_normal(name: str, spec: Mapping[str, Any], when: Condition | None, where: str) -> Normal:
     vals: dict[str, float] = {}
     for key in ("mu", "sigma"):
-        v = spec.get(key)
+        v: Any = spec.get(key)
         if not _is_number(v) or not math.isfinite(v):
             raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
         vals[key] = float(v)

@@ -77,7 +77,7 @@ def is_indexed(p: Numeric) -> bool:
     return not p.log and p.n_steps() is not None
 
 
-def encode(p: Param, value: Any) -> float | int:
+def encode(p: Param, value: Any) -> Any:
     if isinstance(p, Categorical):
         return p.index(value)
     if isinstance(p, Numeric):
@@ -93,12 +93,12 @@ def encode(p: Param, value: Any) -> float | int:
 
 def decode(p: Param, x: Any) -> Any:
     if isinstance(p, Categorical):
-        return p.choices[min(max(int(round(float(x))), 0), len(p.choices) - 1)]
+        return p.choices[min(max(round(float(x)), 0), len(p.choices) - 1)]
     if isinstance(p, Numeric):
         if is_indexed(p):
             n = p.n_steps()
             assert n is not None
-            k = min(max(int(round(float(x))), 0), n - 1)
+            k = min(max(round(float(x)), 0), n - 1)
             return p.snap(p.low + k * (p.step or 1))
         return p.snap(float(x))
     if isinstance(p, Normal):

@@ -144,7 +144,7 @@ class HyperoptSearch(Optimiser):
         vals = self._to_vals(trial.params)
         misc = {"tid": trial.number, "cmd": self._domain.cmd, "workdir": None,
                 "idxs": {k: [trial.number] if v else [] for k, v in vals.items()}, "vals": vals}
-        doc = self._trials.new_trial_docs([trial.number], [None], [{"status": "new"}], [misc])[0]
+        doc: dict[str, Any] = self._trials.new_trial_docs([trial.number], [None], [{"status": "new"}], [misc])[0]
         self._complete(doc, trial)
         return doc
 

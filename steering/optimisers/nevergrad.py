@@ -31,7 +31,13 @@ from typing import Any
 from gridhpo.errors import ConfigError, OptimiserError, unknown_name
 from gridhpo.steering.optimisers._base import Optimiser, Trial
 from gridhpo.steering.optimisers._common import (
-    check_options, draw_unseen, free_params, from_vector, is_indexed, to_vector, widened,
+    check_options,
+    draw_unseen,
+    free_params,
+    from_vector,
+    is_indexed,
+    to_vector,
+    widened,
 )
 from gridhpo.steering.space import Categorical, Normal, Numeric, Param, Point, SearchSpace
 
@@ -53,7 +59,8 @@ class NevergradSearch(Optimiser):
         check_options("nevergrad", options, ("budget", "num_workers"))
         name = algorithm or DEFAULT
         if name not in ng.optimizers.registry:
-            raise ConfigError(f"optimiser.algorithm: {unknown_name('nevergrad optimiser', name, ng.optimizers.registry)}")
+            err = unknown_name("nevergrad optimiser", name, ng.optimizers.registry)
+            raise ConfigError(f"optimiser.algorithm: {err}")
         for key in ("budget", "num_workers"):
             v = options.get(key, 1)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -24,7 +24,15 @@ from typing import Any
 from gridhpo.errors import ConfigError, OptimiserError
 from gridhpo.steering.optimisers._base import Optimiser, Trial
 from gridhpo.steering.optimisers._common import (
-    check_options, derive_seed, draw_unseen, free_params, from_vector, is_indexed, liar, to_vector, widened,
+    check_options,
+    derive_seed,
+    draw_unseen,
+    free_params,
+    from_vector,
+    is_indexed,
+    liar,
+    to_vector,
+    widened,
 )
 from gridhpo.steering.space import Categorical, Normal, Numeric, Point, SearchSpace
 
