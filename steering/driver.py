@@ -94,17 +94,19 @@ class OptimiserDriver:
                     self._wake.wait()
                 if self._closed:
                     return
-                tells = list(self._tells)
-                self._tells.clear()
-                want = self.ahead - len(self._ready)
+                # pilots waiting come first: refill the buffer one point at a time, and
+                # take in results whenever it is full
+                ask = len(self._ready) < self.ahead and not self.optimiser.exhausted
+                tells = [] if ask else list(self._tells)
+                if not ask:
+                    self._tells.clear()
             try:
-                for number, value in tells:
-                    self._apply(number, value)
-                if not tells and want > 0 and not self.optimiser.exhausted:
-                    # ask one at a time so that tells arriving meanwhile are taken in first
+                if ask:
                     fresh = self._ask(1)
                     with self._wake:
                         self._ready.extend(fresh)
+                for number, value in tells:
+                    self._apply(number, value)
             except Exception as exc:  # reported to the steering by take()
                 log.exception("optimiser %s failed", self.optimiser.name)
                 self.error = f"{type(exc).__name__}: {exc}"
