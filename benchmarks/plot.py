@@ -4,7 +4,7 @@ The task is generated through the repository API (no evaluation runs): points ov
 parameters with a known objective, one attempt each (some interrupted and resumed on a
 second attempt, some failed), ten metric reports per attempt, pilots on three sites.
 
-    .venv/bin/python benchmarks/plot.py [--points 10000] [--repeat 3] [--db URL]
+    .venv/bin/python benchmarks/plot.py [--points 10000] [--repeat 3] [--db URL] [--browser]
 """
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--browser", action="store_true", help="also time drawing the report in headless Chromium")
     ap.add_argument("--db", default=None, help="bookkeeping URL (default: a fresh SQLite file)")
     args = ap.parse_args()
     from gridhpo.plots import data as D
@@ -119,8 +120,25 @@ def main() -> int:
             print(f"{name:40s} {statistics.median(ts):9.2f} {min(ts):7.2f}")
         print(f"report size {size / 1e6:.1f} MB, of which plotly.js and page {base / 1e6:.1f} MB, "
               f"data {(size - base) / 1e6:.1f} MB")
+        if args.browser:
+            print(f"{'headless Chromium: load and draw the report':40s} {_browser_seconds(Path(tmp)):9.2f}")
         repo.close()
     return 0
+
+
+def _browser_seconds(tmp: Path) -> float:
+    """Seconds from navigation until every figure of the report is drawn (software WebGL)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.browser import Browser
+
+    b = Browser(tmp / "profile")
+    try:
+        t = time.perf_counter()
+        b.goto((tmp / "report.html").as_uri())
+        b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=300)
+        return time.perf_counter() - t
+    finally:
+        b.close()
 
 
 if __name__ == "__main__":

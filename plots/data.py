@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,10 +216,22 @@ def encode(info: ParamInfo, value: Any) -> float | None:
     return float(value)
 
 
-def parallel(d: TaskData, top_k: int = 10) -> dict[str, Any]:
-    """Every finished point on one axis per parameter plus the objective; the top K flagged."""
-    fin = d.finished()
+# Parallel coordinates draw every line with WebGL; past a few thousand lines a laptop
+# without a GPU takes seconds per redraw, so larger tasks show the best half of this many
+# lines and a fixed-seed random sample of the rest.
+PARALLEL_MAX_LINES = 3000
+
+
+def parallel(d: TaskData, top_k: int = 10, max_lines: int = PARALLEL_MAX_LINES) -> dict[str, Any]:
+    """Finished points on one axis per parameter plus the objective; the top K flagged."""
     ranked = d.ranked()
+    fin = d.finished()
+    total = len(fin)
+    if total > max_lines:
+        keep = {p.number for p in ranked[:max_lines // 2]}
+        rest = [p.number for p in ranked[max_lines // 2:]]
+        keep.update(random.Random(0).sample(rest, max_lines - len(keep)))
+        fin = [p for p in fin if p.number in keep]
     top = {p.number for p in ranked[:top_k]}
     dims = []
     for info in d.params:
@@ -232,7 +245,7 @@ def parallel(d: TaskData, top_k: int = 10) -> dict[str, Any]:
         "dimensions": dims, "objective": d.metric, "values": values, "numbers": [p.number for p in fin],
         "top": [p.number in top for p in fin], "top_k": min(top_k, len(fin)),
         "top_threshold": float(ranked[min(top_k, len(ranked)) - 1].value or 0.0) if ranked else None,
-        "maximise": d.maximise,
+        "maximise": d.maximise, "total": total,
     }
 
 

@@ -98,7 +98,10 @@ def parallel_figure(p: dict[str, Any]) -> dict[str, Any]:
     line: dict[str, Any] = {"color": _r(values), "colorscale": "Viridis", "reversescale": not p["maximise"],
                             "showscale": True, "colorbar": {"title": {"text": p["objective"]}}}
     return {"data": [{"type": "parcoords", "dimensions": dims, "line": line}],
-            "layout": _layout(f"Top {p['top_k']} by {p['objective']} highlighted; drag on an axis to brush",
+            "layout": _layout(f"Top {p['top_k']} by {p['objective']} highlighted; drag on an axis to brush"
+                              + ("" if len(values) == p["total"] else
+                                 f"<br>{len(values):,} of {p['total']:,} points drawn: the best "
+                                 f"{len(values) // 2:,} and a random sample of the others"),
                               height=420, margin={"l": 60, "r": 60, "t": 80, "b": 30},
                               meta={"kind": "parallel", "objective_index": len(dims) - 1,
                                     "maximise": p["maximise"], "top_k": p["top_k"]})}

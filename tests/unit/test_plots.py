@@ -132,6 +132,16 @@ def test_parallel_coordinates_axes_and_top_k(known: D.TaskData) -> None:
     assert fig["layout"]["meta"]["objective_index"] == 3
 
 
+def test_parallel_coordinates_of_a_large_task_keep_the_best_and_a_sample(known: D.TaskData) -> None:
+    p = D.parallel(known, top_k=1, max_lines=4)
+    assert p["total"] == 5 and len(p["values"]) == len(p["numbers"]) == 4
+    assert {5, 8} <= set(p["numbers"])  # the best half always
+    assert all(len(dim["values"]) == 4 for dim in p["dimensions"])
+    assert [n for n, top in zip(p["numbers"], p["top"], strict=True) if top] == [5]
+    assert D.parallel(known, top_k=1, max_lines=4) == p  # the same sample every time
+    assert "4 of 5 points drawn" in figures.parallel_figure(p)["layout"]["title"]["text"]
+
+
 def test_learning_curves_are_coloured_by_outcome(known: D.TaskData) -> None:
     c = D.learning_curves(known)
     by = {(cv["point"], cv["attempt"]): cv for cv in c["curves"]}
