@@ -7,6 +7,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -178,13 +179,20 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
     bar = click.progressbar(length=spec.budget.max_points, label="points", file=sys.stderr,
                             show_pos=True, item_show_func=lambda s: s)
     done = [0]
+    last_line = [0.0]
+    tty = sys.stderr.isatty()
 
     def on_progress(p: dict[str, Any]) -> None:
         ended = p["finished"] + p["failed"]
+        best = p["best_value"]
         if ended > done[0]:
-            best = p["best_value"]
             bar.update(ended - done[0], None if best is None else f"best {best:.6g}")
             done[0] = ended
+        if not tty and time.monotonic() - last_line[0] >= 5.0:
+            # no bar without a terminal (a batch log): a line every few seconds instead
+            last_line[0] = time.monotonic()
+            click.echo(f"points: {ended}/{p['max_points']} ended ({p['failed']} failed), {p['running']} running"
+                       + ("" if best is None else f", best {best:.6g}"), err=True)
 
     with bar:
         result = run_task(repo, config.broker_url(broker), task_id, pilots, on_progress=on_progress, stop=stop)
