@@ -7,7 +7,9 @@ pilot restored one there. The shuffling of epoch e comes from a generator seeded
 the very same arithmetic as an uninterrupted one: its final loss is bit-identical.
 
 Parameters (input.json): lr, epochs, batches (per epoch), epoch_seconds (simulated work).
-Set GRIDHPO_EXAMPLE_NO_SIGTERM_SAVE=1 to model an evaluation that does not save on SIGTERM.
+Set GRIDHPO_EXAMPLE_NO_SIGTERM_SAVE=1 to model an evaluation that does not save on SIGTERM,
+and GRIDHPO_EXAMPLE_REPORT_BATCHES=1 to report the progress after every batch (the benchmark
+measures the work lost per interruption from it).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def main() -> int:
     lr, epochs = float(params["lr"]), int(params["epochs"])
     batches, pause = int(params.get("batches", 10)), float(params.get("epoch_seconds", 0.0))
     save_on_term = os.environ.get("GRIDHPO_EXAMPLE_NO_SIGTERM_SAVE", "") in ("", "0")
+    per_batch = os.environ.get("GRIDHPO_EXAMPLE_REPORT_BATCHES", "") not in ("", "0")
     ckpt = Path("checkpoint")
     ckpt.mkdir(exist_ok=True)
     x, y, xv, yv = dataset()
@@ -70,6 +73,8 @@ def main() -> int:
             w = w - lr * (2.0 / size) * (x[idx].T @ (x[idx] @ w - y[idx]))
             batch += 1
             time.sleep(pause / batches)
+            if per_batch:
+                report({"step": epoch + batch / batches})
             if stop:
                 if save_on_term:
                     save(ckpt, w, epoch, batch)

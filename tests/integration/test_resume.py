@@ -60,6 +60,13 @@ def test_three_walltimes_resume_to_the_uninterrupted_result(backend: str, home: 
         assert 1 <= len(per_point) <= 3
     store.close()
     repo = Repository(db_url)
+    # the evaluation saves on SIGTERM and the pilot uploads after it exited: nothing is lost,
+    # each attempt starts exactly where the previous one stopped
+    number = {a.id: (a.point_id, a.number) for a in repo.attempts(task_id=run.task_id)}
+    marks = {(number[m.attempt_id], m.values.get("event")): m.step for m in repo.metrics(run.task_id)}
+    for point in run.points:
+        for a in point["attempts"][1:]:
+            assert marks[((point["id"], a["number"]), "start")] == marks[((point["id"], a["number"] - 1), "stop")]
     table = format_results(run.points, "table")
     assert "history" in table.splitlines()[0] and "2:interrupted<#" in table
     _, rows = status_rows(repo, [repo.task(run.task_id)])
