@@ -1,17 +1,39 @@
-"""Early-stopping schedulers by name. Only ``none`` exists yet (see the early-stopping issue)."""
+"""Early-stopping schedulers by name; ``get`` fails loudly, with close matches, on a typo."""
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.schedulers._base import Decision, History, NoScheduler, Scheduler
 
 if TYPE_CHECKING:
     from gridhpo.steering.taskfile import TaskSpec
 
-REGISTRY: dict[str, str] = {"none": ""}
+REGISTRY: dict[str, str] = {
+    "none": "gridhpo.steering.schedulers._base:NoScheduler",
+    "asha": "gridhpo.steering.schedulers.asha:ASHA",
+    "hyperband": "gridhpo.steering.schedulers.asha:Hyperband",
+    "median": "gridhpo.steering.schedulers.median:MedianRule",
+}
+
+
+def get(name: str) -> type[Scheduler]:
+    if name not in REGISTRY:
+        raise unknown_name("scheduler", name, REGISTRY)
+    module, _, cls = REGISTRY[name].partition(":")
+    klass: type[Scheduler] = getattr(importlib.import_module(module), cls)
+    return klass
 
 
 def check_scheduler(spec: TaskSpec) -> None:
     name = spec.early_stopping.scheduler
     if name not in REGISTRY:
         raise ConfigError(f"early_stopping.scheduler: {unknown_name('scheduler', name, REGISTRY)}")
+
+
+def create(spec: TaskSpec) -> Scheduler:
+    return get(spec.early_stopping.scheduler)(spec.early_stopping)
+
+
+__all__ = ["REGISTRY", "Decision", "History", "NoScheduler", "Scheduler", "check_scheduler", "create", "get"]

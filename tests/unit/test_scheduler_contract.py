@@ -1,0 +1,122 @@
+"""One suite over every scheduler, then each rule on constructed metric histories."""
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from gridhpo.errors import UnknownNameError
+from gridhpo.steering import schedulers
+from gridhpo.steering.schedulers import Decision
+from gridhpo.steering.taskfile import EarlyStopping
+
+CONFIG = EarlyStopping(scheduler="asha", min_resource=1, max_resource=27, reduction_factor=3, grace=1)
+ALL = sorted(schedulers.REGISTRY)
+
+
+def history(seed: int, points: int = 30) -> list[tuple[int, float, float]]:
+    """Reports (number, step, value) of points that start one after another and learn at
+    different speeds, interleaved as pilots would deliver them."""
+    rng = random.Random(seed)
+    quality = [rng.uniform(0.1, 1.0) for _ in range(points)]
+    reports = [(n, float(step), quality[n] + 1.0 / step) for n in range(points) for step in range(1, 28)]
+    reports.sort(key=lambda r: (r[0] // 3 + r[1] / 4, r[0]))
+    return reports
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_decisions_are_deterministic(name: str) -> None:
+    a, b = schedulers.get(name)(CONFIG), schedulers.get(name)(CONFIG)
+    reports = history(1)
+    assert [a.report(*r) for r in reports] == [b.report(*r) for r in reports]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_never_stops_inside_the_grace_period_or_at_the_end(name: str) -> None:
+    s = schedulers.get(name)(replace(CONFIG, grace=5))
+    for n, step, value in history(2):
+        d = s.report(n, step, value)
+        if step < 5 or step >= 27:
+            assert d is Decision.CONTINUE
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_revive_turns_stops_into_pauses(name: str) -> None:
+    stop = schedulers.get(name)(CONFIG)
+    pause = schedulers.get(name)(replace(CONFIG, revive=True))
+    decisions = [(stop.report(*r), pause.report(*r)) for r in history(3)]
+    for d_stop, d_pause in decisions:
+        assert (d_stop is Decision.STOP) == (d_pause is Decision.PAUSE)
+        assert d_pause is not Decision.STOP
+    if name != "none":
+        assert any(d is Decision.STOP for d, _ in decisions), "the rule never stopped a bad point"
+
+
+def test_none_lets_everything_run() -> None:
+    s = schedulers.get("none")(CONFIG)
+    assert {s.report(*r) for r in history(4)} == {Decision.CONTINUE}
+
+
+def test_asha_promotes_the_best_third_at_each_rung_and_stops_the_rest() -> None:
+    s = schedulers.get("asha")(replace(CONFIG, grace=0))
+    # rung 1: values arrive in this order; the best floor(n/3) (at least 1) go on
+    values = [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2]
+    decisions = [s.report(n, 1.0, v) for n, v in enumerate(values)]
+    assert decisions == [
+        Decision.CONTINUE,  # alone at its rung
+        Decision.STOP,  # 0.9: the best 1 of 2 is 0.5
+        Decision.CONTINUE,  # 0.1: the best so far
+        Decision.STOP,  # 0.7
+        Decision.STOP,  # 0.3: 2nd of 5, the best 1 of 5 is 0.1
+        Decision.STOP,  # 0.8
+        Decision.CONTINUE,  # 0.2: 2nd of 7, inside the best 2
+    ]
+
+
+def test_asha_rungs_and_promotion_to_the_next_rung() -> None:
+    from gridhpo.steering.schedulers.asha import rungs
+
+    assert rungs(1, 27, 3) == [1.0, 3.0, 9.0]
+    s = schedulers.get("asha")(replace(CONFIG, grace=0))
+    for n in range(6):
+        s.report(n, 1.0, 1.0 + n)  # point 0 best at rung 1
+    assert s.report(0, 2.0, 0.9) is Decision.CONTINUE  # between rungs: nothing to judge
+    assert s.report(0, 3.0, 0.8) is Decision.CONTINUE  # first at rung 3: promoted
+    assert s.report(1, 3.0, 5.0) is Decision.STOP  # worse than the best third at rung 3
+
+
+def test_asha_revives_a_paused_point_once_later_points_did_worse() -> None:
+    s = schedulers.get("asha")(replace(CONFIG, grace=0, revive=True))
+    assert s.report(0, 1.0, 0.2) is Decision.CONTINUE
+    assert s.report(1, 1.0, 0.5) is Decision.PAUSE  # top third of [0.2, 0.5] is 0.2
+    assert s.revive([1]) == []
+    for n, v in enumerate([0.9, 0.8, 0.95, 0.85], start=2):
+        s.report(n, 1.0, v)
+    assert s.revive([1]) == [1]  # now 2nd of 6: inside the best third
+
+
+def test_hyperband_spreads_points_over_brackets() -> None:
+    s = schedulers.get("hyperband")(replace(CONFIG, grace=0))
+    assert len(s.brackets) == 3  # rungs 1, 3, 9
+    assert [s.bracket(n).rungs[0] for n in range(3)] == [1.0, 3.0, 9.0]
+    # bracket 2 (numbers 2, 5, ...) judges nothing before step 9
+    for n in (2, 5, 8):
+        assert s.report(n, 3.0, 10.0 + n) is Decision.CONTINUE
+    assert s.report(2, 9.0, 1.0) is Decision.CONTINUE
+    assert s.report(5, 9.0, 9.0) is Decision.STOP
+
+
+def test_median_rule_stops_points_worse_than_the_median_of_the_others() -> None:
+    s = schedulers.get("median")(replace(CONFIG, scheduler="median", grace=2))
+    for n, v in enumerate([0.3, 0.4, 0.5]):
+        for step in (1.0, 2.0, 3.0):
+            assert s.report(n, step, v) is Decision.CONTINUE  # fewer than 3 others at first
+    assert s.report(3, 1.0, 0.9) is Decision.CONTINUE  # warm-up
+    assert s.report(3, 2.0, 0.9) is Decision.STOP  # median of others at step 2 is 0.4
+    assert s.report(4, 2.0, 0.35) is Decision.CONTINUE
+
+
+def test_unknown_scheduler_name_gets_close_matches() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'asha'"):
+        schedulers.get("ahsa")
