@@ -69,7 +69,9 @@ def write_script(backend: str, task_id: int, site: str, walltime: float, path: P
                   f"#SBATCH --output={log_path}", "#SBATCH --cpus-per-task=1"]
         pilot += ["--pilot-id", f"{shlex.quote(site)}-slurm-$SLURM_JOB_ID"]
     else:
-        pilot += ["--pilot-id", f"{shlex.quote(site)}-local-{uuid.uuid4().hex[:8]}", "--walltime", f"{walltime:g}"]
+        # the pilot reads the job's end (batch.py) like under Slurm; timeout is the batch system's kill
+        lines.append(f"export GRIDHPO_WALLTIME_END=$(( $(date +%s) + {int(-(-walltime // 1))} ))")
+        pilot += ["--pilot-id", f"{shlex.quote(site)}-local-{uuid.uuid4().hex[:8]}"]
         pilot = ["timeout", "-s", "TERM", "-k", str(LOCAL_KILL_AFTER), f"{walltime:g}", *pilot]
     lines.append("# written by gridhpo pilots submit")
     for var in ("GRIDHPO_HOME",):

@@ -50,7 +50,7 @@ def test_bad_submissions_are_refused(home: Path) -> None:
 def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path) -> None:
     runner = CliRunner()
     out = runner.invoke(main, ["pilots", "submit", "--task", "1", "--backend", "local", "--count", "2",
-                               "--walltime", "3", "--site", "laptop"])
+                               "--walltime", "4", "--site", "laptop"])
     assert out.exit_code == 0, out.output
     assert out.output.count("local job ") == 2
     status = runner.invoke(main, ["pilots", "status"])
