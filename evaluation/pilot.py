@@ -29,7 +29,17 @@ from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
-from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_point, points_queue
+from gridhpo.protocol import (
+    Broker,
+    ControlMessage,
+    Event,
+    PointMessage,
+    control_queue,
+    events_queue,
+    parse_control,
+    parse_point,
+    points_queue,
+)
 from gridhpo.protocol.broker import Undecodable
 
 log = logging.getLogger(__name__)
@@ -75,6 +85,7 @@ class Pilot:
         self.host = socket.gethostname()
         self.workroot = config.workroot or Path.cwd() / "gridhpo-work" / config.pilot_id
         self._runtimes: dict[str, Runtime] = {}
+        self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
 
     # ------------------------------------------------------------------ control
@@ -183,7 +194,7 @@ class Pilot:
         context = {
             "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
             "attempt": msg.attempt, "pilot_id": self.cfg.pilot_id, "site": self.cfg.site,
-            "objective": msg.objective, "workdir": str(workdir),
+            "objective": msg.objective, "budget": msg.budget, "workdir": str(workdir),
             "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
                       "checkpoint": "checkpoint"},
         }
@@ -249,6 +260,16 @@ class Pilot:
                     self.checkpoints.end()
                     return self._fail(msg, str(exc), handle)
             now = time.monotonic()
+            control = self._control(msg, now)
+            if control is not None:
+                # the steering's scheduler decided: stop gracefully (the evaluation saves its
+                # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
+                handle.stop(grace)
+                for seq, line in metrics.read_new():
+                    self._forward_metric(msg, seq, line)
+                self.send(msg, "interrupted", {"reason": control.reason or control.action,
+                                               "decision": control.action})
+                return "interrupted"
             if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
                 reason = self.stop_reason or "pilot walltime reached"
                 handle.stop(grace)
@@ -267,6 +288,24 @@ class Pilot:
                 last_beat = now
             self.stop_requested.wait(0.1)
         return self._conclude(msg, job, handle, code)
+
+    def _control(self, msg: PointMessage, now: float) -> ControlMessage | None:
+        """A stop or pause for the running attempt, looked for every half second."""
+        if now - self._last_control < 0.5:
+            return None
+        self._last_control = now
+        while (d := self.broker.get(control_queue(self.cfg.pilot_id))) is not None:
+            d.ack()
+            try:
+                c = parse_control(d.body)
+            except MessageError as exc:
+                log.error("pilot %s dropped a malformed control message: %s", self.cfg.pilot_id, exc)
+                continue
+            if (c.task_id, c.point_id, c.attempt) == (msg.task_id, msg.point_id, msg.attempt):
+                log.info("point %d attempt %d: %s (%s)", msg.number, msg.attempt, c.action, c.reason)
+                return c
+            log.info("control message for an attempt no longer running here: ignored")
+        return None
 
     def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
         try:

@@ -24,6 +24,14 @@ def events_queue() -> str:
     return "gridhpo.events"
 
 
+def control_queue(pilot_id: str) -> str:
+    """Where the steering's decisions about a pilot's running point (stop, pause) go."""
+    return f"gridhpo.control.{pilot_id}"
+
+
+CONTROL_ACTIONS = ("stop", "pause")
+
+
 @dataclass(frozen=True)
 class PointMessage:
     """A point handed to a pilot: everything needed to evaluate it, so pilots need no DB."""
@@ -36,6 +44,7 @@ class PointMessage:
     params: dict[str, Any]
     evaluation: dict[str, Any]
     objective: dict[str, Any]
+    budget: dict[str, Any] = field(default_factory=dict)  # e.g. the resource to reach (early stopping)
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     v: int = PROTOCOL_VERSION
     kind: str = "point"
@@ -100,6 +109,7 @@ def parse_point(body: object) -> PointMessage:
         params=dict(_need(b, "params", Mapping)),
         evaluation=dict(_need(b, "evaluation", Mapping)),
         objective=dict(_need(b, "objective", Mapping)),
+        budget=dict(b["budget"]) if isinstance(b.get("budget"), Mapping) else {},
         message_id=_need(b, "message_id", str),
     )
 
@@ -127,4 +137,31 @@ def parse_event(body: object) -> Event:
         data=data,
         time=float(_need(b, "time", (int, float))),
         event_id=_need(b, "event_id", str),
+    )
+
+
+@dataclass(frozen=True)
+class ControlMessage:
+    """A steering decision about one running attempt: stop it (early stop) or pause it."""
+
+    task_id: int
+    point_id: int
+    attempt: int
+    action: str
+    reason: str = ""
+    v: int = PROTOCOL_VERSION
+    kind: str = "control"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_control(body: object) -> ControlMessage:
+    b = _check_envelope(body, "control")
+    action = _need(b, "action", str)
+    if action not in CONTROL_ACTIONS:
+        raise MessageError(f"control action {action!r} is not one of {', '.join(CONTROL_ACTIONS)}")
+    return ControlMessage(
+        task_id=_need(b, "task_id", int), point_id=_need(b, "point_id", int), attempt=_need(b, "attempt", int),
+        action=action, reason=str(b.get("reason", "")),
     )

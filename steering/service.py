@@ -18,10 +18,21 @@ from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository
 from gridhpo.errors import GridHPOError, MessageError, OptimiserError
-from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_event, points_queue
+from gridhpo.protocol import (
+    CONTROL_ACTIONS,
+    Broker,
+    ControlMessage,
+    Event,
+    PointMessage,
+    control_queue,
+    events_queue,
+    parse_event,
+    points_queue,
+)
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.steering.optimisers import Suggestion
-from gridhpo.steering.state import OpenPoint, TaskState, load_task
+from gridhpo.steering.schedulers import Decision
+from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,8 @@ class Steering:
         if now - self._last_check >= self.check_interval:
             self._last_check = now
             publishes += self._timeouts(changes)
+        for task in list(self.tasks.values()):
+            self._revive(task, changes, publishes)
         asked = [(task, self._ask(task)) for task in list(self.tasks.values())]
         for task, suggestions in asked:
             for s in suggestions:
@@ -120,7 +133,7 @@ class Steering:
         if not self._serves(task) or task.too_many_failures:
             return []
         b = task.spec.budget
-        want = min(b.parallel + b.min_queued - len(task.open), b.max_points - task.created)
+        want = min(b.parallel + b.min_queued - task.in_flight, b.max_points - task.created)
         if want <= 0:
             return []
         try:
@@ -146,8 +159,12 @@ class Steering:
     @staticmethod
     def point_message(task: TaskState, op: OpenPoint) -> dict[str, Any]:
         if task.wire is None:
+            es = task.spec.early_stopping
             task.wire = {"evaluation": asdict(task.spec.evaluation),
-                         "objective": {"metric": task.spec.objective.metric, "mode": task.spec.objective.mode}}
+                         "objective": {"metric": task.spec.objective.metric, "mode": task.spec.objective.mode},
+                         "budget": {} if es.scheduler == "none" else {
+                             "resource": es.resource, "min_resource": es.min_resource,
+                             "max_resource": es.max_resource, "scheduler": es.scheduler}}
         msg = PointMessage(task_id=task.id, task_name=task.row.name, point_id=op.id, number=op.number,
                            attempt=op.attempt, params=op.params, **task.wire)
         return msg.__dict__.copy()
@@ -173,6 +190,10 @@ class Steering:
         changes = Changes()
         now = time.time()
         for op in task.open.values():
+            if op.state == "paused":
+                # never revived: it ends as stopped, with the value it had reached
+                self._point(changes, op, "stopped", op.last_value, "paused, not revived before the task ended", now)
+                continue
             self._point(changes, op, "cancelled", message=message or "task ended", ended_at=now)
             if op.attempt_id is not None:
                 self._attempt(changes, op, "cancelled", "task ended", now)
@@ -232,6 +253,7 @@ class Steering:
             elif ev.type == "metric":
                 self._start(changes, task, op, ev)
                 changes.metrics.append(self._metric_row(op.id, op.attempt_id, (op.id, op.attempt), ev))
+                self._judge(task, op, ev, publishes)
             elif ev.type == "finished":
                 self._start(changes, task, op, ev)
                 self._finish(changes, task, op, ev)
@@ -244,8 +266,11 @@ class Steering:
                 changes.add_checkpoint(op.id, op.attempt_id, op.attempt, ev.data, ev.time)
             elif ev.type == "interrupted":
                 self._start(changes, task, op, ev)
-                self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
-                                ev.time, publishes)
+                if ev.data.get("decision") in CONTROL_ACTIONS:
+                    self._halt(changes, task, op, str(ev.data["decision"]), ev.time)
+                else:
+                    self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
+                                    ev.time, publishes)
         for op in heartbeats.values():
             if op.state == "running" and op.id in task_of:
                 self._attempt(changes, op, "running")
@@ -268,6 +293,7 @@ class Steering:
             return
         op.state = "running"
         op.last_seen = time.time()
+        op.pilot_id = ev.pilot_id
         changes.new_attempts[(op.id, op.attempt)] = {
             "point_id": op.id, "number": op.attempt, "pilot_id": ev.pilot_id, "site": ev.site,
             "started_at": ev.time, **self._attempt_fields(op, "running"),
@@ -306,12 +332,68 @@ class Steering:
             return
         self._attempt(changes, op, state, state, at, None, reason)
         log.info("task %s point %d attempt %d %s (%s): re-queued", task.row.name, op.number, op.attempt, state, reason)
+        self._requeue(changes, task, op, reason, publishes)
+
+    def _requeue(self, changes: Changes, task: TaskState, op: OpenPoint, reason: str,
+                 publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """The point's next attempt goes to the queue (its pilot restores the last checkpoint)."""
         op.attempt += 1
         op.state = "queued"
         op.attempt_id = None
+        op.pilot_id = None
+        op.stopping = False
         op.dispatched_at = time.time()
         self._point(changes, op, "queued", message=reason)
         publishes.append((points_queue(task.id), self.point_message(task, op)))
+
+    # ------------------------------------------------------------------ early stopping
+
+    def _judge(self, task: TaskState, op: OpenPoint, ev: Event, publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Pass an intermediate result to the task's scheduler; a stop or pause goes to the pilot."""
+        report = objective_report(task.spec, ev.data["values"], ev.data.get("step"))
+        if report is None:
+            return
+        step, value = report
+        op.last_value = value
+        if task.spec.early_stopping.scheduler == "none" or op.stopping or op.pilot_id is None:
+            return
+        sign = 1.0 if task.spec.objective.mode == "min" else -1.0
+        decision = task.scheduler.report(op.number, step, sign * value)
+        if decision is Decision.CONTINUE:
+            return
+        op.stopping = True
+        es = task.spec.early_stopping
+        reason = f"{es.scheduler}: {decision.value} at {es.resource} {step:g}"
+        log.info("task %s point %d: %s", task.row.name, op.number, reason)
+        publishes.append((control_queue(op.pilot_id), ControlMessage(
+            task_id=task.id, point_id=op.id, attempt=op.attempt, action=decision.value, reason=reason).to_json()))
+
+    def _halt(self, changes: Changes, task: TaskState, op: OpenPoint, decision: str, at: float) -> None:
+        """The pilot stopped the attempt as decided: the point is stopped for good, or paused."""
+        state = "stopped" if decision == "stop" else "paused"
+        message = f"{state} by the {task.spec.early_stopping.scheduler} scheduler"
+        self._attempt(changes, op, state, state, at, op.last_value, message)
+        op.stopping = False
+        if state == "paused":
+            op.state = "paused"
+            self._point(changes, op, "paused", op.last_value, message)
+            return
+        self._point(changes, op, "stopped", op.last_value, message, at)
+        del task.open[op.id]
+        task.driver.tell(op.number, op.last_value)
+
+    def _revive(self, task: TaskState, changes: Changes, publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Stop-and-go: paused points the scheduler now judges worth it take free slots first."""
+        if not self._serves(task) or not task.spec.early_stopping.revive:
+            return
+        free = task.spec.budget.parallel - task.in_flight
+        paused = {op.number: op for op in task.open.values() if op.state == "paused"}
+        if free <= 0 or not paused:
+            return
+        for number in task.scheduler.revive(sorted(paused))[:free]:
+            op = paused[number]
+            log.info("task %s point %d: revived from its checkpoint", task.row.name, number)
+            self._requeue(changes, task, op, "revived", publishes)
 
     def _record_late(self, changes: Changes, late: list[Event]) -> None:
         """A result from an attempt that was given up: kept on its attempt, never on the point."""

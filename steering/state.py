@@ -13,9 +13,10 @@ from typing import Any
 
 from gridhpo.bookkeeping.models import TERMINAL_POINT_STATES
 from gridhpo.bookkeeping.repository import Repository, TaskRow
-from gridhpo.steering import optimisers
+from gridhpo.steering import optimisers, schedulers
 from gridhpo.steering.driver import OptimiserDriver
 from gridhpo.steering.optimisers import Optimiser, Trial
+from gridhpo.steering.schedulers import Scheduler
 from gridhpo.steering.taskfile import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ class OpenPoint:
     dispatched_at: float
     attempt_id: int | None = None
     last_seen: float = 0.0
+    pilot_id: str | None = None
+    last_value: float | None = None  # the objective last reported in metrics.jsonl
+    stopping: bool = False  # a stop or pause was sent to its pilot
 
 
 @dataclass
@@ -41,6 +45,7 @@ class TaskState:
     spec: TaskSpec
     optimiser: Optimiser
     driver: OptimiserDriver
+    scheduler: Scheduler
     open: dict[int, OpenPoint] = field(default_factory=dict)
     created: int = 0
     finished: int = 0
@@ -57,13 +62,18 @@ class TaskState:
     def count(self, state: str) -> int:
         return sum(1 for p in self.open.values() if p.state == state)
 
+    @property
+    def in_flight(self) -> int:
+        """Points queued or running (paused ones hold no slot)."""
+        return sum(1 for p in self.open.values() if p.state != "paused")
+
     def record_value(self, number: int, value: float) -> None:
         if self.best_value is None or self.spec.better(value, self.best_value):
             self.best_value, self.best_number = value, number
 
     @property
     def done(self) -> bool:
-        return not self.open and (self.created >= self.spec.budget.max_points or self.driver.exhausted)
+        return self.in_flight == 0 and (self.created >= self.spec.budget.max_points or self.driver.exhausted)
 
     @property
     def too_many_failures(self) -> bool:
@@ -100,8 +110,8 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
             open_points[p.id] = OpenPoint(p.id, p.number, p.params, p.state, p.attempt, p.dispatched_at)
     opt.restore(trials)
     driver = OptimiserDriver(opt, ahead=spec.budget.parallel + spec.budget.min_queued)
-    state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, open=open_points, created=len(points),
-                      finished=len(finished), failed=failed)
+    state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, scheduler=schedulers.create(spec),
+                      open=open_points, created=len(points), finished=len(finished), failed=failed)
     for number, value in finished:
         state.record_value(number, value)
     if open_points:
@@ -110,9 +120,39 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
             op = open_points[a.point_id]
             if a.number == op.attempt:
                 op.attempt_id = a.id
+                op.pilot_id = a.pilot_id
                 # every running attempt gets a fresh grace period: its heartbeats may
                 # have waited in the queue while no steering was there to read them
                 op.last_seen = now
+    if spec.early_stopping.scheduler != "none":
+        replay_reports(repo, state, {p.id: p.number for p in points})
     log.info("task %s (%d): %d points, %d open, %d finished, %d failed", row.name, row.id,
              state.created, len(state.open), state.finished, state.failed)
     return state
+
+
+def objective_report(spec: TaskSpec, values: dict[str, Any], step: Any) -> tuple[float, float] | None:
+    """(step, value) of a metrics line, the step being the task's resource; None if absent."""
+    value = values.get(spec.objective.metric)
+    step = values.get(spec.early_stopping.resource, step)
+    if not (_finite(value) and _finite(step)):
+        return None
+    assert value is not None and step is not None
+    return float(step), float(value)
+
+
+def replay_reports(repo: Repository, state: TaskState, numbers: dict[int, int]) -> None:
+    """Rebuild the scheduler from the recorded reports; its decisions were acted on already."""
+    sign = 1.0 if state.spec.objective.mode == "min" else -1.0
+    by_id = {op.id: op for op in state.open.values()}
+    for m in sorted(repo.metrics(state.id), key=lambda m: m.at):
+        report = objective_report(state.spec, m.values, m.step)
+        if report is None or m.point_id not in numbers:
+            continue
+        state.scheduler.report(numbers[m.point_id], report[0], sign * report[1])
+        if m.point_id in by_id:
+            by_id[m.point_id].last_value = report[1]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
