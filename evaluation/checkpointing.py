@@ -74,7 +74,7 @@ class PointCheckpoints:
         self.saved: list[Entry] = []
         self._last_fp = fingerprint(self.folder)
         self._last_upload = time.monotonic()
-        self._too_large_fp: object = None
+        self._postponed = False
 
     def restore(self) -> Entry | None:
         skipped: list[dict[str, str]] = []
@@ -99,7 +99,9 @@ class PointCheckpoints:
             return
         self._last_upload = time.monotonic()
         try:
-            self._save(final=False)
+            if self._save(final=False) is None and self._postponed:
+                # caught the evaluation writing: try again soon rather than a whole interval later
+                self._last_upload -= 0.9 * self.settings.interval
         except CheckpointTooLargeError:
             raise
         except CheckpointError as exc:
@@ -116,6 +118,7 @@ class PointCheckpoints:
 
     def _save(self, final: bool) -> Entry | None:
         fp = fingerprint(self.folder)
+        self._postponed = False
         if fp == self._last_fp or not fp:
             return None
         # while the evaluation runs it may be writing: an archive made while checkpoint/
@@ -124,6 +127,7 @@ class PointCheckpoints:
         t0 = time.monotonic()
         entry = self.manifest.save(self.folder, self.workdir, task=self.msg.task_id, point=self.msg.number,
                                    attempt=self.msg.attempt, max_size=self.settings.max_size, unchanged=unchanged)
+        self._postponed = entry is None
         if entry is None:
             log.debug("point %d: checkpoint/ changed while archived; upload postponed", self.msg.number)
             return None

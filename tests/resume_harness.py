@@ -51,7 +51,7 @@ def run_resumable(home: Path, db_url: str, broker_url: str, store_url: str, *, p
                   epochs: int = 16, epoch_seconds: float = 0.5, env: dict[str, str] | None = None,
                   timeout: float = 240.0) -> ResumeRun:
     """With ``hard_kill_after`` the pilots run without walltime and are SIGKILLed (with their
-    evaluation) after that many seconds: only the periodic uploads count then."""
+    evaluation) that many seconds after their evaluation started: only periodic uploads count."""
     raw = yaml.safe_load((EXAMPLE / "task.yaml").read_text())
     raw["budget"].update(max_points=points, parallel=points, max_attempts=20)
     raw["search_space"]["epochs"]["value"] = epochs
@@ -82,13 +82,18 @@ def run_resumable(home: Path, db_url: str, broker_url: str, store_url: str, *, p
     logs: list[Path] = []
     t0 = time.monotonic()
     max_resuming = 0
+    evaluating: dict[int, float] = {}
     try:
         while thread.is_alive() and time.monotonic() - t0 < timeout:
             procs = [(p, t) for p, t in procs if p.poll() is None]
             now = time.monotonic()
             if hard_kill_after is not None:
-                for p, t in procs:
-                    if now - t > hard_kill_after:
+                for p, _ in procs:
+                    # the clock starts when the pilot's evaluation does, as a node crash
+                    # hits a running evaluation, not a pilot waiting for work
+                    if _children(p.pid):
+                        evaluating.setdefault(p.pid, now)
+                    if now - evaluating.get(p.pid, now) > hard_kill_after:
                         for child in _children(p.pid):  # the evaluation leads its own process group
                             try:
                                 os.killpg(child, signal.SIGKILL)
