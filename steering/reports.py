@@ -31,9 +31,15 @@ def results(repo: Repository, task: TaskRow) -> list[dict[str, Any]]:
             "value": a.value, "message": a.message,
             "restored_from": restored.get(a.id), "checkpoints": saved.get(a.id, []),
         })
+    reached: dict[int, float] = {}  # the highest resource (e.g. epoch) each point reported
+    resource = task.spec.get("early_stopping", {}).get("resource", "step")
+    for m in repo.metrics(task.id):
+        step = m.values.get(resource, m.step)
+        if isinstance(step, (int, float)) and not isinstance(step, bool):
+            reached[m.point_id] = max(reached.get(m.point_id, step), step)
     return [
         {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
-         "message": p.message, "attempts": attempts.get(p.id, [])}
+         "message": p.message, "reached": reached.get(p.id), "attempts": attempts.get(p.id, [])}
         for p in repo.points(task.id)
     ]
 
@@ -46,10 +52,11 @@ def format_results(rows: list[dict[str, Any]], fmt: str, mode: str = "min") -> s
         for k in r["params"]:
             if k not in names:
                 names.append(k)
-    header = ["number", "state", "value", "attempts", *names, "history", "message"]
+    header = ["number", "state", "value", "attempts", *names, "reached", "history", "message"]
     table = [
         [r["number"], r["state"], "" if r["value"] is None else f"{r['value']:.6g}", len(r["attempts"]),
-         *[_cell(r["params"].get(n, "")) for n in names], attempt_history(r["attempts"]), (r["message"] or "")[:60]]
+         *[_cell(r["params"].get(n, "")) for n in names], "" if r.get("reached") is None else f"{r['reached']:g}",
+         attempt_history(r["attempts"]), (r["message"] or "")[:60]]
         for r in rows
     ]
     if fmt == "csv":

@@ -78,5 +78,13 @@ def test_paused_points_are_revived_from_their_checkpoint(home: Path, tmp_path: P
             # the revived attempt continues where the paused one stopped, not from scratch
             assert min(second) == max(first) + 1
     assert revived, "no paused point was revived"
+    from gridhpo.steering.reports import format_results, results
+
+    rows = {r["id"]: r for r in results(repo, repo.task(tid))}
+    table = format_results(list(rows.values()), "table")
+    for p in revived:  # `gridhpo results` shows the pause, the resume and the rung reached
+        assert rows[p.id]["attempts"][0]["state"] == "paused"
+        assert rows[p.id]["reached"] == max(max(s) for s in steps[p.id].values())
+    assert " 1:paused" in table
     states = {p.state for p in repo.points(tid)}
     assert states <= {"finished", "stopped"}

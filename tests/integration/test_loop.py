@@ -87,5 +87,5 @@ def test_results_json_has_what_users_script_against(home: Path, tmp_path: Path) 
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert [sorted(d) for d in data] == [sorted(["id", "number", "params", "state", "value", "message",
-                                                 "attempts"])] * 3
+                                                 "reached", "attempts"])] * 3
     assert all(d["state"] == "finished" and len(d["attempts"]) == 1 for d in data)
