@@ -167,3 +167,26 @@ def test_loopback_serves_loopback_hosts_only_and_answers_unchanged(repo: Reposit
         assert status == 404 and "no task 'nope'" in json.loads(body)["error"]
     finally:
         dash.stop()
+
+
+def test_dashboard_command_prints_a_url_with_a_token_when_exposed(home: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    repo = Repository()
+    make_task(repo, "known")
+    proc = subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "dashboard", "--host", "0.0.0.0", "--port", "0"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.match(r"dashboard: http://[^:/]+:(\d+)/\?token=([\w-]+)$", line.strip())
+        assert m, line
+        port, token = m.groups()
+        assert get(f"http://127.0.0.1:{port}/api/tasks")[0] == 401
+        status, body = get(f"http://127.0.0.1:{port}/api/tasks?token={token}")
+        assert status == 200 and json.loads(body)[0]["name"] == "known"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -308,3 +308,35 @@ def test_report_of_a_real_run_matches_the_objective(home: Path, tmp_path: Path) 
     assert t["table"]["rows"][0]["value"] == pytest.approx(min(hist[0]["y"]))
     rows = t["figures"]["timeline"]["layout"]["meta"]["rows"]
     assert len(rows) == 1 and rows[0].startswith("local / ")
+
+
+def test_a_task_without_results_still_gives_a_report(repo: Repository, tmp_path: Path) -> None:
+    tid = repo.create_task("empty", dict(SPEC, name="empty"))
+    repo.add_points(tid, [(0, {"x": 1.0, "lr": 1e-3, "act": "relu"})])  # queued, never ran
+    data = write_report(repo, [tid], tmp_path / "empty.html")
+    t = data["tasks"][0]
+    for fig in [*t["figures"].values(), *t["slices"]]:
+        go.Figure(fig)
+    assert t["figures"]["history_number"]["data"][0]["y"] == []
+    assert t["figures"]["importance"]["layout"]["title"]["text"].endswith("too few finished points")
+    assert t["table"]["rows"] == [] and t["summary"]["counts"] == {"queued": 1} and t["summary"]["best"] is None
+    assert len(write_pngs(repo, [tid], tmp_path / "png")) == len(FIGURES)
+
+
+def test_inactive_conditional_parameters_are_gaps(repo: Repository) -> None:
+    spec = dict(SPEC, name="cond", search_space={
+        "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "momentum": {"type": "float", "low": 0.0, "high": 1.0, "when": {"opt": "sgd"}}})
+    tid = repo.create_task("cond", spec)
+    ids = repo.add_points(tid, [(0, {"opt": "sgd", "momentum": 0.5}), (1, {"opt": "adam"})])
+    ch = Changes()
+    for pid, v in zip(ids, (1.0, 2.0), strict=True):
+        ch.point_updates[pid] = {"b_id": pid, "state": "finished", "value": v, "attempt": 1, "message": None,
+                                 "dispatched_at": 0.0, "ended_at": None}
+    repo.apply(ch)
+    d = D.load(repo, tid)
+    dims = {dim["name"]: dim["values"] for dim in D.parallel(d)["dimensions"]}
+    assert dims == {"opt": [0, 1], "momentum": [0.5, None]}
+    assert D.slices(d)[1]["x"] == [0.5]
+    go.Figure(figures.parallel_figure(D.parallel(d)))
+    assert importance(d, "anova")["note"] == "too few finished points"
