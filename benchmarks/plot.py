@@ -38,7 +38,7 @@ def generate(repo: Repository, n: int, name: str = "bench", steps: int = 10, see
     spec = dict(SPEC, name=name, budget=dict(SPEC["budget"], max_points=n))
     task_id = repo.create_task(name, spec)
     t0 = repo.task(task_id).created_at
-    params = [{"lr": 10 ** rng.uniform(-4, -1), "layers": rng.randint(1, 4),
+    params: list[dict[str, Any]] = [{"lr": 10 ** rng.uniform(-4, -1), "layers": rng.randint(1, 4),
                "activation": rng.choice(["relu", "tanh"]), "dropout": rng.uniform(0, 0.5)} for _ in range(n)]
     ids = repo.add_points(task_id, list(enumerate(params, start=1)))
     pilots = [(f"pilot-{s}-{i}", s) for s in ("cern", "desy", "local") for i in range(4)]
