@@ -141,8 +141,7 @@ class Pilot:
                         raise MessageError(delivery.body.reason)
                     msg = parse_point(delivery.body)
                 except MessageError as exc:
-                    log.error("pilot %s dropped a malformed point message: %s", self.cfg.pilot_id, exc)
-                    delivery.ack()
+                    delivery.dead_letter(f"malformed point message on {points_queue(self.cfg.task_id)}: {exc}")
                     continue
                 if msg.task_id != self.cfg.task_id:
                     log.error("pilot %s got a point of task %d on task %d's queue: dropped",
@@ -295,12 +294,12 @@ class Pilot:
             return None
         self._last_control = now
         while (d := self.broker.get(control_queue(self.cfg.pilot_id))) is not None:
-            d.ack()
             try:
                 c = parse_control(d.body)
             except MessageError as exc:
-                log.error("pilot %s dropped a malformed control message: %s", self.cfg.pilot_id, exc)
+                d.dead_letter(f"malformed control message for pilot {self.cfg.pilot_id}: {exc}")
                 continue
+            d.ack()
             if (c.task_id, c.point_id, c.attempt) == (msg.task_id, msg.point_id, msg.attempt):
                 log.info("point %d attempt %d: %s (%s)", msg.number, msg.attempt, c.action, c.reason)
                 return c

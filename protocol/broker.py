@@ -27,6 +27,7 @@ from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
+from gridhpo.protocol.messages import DEAD_LETTER_QUEUE, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,25 @@ class Delivery:
         self.body = body
         self._message = message
         self._broker = broker
+
+    @property
+    def size(self) -> int:
+        """The message's size on the wire, in bytes."""
+        raw = getattr(self._message, "body", b"")
+        return len(raw) if isinstance(raw, (bytes, str)) else 0
+
+    def dead_letter(self, reason: str) -> None:
+        """Set the message aside in the dead-letter queue with the reason, and acknowledge it."""
+        body = self.body if not isinstance(self.body, Undecodable) else None
+        raw = getattr(self._message, "body", b"")
+        record = {"reason": reason, "time": time.time(), "body": body if self.size <= MAX_MESSAGE_BYTES else None,
+                  "raw": raw[:4096].decode("utf-8", "replace") if isinstance(raw, bytes) and body is None else None}
+        log.error("message set aside in %s: %s", DEAD_LETTER_QUEUE, reason)
+        try:
+            self._broker.publish(DEAD_LETTER_QUEUE, record)
+        except QueueError as exc:
+            log.error("the dead-letter queue is unreachable too (%s); the message is dropped: %.300r", exc, body)
+        self.ack()
 
     def ack(self) -> None:
         with self._broker.lock:

@@ -14,6 +14,7 @@ from gridhpo.errors import MessageError
 PROTOCOL_VERSION = 1
 EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
 MAX_MESSAGE_BYTES = 1 << 20
+DEAD_LETTER_QUEUE = "gridhpo.dead-letter"  # malformed or oversized messages, with the reason
 
 
 def points_queue(task_id: int) -> str:

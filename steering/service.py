@@ -30,6 +30,7 @@ from gridhpo.protocol import (
     points_queue,
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
+from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Decision
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
@@ -216,14 +217,18 @@ class Steering:
 
     @staticmethod
     def _parse(deliveries: list[Delivery]) -> list[Event]:
+        """Valid events; any other message goes to the dead-letter queue with its reason."""
         events: list[Event] = []
-        for d in deliveries:
+        for d in list(deliveries):
             try:
+                if d.size > MAX_MESSAGE_BYTES:
+                    raise MessageError(f"event of {d.size} bytes is over the limit of {MAX_MESSAGE_BYTES}")
                 if isinstance(d.body, Undecodable):
                     raise MessageError(d.body.reason)
                 events.append(parse_event(d.body))
             except MessageError as exc:
-                log.error("dropped a malformed event: %s; body: %.300r", exc, d.body)
+                d.dead_letter(f"malformed event: {exc}")
+                deliveries.remove(d)
         return events
 
     def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:

@@ -181,3 +181,27 @@ def test_a_restarted_steering_continues_without_duplicating_points(env: tuple[Re
 
     expected = [s.params for s in optimisers.create(spec(max_points=6, parallel=2)).ask(4)]
     assert [p.params for p in repo.points(tid)] == expected
+
+
+def test_malformed_and_oversized_events_go_to_the_dead_letter_queue(env: tuple[Repository, Broker]) -> None:
+    from gridhpo.protocol.messages import DEAD_LETTER_QUEUE
+
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    good = ev("finished", m, value=1.0).to_json()
+    huge = ev("metric", m, seq=0, step=1, values={"blob": "x" * (1 << 20)}).to_json()
+    broker.publish_many([(events_queue(), {"kind": "event", "v": 1, "type": "exploded"}),
+                         (events_queue(), huge), (events_queue(), good)])
+    for _ in range(10):
+        s.step()
+    reasons = []
+    while (d := broker.get(DEAD_LETTER_QUEUE)) is not None:
+        reasons.append(d.body["reason"])
+        d.ack()
+    assert len(reasons) == 2
+    assert any("event type 'exploded' is not one of" in r for r in reasons)
+    assert any("over the limit" in r for r in reasons)
+    assert repo.points(tid)[0].state == "finished"  # the good event after them was applied
