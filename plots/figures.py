@@ -107,10 +107,7 @@ def parallel_figure(p: dict[str, Any]) -> dict[str, Any]:
                                     "maximise": p["maximise"], "top_k": p["top_k"]})}
 
 
-def curves_figure(c: dict[str, Any]) -> dict[str, Any]:
-    """Learning curves, one trace per outcome with the curves joined by gaps."""
-    total = sum(len(cv["steps"]) for cv in c["curves"])
-    with_text = total <= HOVER_TEXT_LIMIT
+def _curve_traces(c: dict[str, Any], visible: bool, with_text: bool) -> list[dict[str, Any]]:
     traces = []
     for o in D.OUTCOMES:
         xs: list[Any] = []
@@ -129,14 +126,36 @@ def curves_figure(c: dict[str, Any]) -> dict[str, Any]:
             continue
         tr: dict[str, Any] = {"type": "scatter", "mode": "lines", "name": f"{o} ({n})", "x": _r(xs), "y": _r(ys),
                               "line": {"color": OUTCOME_COLOURS[o], "width": 1}, "opacity": 0.7,
-                              "connectgaps": False, "meta": {"outcome": o, "curves": n}}
+                              "connectgaps": False, "visible": visible,
+                              "meta": {"outcome": o, "curves": n, "metric": c["metric"]}}
         if with_text:
             tr["text"] = text
             tr["hovertemplate"] = "%{text}<br>step %{x}<br>%{y}<extra>" + o + "</extra>"
         traces.append(tr)
-    return {"data": traces, "layout": _layout(f"{c['metric']} by step, coloured by outcome",
-                                              xaxis={"title": {"text": "step"}}, yaxis={"title": {"text": c["metric"]}},
-                                              meta={"kind": "curves", "curves": len(c["curves"])})}
+    return traces
+
+
+def curves_figure(c: dict[str, Any], others: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Learning curves, one trace per outcome with the curves joined by gaps; ``others``
+    (the curves of other reported metrics) are hidden behind a metric menu."""
+    groups = [c, *(others or [])]
+    total = sum(len(cv["steps"]) for g in groups for cv in g["curves"])
+    with_text = total <= HOVER_TEXT_LIMIT
+    traces: list[dict[str, Any]] = []
+    for i, g in enumerate(groups):
+        traces.extend(_curve_traces(g, i == 0, with_text))
+    layout = _layout(f"{c['metric']} by step, coloured by outcome", xaxis={"title": {"text": "step"}},
+                     yaxis={"title": {"text": c["metric"]}},
+                     meta={"kind": "curves", "curves": len(c["curves"]), "metrics": [g["metric"] for g in groups]})
+    if len(groups) > 1:
+        layout["updatemenus"] = [{
+            "type": "dropdown", "x": 1.0, "xanchor": "right", "y": 1.15, "yanchor": "top",
+            "buttons": [{"label": g["metric"], "method": "update",
+                         "args": [{"visible": [t["meta"]["metric"] == g["metric"] for t in traces]},
+                                  {"yaxis.title.text": g["metric"],
+                                   "title.text": f"{g['metric']} by step, coloured by outcome"}]}
+                        for g in groups]}]
+    return {"data": traces, "layout": layout}
 
 
 def importance_figure(imp: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +233,27 @@ def timeline_figure(t: dict[str, Any]) -> dict[str, Any]:
                               meta={"kind": "timeline", "rows": t["rows"]})}
 
 
+# Other reported metrics join the learning curves' menu while all curves together stay
+# below this many vertices; past it only the objective is drawn (the page would double).
+OTHER_METRICS_VERTICES = 200_000
+OTHER_METRICS_MAX = 6
+
+
+def _curves(d: D.TaskData) -> dict[str, Any]:
+    main = D.learning_curves(d)
+    others: list[dict[str, Any]] = []
+    total = sum(len(cv["steps"]) for cv in main["curves"])
+    for m in main["metrics"]:
+        if m == main["metric"] or len(others) >= OTHER_METRICS_MAX:
+            continue
+        c = D.learning_curves(d, m)
+        total += sum(len(cv["steps"]) for cv in c["curves"])
+        if total > OTHER_METRICS_VERTICES:
+            break
+        others.append(c)
+    return curves_figure(main, others)
+
+
 def build(d: D.TaskData, top_k: int = 10, table_k: int = 50,
           importance: str = DEFAULT_IMPORTANCE) -> dict[str, Any]:
     """Every figure of one task, plus its summary and top-points table, as JSON-able data."""
@@ -225,7 +265,7 @@ def build(d: D.TaskData, top_k: int = 10, table_k: int = 50,
             "history_number": history_figure(h, d.metric, "number"),
             "history_time": history_figure(h, d.metric, "time"),
             "parallel": parallel_figure(D.parallel(d, top_k)),
-            "curves": curves_figure(D.learning_curves(d)),
+            "curves": _curves(d),
             "importance": importance_figure(importance_data(d, importance)),
             "timeline": timeline_figure(D.timeline(d)),
         },

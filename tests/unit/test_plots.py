@@ -155,9 +155,15 @@ def test_learning_curves_are_coloured_by_outcome(known: D.TaskData) -> None:
     assert c["counts"] == {"finished": 3, "resumed": 1, "stopped": 1, "paused": 1, "interrupted": 1,
                            "failed": 1, "running": 0}
     assert c["metrics"] == ["acc", "loss"]
-    fig = figures.curves_figure(c)
+    fig = figures.curves_figure(c, [D.learning_curves(known, "acc")])
     go.Figure(fig)
-    names = {t["meta"]["outcome"]: t for t in fig["data"]}
+    names = {t["meta"]["outcome"]: t for t in fig["data"] if t["meta"]["metric"] == "loss"}
+    assert all(t["visible"] == (t["meta"]["metric"] == "loss") for t in fig["data"])
+    # the other reported metric is one menu choice away
+    (menu,) = fig["layout"]["updatemenus"]
+    assert [b["label"] for b in menu["buttons"]] == ["loss", "acc"]
+    acc_visible = menu["buttons"][1]["args"][0]["visible"]
+    assert [t["meta"]["metric"] for t, v in zip(fig["data"], acc_visible, strict=True) if v] == ["acc"] * 6
     assert set(names) == {"finished", "resumed", "stopped", "paused", "interrupted", "failed"}
     assert names["finished"]["line"]["color"] != names["failed"]["line"]["color"]
     # the three finished curves joined by gaps: 3 + 3 + 2 values and 3 gaps
@@ -245,6 +251,7 @@ def test_report_is_self_contained_and_holds_every_figure(repo: Repository, tmp_p
         assert f["history_time"]["data"][0]["customdata"] == [1, 8, 2, 6, 5]
         assert f["parallel"]["data"][0]["dimensions"][-1]["values"][2] == 1.0 + shift
         assert f["importance"]["layout"]["meta"]["method"] == "forest"
+        assert f["curves"]["layout"]["meta"]["metrics"] == ["loss", "acc"]
         assert f["timeline"]["layout"]["meta"]["rows"] == [f"cern / {t['summary']['name']}-p1",
                                                           f"desy / {t['summary']['name']}-p2"]
         assert len(t["slices"]) == 3
