@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -94,18 +95,27 @@ def render_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def status_rows(repo: Repository, tasks: list[TaskRow]) -> tuple[list[str], list[list[Any]]]:
-    header = ["id", "name", "state", "points", "queued", "running", "resuming", "finished", "failed", "best"]
+def status_rows(repo: Repository, tasks: list[TaskRow], now: float | None = None) -> tuple[list[str], list[list[Any]]]:
+    """One row per task. ``stale``: running points whose pilot has not been heard of for two
+    heartbeats (they become lost, and are re-queued, after ``evaluation.lost_after``)."""
+    header = ["id", "name", "state", "points", "queued", "running", "stale", "resuming", "paused", "finished",
+              "stopped", "failed", "best"]
+    now = time.time() if now is None else now
     rows = []
     for t in tasks:
         counts = repo.counts(t.id)
         # resuming: interrupted points waiting for or running a later attempt
         pts = repo.points(t.id, ["queued", "running"]) if counts.get("queued") or counts.get("running") else []
         resuming = sum(1 for p in pts if p.attempt > 1)
+        running = {p.id: p.attempt for p in pts if p.state == "running"}
+        silent_for = 2 * float(t.spec.get("evaluation", {}).get("heartbeat") or 10.0)
+        stale = sum(1 for a in (repo.attempts(point_ids=list(running)) if running else [])
+                    if running.get(a.point_id) == a.number and now - a.last_seen > silent_for)
         best = best_point(repo, t)
         rows.append([t.id, t.name, t.state, f"{sum(counts.values())}/{t.spec['budget']['max_points']}",
-                     counts.get("queued", 0), counts.get("running", 0), resuming, counts.get("finished", 0),
-                     counts.get("failed", 0), "" if best is None else f"{best[1]:.6g}"])
+                     counts.get("queued", 0), counts.get("running", 0), stale, resuming, counts.get("paused", 0),
+                     counts.get("finished", 0), counts.get("stopped", 0), counts.get("failed", 0),
+                     "" if best is None else f"{best[1]:.6g}"])
     return header, rows
 
 

@@ -110,8 +110,8 @@ def run_resumable(home: Path, db_url: str, broker_url: str, store_url: str, *, p
                 with log.open("wb") as f:
                     procs.append((subprocess.Popen(args, env=penv, stdout=f, stderr=subprocess.STDOUT,
                                                    stdin=subprocess.DEVNULL), time.monotonic()))
-            _, rows = status_rows(repo, [repo.task(task_id)])
-            max_resuming = max(max_resuming, int(rows[0][6]))
+            header, rows = status_rows(repo, [repo.task(task_id)])
+            max_resuming = max(max_resuming, int(rows[0][header.index("resuming")]))
             time.sleep(0.2)
     finally:
         stop.set()

@@ -205,3 +205,21 @@ def test_malformed_and_oversized_events_go_to_the_dead_letter_queue(env: tuple[R
     assert any("event type 'exploded' is not one of" in r for r in reasons)
     assert any("over the limit" in r for r in reasons)
     assert repo.points(tid)[0].state == "finished"  # the good event after them was applied
+
+
+def test_status_shows_stale_running_points_before_they_are_lost(env: tuple[Repository, Broker]) -> None:
+    from gridhpo.steering.reports import status_rows
+
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=2))  # heartbeat 1 s, lost after 2 s
+    s = Steering(repo, broker)
+    s.step()
+    a, b = take(broker, tid)
+    feed(s, broker, [ev("started", a), ev("started", b)])
+    now = max(x.last_seen for x in repo.attempts(task_id=tid))
+    header, rows = status_rows(repo, [repo.task(tid)], now=now + 1.0)
+    assert rows[0][header.index("stale")] == 0 and rows[0][header.index("running")] == 2
+    beat = ev("heartbeat", a)
+    feed(s, broker, [Event(**{**beat.__dict__, "time": now + 5.0})])
+    header, rows = status_rows(repo, [repo.task(tid)], now=now + 5.5)
+    assert rows[0][header.index("stale")] == 1  # b has been silent for more than two heartbeats
