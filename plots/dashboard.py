@@ -58,7 +58,8 @@ class Dashboard:
         self.importance, self.top_k, self.table_k = importance, top_k, table_k
         self.loopback = is_loopback(host)
         self.token = token or (None if self.loopback else secrets.token_urlsafe(24))
-        self._cache: dict[int, tuple[tuple[Any, ...], float, str, dict[str, Any]]] = {}
+        # task id -> (state and counts, (built at, build seconds), version, payload)
+        self._cache: dict[int, tuple[tuple[Any, ...], tuple[float, float], str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._js: bytes | None = None
         self._thread: threading.Thread | None = None
@@ -115,12 +116,17 @@ class Dashboard:
         running = counts.get("running", 0) > 0
         with self._lock:
             cached = self._cache.get(row.id)
-            if cached and cached[0] == key and not (running and time.monotonic() - cached[1] > self.refresh):
-                return cached[2], cached[3]
+            if cached is not None and cached[0] == key:
+                # running points only grow their curves: rebuild no more often than every
+                # refresh, nor than four build times (a 10,000-point task takes seconds)
+                built_at, took = cached[1]
+                if not running or time.monotonic() - built_at < max(self.refresh, 4 * took):
+                    return cached[2], cached[3]
+            start = time.monotonic()
             built = figures.build(D.load(self.repo, row), self.top_k, self.table_k, self.importance)
             built.pop("history")
             version = hashlib.sha1(script_json(built).encode()).hexdigest()[:16]
-            self._cache[row.id] = (key, time.monotonic(), version, built)
+            self._cache[row.id] = (key, (start, time.monotonic() - start), version, built)
             return version, built
 
     def page(self) -> bytes:
