@@ -51,10 +51,15 @@ class Browser:
         os.close(from_chrome_w)
         self._buf = b""
         self._id = 0
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.session = ""
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            self.call("Emulation.setDeviceMetricsOverride",
+                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        except BaseException:
+            self.close()  # no browser left behind by a failed start
+            raise
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: bool = False,
              timeout: float = 60.0) -> dict[str, Any]:
