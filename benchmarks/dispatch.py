@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,11 +43,37 @@ def spec(points: int, parallel: int) -> Any:
     }, base_dir=HERE)
 
 
+def server_cpu(name: str) -> float:
+    """CPU seconds used so far by the processes called ``name`` and their reaped children."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith(name):
+            f = stat[stat.rindex(")") + 2:].split()
+            total += sum(int(x) for x in f[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def cpu_now() -> dict[str, float]:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"steering": me.ru_utime + me.ru_stime, "pilots": kids.ru_utime + kids.ru_stime,
+            "broker": server_cpu("beam.smp"), "database": server_cpu("postgres")}
+
+
 def measure(db: str, broker: str, points: int, pilots: int) -> dict[str, float]:
     repo = Repository(db)
     tid, _ = submit(repo, spec(points, parallel=max(8, 4 * pilots)))
     t0 = time.time()
+    cpu0 = cpu_now()
     result = run_task(repo, broker, tid, pilots)
+    cpu1 = cpu_now()
     assert result.state == "finished", result
     ends = sorted(p.ended_at for p in repo.points(tid))
     starts = min(a.started_at for a in repo.attempts(task_id=tid))
@@ -55,7 +82,9 @@ def measure(db: str, broker: str, points: int, pilots: int) -> dict[str, float]:
     first = (ends[k - 1] - ends[0]) / (k - 1) * 1000
     last = (ends[-1] - ends[-k]) / (k - 1) * 1000
     repo.close()
-    return {"rate": points / wall, "first_ms": first, "last_ms": last, "total_s": time.time() - t0}
+    out = {"rate": points / wall, "first_ms": first, "last_ms": last, "total_s": time.time() - t0}
+    out.update({f"cpu_{k}": (cpu1[k] - cpu0[k]) / points * 1000 for k in cpu0})
+    return out
 
 
 def optuna_rate(trials: int, workers: int) -> float | None:
@@ -109,12 +138,14 @@ def main() -> None:
     ref = {w: optuna_rate(args.optuna_trials, w) for w in sorted(set(args.pilots))} if args.optuna_trials else {}
     print(f"\n{args.points}-point task, trivial in-process objective, {os.cpu_count()} cores\n")
     print(f"{'setup':<34} {'pilots':>6} {'points/s':>9} {'first 10% ms/pt':>16} {'last 10% ms/pt':>15} "
-          f"{'vs Optuna':>10}")
+          f"{'vs Optuna':>10}   CPU ms/pt: steering pilots broker database")
     names = {"embedded": "gridhpo SQLite + folder queue", "production": "gridhpo PostgreSQL + RabbitMQ"}
     for setup, n, r in rows:
         o = ref.get(n)
         vs = f"{r['rate'] / o:.1f}x" if o else "-"
-        print(f"{names[setup]:<34} {n:>6} {r['rate']:>9.0f} {r['first_ms']:>16.2f} {r['last_ms']:>15.2f} {vs:>10}")
+        cpu = " ".join(f"{r[f'cpu_{k}']:>8.2f}" for k in ("steering", "pilots", "broker", "database"))
+        print(f"{names[setup]:<34} {n:>6} {r['rate']:>9.0f} {r['first_ms']:>16.2f} {r['last_ms']:>15.2f} {vs:>10}"
+              f"   {cpu}")
     for w, o in ref.items():
         if o:
             print(f"{'Optuna RandomSampler + PostgreSQL':<34} {w:>6} {o:>9.1f} {'':>16} {'':>15} {'1.0x':>10}")
