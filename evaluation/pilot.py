@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -29,6 +30,7 @@ from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
+from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
 from gridhpo.protocol import (
     Broker,
     ControlMessage,
@@ -151,7 +153,7 @@ class Pilot:
                 if runtimes.choose(msg.evaluation, self.cfg.runtime) == "python":
                     # an in-process objective takes microseconds: its result is its start, and
                     # the message is acknowledged only once the result is sent
-                    self.evaluate(msg)
+                    self.evaluate_inline(msg)
                     delivery.ack()
                 else:
                     self.send(msg, "started", {"host": self.host})
@@ -319,7 +321,6 @@ class Pilot:
 
     def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int) -> str:
         out_path = job.workdir / "output.json"
-        metric = msg.objective.get("metric", "loss")
         if code != 0:
             return self._fail(msg, f"evaluation exited with code {code}", handle)
         if not out_path.exists():
@@ -330,13 +331,19 @@ class Pilot:
             return self._fail(msg, f"output.json is not valid JSON: {exc}", handle)
         if not isinstance(out, dict):
             return self._fail(msg, "output.json is not a JSON object", handle)
+        return self._report_output(msg, out, "output.json", handle.output_tail)
+
+    def _report_output(self, msg: PointMessage, out: dict[str, Any], source: str,
+                       tail: Callable[[int], str]) -> str:
+        """Send the result an evaluation produced (output.json, or an in-process return value)."""
+        metric = msg.objective.get("metric", "loss")
         status = out.get("status", 0)
         if status != 0:
-            return self._fail(msg, f"output.json status {status!r}: {out.get('message') or 'no message'}", handle)
+            return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail)
         value = out.get(metric)
         if not _finite(value):
             what = "is missing" if value is None else f"is {value!r}, not a finite number"
-            return self._fail(msg, f"output.json: objective metric {metric!r} {what}", handle)
+            return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail)
         extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
         assert isinstance(value, (int, float))
         self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
@@ -344,12 +351,34 @@ class Pilot:
         self.stats.finished += 1
         return "finished"
 
-    def _fail(self, msg: PointMessage, reason: str, handle: Handle) -> str:
-        tail = handle.output_tail(20)
+    def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str]) -> str:
+        text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
-        self.send(msg, "failed", {"reason": reason, "stderr": tail[-4000:]})
+        self.send(msg, "failed", {"reason": reason, "stderr": text[-4000:]})
         self.stats.failed += 1
         return "failed"
+
+    def evaluate_inline(self, msg: PointMessage) -> None:
+        """An in-process objective: no work directory, no process, no checkpoint; the point's
+        result is sent as soon as the function returns."""
+        runtime = self.runtime(msg.evaluation)
+        assert isinstance(runtime, InProcessRuntime)
+        t0 = time.monotonic()
+        try:
+            out, error = runtime.call(str(msg.evaluation["python"]), msg.evaluation.get("source_dir"), msg.params,
+                                      metric=msg.objective.get("metric", "loss"))
+        except GridHPOError as exc:
+            log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
+            self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}"})
+            self.stats.interrupted += 1
+            self.request_stop(f"runtime unusable: {exc}")
+            return
+        if out is None:
+            self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
+                       lambda n: "\n".join(error.splitlines()[-n:]))
+        else:
+            self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "")
+        self.stats.durations.append(time.monotonic() - t0)
 
 
 class MetricsTail:

@@ -61,27 +61,31 @@ class InProcessRuntime(Runtime):
             raise EvaluationError("the in-process runtime needs evaluation.python")
         self.load(job.python, job.source_dir)
 
+    def call(self, ref: str, source_dir: str | None, params: dict[str, Any],
+             metric: str = "loss") -> tuple[dict[str, Any] | None, str]:
+        """(the output.json the call amounts to, "") or (None, the error). A number returned
+        is the objective ``metric``; a mapping is taken as output.json."""
+        fn = self.load(ref, source_dir)
+        try:
+            result = fn(dict(params)) if _takes_one_mapping(fn) else fn(**params)
+        except Exception:  # the user's objective raised: that point failed, the pilot goes on
+            return None, traceback.format_exc()
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            return {"status": 0, metric: float(result)}, ""
+        if isinstance(result, dict):
+            try:
+                json.dumps(result, allow_nan=True)
+            except (TypeError, ValueError) as exc:
+                return None, f"{ref} returned a value that is not JSON: {exc}"
+            return {"status": 0, **result}, ""
+        return None, f"{ref} returned {type(result).__name__}, not a number or a dict"
+
     def start(self, job: Job) -> Handle:
         assert job.python is not None
-        fn = self.load(job.python, job.source_dir)
-        try:
-            if _takes_one_mapping(fn):
-                result = fn(dict(job.params))
-            else:
-                result = fn(**job.params)
-        except Exception:  # the user's objective raised: that point failed, the pilot goes on
-            return DoneHandle(1, traceback.format_exc())
-        if isinstance(result, (int, float)) and not isinstance(result, bool):
-            out: dict[str, Any] = {"status": 0, "loss": float(result)}
-        elif isinstance(result, dict):
-            out = {"status": 0, **result}
-        else:
-            return DoneHandle(1, f"{job.python} returned {type(result).__name__}, not a number or a dict")
-        try:
-            text = json.dumps(out, allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            return DoneHandle(1, f"{job.python} returned a value that is not JSON: {exc}")
-        (job.workdir / "output.json").write_text(text)
+        out, error = self.call(job.python, job.source_dir, job.params)
+        if out is None:
+            return DoneHandle(1, error)
+        (job.workdir / "output.json").write_text(json.dumps(out, allow_nan=True))
         return DoneHandle(0, "")
 
 

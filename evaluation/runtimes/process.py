@@ -54,12 +54,25 @@ class ProcessHandle(Handle):
         except ProcessLookupError:
             pass  # it ended by itself meanwhile
 
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a member changed its user: it is still there
+            return True
+        return True
+
     def stop(self, grace: float) -> int:
-        if self.proc.poll() is None:
+        """SIGTERM to the whole process group, then wait for every member, not only the shell:
+        ``python train.py`` run by ``sh -c`` may still be saving its checkpoint when the shell
+        has already gone."""
+        if self.proc.poll() is None or self._group_alive():
             self._signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and (self.proc.poll() is None or self._group_alive()):
+                time.sleep(0.02)
+            if self.proc.poll() is None or self._group_alive():
                 log.warning("evaluation pid %d ignored SIGTERM for %.0fs: killed", self.proc.pid, grace)
         self._signal(signal.SIGKILL)
         return self.proc.wait()

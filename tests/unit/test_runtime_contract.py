@@ -102,6 +102,22 @@ def test_stop_sends_sigterm_first(make: tuple[Runtime, str | None], tmp_path: Pa
     assert handle.poll() == 0
 
 
+def test_stop_waits_for_a_child_of_the_shell_that_saves_on_sigterm(make: tuple[Runtime, str | None],
+                                                                  tmp_path: Path) -> None:
+    """``python train.py`` run by ``sh -c`` (no exec): the shell dies at once on SIGTERM while
+    its child is still saving; stop must wait for the child, within the grace period."""
+    runtime, image = make
+    if image is not None:
+        pytest.skip("in a container only PID 1 gets SIGTERM (Docker API semantics): images use `exec` or an "
+                    "init that forwards signals, see docs/containers.md")
+    j = job(tmp_path, image, "sh -c \"trap 'sleep 1; echo saved > term.txt; exit 0' TERM; echo up > ready.txt; "
+                             "while true; do sleep 0.1; done\"; echo after")
+    handle = runtime.start(j)
+    until(j.workdir / "ready.txt")
+    handle.stop(grace=20)
+    assert (j.workdir / "term.txt").read_text().strip() == "saved"
+
+
 def test_stop_kills_after_grace(make: tuple[Runtime, str | None], tmp_path: Path) -> None:
     runtime, image = make
     j = job(tmp_path, image, "trap '' TERM; echo up > ready.txt; while true; do sleep 0.1; done")
