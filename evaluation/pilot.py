@@ -222,10 +222,7 @@ class Pilot:
             handle = runtime.start(job)
         except GridHPOError as exc:
             # the site cannot run it: not the point's fault, so it goes back to the queue
-            log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
-            self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}"})
-            self.stats.interrupted += 1
-            self.request_stop(f"runtime unusable: {exc}")
+            self._site_cannot_run(msg, exc)
             return
         outcome = self._watch(msg, job, handle)
         self.checkpoints.end()
@@ -272,11 +269,12 @@ class Pilot:
                                                "decision": control.action})
                 return "interrupted"
             if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
+                signalled = self.stop_requested.is_set()
                 reason = self.stop_reason or "pilot walltime reached"
                 handle.stop(grace)
                 for seq, line in metrics.read_new():
                     self._forward_metric(msg, seq, line)
-                self.send(msg, "interrupted", {"reason": reason})
+                self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
                 self.stats.interrupted += 1
                 if not self.stop_requested.is_set():
                     self.request_stop(reason)
@@ -358,6 +356,13 @@ class Pilot:
         self.stats.failed += 1
         return "failed"
 
+    def _site_cannot_run(self, msg: PointMessage, exc: GridHPOError) -> None:
+        """Not the point's fault: it goes back to the queue, and this pilot stops."""
+        log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
+        self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}", "cause": "site"})
+        self.stats.interrupted += 1
+        self.request_stop(f"runtime unusable: {exc}")
+
     def evaluate_inline(self, msg: PointMessage) -> None:
         """An in-process objective: no work directory, no process, no checkpoint; the point's
         result is sent as soon as the function returns."""
@@ -368,10 +373,7 @@ class Pilot:
             out, error = runtime.call(str(msg.evaluation["python"]), msg.evaluation.get("source_dir"), msg.params,
                                       metric=msg.objective.get("metric", "loss"))
         except GridHPOError as exc:
-            log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
-            self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}"})
-            self.stats.interrupted += 1
-            self.request_stop(f"runtime unusable: {exc}")
+            self._site_cannot_run(msg, exc)
             return
         if out is None:
             self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",

@@ -37,6 +37,9 @@ from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_re
 
 log = logging.getLogger(__name__)
 
+# why an attempt was interrupted, as pilots report it: its end_reason in the bookkeeping
+INTERRUPT_CAUSES = ("walltime", "signal", "site")
+
 
 class Steering:
     def __init__(self, repo: Repository, broker: Broker, *, dispatch_only: set[int] | None = None,
@@ -274,8 +277,9 @@ class Steering:
                 if ev.data.get("decision") in CONTROL_ACTIONS:
                     self._halt(changes, task, op, str(ev.data["decision"]), ev.time)
                 else:
+                    cause = ev.data.get("cause")
                     self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
-                                    ev.time, publishes)
+                                    ev.time, publishes, cause if cause in INTERRUPT_CAUSES else "interrupted")
         for op in heartbeats.values():
             if op.state == "running" and op.id in task_of:
                 self._attempt(changes, op, "running")
@@ -316,9 +320,9 @@ class Steering:
         task.driver.tell(op.number, value)
 
     def _fail(self, changes: Changes, task: TaskState, op: OpenPoint, reason: str, stderr: str | None,
-              at: float, attempt_state: str = "failed") -> None:
+              at: float, attempt_state: str = "failed", end_reason: str | None = None) -> None:
         self._point(changes, op, "failed", message=reason, ended_at=at)
-        self._attempt(changes, op, attempt_state, attempt_state, at, None, reason, stderr)
+        self._attempt(changes, op, attempt_state, end_reason or attempt_state, at, None, reason, stderr)
         del task.open[op.id]
         task.failed += 1
         fv = task.spec.objective.failure_value
@@ -328,14 +332,14 @@ class Steering:
             task.driver.tell(op.number, None)
 
     def _interrupt(self, changes: Changes, task: TaskState, op: OpenPoint, state: str, reason: str, at: float,
-                   publishes: list[tuple[str, dict[str, Any]]]) -> None:
+                   publishes: list[tuple[str, dict[str, Any]]], end_reason: str | None = None) -> None:
         """End the current attempt; the point goes back to the queue while attempts remain."""
         max_attempts = task.spec.budget.max_attempts
         if op.attempt >= max_attempts:
             self._fail(changes, task, op, f"{reason}; gave up after {op.attempt} attempts (budget.max_attempts)",
-                       None, at, attempt_state=state)
+                       None, at, attempt_state=state, end_reason=end_reason or state)
             return
-        self._attempt(changes, op, state, state, at, None, reason)
+        self._attempt(changes, op, state, end_reason or state, at, None, reason)
         log.info("task %s point %d attempt %d %s (%s): re-queued", task.row.name, op.number, op.attempt, state, reason)
         self._requeue(changes, task, op, reason, publishes)
 

@@ -94,14 +94,15 @@ def test_interrupted_points_come_back_until_max_attempts(env: tuple[Repository, 
     s = Steering(repo, broker)
     s.step()
     [m] = take(broker, tid)
-    feed(s, broker, [ev("started", m), ev("interrupted", m, reason="walltime")])
+    feed(s, broker, [ev("started", m), ev("interrupted", m, reason="pilot walltime reached", cause="walltime")])
     [m2] = take(broker, tid)
     assert m2["point_id"] == m["point_id"] and m2["attempt"] == 2
     assert repo.points(tid)[0].state == "queued"
-    feed(s, broker, [ev("started", m2), ev("interrupted", m2, reason="walltime")])
+    feed(s, broker, [ev("started", m2), ev("interrupted", m2, reason="pilot received SIGTERM", cause="signal")])
     p = repo.points(tid)[0]
     assert p.state == "failed" and "gave up after 2 attempts" in p.message
-    assert [(a.number, a.state) for a in repo.attempts(point_ids=[p.id])] == [(1, "interrupted"), (2, "interrupted")]
+    assert [(a.number, a.state, a.end_reason) for a in repo.attempts(point_ids=[p.id])] == [
+        (1, "interrupted", "walltime"), (2, "interrupted", "signal")]
 
 
 def test_a_silent_attempt_is_lost_and_its_late_result_never_overwrites(env: tuple[Repository, Broker]) -> None:
