@@ -102,8 +102,13 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
         if p.state == "finished" and p.value is not None and math.isfinite(p.value):
             trials.append(Trial(p.number, p.params, "done", p.value))
             finished.append((p.number, p.value))
+        elif p.state == "stopped" and p.value is not None and math.isfinite(p.value):
+            trials.append(Trial(p.number, p.params, "done", p.value))  # told its last value when stopped
         elif p.state in TERMINAL_POINT_STATES:
-            trials.append(Trial(p.number, p.params, "failed"))
+            fv = spec.objective.failure_value
+            # told as failure_value when the user asked for one, as the live steering does
+            trials.append(Trial(p.number, p.params, "failed") if fv is None or p.state != "failed"
+                          else Trial(p.number, p.params, "done", fv))
             failed += p.state == "failed"
         else:
             trials.append(Trial(p.number, p.params, "pending"))
