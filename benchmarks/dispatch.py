@@ -38,7 +38,7 @@ def spec(points: int, parallel: int) -> Any:
         "name": f"dispatch-{uuid.uuid4().hex[:6]}",
         "search_space": {"x": {"type": "float", "low": -1, "high": 1}, "y": {"type": "float", "low": -1, "high": 1}},
         "optimiser": {"backend": "random", "seed": 1},
-        "budget": {"max_points": points, "parallel": parallel, "min_queued": parallel},
+        "budget": {"max_points": points, "parallel": parallel, "min_queued": 64},
         "evaluation": {"python": "_trivial:objective"},
     }, base_dir=HERE)
 

@@ -73,7 +73,7 @@ class PilotConfig:
     runtime: str | None = None
     keep_workdirs: bool = False
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
-    poll: float = 0.05
+    poll: float = 0.02
 
 
 class Pilot:
@@ -168,7 +168,7 @@ class Pilot:
                  self.stats.exit_reason, self.stats.finished, self.stats.failed, self.stats.interrupted)
         return self.stats
 
-    def send(self, msg: PointMessage, etype: str, data: dict[str, Any]) -> None:
+    def send(self, msg: PointMessage, etype: str, data: dict[str, Any], confirm: bool = True) -> None:
         cp = self.checkpoints.current
         if etype in _STOPPED and cp is not None and cp.msg.point_id == msg.point_id:
             # the last upload happens before the stop is reported: the retry, maybe on
@@ -176,7 +176,7 @@ class Pilot:
             cp.final()
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data)
-        self.broker.publish(events_queue(), ev.to_json())
+        self.broker.publish(events_queue(), ev.to_json(), confirm)
 
     # ------------------------------------------------------------------ one attempt
 
@@ -332,27 +332,27 @@ class Pilot:
         return self._report_output(msg, out, "output.json", handle.output_tail)
 
     def _report_output(self, msg: PointMessage, out: dict[str, Any], source: str,
-                       tail: Callable[[int], str]) -> str:
+                       tail: Callable[[int], str], confirm: bool = True) -> str:
         """Send the result an evaluation produced (output.json, or an in-process return value)."""
         metric = msg.objective.get("metric", "loss")
         status = out.get("status", 0)
         if status != 0:
-            return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail)
+            return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail, confirm)
         value = out.get(metric)
         if not _finite(value):
             what = "is missing" if value is None else f"is {value!r}, not a finite number"
-            return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail)
+            return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail, confirm)
         extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
         assert isinstance(value, (int, float))
         self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
-                                    "metrics": extra})
+                                    "metrics": extra}, confirm)
         self.stats.finished += 1
         return "finished"
 
-    def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str]) -> str:
+    def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
         text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
-        self.send(msg, "failed", {"reason": reason, "stderr": text[-4000:]})
+        self.send(msg, "failed", {"reason": reason, "stderr": text[-4000:]}, confirm)
         self.stats.failed += 1
         return "failed"
 
@@ -375,11 +375,13 @@ class Pilot:
         except GridHPOError as exc:
             self._site_cannot_run(msg, exc)
             return
+        # no publisher confirm: the point's message is acknowledged only after this, and a result
+        # lost with the broker leaves the point queued, which the steering finds and sends again
         if out is None:
             self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
-                       lambda n: "\n".join(error.splitlines()[-n:]))
+                       lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
         else:
-            self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "")
+            self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
 
 

@@ -120,11 +120,13 @@ class Broker:
             self._conn.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5)
         except _CONNECTION_ERRORS as exc:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
+        self.confirm = confirm
         self._declared: set[str] = set()
-        self._producer: Producer | None = None
         # publishing on a connection that also consumes makes py-amqp read pending
-        # deliveries on every publish; producers get a connection of their own
-        self._pub_conn: Connection | None = None
+        # deliveries on every publish: producers get connections of their own, one with
+        # publisher confirms and one without (see publish_many)
+        self._producers: dict[bool, Producer] = {}
+        self._pub_conns: dict[bool, Connection] = {}
         self._consumers: dict[str, tuple[Consumer, list[Delivery]]] = {}
 
     @property
@@ -140,8 +142,8 @@ class Broker:
                 except _CONNECTION_ERRORS as exc:
                     log.debug("cancelling a consumer on close failed: %s", exc)
             self._consumers.clear()
-            if self._pub_conn is not None:
-                self._pub_conn.release()
+            for conn in self._pub_conns.values():
+                conn.release()
             self._conn.release()
 
     def __enter__(self) -> Broker:
@@ -163,15 +165,14 @@ class Broker:
     def _reconnect(self, exc: BaseException) -> None:
         log.warning("broker %s: connection lost (%s); reconnecting", redact(self.url), exc)
         self._declared.clear()
-        self._producer = None
+        self._producers.clear()
         self._consumers.clear()
-        for conn in (self._conn, self._pub_conn):
+        for conn in (self._conn, *self._pub_conns.values()):
             try:
-                if conn is not None:
-                    conn.close()
+                conn.close()
             except _CONNECTION_ERRORS as close_exc:
                 log.debug("closing the broken connection failed: %s", close_exc)
-        self._pub_conn = None
+        self._pub_conns.clear()
         try:
             self._conn.ensure_connection(max_retries=20, interval_start=0.5, interval_step=1.0, interval_max=5.0)
         except _CONNECTION_ERRORS as again:
@@ -189,22 +190,27 @@ class Broker:
 
     # ------------------------------------------------------------------ API
 
-    def publish(self, queue: str, body: dict[str, Any]) -> None:
-        self.publish_many([(queue, body)])
+    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None) -> None:
+        self.publish_many([(queue, body)], confirm)
 
-    def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Publish each body to its queue; returns once the broker holds them all."""
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None) -> None:
+        """Publish each body to its queue. With confirms (the broker's default) it returns once
+        the broker holds them all; ``confirm=False`` is for messages whose loss the
+        bookkeeping detects anyway (they are sent again), where the wait is pure cost."""
         if not items:
             return
+        confirm = self.confirm if confirm is None else confirm and self.confirm
 
         def op() -> None:
-            if self._producer is None:
-                if self._pub_conn is None:
-                    self._pub_conn = self._conn.clone()
-                self._producer = Producer(self._pub_conn.default_channel)
+            producer = self._producers.get(confirm)
+            if producer is None:
+                conn = self._pub_conns.get(confirm)
+                if conn is None:
+                    conn = self._pub_conns[confirm] = _connection(self.url, confirm)
+                producer = self._producers[confirm] = Producer(conn.default_channel)
             for queue, body in items:
                 self._declare(queue)
-                self._producer.publish(
+                producer.publish(
                     body, routing_key=queue, exchange="", serializer="json",
                     delivery_mode=2, retry=True, retry_policy=_RETRY_POLICY,
                 )
