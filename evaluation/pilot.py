@@ -42,9 +42,10 @@ from gridhpo.protocol import (
     parse_point,
     points_queue,
 )
-from gridhpo.protocol.broker import Undecodable
+from gridhpo.protocol.broker import Delivery, Undecodable
 
 log = logging.getLogger(__name__)
+INLINE_BATCH = 8  # in-process points a pilot takes at once
 _STOPPED = ("interrupted", "stopped", "paused")  # events of an evaluation the pilot stopped
 
 
@@ -87,6 +88,8 @@ class Pilot:
         self.host = socket.gethostname()
         self.workroot = config.workroot or Path.cwd() / "gridhpo-work" / config.pilot_id
         self._runtimes: dict[str, Runtime] = {}
+        self._inline = False  # in-process objectives: points come in batches
+        self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
 
@@ -115,6 +118,63 @@ class Pilot:
 
     # ------------------------------------------------------------------ main loop
 
+    def _exit_reason(self) -> str:
+        if self.stop_requested.is_set():
+            return self.stop_reason
+        if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
+            return f"evaluated {self.stats.evaluated} points (--max-points)"
+        if self.remaining() <= max(self._expected_duration(), 1.0):
+            return "not enough walltime left for another point"
+        return ""
+
+    def _receive(self) -> list[Delivery]:
+        """One point at a time, pulled only when this pilot is free, so a point never waits
+        behind another pilot's long evaluation; in-process objectives, which take
+        microseconds, come in batches from a consumer."""
+        queue = points_queue(self.cfg.task_id)
+        if self._inline:
+            left = INLINE_BATCH if self.cfg.max_points is None else self.cfg.max_points - self.stats.evaluated
+            return self.broker.drain(queue, max_messages=max(1, min(INLINE_BATCH, left)), timeout=self.cfg.poll)
+        d = self.broker.get(queue)
+        return [] if d is None else [d]
+
+    def _accept(self, delivery: Delivery) -> PointMessage | None:
+        try:
+            if isinstance(delivery.body, Undecodable):
+                raise MessageError(delivery.body.reason)
+            msg = parse_point(delivery.body)
+        except MessageError as exc:
+            delivery.dead_letter(f"malformed point message on {points_queue(self.cfg.task_id)}: {exc}")
+            return None
+        if msg.task_id != self.cfg.task_id:
+            delivery.dead_letter(f"a point of task {msg.task_id} on task {self.cfg.task_id}'s queue")
+            return None
+        return msg
+
+    def _handle(self, deliveries: list[Delivery]) -> None:
+        accepted = [(d, m) for d in deliveries if (m := self._accept(d)) is not None]
+        inline = [(d, m) for d, m in accepted if runtimes.choose(m.evaluation, self.cfg.runtime) == "python"]
+        if inline:
+            # an in-process objective takes microseconds: its result is its start, the results
+            # of a batch go out together, and each message is acknowledged only once its
+            # result is sent
+            self._inline = True
+            self._outbox = []
+            try:
+                for _, msg in inline:
+                    self.evaluate_inline(msg)
+                self.broker.publish_many(self._outbox, confirm=False)
+            finally:
+                self._outbox = None
+            for d, _ in inline:
+                d.ack()
+        for d, msg in accepted:
+            if (d, msg) in inline:
+                continue
+            self.send(msg, "started", {"host": self.host})
+            d.ack()
+            self.evaluate(msg)
+
     def run(self) -> PilotStats:
         log.info("pilot %s at %s serving task %d (walltime %s)", self.cfg.pilot_id, self.cfg.site,
                  self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
@@ -122,43 +182,19 @@ class Pilot:
         idle_since = time.monotonic()
         try:
             while True:
-                if self.stop_requested.is_set():
-                    self.stats.exit_reason = self.stop_reason
+                reason = self._exit_reason()
+                if reason:
+                    self.stats.exit_reason = reason
                     break
-                if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
-                    self.stats.exit_reason = f"evaluated {self.stats.evaluated} points (--max-points)"
-                    break
-                if self.remaining() <= max(self._expected_duration(), 1.0):
-                    self.stats.exit_reason = "not enough walltime left for another point"
-                    break
-                delivery = self.broker.get(points_queue(self.cfg.task_id))
-                if delivery is None:
+                deliveries = self._receive()
+                if not deliveries:
                     if self.cfg.idle_timeout is not None and time.monotonic() - idle_since > self.cfg.idle_timeout:
                         self.stats.exit_reason = f"no point for {self.cfg.idle_timeout:g}s (--idle-timeout)"
                         break
-                    self.stop_requested.wait(self.cfg.poll)
+                    if not self._inline:
+                        self.stop_requested.wait(self.cfg.poll)
                     continue
-                try:
-                    if isinstance(delivery.body, Undecodable):
-                        raise MessageError(delivery.body.reason)
-                    msg = parse_point(delivery.body)
-                except MessageError as exc:
-                    delivery.dead_letter(f"malformed point message on {points_queue(self.cfg.task_id)}: {exc}")
-                    continue
-                if msg.task_id != self.cfg.task_id:
-                    log.error("pilot %s got a point of task %d on task %d's queue: dropped",
-                              self.cfg.pilot_id, msg.task_id, self.cfg.task_id)
-                    delivery.ack()
-                    continue
-                if runtimes.choose(msg.evaluation, self.cfg.runtime) == "python":
-                    # an in-process objective takes microseconds: its result is its start, and
-                    # the message is acknowledged only once the result is sent
-                    self.evaluate_inline(msg)
-                    delivery.ack()
-                else:
-                    self.send(msg, "started", {"host": self.host})
-                    delivery.ack()
-                    self.evaluate(msg)
+                self._handle(deliveries)
                 idle_since = time.monotonic()
         finally:
             for rt in self._runtimes.values():
@@ -176,7 +212,10 @@ class Pilot:
             cp.final()
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data)
-        self.broker.publish(events_queue(), ev.to_json(), confirm)
+        if self._outbox is not None and not confirm:
+            self._outbox.append((events_queue(), ev.to_json()))
+        else:
+            self.broker.publish(events_queue(), ev.to_json(), confirm)
 
     # ------------------------------------------------------------------ one attempt
 
