@@ -1,10 +1,9 @@
 """Runtimes by name; the pilot picks one from the point's evaluation section."""
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from gridhpo.errors import unknown_name
+from gridhpo import registry
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 
 REGISTRY: dict[str, str] = {
@@ -16,10 +15,7 @@ REGISTRY: dict[str, str] = {
 
 
 def get(name: str) -> type[Runtime]:
-    if name not in REGISTRY:
-        raise unknown_name("runtime", name, REGISTRY)
-    module, _, cls = REGISTRY[name].partition(":")
-    klass: type[Runtime] = getattr(importlib.import_module(module), cls)
+    klass: type[Runtime] = registry.load("runtime", name, REGISTRY)
     return klass
 
 

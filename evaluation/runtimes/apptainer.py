@@ -11,22 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from typing import ClassVar
 
 from gridhpo.errors import EvaluationError
-from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
-from gridhpo.evaluation.runtimes.process import SECRET_VARIABLES, ProcessHandle
+from gridhpo.evaluation.runtimes._base import Handle, Job
+from gridhpo.evaluation.runtimes.process import SECRET_VARIABLES, ProcessRuntime
 
 log = logging.getLogger(__name__)
 
 
-class ApptainerRuntime(Runtime):
+class ApptainerRuntime(ProcessRuntime):
+    """A process runtime whose process is ``apptainer exec``: starting, watching and stopping
+    are the process runtime's."""
+
     name = "apptainer"
     binaries: ClassVar[tuple[str, ...]] = ("apptainer", "singularity")
-
-    def __init__(self) -> None:
-        self._live: list[ProcessHandle] = []
 
     def binary(self) -> str:
         for name in self.binaries:
@@ -60,23 +59,6 @@ class ApptainerRuntime(Runtime):
 
     def start(self, job: Job) -> Handle:
         self.check(job)
-        out = (job.workdir / "stdout.log").open("wb")
-        err = (job.workdir / "stderr.log").open("wb")
         # apptainer itself needs PATH and HOME; what it passes on is decided by --cleanenv/--env
         env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-        try:
-            proc = subprocess.Popen(self.argv(job), cwd=job.workdir, env=env, stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        except OSError as exc:
-            raise EvaluationError(f"cannot start apptainer for {job.image!r}: {exc}") from exc
-        finally:
-            out.close()
-            err.close()
-        handle = ProcessHandle(proc, job.workdir)
-        self._live = [h for h in self._live if h.poll() is None] + [handle]
-        return handle
-
-    def close(self) -> None:
-        for h in self._live:
-            h.cleanup()
-        self._live.clear()
+        return self.spawn(job, self.argv(job), env, f"apptainer for {job.image!r}")

@@ -98,15 +98,18 @@ class ProcessRuntime(Runtime):
     def start(self, job: Job) -> Handle:
         self.check(job)
         assert job.command is not None
+        return self.spawn(job, job.command, evaluation_environment(job.env), f"{job.command!r}")
+
+    def spawn(self, job: Job, args: str | list[str], env: dict[str, str], what: str) -> ProcessHandle:
+        """Start ``args`` (a shell command, or an argv) in the work directory, in a process
+        group of its own, with stdout and stderr to files there."""
         out = (job.workdir / "stdout.log").open("wb")
         err = (job.workdir / "stderr.log").open("wb")
         try:
-            proc = subprocess.Popen(
-                job.command, shell=True, cwd=job.workdir, env=evaluation_environment(job.env),
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            proc = subprocess.Popen(args, shell=isinstance(args, str), cwd=job.workdir, env=env, stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
-            raise EvaluationError(f"cannot start {job.command!r}: {exc}") from exc
+            raise EvaluationError(f"cannot start {what}: {exc}") from exc
         finally:
             out.close()
             err.close()

@@ -1,9 +1,9 @@
 """Optimiser backends by name. ``get`` fails loudly, with the closest names, on a typo."""
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from gridhpo import registry
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.steering.optimisers._base import Optimiser, Suggestion, Trial
 
@@ -21,14 +21,7 @@ REGISTRY: dict[str, str] = {
 
 
 def get(name: str) -> type[Optimiser]:
-    if name not in REGISTRY:
-        raise unknown_name("optimiser backend", name, REGISTRY)
-    module, _, cls = REGISTRY[name].partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(f"optimiser backend {name!r} needs a library that is not installed: {exc}") from exc
-    klass: type[Optimiser] = getattr(mod, cls)
+    klass: type[Optimiser] = registry.load("optimiser backend", name, REGISTRY)
     return klass
 
 

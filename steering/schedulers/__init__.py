@@ -1,9 +1,9 @@
 """Early-stopping schedulers by name; ``get`` fails loudly, with close matches, on a typo."""
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from gridhpo import registry
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.steering.schedulers._base import Decision, History, NoScheduler, Scheduler
 
@@ -19,10 +19,7 @@ REGISTRY: dict[str, str] = {
 
 
 def get(name: str) -> type[Scheduler]:
-    if name not in REGISTRY:
-        raise unknown_name("scheduler", name, REGISTRY)
-    module, _, cls = REGISTRY[name].partition(":")
-    klass: type[Scheduler] = getattr(importlib.import_module(module), cls)
+    klass: type[Scheduler] = registry.load("scheduler", name, REGISTRY)
     return klass
 
 
