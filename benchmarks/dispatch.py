@@ -4,9 +4,11 @@ and not process start-up.
 
     .venv/bin/python benchmarks/dispatch.py [--points 5000] [--pilots 1 8] [--optuna-trials 300]
 
-Prints one table: for each configuration the points/s over the whole task and the per-point
-cost (ms) in the first and last 10% of the points (it must not grow with the task); and, as
-the reference measured in the same run, Optuna's trials/s with its PostgreSQL storage.
+Prints one table: for each configuration (1 or 8 pilots; 1 or 20 concurrent tasks served by
+one steering) the points/s, the per-point cost (ms) in the first and last 10% of the points
+(it must not grow with the task), how evenly concurrent tasks progress, the CPU each part
+spent per point, and, as the reference measured in the same run, Optuna's trials/s with its
+PostgreSQL storage.
 Needs the servers of this machine for the production rows (PostgreSQL, RabbitMQ).
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from gridhpo.bookkeeping import Repository  # noqa: E402
-from gridhpo.steering.runner import run_task, submit  # noqa: E402
+from gridhpo.steering.runner import run_tasks, submit  # noqa: E402
 from gridhpo.steering.taskfile import parse_task  # noqa: E402
 from tests.servers import postgres_database, rabbitmq_vhost  # noqa: E402
 
@@ -67,22 +69,28 @@ def cpu_now() -> dict[str, float]:
             "broker": server_cpu("beam.smp"), "database": server_cpu("postgres")}
 
 
-def measure(db: str, broker: str, points: int, pilots: int) -> dict[str, float]:
+def measure(db: str, broker: str, points: int, pilots: int, tasks: int = 1) -> dict[str, float]:
+    """One steering, ``tasks`` tasks of points/tasks points each, ``pilots`` pilots in all
+    (at least one per task: a pilot serves one task)."""
     repo = Repository(db)
-    tid, _ = submit(repo, spec(points, parallel=max(8, 4 * pilots)))
+    per_task = max(1, pilots // tasks)
+    tids = [submit(repo, spec(points // tasks, parallel=max(8, 4 * per_task)))[0] for _ in range(tasks)]
     t0 = time.time()
     cpu0 = cpu_now()
-    result = run_task(repo, broker, tid, pilots)
+    results = run_tasks(repo, broker, tids, per_task)
     cpu1 = cpu_now()
-    assert result.state == "finished", result
-    ends = sorted(p.ended_at for p in repo.points(tid))
-    starts = min(a.started_at for a in repo.attempts(task_id=tid))
+    assert all(r.state == "finished" for r in results), results
+    points = points // tasks * tasks
+    ends = sorted(p.ended_at for tid in tids for p in repo.points(tid))
+    starts = min(a.started_at for tid in tids for a in repo.attempts(task_id=tid))
+    task_ends = [max(p.ended_at for p in repo.points(tid)) - starts for tid in tids]
     wall = ends[-1] - starts
     k = max(2, points // 10)
     first = (ends[k - 1] - ends[0]) / (k - 1) * 1000
     last = (ends[-1] - ends[-k]) / (k - 1) * 1000
     repo.close()
-    out = {"rate": points / wall, "first_ms": first, "last_ms": last, "total_s": time.time() - t0}
+    out = {"rate": points / wall, "first_ms": first, "last_ms": last, "total_s": time.time() - t0,
+           "tasks": tasks, "fair": min(task_ends) / max(task_ends)}
     out.update({f"cpu_{k}": (cpu1[k] - cpu0[k]) / points * 1000 for k in cpu0})
     return out
 
@@ -115,6 +123,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=5000)
     ap.add_argument("--pilots", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--tasks", type=int, nargs="+", default=[1, 20],
+                    help="concurrent tasks (PostgreSQL + RabbitMQ only beyond 1); the points are split among them")
     ap.add_argument("--optuna-trials", type=int, default=400)
     ap.add_argument("--only", choices=["embedded", "production"], default=None)
     args = ap.parse_args()
@@ -122,35 +132,39 @@ def main() -> None:
     for setup in ("embedded", "production"):
         if args.only and setup != args.only:
             continue
-        for n in args.pilots:
-            home = Path(tempfile.mkdtemp(prefix="gridhpo-bench-"))
-            os.environ["GRIDHPO_HOME"] = str(home)
-            try:
-                if setup == "embedded":
-                    r = measure(f"sqlite:///{home / 'b.db'}", f"filesystem://{home / 'q'}", args.points, n)
-                else:
-                    with postgres_database() as db, rabbitmq_vhost() as mq:
-                        r = measure(db, mq, args.points, n)
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
-            rows.append((setup, n, r))
-            print(f"  {setup} {n} pilots: {r['rate']:.0f} points/s", file=sys.stderr)
+        for tasks in (args.tasks if setup == "production" else [1]):
+            for n in args.pilots:
+                home = Path(tempfile.mkdtemp(prefix="gridhpo-bench-"))
+                os.environ["GRIDHPO_HOME"] = str(home)
+                try:
+                    if setup == "embedded":
+                        r = measure(f"sqlite:///{home / 'b.db'}", f"filesystem://{home / 'q'}", args.points, n)
+                    else:
+                        with postgres_database() as db, rabbitmq_vhost() as mq:
+                            r = measure(db, mq, args.points, n, tasks)
+                finally:
+                    shutil.rmtree(home, ignore_errors=True)
+                rows.append((setup, n, r))
+                print(f"  {setup} {tasks} tasks {n} pilots: {r['rate']:.0f} points/s", file=sys.stderr)
     ref = {w: optuna_rate(args.optuna_trials, w) for w in sorted(set(args.pilots))} if args.optuna_trials else {}
-    print(f"\n{args.points}-point task, trivial in-process objective, {os.cpu_count()} cores\n")
-    print(f"{'setup':<34} {'pilots':>6} {'points/s':>9} {'first 10% ms/pt':>16} {'last 10% ms/pt':>15} "
-          f"{'vs Optuna':>10}   CPU ms/pt: steering pilots broker database")
+    best_ref = max((o for o in ref.values() if o), default=None)
+    print(f"\n{args.points} points, trivial in-process objective, {os.cpu_count()} cores; pilots: per task when "
+          "there are several tasks (at least one each)\n")
+    print(f"{'setup':<34} {'tasks':>5} {'pilots':>6} {'points/s':>9} {'first 10% ms/pt':>16} {'last 10% ms/pt':>15} "
+          f"{'fairness':>9} {'vs Optuna':>10}   CPU ms/pt: steering pilots broker database")
     names = {"embedded": "gridhpo SQLite + folder queue", "production": "gridhpo PostgreSQL + RabbitMQ"}
     for setup, n, r in rows:
-        o = ref.get(n)
-        vs = f"{r['rate'] / o:.1f}x" if o else "-"
+        vs = f"{r['rate'] / best_ref:.1f}x" if best_ref else "-"
         cpu = " ".join(f"{r[f'cpu_{k}']:>8.2f}" for k in ("steering", "pilots", "broker", "database"))
-        print(f"{names[setup]:<34} {n:>6} {r['rate']:>9.0f} {r['first_ms']:>16.2f} {r['last_ms']:>15.2f} {vs:>10}"
-              f"   {cpu}")
+        pilots = max(1, n // int(r["tasks"])) * int(r["tasks"])
+        print(f"{names[setup]:<34} {int(r['tasks']):>5} {pilots:>6} {r['rate']:>9.0f} {r['first_ms']:>16.2f} "
+              f"{r['last_ms']:>15.2f} {r['fair']:>9.2f} {vs:>10}   {cpu}")
     for w, o in ref.items():
         if o:
-            print(f"{'Optuna RandomSampler + PostgreSQL':<34} {w:>6} {o:>9.1f} {'':>16} {'':>15} {'1.0x':>10}")
-    if rows:
-        print(f"\nmedian points/s: {statistics.median(r['rate'] for _, _, r in rows):.0f}")
+            print(f"{'Optuna RandomSampler + PostgreSQL':<34} {1:>5} {w:>6} {o:>9.1f} {'':>16} {'':>15} {'':>9} "
+                  f"{o / best_ref:>9.1f}x" if best_ref else "")
+    print("\nvs Optuna: against Optuna's best rate of the run; fairness: the first task's end over the last "
+          "task's end (1.0 = all tasks end together)")
 
 
 if __name__ == "__main__":

@@ -95,35 +95,45 @@ def run_task(repo: Repository, broker_url: str, task_id: int, pilots: int,
              pilot_args: list[str] | None = None, stop: threading.Event | None = None) -> RunResult:
     """Steer ``task_id`` (or watch it, when another steering holds this bookkeeping) with
     ``pilots`` local pilot processes, until the task ends or ``stop`` is set."""
+    return run_tasks(repo, broker_url, [task_id], pilots, on_progress, pilot_args, stop)[0]
+
+
+def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: int,
+              on_progress: Callable[[dict[str, Any]], None] | None = None,
+              pilot_args: list[str] | None = None, stop: threading.Event | None = None) -> list[RunResult]:
+    """``run_task`` for several tasks at once, ``pilots`` local pilots each, one steering."""
     stop = stop or threading.Event()
-    row = repo.task(task_id)
-    local = LocalPilots(task_id, pilots, broker_url, config.home() / "logs", pilot_args or [])
+    groups = [LocalPilots(tid, pilots, broker_url, config.home() / "logs", pilot_args or []) for tid in task_ids]
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms
     try:
-        local.start()
+        for group in groups:
+            group.start()
         if own_steering:
-            steering = Steering(repo, broker, dispatch_only={task_id})
+            steering = Steering(repo, broker, dispatch_only=set(task_ids))
             if on_progress is not None:
                 steering.on_progress = lambda t: on_progress(t.progress())
             steering.refresh_tasks(force=True)
-            while not stop.is_set() and task_id in steering.tasks:
+            while not stop.is_set() and any(tid in steering.tasks for tid in task_ids):
                 steering.step()
-                if local.alive() == 0 and pilots > 0:
-                    raise EvaluationError(f"all {pilots} pilots exited; see their logs in {local.log_dir}")
+                for group in groups:
+                    if group.task_id in steering.tasks and group.alive() == 0 and pilots > 0:
+                        raise EvaluationError(f"all {pilots} pilots of task {group.task_id} exited; "
+                                              f"see their logs in {group.log_dir}")
         else:
-            log.info("another steering serves %s; watching task %s", repo.url, row.name)
-            while not stop.is_set() and repo.task(task_id).state == "active":
+            log.info("another steering serves %s; watching tasks %s", repo.url, task_ids)
+            while not stop.is_set() and any(repo.task(tid).state == "active" for tid in task_ids):
                 if on_progress is not None:
-                    on_progress(progress_from_db(repo, task_id))
+                    for tid in task_ids:
+                        on_progress(progress_from_db(repo, tid))
                 time.sleep(0.5)
     finally:
-        local.stop()
+        for group in groups:
+            group.stop()
         broker.close()
         lock.release()
-    final = repo.task(task_id)
-    return RunResult(task_id, final.name, final.state, progress_from_db(repo, task_id))
+    return [RunResult(tid, (row := repo.task(tid)).name, row.state, progress_from_db(repo, tid)) for tid in task_ids]
 
 
 def progress_from_db(repo: Repository, task_id: int) -> dict[str, Any]:
