@@ -115,16 +115,67 @@ def parse_point(body: object) -> PointMessage:
     )
 
 
+# What the bookkeeping can store. A value beyond these limits would fail the steering's
+# whole transaction of a round (and every redelivery of it), so the event is refused here.
+_INT32 = 1 << 31
+_INT64 = 1 << 63
+_EVENT_TEXT = {"pilot_id": 64, "site": 128}
+_DATA_TEXT: dict[str, int | None] = {"host": 255, "key": 1024, "sha256": 64, "reason": None, "stderr": None,
+                                     "message": None, "decision": None}
+_DATA_INT32 = ("seq", "sequence", "attempt")
+
+
+def _storable(value: Any, where: str) -> Any:
+    """``value`` as both databases store it: integers within 64 bits, NaN and infinities
+    (PostgreSQL's JSON refuses them) as null, NUL characters (its text refuses them) as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise MessageError(f"{where}: a {value.bit_length()}-bit integer is out of range")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_storable(str(k), where): _storable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _check_limits(b: Mapping[str, Any], etype: str, data: Mapping[str, Any]) -> None:
+    for key in ("task_id", "point_id", "attempt"):
+        v = _need(b, key, int)
+        if not -_INT32 <= v < _INT32:
+            raise MessageError(f"message field {key!r}: {v} is out of the 32-bit range")
+    for key, limit in _EVENT_TEXT.items():
+        if len(_need(b, key, str)) > limit:
+            raise MessageError(f"message field {key!r}: longer than {limit} characters")
+    for key, most in _DATA_TEXT.items():
+        v = data.get(key)
+        if v is not None and (not isinstance(v, str) or (most is not None and len(v) > most)):
+            raise MessageError(f"{etype} event: data field {key!r} must be a string"
+                               + (f" of at most {most} characters" if most else ""))
+    for key in _DATA_INT32:
+        v = data.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not -_INT32 <= v < _INT32):
+            raise MessageError(f"{etype} event: data field {key!r} must be a 32-bit integer")
+
+
 def parse_event(body: object) -> Event:
-    b = _check_envelope(body, "event")
+    raw = _check_envelope(body, "event")
+    b = _storable(raw, "event")
     etype = _need(b, "type", str)
     if etype not in EVENT_TYPES:
         raise MessageError(f"event type {etype!r} is not one of {', '.join(EVENT_TYPES)}")
     data = dict(_need(b, "data", Mapping))
+    _check_limits(b, etype, data)
     if etype == "finished":
         value = data.get("value")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise MessageError(f"finished event: value {value!r} is not a finite number")
+            raise MessageError(f"finished event: value {raw['data'].get('value')!r} is not a finite number")
     if etype == "metric":
         if not isinstance(data.get("seq"), int) or not isinstance(data.get("values"), Mapping):
             raise MessageError("metric event: needs an integer 'seq' and a 'values' object")

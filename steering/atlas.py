@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gridhpo.errors import ConfigError, unknown_name
-from gridhpo.steering.space import SearchSpace, parse_space
+from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
 METHODS: dict[str, tuple[str, ...]] = {
     "categorical": ("categories", "grid_search"),
@@ -58,7 +58,7 @@ def parse_atlas_space(raw: Mapping[str, Any], where: str = "search_space") -> Se
 
 def _num(dim: Mapping[str, Any], key: str, where: str) -> float:
     v = dim.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if not finite_number(v):
         raise ConfigError(f"{where}.dimension.{key}: {v!r} is not a finite number")
     return float(v)
 

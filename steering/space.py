@@ -19,7 +19,7 @@ import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 from gridhpo.errors import ConfigError, unknown_name
 
@@ -39,6 +39,14 @@ _REL_TOL = 1e-9
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite_number(value: object) -> TypeGuard[int | float]:
+    """A number a float can hold: an integer beyond 1e308 (YAML reads any) is refused, not an OverflowError."""
+    try:
+        return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
 
 
 def same_value(a: object, b: object) -> bool:
@@ -138,7 +146,9 @@ class Numeric(Param):
             return False
         if self.step is not None:
             k = (value - self.low) / self.step
-            return bool(abs(k - round(k)) < 1e-6)
+            # snap() rounds to 12 decimals: what it gives is on the grid, however fine the step
+            nearest = self.low + round(k) * self.step
+            return bool(abs(k - round(k)) < 1e-6 or abs(value - nearest) <= 1e-12 + 1e-15 * abs(value))
         return True
 
     def grid(self, resolution: int) -> list[Any]:
@@ -242,7 +252,7 @@ class Normal(Param):
         return self.decode(rng.gauss(self.mu, self.sigma))
 
     def contains(self, value: Any) -> bool:
-        if not _is_number(value) or not math.isfinite(value) or (self.log and value < 0):
+        if not finite_number(value) or (self.log and value < 0):
             return False
         if self.log and self.step is None and value <= 0:
             return False
@@ -426,7 +436,7 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
         if key not in spec:
             raise ConfigError(f"{where}.{key}: is missing")
         v = spec[key]
-        if not _is_number(v) or not math.isfinite(v):
+        if not finite_number(v):
             raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
         if kind == "int" and not float(v).is_integer():
             raise ConfigError(f"{where}.{key}: {v!r} is not an integer")
@@ -441,7 +451,7 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
         raise ConfigError(f"{where}: log scale needs low > 0 (got low={low})")
     step = spec.get("step")
     if step is not None:
-        if not _is_number(step) or not math.isfinite(step) or step <= 0:
+        if not finite_number(step) or step <= 0:
             raise ConfigError(f"{where}.step: {step!r} is not a positive number")
         if kind == "int":
             if not float(step).is_integer():
@@ -452,6 +462,8 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
         else:
             step = float(step)
             k = (high - low) / step
+            if not math.isfinite(k):
+                raise ConfigError(f"{where}.step: {step} is too small for the range {low}..{high}")
             if abs(k - round(k)) > 1e-6:
                 raise ConfigError(f"{where}.step: {step} does not divide the range {low}..{high}")
     cls = Int if kind == "int" else Float
@@ -462,7 +474,7 @@ def _parse_normal(name: str, spec: Mapping[str, Any], when: Condition | None, wh
     vals: dict[str, float] = {}
     for key in ("mu", "sigma"):
         v: Any = spec.get(key)
-        if not _is_number(v) or not math.isfinite(v):
+        if not finite_number(v):
             raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
         vals[key] = float(v)
     if vals["sigma"] <= 0:
@@ -471,7 +483,7 @@ def _parse_normal(name: str, spec: Mapping[str, Any], when: Condition | None, wh
     if not isinstance(log, bool):
         raise ConfigError(f"{where}.log: {log!r} is not true or false")
     step = spec.get("step")
-    if step is not None and (not _is_number(step) or not math.isfinite(step) or step <= 0):
+    if step is not None and (not finite_number(step) or step <= 0):
         raise ConfigError(f"{where}.step: {step!r} is not a positive number")
     return Normal(name, mu=vals["mu"], sigma=vals["sigma"], log=log,
                   step=None if step is None else float(step), when=when)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from gridhpo.errors import ConfigError, unknown_name
-from gridhpo.steering.space import SearchSpace, parse_space
+from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -179,8 +179,13 @@ class _Section:
     def has(self, key: str) -> bool:
         return self.raw.get(key) is not None
 
+    def get(self, key: str, default: Any) -> Any:
+        """The value, or ``default`` when absent or empty (YAML's ``key:`` with nothing after it)."""
+        v = self.raw.get(key)
+        return default if v is None else v
+
     def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
-        v = self.raw.get(key, default)
+        v = self.get(key, default)
         if v is None:
             return None
         if not isinstance(v, str) or not v.strip():
@@ -190,7 +195,7 @@ class _Section:
         return v
 
     def integer(self, key: str, default: int | None, minimum: int = 0) -> Any:
-        v = self.raw.get(key, default)
+        v = self.get(key, default)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
@@ -198,21 +203,21 @@ class _Section:
         return v
 
     def number(self, key: str, default: float | None, minimum: float = 0.0) -> Any:
-        v = self.raw.get(key, default)
+        v = self.get(key, default)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < minimum:
+        if not finite_number(v) or v < minimum:
             self.fail(self.at(key), f"{v!r} is not a number >= {minimum}")
         return float(v)
 
     def flag(self, key: str, default: bool) -> bool:
-        v = self.raw.get(key, default)
+        v = self.get(key, default)
         if not isinstance(v, bool):
             self.fail(self.at(key), f"{v!r} is not true or false")
         return bool(v)
 
     def duration(self, key: str, default: float | None) -> Any:
-        v = self.raw.get(key, default)
+        v = self.get(key, default)
         if v is None:
             return None
         try:
