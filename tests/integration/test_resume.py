@@ -41,7 +41,7 @@ def test_three_walltimes_resume_to_the_uninterrupted_result(backend: str, home: 
         attempts = point["attempts"]
         assert point["state"] == "finished", point
         assert len(attempts) >= 3, point
-        assert [a["end_reason"] for a in attempts] == ["interrupted"] * (len(attempts) - 1) + ["finished"]
+        assert [a["end_reason"] for a in attempts] == ["walltime"] * (len(attempts) - 1) + ["finished"]
         assert attempts[0]["restored_from"] is None
         for before, after in itertools.pairwise(attempts):
             # each retry started from the last checkpoint its predecessor saved
