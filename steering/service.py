@@ -124,10 +124,12 @@ class Steering:
         for tid, row in active.items():
             if tid not in self.tasks:
                 try:
-                    self.tasks[tid] = load_task(self.repo, row)
+                    # a database restarting is retried: only a task that cannot be served fails
+                    self.tasks[tid] = self.repo.retrying("load task", lambda row=row: load_task(self.repo, row))
                 except GridHPOError as exc:
                     log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, exc)
-                    self.repo.set_task_state(tid, "failed", str(exc))
+                    self.repo.retrying("update task", lambda tid=tid, exc=exc: self.repo.set_task_state(
+                        tid, "failed", str(exc)))
 
     def _serves(self, task: TaskState) -> bool:
         return self.dispatch_only is None or task.id in self.dispatch_only
@@ -203,7 +205,7 @@ class Steering:
                 self._attempt(changes, op, "cancelled", "task ended", now)
         self.repo.retrying("close task", lambda: self.repo.apply(changes))
         if state is not None:
-            self.repo.set_task_state(task.id, state, message)
+            self.repo.retrying("update task", lambda: self.repo.set_task_state(task.id, state, message))
         try:
             self.broker.purge(points_queue(task.id))
         except GridHPOError as exc:
@@ -409,7 +411,8 @@ class Steering:
         results = [e for e in late if e.type in ("finished", "failed", "metric")]
         if not results:
             return
-        ids = self.repo.attempt_ids([(e.point_id, e.attempt) for e in results])
+        ids = self.repo.retrying("read attempt ids",
+                                 lambda: self.repo.attempt_ids([(e.point_id, e.attempt) for e in results]))
         for ev in results:
             aid = ids.get((ev.point_id, ev.attempt))
             if aid is None:
