@@ -31,7 +31,6 @@ from gridhpo.protocol.messages import DEAD_LETTER_QUEUE, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3.0}
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError)
 try:  # py-amqp's errors are not all KombuError subclasses
     import amqp.exceptions
@@ -210,10 +209,9 @@ class Broker:
                 producer = self._producers[confirm] = Producer(conn.default_channel)
             for queue, body in items:
                 self._declare(queue)
-                producer.publish(
-                    body, routing_key=queue, exchange="", serializer="json",
-                    delivery_mode=2, retry=True, retry_policy=_RETRY_POLICY,
-                )
+                # no kombu retry around each message: _retrying reconnects and publishes the
+                # batch again (a message sent twice is applied once)
+                producer.publish(body, routing_key=queue, exchange="", serializer="json", delivery_mode=2)
 
         with self.lock:
             self._retrying("publish", op)
