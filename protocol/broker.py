@@ -242,6 +242,12 @@ class Broker:
         """Receive up to ``max_messages`` from ``queue``, waiting at most ``timeout`` for the first."""
 
         def op() -> list[Delivery]:
+            held = self._consumers.get(queue)
+            if held is not None and held[0].channel is not self._conn.default_channel:
+                # kombu re-opened the connection by itself (after a failed ack, say): the
+                # consumer died with the old channel and nothing would ever arrive again
+                log.warning("broker %s: the connection was re-opened; consuming %s again", redact(self.url), queue)
+                del self._consumers[queue]
             if queue not in self._consumers:
                 self._declare(queue)
                 buf: list[Delivery] = []
