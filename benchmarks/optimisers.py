@@ -1,26 +1,49 @@
 """Optimiser benchmark: (a) time of one ask and one tell at 10/100/300 told points on a
 5-dimensional mixed space; (b) median best value over seeds after 100 evaluations at
 parallelism 8 (ask 8, tell 8) on Branin, Hartmann-6 and a 10-dimensional mixed function,
-for every backend and Optuna's TPE as the reference (``pip install optuna``; only here).
+for the main algorithm of every backend and Optuna's TPE as the reference (``pip install
+optuna``; only here, never a dependency).
 
-    python benchmarks/optimisers.py [--seeds 10] [--budget 100] [--skip-timing]
+    python benchmarks/optimisers.py [--seeds 10] [--budget 100] [--skip-timing] [--skip-quality] [--jobs 1]
+
+(a) fills the history through ``restore`` with random points (what a restarted steering
+does), then times single asks and tells; skopt fits its model at ask, so its tell is free.
+(b) runs skopt's GP with a capped acquisition optimisation (``SKOPT_GP``) to stay affordable.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import random
 import statistics
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from gridhpo.steering import optimisers
+from gridhpo.steering.optimisers import Trial
 from gridhpo.steering.space import Categorical, Numeric, SearchSpace, parse_space
 
 warnings.filterwarnings("ignore")
-BACKENDS = [("random", None), ("hyperopt", "tpe"), ("hyperopt", "anneal"), ("skopt", "gp"), ("skopt", "rf"),
-            ("nevergrad", None), ("nevergrad", "TwoPointsDE")]
+
+Backend = tuple[str, str | None, dict[str, Any]]
+Objective = Callable[[dict[str, Any]], float]
+
+TIMING_BACKENDS: list[Backend] = [
+    ("random", None, {}), ("grid", None, {}), ("hyperopt", "tpe", {}), ("hyperopt", "anneal", {}),
+    ("skopt", "gp", {}), ("skopt", "rf", {}), ("nevergrad", None, {}), ("nevergrad", "TwoPointsDE", {}),
+]
+# skopt refits its GP and optimises the acquisition once per point of a batch (its constant
+# liar); on continuous spaces the default optimisation (10,000 samples, then 5 L-BFGS runs per
+# acquisition function) was half of that cost: 2,000 samples without L-BFGS keep (b) affordable
+SKOPT_GP: dict[str, Any] = {"acq_optimizer": "sampling", "acq_optimizer_kwargs": {"n_points": 2000}}
+QUALITY_BACKENDS: list[Backend] = [
+    ("random", None, {}), ("hyperopt", "tpe", {}), ("skopt", "gp", SKOPT_GP), ("nevergrad", None, {}),
+]
+PARALLEL = 8
 
 MIXED5 = {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
           "n": {"type": "int", "low": 1, "high": 64, "log": True},
@@ -30,14 +53,14 @@ MIXED5 = {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
 
 
 def mixed5(p: dict[str, Any]) -> float:
-    return (math.log10(p["lr"]) + 2) ** 2 + (math.log2(p["n"]) - 3) ** 2 / 4 + (p["d"] - 0.2) ** 2 \
-        + {"relu": 0.0, "tanh": 0.3, "gelu": 0.1}[p["act"]] + p["x"] ** 2
+    return float((math.log10(p["lr"]) + 2) ** 2 + (math.log2(p["n"]) - 3) ** 2 / 4 + (p["d"] - 0.2) ** 2
+                 + {"relu": 0.0, "tanh": 0.3, "gelu": 0.1}[p["act"]] + p["x"] ** 2)
 
 
 def branin(p: dict[str, Any]) -> float:
     x1, x2 = p["x1"], p["x2"]
     b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+    return float((x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10)
 
 
 _A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
@@ -61,57 +84,90 @@ MIXED10 = {**{f"x{i}": {"type": "float", "low": -2.0, "high": 2.0} for i in rang
 
 
 def mixed10(p: dict[str, Any]) -> float:
-    return sum((p[f"x{i}"] - 0.5 * i + 0.5) ** 2 for i in range(4)) + (math.log10(p["lr"]) + 3) ** 2 / 4 \
-        + (p["k"] - 7) ** 2 / 20 + (math.log10(p["m"]) - 2) ** 2 + (p["s"] - 0.3) ** 2 \
-        + {"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.8}[p["c1"]] + (0.0 if p["c2"] else 0.4)
+    return float(sum((p[f"x{i}"] - 0.5 * i + 0.5) ** 2 for i in range(4)) + (math.log10(p["lr"]) + 3) ** 2 / 4
+                 + (p["k"] - 7) ** 2 / 20 + (math.log10(p["m"]) - 2) ** 2 + (p["s"] - 0.3) ** 2
+                 + {"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.8}[p["c1"]] + (0.0 if p["c2"] else 0.4))
 
 
-PROBLEMS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], float]]] = [
-    ("Branin (min 0.398)", {"x1": {"type": "float", "low": -5.0, "high": 10.0},
+PROBLEMS: dict[str, tuple[dict[str, Any], Objective]] = {
+    "Branin (min 0.398)": ({"x1": {"type": "float", "low": -5.0, "high": 10.0},
                             "x2": {"type": "float", "low": 0.0, "high": 15.0}}, branin),
-    ("Hartmann-6 (min -3.322)", {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}, hartmann6),
-    ("mixed-10 (min 0)", MIXED10, mixed10),
-]
+    "Hartmann-6 (min -3.322)": ({f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}, hartmann6),
+    "mixed-10 (min 0)": (MIXED10, mixed10),
+}
 
 
-def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int, budget: int) -> Any:
-    return optimisers.get(backend)(space, seed=seed, algorithm=algorithm, max_points=budget, parallel=8)
+def single_threaded() -> None:
+    """One BLAS thread per process: OpenBLAS's default of one thread per core made skopt's GP
+    fits 5 to 10 times slower on this 2-core machine shared with other work (oversubscription)."""
+    # numpy and scipy each bring their own OpenBLAS, scikit-learn an OpenMP: load them all so
+    # that the limit reaches every one
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import sklearn  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
-def label(backend: str, algorithm: str | None) -> str:
-    return f"{backend}:{algorithm}" if algorithm else backend
+def make(backend: Backend, space: SearchSpace, seed: int, budget: int) -> optimisers.Optimiser:
+    name, algorithm, options = backend
+    return optimisers.get(name)(space, seed=seed, algorithm=algorithm, options=options,
+                                max_points=budget, parallel=PARALLEL)
+
+
+def label(backend: Backend) -> str:
+    return f"{backend[0]}:{backend[1]}" if backend[1] else backend[0]
+
+
+# ---------------------------------------------------------------------- (a) ask / tell time
+
+def history(space: SearchSpace, f: Objective, n: int, seed: int) -> list[Trial]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        p = space.sample(rng)
+        out.append(Trial(i, p, "done", f(p)))
+    return out
+
+
+def time_one(backend: Backend, n: int, reps: int) -> tuple[float, float]:
+    """Median seconds of one ask and one tell after ``n`` random points told through restore."""
+    space = parse_space(MIXED5)
+    opt = make(backend, space, 0, 1000)
+    opt.restore(history(space, mixed5, n, 1))
+    asks, tells = [], []
+    for i in range(reps + 1):
+        t0 = time.perf_counter()
+        s = opt.ask(1)[0]
+        t1 = time.perf_counter()
+        opt.tell(s.number, mixed5(s.params))
+        t2 = time.perf_counter()
+        if i:  # the first round pays the library's imports and lazy set-up
+            asks.append(t1 - t0)
+            tells.append(t2 - t1)
+    return statistics.median(asks), statistics.median(tells)
 
 
 def timing(sizes: tuple[int, ...] = (10, 100, 300), reps: int = 5) -> None:
-    space = parse_space(MIXED5)
-    print("\n(a) median time of one ask / one tell (ms), 5-d mixed space, by points told")
-    print(f"{'backend':<22}" + "".join(f"{f'ask@{n}':>12}{f'tell@{n}':>12}" for n in sizes))
-    for backend, algorithm in BACKENDS:
-        row = f"{label(backend, algorithm):<22}"
+    print(f"\n(a) median time of one ask / one tell (ms, median of {reps}), 5-d mixed space, by points told")
+    print(f"{'backend':<22}" + "".join(f"{f'ask@{n}':>11}{f'tell@{n}':>11}" for n in sizes))
+    for backend in TIMING_BACKENDS:
+        row = f"{label(backend):<22}"
         for n in sizes:
-            opt = make(backend, algorithm, space, 0, 10_000)
-            while len(opt.trials) < n:
-                for s in opt.ask(min(50, n - len(opt.trials))):
-                    opt.tell(s.number, mixed5(s.params))
-            asks, tells = [], []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                s = opt.ask(1)[0]
-                t1 = time.perf_counter()
-                opt.tell(s.number, mixed5(s.params))
-                t2 = time.perf_counter()
-                asks.append(t1 - t0)
-                tells.append(t2 - t1)
-            row += f"{statistics.median(asks) * 1e3:>12.1f}{statistics.median(tells) * 1e3:>12.2f}"
+            ask, tell = time_one(backend, n, reps)
+            row += f"{ask * 1e3:>11.1f}{tell * 1e3:>11.2f}"
         print(row, flush=True)
 
 
-def run_ours(backend: str, algorithm: str | None, raw: dict[str, Any], f: Callable[..., float],
-             seed: int, budget: int) -> float:
-    opt = make(backend, algorithm, parse_space(raw), seed, budget)
+# ---------------------------------------------------------------------- (b) best value reached
+
+def run_ours(backend: Backend, problem: str, seed: int, budget: int) -> float:
+    raw, f = PROBLEMS[problem]
+    opt = make(backend, parse_space(raw), seed, budget)
     best = math.inf
     while len(opt.trials) < budget:
-        batch = opt.ask(min(8, budget - len(opt.trials)))
+        batch = opt.ask(min(PARALLEL, budget - len(opt.trials)))
         for s in batch:
             v = f(s.params)
             best = min(best, v)
@@ -119,15 +175,17 @@ def run_ours(backend: str, algorithm: str | None, raw: dict[str, Any], f: Callab
     return best
 
 
-def run_optuna(raw: dict[str, Any], f: Callable[..., float], seed: int, budget: int) -> float:
+def run_optuna(problem: str, seed: int, budget: int) -> float:
+    """Optuna's TPE (default settings, constant liar for the points in flight), same batches."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    raw, f = PROBLEMS[problem]
     space = parse_space(raw)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
     best = math.inf
     while len(study.trials) < budget:
-        trials = [study.ask() for _ in range(min(8, budget - len(study.trials)))]
+        trials = [study.ask() for _ in range(min(PARALLEL, budget - len(study.trials)))]
         for t in trials:
             point: dict[str, Any] = {}
             for p in space:
@@ -143,37 +201,62 @@ def run_optuna(raw: dict[str, Any], f: Callable[..., float], seed: int, budget: 
     return best
 
 
-def quality(seeds: int, budget: int) -> None:
+def run(job: tuple[str, Backend | None, int, int]) -> tuple[float, float]:
+    """(best value, seconds) of one seed; ``backend`` None is Optuna's TPE."""
+    problem, backend, seed, budget = job
+    t0 = time.perf_counter()
+    best = run_optuna(problem, seed, budget) if backend is None else run_ours(backend, problem, seed, budget)
+    return best, time.perf_counter() - t0
+
+
+def quality(seeds: int, budget: int, jobs: int) -> None:
     try:
         import optuna  # noqa: F401
         have_optuna = True
     except ImportError:
         have_optuna = False
         print("\noptuna is not installed: the reference column is missing (pip install optuna)")
-    cols = [label(b, a) for b, a in BACKENDS] + (["optuna:tpe"] if have_optuna else [])
-    print(f"\n(b) median best value over {seeds} seeds after {budget} evaluations, parallelism 8")
-    print(f"{'problem':<26}" + "".join(f"{c:>18}" for c in cols))
-    for name, raw, f in PROBLEMS:
-        row = f"{name:<26}"
-        for backend, algorithm in BACKENDS:
-            bests = [run_ours(backend, algorithm, raw, f, s, budget) for s in range(seeds)]
-            row += f"{statistics.median(bests):>18.4f}"
-        if have_optuna:
-            row += f"{statistics.median(run_optuna(raw, f, s, budget) for s in range(seeds)):>18.4f}"
-        print(row, flush=True)
+    columns: list[Backend | None] = [*QUALITY_BACKENDS, *([None] if have_optuna else [])]
+    names = [label(b) if b else "optuna:tpe" for b in columns]
+    print(f"\n(b) median best value over {seeds} seeds after {budget} evaluations, parallelism {PARALLEL}"
+          f" (seconds per run in brackets)")
+    print(f"{'problem':<25}" + "".join(f"{c:>22}" for c in names))
+    verdicts = []
+    with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
+        for problem in PROBLEMS:
+            work = [(problem, b, s, budget) for b in columns for s in range(seeds)]
+            results = list(pool.map(run, work))
+            medians: dict[str, float] = {}
+            row = f"{problem:<25}"
+            for i, name in enumerate(names):
+                got = results[i * seeds:(i + 1) * seeds]
+                medians[name] = statistics.median(v for v, _ in got)
+                row += f"{medians[name]:>14.4f} ({statistics.median(t for _, t in got):>5.1f})"
+            print(row, flush=True)
+            if have_optuna:
+                ours = {k: v for k, v in medians.items() if k != "optuna:tpe"}
+                best = min(ours, key=lambda k: ours[k])
+                ref = medians["optuna:tpe"]
+                word = "at least as good as" if ours[best] <= ref else "WORSE than"
+                verdicts.append(f"{problem}: best of ours {best} {ours[best]:.4f} is {word} optuna:tpe {ref:.4f}")
+    for v in verdicts:
+        print(v)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--jobs", type=int, default=1, help="processes for (b); (a) always runs alone")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
+    single_threaded()
+    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, one BLAS thread per process")
     if not args.skip_timing:
         timing()
     if not args.skip_quality:
-        quality(args.seeds, args.budget)
+        quality(args.seeds, args.budget, args.jobs)
 
 
 if __name__ == "__main__":
