@@ -68,7 +68,7 @@ def test_three_walltimes_resume_to_the_uninterrupted_result(backend: str, home: 
         for a in point["attempts"][1:]:
             assert marks[((point["id"], a["number"]), "start")] == marks[((point["id"], a["number"] - 1), "stop")]
     table = format_results(run.points, "table")
-    assert "history" in table.splitlines()[0] and "2:interrupted<#" in table
+    assert "history" in table.splitlines()[0] and "2:walltime<#" in table
     header, rows = status_rows(repo, [repo.task(run.task_id)])
     assert rows[0][header.index("resuming")] == 0  # nothing resuming once the task has finished
     repo.close()
