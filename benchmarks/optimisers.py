@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from gridhpo.errors import GridHPOError
 from gridhpo.steering import optimisers
 from gridhpo.steering.optimisers import Trial
 from gridhpo.steering.space import Categorical, Numeric, SearchSpace, parse_space
@@ -131,15 +132,19 @@ def history(space: SearchSpace, f: Objective, n: int, seed: int) -> list[Trial]:
     return out
 
 
-def time_one(backend: Backend, n: int, reps: int) -> tuple[float, float]:
-    """Median seconds of one ask and one tell after ``n`` random points told through restore."""
+def time_one(backend: Backend, n: int, reps: int) -> tuple[float, float] | str:
+    """Median seconds of one ask and one tell after ``n`` random points told through restore,
+    or the error that stopped the backend (the table must still show the other cells)."""
     space = parse_space(MIXED5)
     opt = make(backend, space, 0, 1000)
     opt.restore(history(space, mixed5, n, 1))
     asks, tells = [], []
     for i in range(reps + 1):
         t0 = time.perf_counter()
-        s = opt.ask(1)[0]
+        try:
+            s = opt.ask(1)[0]
+        except GridHPOError as exc:
+            return str(exc)
         t1 = time.perf_counter()
         opt.tell(s.number, mixed5(s.params))
         t2 = time.perf_counter()
@@ -152,12 +157,19 @@ def time_one(backend: Backend, n: int, reps: int) -> tuple[float, float]:
 def timing(sizes: tuple[int, ...] = (10, 100, 300), reps: int = 5) -> None:
     print(f"\n(a) median time of one ask / one tell (ms, median of {reps}), 5-d mixed space, by points told")
     print(f"{'backend':<22}" + "".join(f"{f'ask@{n}':>11}{f'tell@{n}':>11}" for n in sizes))
+    errors = []
     for backend in TIMING_BACKENDS:
         row = f"{label(backend):<22}"
         for n in sizes:
-            ask, tell = time_one(backend, n, reps)
-            row += f"{ask * 1e3:>11.1f}{tell * 1e3:>11.2f}"
+            got = time_one(backend, n, reps)
+            if isinstance(got, str):
+                row += f"{'error':>11}{'error':>11}"
+                errors.append(f"{label(backend)} at {n} told: {got}")
+            else:
+                row += f"{got[0] * 1e3:>11.1f}{got[1] * 1e3:>11.2f}"
         print(row, flush=True)
+    for e in errors:
+        print("error:", e)
 
 
 # ---------------------------------------------------------------------- (b) best value reached
@@ -201,12 +213,16 @@ def run_optuna(problem: str, seed: int, budget: int) -> float:
     return best
 
 
-def run(job: tuple[str, Backend | None, int, int]) -> tuple[float, float]:
-    """(best value, seconds) of one seed; ``backend`` None is Optuna's TPE."""
+def run(job: tuple[str, Backend | None, int, int]) -> tuple[float, float, str]:
+    """(best value, seconds, error) of one seed; ``backend`` None is Optuna's TPE. A backend
+    error makes the value NaN and is reported under the table."""
     problem, backend, seed, budget = job
     t0 = time.perf_counter()
-    best = run_optuna(problem, seed, budget) if backend is None else run_ours(backend, problem, seed, budget)
-    return best, time.perf_counter() - t0
+    try:
+        best = run_optuna(problem, seed, budget) if backend is None else run_ours(backend, problem, seed, budget)
+    except GridHPOError as exc:
+        return math.nan, time.perf_counter() - t0, str(exc)
+    return best, time.perf_counter() - t0, ""
 
 
 def quality(seeds: int, budget: int, jobs: int) -> None:
@@ -221,7 +237,7 @@ def quality(seeds: int, budget: int, jobs: int) -> None:
     print(f"\n(b) median best value over {seeds} seeds after {budget} evaluations, parallelism {PARALLEL}"
           f" (seconds per run in brackets)")
     print(f"{'problem':<25}" + "".join(f"{c:>22}" for c in names))
-    verdicts = []
+    verdicts, errors = [], []
     with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
         for problem in PROBLEMS:
             work = [(problem, b, s, budget) for b in columns for s in range(seeds)]
@@ -230,15 +246,23 @@ def quality(seeds: int, budget: int, jobs: int) -> None:
             row = f"{problem:<25}"
             for i, name in enumerate(names):
                 got = results[i * seeds:(i + 1) * seeds]
-                medians[name] = statistics.median(v for v, _ in got)
-                row += f"{medians[name]:>14.4f} ({statistics.median(t for _, t in got):>5.1f})"
+                secs = statistics.median(t for _, t, _ in got)
+                failed = [e for _, _, e in got if e]
+                if failed:
+                    row += f"{f'{len(failed)}/{seeds} failed':>14} ({secs:>5.1f})"
+                    errors.append(f"{problem}, {name}: {failed[0]}")
+                    continue
+                medians[name] = statistics.median(v for v, _, _ in got)
+                row += f"{medians[name]:>14.4f} ({secs:>5.1f})"
             print(row, flush=True)
-            if have_optuna:
+            if have_optuna and "optuna:tpe" in medians:
                 ours = {k: v for k, v in medians.items() if k != "optuna:tpe"}
                 best = min(ours, key=lambda k: ours[k])
                 ref = medians["optuna:tpe"]
                 word = "at least as good as" if ours[best] <= ref else "WORSE than"
                 verdicts.append(f"{problem}: best of ours {best} {ours[best]:.4f} is {word} optuna:tpe {ref:.4f}")
+    for e in errors:
+        print("error:", e)
     for v in verdicts:
         print(v)
 
