@@ -94,7 +94,7 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
     # found in the bookkeeping and sent again
     with Broker(config.broker_url(broker), confirm=False) as b:
         try:
-            Steering(repo, b).run(stop)
+            Steering(repo, b, lock=lock).run(stop)
         finally:
             lock.release()
 
@@ -128,6 +128,11 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     if not task.isdigit():
         raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
                                  param_hint="--task")
+    # the bookkeeping's columns: longer ones would get every event of this pilot refused
+    if pilot_id is not None and not 0 < len(pilot_id) <= 64:
+        raise click.BadParameter(f"{len(pilot_id)} characters; at most 64", param_hint="--pilot-id")
+    if not 0 < len(site) <= 128:
+        raise click.BadParameter(f"{len(site)} characters; at most 128", param_hint="--site")
     from gridhpo.evaluation.batch import remaining_walltime
 
     seconds = _duration(walltime, "--walltime", parse_duration)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from gridhpo.bookkeeping.repository import Repository
+from gridhpo.errors import BookkeepingError
 
 log = logging.getLogger(__name__)
 _PG_KEY = 0x67726964  # "grid"
@@ -46,16 +49,52 @@ class SteeringLock:
             self._file = f
             return True
         if engine.dialect.name == "postgresql":
-            conn = engine.connect()
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_KEY}).scalar())
-            conn.commit()
-            if not got:
-                conn.close()
-                return False
-            self._conn = conn
-            return True
+            return self._acquire_pg()
         log.warning("no steering lock for %s databases: run one steering only", engine.dialect.name)
         return True
+
+    def _acquire_pg(self) -> bool:
+        conn = self.repo.engine.connect()
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_KEY}).scalar())
+        conn.commit()
+        if not got:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def verify(self, patience: float = 120.0) -> None:
+        """Raise BookkeepingError when the lock is lost for good. A PostgreSQL restart ends the
+        session that held it: the lock is taken again as soon as the database is back, unless
+        another steering took it meanwhile."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+            return
+        except SQLAlchemyError as exc:
+            log.warning("the steering lock's database session ended (%s); taking the lock again",
+                        str(exc).splitlines()[0])
+        try:
+            self._conn.invalidate()
+            self._conn.close()
+        except SQLAlchemyError as exc:
+            log.debug("closing the dead lock session failed: %s", exc)
+        self._conn = None
+        deadline = time.monotonic() + patience
+        delay = 0.5
+        while True:
+            try:
+                if self._acquire_pg():
+                    log.info("steering lock taken again")
+                    return
+                raise BookkeepingError("another steering took the lock while the database was away: this one stops")
+            except OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise BookkeepingError(f"the database did not come back within {patience:.0f}s: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def release(self) -> None:
         if self._file is not None:

@@ -111,7 +111,7 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
         for group in groups:
             group.start()
         if own_steering:
-            steering = Steering(repo, broker, dispatch_only=set(task_ids))
+            steering = Steering(repo, broker, dispatch_only=set(task_ids), lock=lock)
             if on_progress is not None:
                 steering.on_progress = lambda t: on_progress(t.progress())
             steering.refresh_tasks(force=True)

@@ -31,6 +31,7 @@ from gridhpo.protocol import (
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
+from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Decision
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
@@ -43,10 +44,12 @@ INTERRUPT_CAUSES = ("walltime", "signal", "site")
 
 class Steering:
     def __init__(self, repo: Repository, broker: Broker, *, dispatch_only: set[int] | None = None,
-                 requeue_grace: float = 30.0, check_interval: float = 2.0, batch: int = 1000) -> None:
+                 requeue_grace: float = 30.0, check_interval: float = 2.0, batch: int = 1000,
+                 lock: SteeringLock | None = None) -> None:
         self.repo = repo
         self.broker = broker
         self.dispatch_only = dispatch_only
+        self.lock = lock
         self.requeue_grace = requeue_grace
         self.check_interval = check_interval
         self.batch = batch
@@ -117,6 +120,8 @@ class Steering:
         if not force and now - self._last_refresh < 1.0:
             return
         self._last_refresh = now
+        if self.lock is not None:
+            self.lock.verify()  # two steerings would hand out and count points twice
         active = {t.id: t for t in self.repo.retrying("list tasks", lambda: self.repo.tasks("active"))}
         for tid in list(self.tasks):
             if tid not in active:

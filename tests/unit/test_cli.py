@@ -68,3 +68,10 @@ def test_run_the_readme_example_end_to_end(home: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "gridhpo.cli", "run", str(REPO / "examples/branin/task.yaml")],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and json.loads(again.stdout)["task"] == "branin-2"
+
+
+def test_pilot_refuses_ids_the_bookkeeping_cannot_store(home: Path) -> None:
+    code, _, err = invoke("pilot", "--task", "1", "--pilot-id", "p" * 65)
+    assert code == 2 and "--pilot-id" in err and "at most 64" in err
+    code, _, err = invoke("pilot", "--task", "x")
+    assert code == 2 and "pilots take the task id" in err

@@ -1,0 +1,50 @@
+"""One steering per bookkeeping, also across a database restart."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from gridhpo.bookkeeping import Repository
+from gridhpo.errors import BookkeepingError
+from gridhpo.steering.lock import SteeringLock
+from tests.servers import PG_ADMIN
+
+
+def test_a_second_steering_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    first, second = SteeringLock(Repository(url)), SteeringLock(Repository(url))
+    assert first.acquire() and not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+
+
+def _end_session(lock: SteeringLock) -> None:
+    """What a PostgreSQL restart does to the session holding the advisory lock."""
+    assert lock._conn is not None
+    pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    lock._conn.commit()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_the_postgresql_lock_is_taken_again_after_its_session_ended(pg_url: str) -> None:
+    first, second = SteeringLock(Repository(pg_url)), SteeringLock(Repository(pg_url))
+    assert first.acquire() and not second.acquire()
+    _end_session(first)
+    first.verify()  # its session is gone: it takes the lock again
+    assert not second.acquire()
+    first.release()
+
+
+def test_a_steering_whose_lock_was_taken_meanwhile_stops(pg_url: str) -> None:
+    first, second = SteeringLock(Repository(pg_url)), SteeringLock(Repository(pg_url))
+    assert first.acquire()
+    _end_session(first)
+    assert second.acquire()  # the other steering got in while the first was cut off
+    with pytest.raises(BookkeepingError, match="another steering took the lock"):
+        first.verify()
+    second.release()
