@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from gridhpo.checkpoints import STORES, ObjectStore, open_store
+from tests.seaweed import s3_store_url, seaweedfs
 from tests.servers import postgres_database, rabbitmq_vhost
 
 
@@ -39,3 +41,21 @@ def servers(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[str, s
     else:
         with postgres_database() as db, rabbitmq_vhost() as broker:
             yield db, broker
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """One real SeaweedFS S3 server on loopback for the whole session (started on first use)."""
+    with seaweedfs() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    """An empty object store of each backend: a local folder, and S3 on the SeaweedFS server."""
+    if request.param == "file":
+        s = open_store(f"file://{tmp_path / 'store'}")
+    else:
+        s = open_store(s3_store_url(request.getfixturevalue("s3_endpoint")))
+    yield s
+    s.close()

@@ -5,7 +5,6 @@ uninterrupted run. On the local-folder store and on S3 (a real SeaweedFS server)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,9 @@ from gridhpo.bookkeeping.repository import Repository
 from gridhpo.checkpoints import open_store
 from gridhpo.steering.reports import format_results, status_rows
 from tests.resume_harness import reference_loss, run_resumable
-from tests.seaweed import s3_store_url, seaweedfs
+from tests.seaweed import s3_store_url
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with seaweedfs() as endpoint:
-        yield endpoint
 
 
 @pytest.mark.parametrize("backend", ["file", "s3"])

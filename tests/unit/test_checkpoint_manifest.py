@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gridhpo.checkpoints import ObjectStore, open_store
+from gridhpo.checkpoints import ObjectStore
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
-from tests.seaweed import s3_store_url, seaweedfs
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with seaweedfs() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "file":
-        s = open_store(f"file://{tmp_path / 'store'}")
-    else:
-        s = open_store(s3_store_url(request.getfixturevalue("s3_endpoint")))
-    yield s
-    s.close()
-
 
 PREFIX = point_prefix(4, "demo", 7)
 

@@ -6,30 +6,13 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gridhpo.checkpoints import STORES, MissingObjectError, ObjectStore, open_store
+from gridhpo.checkpoints import MissingObjectError, ObjectStore, open_store
 from gridhpo.errors import CheckpointError, ConfigError, UnknownNameError
-from tests.seaweed import s3_store_url, seaweedfs
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with seaweedfs() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "file":
-        s = open_store(f"file://{tmp_path / 'store'}")
-    else:
-        s = open_store(s3_store_url(request.getfixturevalue("s3_endpoint")))
-    yield s
-    s.close()
+from tests.seaweed import s3_store_url
 
 
 def _file(path: Path, data: bytes) -> Path:
