@@ -32,6 +32,8 @@ class Task(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    token: Mapped[str | None] = mapped_column(String(64), nullable=True)  # see gridhpo/tokens.py
+    token_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Point(Base):

@@ -88,10 +88,12 @@ class TaskRow:
     message: str | None
     created_at: float
     ended_at: float | None
+    token: str | None = None
+    token_expires_at: float | None = None
 
 
 def _task_row(r: Any) -> TaskRow:
-    return TaskRow(r.id, r.name, r.spec, r.state, r.message, r.created_at, r.ended_at)
+    return TaskRow(r.id, r.name, r.spec, r.state, r.message, r.created_at, r.ended_at, r.token, r.token_expires_at)
 
 
 # Columns of an attempt that an update may set; all updates of a batch set the same ones
@@ -147,11 +149,11 @@ class Repository:
 
     # ------------------------------------------------------------------ tasks
 
-    def create_task(self, name: str, spec: dict[str, Any]) -> int:
+    def create_task(self, name: str, spec: dict[str, Any], token: str | None = None) -> int:
         try:
             with self._tx("create task") as conn:
                 result = conn.execute(
-                    insert(T_TASK).values(name=name, spec=spec, state="active", created_at=time.time())
+                    insert(T_TASK).values(name=name, spec=spec, state="active", created_at=time.time(), token=token)
                     .returning(T_TASK.c.id)
                 )
                 return int(result.scalar_one())
@@ -185,6 +187,10 @@ class Repository:
             if state is not None:
                 q = q.where(T_TASK.c.state == state)
             return [_task_row(r) for r in conn.execute(q)]
+
+    def set_token(self, task_id: int, token: str, expires_at: float | None) -> None:
+        with self._tx("set token") as conn:
+            conn.execute(update(T_TASK).where(T_TASK.c.id == task_id).values(token=token, token_expires_at=expires_at))
 
     def set_task_state(self, task_id: int, state: str, message: str | None = None) -> None:
         with self._tx("update task") as conn:

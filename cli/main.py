@@ -68,9 +68,11 @@ def submit(task_file: Path, name: str | None, db: str | None, verbose: int) -> N
     from gridhpo.steering.taskfile import load_task
 
     spec = load_task(task_file)
-    task_id, task_name = do_submit(_repo(db), spec, name)
+    repo = _repo(db)
+    task_id, task_name = do_submit(repo, spec, name)
     click.echo(task_id)
-    click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it", err=True)
+    click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it; "
+               f"pilots need its token: `gridhpo token {task_id}`", err=True)
 
 
 @main.command()
@@ -111,13 +113,15 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
               help="Where work directories go (default: GRIDHPO_HOME/work/PILOT_ID).")
 @click.option("--runtime", default=None, help="Container runtime for tasks with an image.")
 @click.option("--keep-workdirs", is_flag=True, help="Keep the work directories of finished points.")
+@click.option("--token", envvar="GRIDHPO_TOKEN", default=None,
+              help="The task's token (`gridhpo token TASK`); without the right one a pilot gets no point.")
 @click.option("--store", default=None, metavar="URL",
               help="Checkpoint store (file:///path, s3://bucket/prefix?endpoint=URL); default: the task "
                    "file's evaluation.checkpoint.store, else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @broker_option
 @verbosity
 def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
-          idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool,
+          idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool, token: str | None,
           store: str | None, broker: str | None, verbose: int) -> None:
     """Evaluate points of one task until its budget, walltime or --max-points ends."""
     _setup_logging(verbose, logging.INFO)
@@ -139,7 +143,7 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     cfg = PilotConfig(task_id=int(task), site=site, max_points=max_points,
                       walltime=seconds if seconds is not None else remaining_walltime(),
                       idle_timeout=_duration(idle_timeout, "--idle-timeout", parse_duration),
-                      runtime=runtime, keep_workdirs=keep_workdirs, store=store)
+                      runtime=runtime, keep_workdirs=keep_workdirs, token=token, store=store)
     if pilot_id:
         cfg.pilot_id = pilot_id
     cfg.workroot = workdir or config.home() / "work" / cfg.pilot_id
@@ -273,6 +277,33 @@ def cancel(task: str, db: str | None) -> None:
         raise click.ClickException(f"task {row.name!r} is {row.state}, not active")
     repo.set_task_state(row.id, "cancelled", "cancelled by the user")
     click.echo(f"task {row.name!r} (id {row.id}) cancelled")
+
+
+@main.command()
+@task_argument
+@click.option("--revoke", is_flag=True, help="Replace the token: pilots holding the old one get nothing more.")
+@click.option("--expires", default=None, metavar="DURATION", help="The token stops working after this long.")
+@db_option
+def token(task: str, revoke: bool, expires: str | None, db: str | None) -> None:
+    """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN)."""
+    _setup_logging(0)
+    from gridhpo.steering.taskfile import parse_duration
+    from gridhpo.tokens import new_token
+
+    repo = _repo(db)
+    row = repo.task(task)
+    value, expires_at = row.token, row.token_expires_at
+    if revoke or value is None:
+        value, expires_at = new_token(), None
+    if expires is not None:
+        seconds = _duration(expires, "--expires", parse_duration)
+        assert seconds is not None
+        expires_at = time.time() + seconds
+    if (value, expires_at) != (row.token, row.token_expires_at):
+        repo.set_token(row.id, value, expires_at)
+        if revoke:
+            click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
+    click.echo(value)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -5,7 +5,7 @@ import datetime
 
 import click
 
-from gridhpo.cli.options import broker_option, verbosity
+from gridhpo.cli.options import broker_option, db_option, verbosity
 
 
 @click.group()
@@ -21,10 +21,13 @@ def pilots() -> None:
 @click.option("--site", default=None, help="Site name in every event (default: the backend's name).")
 @click.option("--extra", default="", metavar="'OPTIONS'", help="More sbatch options, e.g. '--partition=gpu -A proj'.")
 @click.option("--runtime", default=None, help="Container runtime for tasks with an image (docker, apptainer).")
+@click.option("--token", envvar="GRIDHPO_TOKEN", default=None,
+              help="The task's token (default: read from the bookkeeping, --db).")
 @broker_option
+@db_option
 @verbosity
 def submit(task: str, backend: str, count: int, walltime: str, site: str | None, extra: str,
-           runtime: str | None, broker: str | None, verbose: int) -> None:
+           runtime: str | None, token: str | None, broker: str | None, db: str | None, verbose: int) -> None:
     """Write and submit COUNT pilot batch scripts for TASK."""
     from gridhpo.cli.main import _duration, _setup_logging
     from gridhpo.evaluation import submit as sub
@@ -36,7 +39,11 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
                                  param_hint="--task")
     seconds = _duration(walltime, "--walltime", parse_duration)
     assert seconds is not None
-    for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime):
+    if token is None:
+        from gridhpo.bookkeeping import Repository
+
+        token = Repository(db).task(int(task)).token
+    for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime, token):
         click.echo(f"{s.backend} job {s.job_id}: pilot for task {s.task_id} at {s.site} (script {s.script})")
 
 

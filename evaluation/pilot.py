@@ -74,6 +74,7 @@ class PilotConfig:
     runtime: str | None = None
     keep_workdirs: bool = False
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
+    token: str | None = None  # the task's token (gridhpo/tokens.py)
     poll: float = 0.02
 
 
@@ -131,7 +132,7 @@ class Pilot:
         """One point at a time, pulled only when this pilot is free, so a point never waits
         behind another pilot's long evaluation; in-process objectives, which take
         microseconds, come in batches from a consumer."""
-        queue = points_queue(self.cfg.task_id)
+        queue = points_queue(self.cfg.task_id, self.cfg.token)
         if self._inline:
             left = INLINE_BATCH if self.cfg.max_points is None else self.cfg.max_points - self.stats.evaluated
             return self.broker.drain(queue, max_messages=max(1, min(INLINE_BATCH, left)), timeout=self.cfg.poll)
@@ -144,7 +145,7 @@ class Pilot:
                 raise MessageError(delivery.body.reason)
             msg = parse_point(delivery.body)
         except MessageError as exc:
-            delivery.dead_letter(f"malformed point message on {points_queue(self.cfg.task_id)}: {exc}")
+            delivery.dead_letter(f"malformed point message for task {self.cfg.task_id}: {exc}")
             return None
         if msg.task_id != self.cfg.task_id:
             delivery.dead_letter(f"a point of task {msg.task_id} on task {self.cfg.task_id}'s queue")
@@ -211,7 +212,7 @@ class Pilot:
             # another pilot a moment later, must find it (covers every way of stopping)
             cp.final()
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
-                   pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data)
+                   pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data, auth=self.cfg.token or "")
         if self._outbox is not None and not confirm:
             self._outbox.append((events_queue(), ev.to_json()))
         else:

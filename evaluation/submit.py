@@ -57,8 +57,8 @@ def slurm_time(seconds: float) -> str:
 
 
 def write_script(backend: str, task_id: int, site: str, walltime: float, path: Path, log_path: Path,
-                 broker: str | None = None, runtime: str | None = None) -> None:
-    """The batch script of one pilot; 0700, since it may carry the broker URL."""
+                 broker: str | None = None, runtime: str | None = None, token: str | None = None) -> None:
+    """The batch script of one pilot; 0700, since it may carry the broker URL and the task's token."""
     python = shlex.quote(sys.executable)
     pilot = [python, "-m", "gridhpo.cli", "pilot", "--task", str(task_id), "--site", shlex.quote(site)]
     if runtime:
@@ -79,6 +79,8 @@ def write_script(backend: str, task_id: int, site: str, walltime: float, path: P
             lines.append(f"export {var}={shlex.quote(os.environ[var])}")
     if broker:
         lines.append(f"export GRIDHPO_BROKER={shlex.quote(broker)}")
+    if token:
+        lines.append(f"export GRIDHPO_TOKEN={shlex.quote(token)}")
     lines.append("exec " + " ".join(pilot))
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o700)
@@ -95,7 +97,8 @@ def _run(argv: list[str], what: str) -> str:
 
 
 def submit(task_id: int, backend: str, count: int, walltime: float, site: str | None = None,
-           extra: str = "", broker: str | None = None, runtime: str | None = None) -> list[Submission]:
+           extra: str = "", broker: str | None = None, runtime: str | None = None,
+           token: str | None = None) -> list[Submission]:
     if backend not in BACKENDS:
         raise unknown_name("pilot backend", backend, BACKENDS)
     if walltime <= 0:
@@ -114,7 +117,7 @@ def submit(task_id: int, backend: str, count: int, walltime: float, site: str | 
         stamp = f"{task_id}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         script = pilots_dir() / f"pilot-{stamp}.sh"
         log_path = pilots_dir() / f"pilot-{stamp}.log"
-        write_script(backend, task_id, site, walltime, script, log_path, broker, runtime)
+        write_script(backend, task_id, site, walltime, script, log_path, broker, runtime, token)
         if backend == "slurm":
             job_id = _run(["sbatch", "--parsable", *extra_args, str(script)], "sbatch").strip().split(";")[0]
         else:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gridhpo.errors import MessageError
+from gridhpo.tokens import queue_key
 
 PROTOCOL_VERSION = 1
 EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
@@ -17,8 +18,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 DEAD_LETTER_QUEUE = "gridhpo.dead-letter"  # malformed or oversized messages, with the reason
 
 
-def points_queue(task_id: int) -> str:
-    return f"gridhpo.points.{task_id}"
+def points_queue(task_id: int, token: str | None = None) -> str:
+    """A task's point queue; with a token its name carries a digest of it (gridhpo/tokens.py)."""
+    return f"gridhpo.points.{task_id}" + (f".{queue_key(token)}" if token else "")
 
 
 def events_queue() -> str:
@@ -72,6 +74,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    auth: str = ""  # the task's token, as the pilot was given it
     v: int = PROTOCOL_VERSION
     kind: str = "event"
 
@@ -164,6 +167,13 @@ def _check_limits(b: Mapping[str, Any], etype: str, data: Mapping[str, Any]) -> 
             raise MessageError(f"{etype} event: data field {key!r} must be a 32-bit integer")
 
 
+def _auth(b: Mapping[str, Any]) -> str:
+    auth = b.get("auth", "")
+    if not isinstance(auth, str) or len(auth) > 128:
+        raise MessageError("message field 'auth' must be a string of at most 128 characters")
+    return auth
+
+
 def parse_event(body: object) -> Event:
     raw = _check_envelope(body, "event")
     b = _storable(raw, "event")
@@ -189,6 +199,7 @@ def parse_event(body: object) -> Event:
         data=data,
         time=float(_need(b, "time", (int, float))),
         event_id=_need(b, "event_id", str),
+        auth=_auth(b),
     )
 
 

@@ -24,6 +24,7 @@ from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.reports import best_point
 from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import TaskSpec
+from gridhpo.tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def submit(repo: Repository, spec: TaskSpec, name: str | None = None, unique: bo
         candidate = f"{base}-{n}"
     data = spec.to_dict()
     data["name"] = candidate
-    return repo.create_task(candidate, data), candidate
+    return repo.create_task(candidate, data, token=new_token()), candidate
 
 
 @dataclass
@@ -50,12 +51,15 @@ class LocalPilots:
     broker_url: str
     log_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    token: str | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GRIDHPO_BROKER=self.broker_url)
+        if self.token:
+            env["GRIDHPO_TOKEN"] = self.token
         for i in range(self.count):
             logf = (self.log_dir / f"pilot-{self.task_id}-{i}.log").open("ab")
             self._logs.append(logf)
@@ -103,7 +107,8 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
               pilot_args: list[str] | None = None, stop: threading.Event | None = None) -> list[RunResult]:
     """``run_task`` for several tasks at once, ``pilots`` local pilots each, one steering."""
     stop = stop or threading.Event()
-    groups = [LocalPilots(tid, pilots, broker_url, config.home() / "logs", pilot_args or []) for tid in task_ids]
+    groups = [LocalPilots(tid, pilots, broker_url, config.home() / "logs", pilot_args or [], repo.task(tid).token)
+              for tid in task_ids]
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from gridhpo.bookkeeping.repository import Changes, Repository
+from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
 from gridhpo.errors import GridHPOError, MessageError, OptimiserError
 from gridhpo.protocol import (
     CONTROL_ACTIONS,
@@ -27,7 +27,6 @@ from gridhpo.protocol import (
     control_queue,
     events_queue,
     parse_event,
-    points_queue,
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
@@ -127,6 +126,9 @@ class Steering:
             if tid not in active:
                 self._close_task(self.tasks[tid], None, "task is no longer active")
         for tid, row in active.items():
+            task = self.tasks.get(tid)
+            if task is not None and (row.token, row.token_expires_at) != (task.row.token, task.row.token_expires_at):
+                self._new_token(task, row)
             if tid not in self.tasks:
                 try:
                     # a database restarting is retried: only a task that cannot be served fails
@@ -135,6 +137,20 @@ class Steering:
                     log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, exc)
                     self.repo.retrying("update task", lambda tid=tid, exc=exc: self.repo.set_task_state(
                         tid, "failed", str(exc)))
+
+    def _new_token(self, task: TaskState, row: TaskRow) -> None:
+        """The task's token was replaced (or given an expiry): its queued points move to the
+        queue of the new token, where the old token's pilots cannot find them."""
+        old = task.queue
+        task.row = row
+        if task.queue == old:
+            return
+        log.info("task %s: token replaced; its queued points move to the new token's queue", row.name)
+        try:
+            self.broker.purge(old)
+        except GridHPOError as exc:
+            log.warning("task %s: emptying the old token's queue failed: %s", row.name, exc)
+        self._publish([(task.queue, self.point_message(task, op)) for op in task.open.values() if op.state == "queued"])
 
     def _serves(self, task: TaskState) -> bool:
         return self.dispatch_only is None or task.id in self.dispatch_only
@@ -164,7 +180,7 @@ class Steering:
             for s in suggestions:
                 op = OpenPoint(next(ids), s.number, s.params, "queued", 1, now)
                 task.open[op.id] = op
-                msgs.append((points_queue(task.id), self.point_message(task, op)))
+                msgs.append((task.queue, self.point_message(task, op)))
         return msgs
 
     @staticmethod
@@ -212,7 +228,7 @@ class Steering:
         if state is not None:
             self.repo.retrying("update task", lambda: self.repo.set_task_state(task.id, state, message))
         try:
-            self.broker.purge(points_queue(task.id))
+            self.broker.purge(task.queue)
         except GridHPOError as exc:
             log.warning("task %s: emptying its queue failed: %s", task.row.name, exc)
         log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
@@ -225,20 +241,29 @@ class Steering:
 
     # ------------------------------------------------------------------ events
 
-    @staticmethod
-    def _parse(deliveries: list[Delivery]) -> list[Event]:
-        """Valid events; any other message goes to the dead-letter queue with its reason."""
+    def _parse(self, deliveries: list[Delivery]) -> list[Event]:
+        """Valid events with the right token; any other message goes to the dead-letter queue
+        with its reason."""
         events: list[Event] = []
+        now = time.time()
         for d in list(deliveries):
             try:
                 if d.size > MAX_MESSAGE_BYTES:
                     raise MessageError(f"event of {d.size} bytes is over the limit of {MAX_MESSAGE_BYTES}")
                 if isinstance(d.body, Undecodable):
                     raise MessageError(d.body.reason)
-                events.append(parse_event(d.body))
+                ev = parse_event(d.body)
             except MessageError as exc:
                 d.dead_letter(f"malformed event: {exc}")
                 deliveries.remove(d)
+                continue
+            task = self.tasks.get(ev.task_id)
+            refused = None if task is None else task.refuses(ev.auth, now)
+            if refused:
+                d.dead_letter(f"event of pilot {ev.pilot_id} for task {ev.task_id} refused: {refused}")
+                deliveries.remove(d)
+                continue
+            events.append(ev)
         return events
 
     def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
@@ -360,7 +385,7 @@ class Steering:
         op.stopping = False
         op.dispatched_at = time.time()
         self._point(changes, op, "queued", message=reason)
-        publishes.append((points_queue(task.id), self.point_message(task, op)))
+        publishes.append((task.queue, self.point_message(task, op)))
 
     # ------------------------------------------------------------------ early stopping
 
@@ -504,7 +529,7 @@ class Steering:
         if not stale:
             return []
         try:
-            waiting = self.broker.size(points_queue(task.id))
+            waiting = self.broker.size(task.queue)
         except GridHPOError as exc:
             log.warning("task %s: cannot read its queue length: %s", task.row.name, exc)
             return []
@@ -515,5 +540,5 @@ class Steering:
                         task.row.name, op.number, op.attempt)
             op.dispatched_at = now
             self._point(changes, op, "queued")
-            out.append((points_queue(task.id), self.point_message(task, op)))
+            out.append((task.queue, self.point_message(task, op)))
         return out

@@ -13,11 +13,13 @@ from typing import Any
 
 from gridhpo.bookkeeping.models import TERMINAL_POINT_STATES
 from gridhpo.bookkeeping.repository import Repository, TaskRow
+from gridhpo.protocol import points_queue
 from gridhpo.steering import optimisers, schedulers
 from gridhpo.steering.driver import OptimiserDriver
 from gridhpo.steering.optimisers import Optimiser, Trial
 from gridhpo.steering.schedulers import Scheduler
 from gridhpo.steering.taskfile import TaskSpec
+from gridhpo.tokens import same
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,20 @@ class TaskState:
 
     def count(self, state: str) -> int:
         return sum(1 for p in self.open.values() if p.state == state)
+
+    @property
+    def queue(self) -> str:
+        return points_queue(self.id, self.row.token)
+
+    def refuses(self, auth: str, now: float) -> str | None:
+        """Why an event presenting ``auth`` is refused, or None (a task without a token takes all)."""
+        if self.row.token is None:
+            return None
+        if not same(auth, self.row.token):
+            return "wrong or replaced token" if auth else "no token"
+        if self.row.token_expires_at is not None and now > self.row.token_expires_at:
+            return "token expired"
+        return None
 
     @property
     def in_flight(self) -> int:

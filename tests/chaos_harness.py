@@ -150,6 +150,7 @@ def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
                          env=env, capture_output=True, text=True, check=True)
     tid = int(out.stdout.strip())
     repo = Repository(db)
+    env["GRIDHPO_TOKEN"] = repo.task(tid).token or ""  # what `gridhpo token TASK` prints
     procs = _Procs(env, logs)
     crashes: list[str] = []
     t0 = time.monotonic()

@@ -75,7 +75,8 @@ def run_resumable(home: Path, db_url: str, broker_url: str, store_url: str, *, p
 
     thread = threading.Thread(target=steer, daemon=True)
     thread.start()
-    penv = dict(os.environ, GRIDHPO_HOME=str(home), GRIDHPO_BROKER=broker_url, **(env or {}))
+    penv = dict(os.environ, GRIDHPO_HOME=str(home), GRIDHPO_BROKER=broker_url,
+                GRIDHPO_TOKEN=repo.task(task_id).token or "", **(env or {}))
     logdir = home / "pilot-logs"
     logdir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[subprocess.Popen[bytes], float]] = []

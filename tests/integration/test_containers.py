@@ -92,7 +92,8 @@ class Pilots:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, pilot_id: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, GRIDHPO_BROKER=self.broker, DOCKER_HOST=self.podman.url)
+        env = dict(os.environ, GRIDHPO_BROKER=self.broker, DOCKER_HOST=self.podman.url,
+                   GRIDHPO_TOKEN=Repository().task(self.tid).token or "")
         log = (self.tmp / f"{pilot_id}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(self.tid), "--pilot-id", pilot_id,

@@ -50,6 +50,7 @@ def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[
     repo = Repository(db)
     log = tmp_path / "log.txt"
     steer = gridhpo("steer", env=env, log=log)
+    env["GRIDHPO_TOKEN"] = repo.task(tid).token or ""  # what `gridhpo token TASK` prints
     pilots = [gridhpo("pilot", "--task", str(tid), "--pilot-id", f"p{i}", env=env, log=log) for i in range(2)]
     try:
         wait_for(lambda: repo.counts(tid).get("finished", 0) >= 8, 60, "8 finished points")

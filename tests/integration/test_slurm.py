@@ -93,9 +93,10 @@ def test_pilots_in_slurm_jobs_stop_at_their_walltime_and_points_finish_elsewhere
     monkeypatch.setenv("GRIDHPO_BROKER", broker)
     tid, _ = submit(repo, spec)
     with steering(repo, broker, tid):
-        [knows] = pilots.submit(tid, "slurm", 1, 60, site="cluster")
+        [knows] = pilots.submit(tid, "slurm", 1, 60, site="cluster", token=repo.task(tid).token)
         [told_nothing] = pilots.submit(tid, "slurm", 1, 60, site="cluster",
-                                       extra="--export=ALL,GRIDHPO_WALLTIME_END=99999999999")
+                                       extra="--export=ALL,GRIDHPO_WALLTIME_END=99999999999",
+                                       token=repo.task(tid).token)
         until(lambda: len([a for a in repo.attempts(task_id=tid) if a.state == "running"]) == 2, 60,
               "both pilot jobs to start a point")
         out = CliRunner().invoke(main, ["pilots", "status", "--task", str(tid)])
@@ -106,7 +107,7 @@ def test_pilots_in_slurm_jobs_stop_at_their_walltime_and_points_finish_elsewhere
         assert "CANCELLED" not in Path(knows.log).read_text(), "it stopped before Slurm had to kill it"
         assert "DUE TO TIME LIMIT" in Path(told_nothing.log).read_text()
 
-        [retry] = pilots.submit(tid, "slurm", 1, 600, site="cluster")
+        [retry] = pilots.submit(tid, "slurm", 1, 600, site="cluster", token=repo.task(tid).token)
         until(lambda: repo.task(tid).state != "active", 90, "the retried points to finish")
 
     rows = results(repo, repo.task(tid))

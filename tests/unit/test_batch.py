@@ -49,10 +49,15 @@ def test_bad_submissions_are_refused(home: Path) -> None:
 
 def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path) -> None:
     runner = CliRunner()
+    branin = Path(__file__).resolve().parents[2] / "examples" / "branin" / "task.yaml"
+    assert runner.invoke(main, ["submit", str(branin)]).exit_code == 0
+    token = runner.invoke(main, ["token", "1"]).stdout.strip()
     out = runner.invoke(main, ["pilots", "submit", "--task", "1", "--backend", "local", "--count", "2",
                                "--walltime", "4", "--site", "laptop"])
     assert out.exit_code == 0, out.output
     assert out.output.count("local job ") == 2
+    # the scripts carry the task's token, read from the bookkeeping
+    assert all(f"export GRIDHPO_TOKEN={token}" in Path(s.script).read_text() for s in pilots.submissions(1))
     status = runner.invoke(main, ["pilots", "status"])
     assert status.output.count(" running ") == 2 and "laptop" in status.output
     deadline = time.monotonic() + 30

@@ -74,11 +74,12 @@ def test_steering_rounds_stay_short_with_a_slow_backend(tmp_path: Path) -> None:
             t0 = time.monotonic()
             s.step()
             assert time.monotonic() - t0 < 0.9, "a round waited for a tell of the optimiser"
-            while (d := broker.get(points_queue(tid))) is not None:
+            token = repo.task(tid).token
+            while (d := broker.get(points_queue(tid, token))) is not None:
                 handed.append(d.body)
                 d.ack()
                 ev = Event(type="finished", task_id=tid, point_id=d.body["point_id"], attempt=1, pilot_id="p",
-                           data={"value": 1.0})
+                           data={"value": 1.0}, auth=token or "")
                 broker.publish(events_queue(), ev.to_json())
         assert len(handed) >= 12  # dispatch went on while tells of 1 s each were queued
         broker.close()

@@ -33,17 +33,33 @@ def env(tmp_path: Path) -> Iterator[tuple[Repository, Broker]]:
     broker.close()
 
 
+@pytest.fixture(autouse=True)
+def tokens(env: tuple[Repository, Broker]) -> Iterator[None]:
+    """Each task's token as `gridhpo token` prints it, for the pilots these tests play."""
+    repo, _ = env
+    TOKENS.clear()
+    original = repo.create_task
+
+    def create_task(name: str, spec: dict[str, Any], token: str | None = None) -> int:
+        tid = original(name, spec, token)
+        TOKENS[tid] = token
+        return tid
+
+    repo.create_task = create_task  # type: ignore[method-assign]
+    yield
+
+
+TOKENS: dict[int, str | None] = {}
+
+
 def take(broker: Broker, task_id: int) -> list[dict[str, Any]]:
-    out = []
-    while (d := broker.get(points_queue(task_id))) is not None:
-        out.append(d.body)
-        d.ack()
-    return out
+    """The point messages of a task, as its pilots (holding its token) get them."""
+    return take_with(broker, points_queue(task_id, TOKENS.get(task_id)))
 
 
 def ev(etype: str, p: dict[str, Any], **data: Any) -> Event:
     return Event(type=etype, task_id=p["task_id"], point_id=p["point_id"], attempt=p["attempt"],
-                 pilot_id="pilot-a", data=data)
+                 pilot_id="pilot-a", data=data, auth=TOKENS.get(p["task_id"]) or "")
 
 
 def feed(steering: Steering, broker: Broker, events: list[Event]) -> None:
@@ -130,7 +146,7 @@ def test_a_point_message_lost_in_transit_is_sent_again(env: tuple[Repository, Br
     tid, _ = submit(repo, spec(parallel=2))
     s = Steering(repo, broker, requeue_grace=0.5, check_interval=0.1)
     s.step()
-    lost = broker.get(points_queue(tid))  # a pilot took it and died before reporting
+    lost = broker.get(points_queue(tid, TOKENS[tid]))  # a pilot took it and died before reporting
     assert lost is not None
     lost.ack()
     time.sleep(0.7)
@@ -224,3 +240,55 @@ def test_status_shows_stale_running_points_before_they_are_lost(env: tuple[Repos
     feed(s, broker, [Event(**{**beat.__dict__, "time": now + 5.0})])
     header, rows = status_rows(repo, [repo.task(tid)], now=now + 5.5)
     assert rows[0][header.index("stale")] == 1  # b has been silent for more than two heartbeats
+
+
+def test_only_the_tasks_token_gets_its_points_and_reports_on_them(env: tuple[Repository, Broker]) -> None:
+    import time as _time
+
+    from gridhpo.protocol.messages import DEAD_LETTER_QUEUE
+    from gridhpo.tokens import new_token
+
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    token = repo.task(tid).token
+    assert token
+    s = Steering(repo, broker)
+    s.step()
+    assert broker.get(points_queue(tid)) is None  # without the token a pilot finds nothing
+    [m] = take_with(broker, points_queue(tid, token))
+    forged = Event(**{**ev("finished", m, value=-100.0).__dict__, "auth": "guess"})
+    feed(s, broker, [forged])
+    assert repo.points(tid)[0].state == "queued"
+    reasons = [d.body["reason"] for d in iter(lambda: broker.get(DEAD_LETTER_QUEUE), None)]
+    assert any("wrong or replaced token" in r for r in reasons)
+
+    # revoked: a new token; the old one's events are refused, the queued point moves
+    repo.set_token(tid, new_token(), None)
+    s.refresh_tasks(force=True)
+    stale = Event(**{**ev("finished", m, value=1.0).__dict__, "auth": token})
+    feed(s, broker, [stale])
+    assert repo.points(tid)[0].state == "queued"
+    new = repo.task(tid).token
+    assert new and new != token
+    [again] = take_with(broker, points_queue(tid, new))
+    assert again["point_id"] == m["point_id"]
+
+    # expired
+    repo.set_token(tid, new, _time.time() - 1)
+    s.refresh_tasks(force=True)
+    feed(s, broker, [Event(**{**ev("finished", again, value=1.0).__dict__, "auth": new})])
+    assert repo.points(tid)[0].state == "queued"
+    reasons = [d.body["reason"] for d in iter(lambda: broker.get(DEAD_LETTER_QUEUE), None)]
+    assert any("token expired" in r for r in reasons)
+    repo.set_token(tid, new, None)
+    s.refresh_tasks(force=True)
+    feed(s, broker, [Event(**{**ev("finished", again, value=2.0).__dict__, "auth": new})])
+    assert repo.points(tid)[0].state == "finished" and repo.points(tid)[0].value == 2.0
+
+
+def take_with(broker: Broker, queue: str) -> list[dict[str, Any]]:
+    out = []
+    while (d := broker.get(queue)) is not None:
+        out.append(d.body)
+        d.ack()
+    return out

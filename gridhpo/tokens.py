@@ -1,0 +1,25 @@
+"""Per-task tokens: what a pilot presents to get a task's points and to report on them.
+
+A token is created at submit, can be replaced (``gridhpo token TASK --revoke``) and can
+expire. A task's point queue is named after a digest of its token, so a pilot without the
+token does not know where its points are; every event carries the token, and the steering
+sets aside (dead-letter queue) the events of a wrong, replaced or expired token.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)[:43]
+
+
+def queue_key(token: str) -> str:
+    """The part of a point queue's name derived from the token (never the token itself)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:20]
+
+
+def same(presented: str, token: str) -> bool:
+    return hmac.compare_digest(presented.encode(), token.encode())
