@@ -4,7 +4,8 @@ parallelism 8 (ask 8, tell 8) on Branin, Hartmann-6 and a 10-dimensional mixed f
 for the main algorithm of every backend and Optuna's TPE as the reference (``pip install
 optuna``; only here, never a dependency).
 
-    python benchmarks/optimisers.py [--seeds 10] [--budget 100] [--skip-timing] [--skip-quality] [--jobs 1]
+    python benchmarks/optimisers.py [--seeds 10] [--budget 100] [--jobs 1] [--backends random,skopt:gp]
+                                    [--skip-timing] [--skip-quality]
 
 (a) fills the history through ``restore`` with random points (what a restarted steering
 does), then times single asks and tells; skopt fits its model at ask, so its tell is free.
@@ -225,21 +226,31 @@ def run(job: tuple[str, Backend | None, int, int]) -> tuple[float, float, str]:
     return best, time.perf_counter() - t0, ""
 
 
-def quality(seeds: int, budget: int, jobs: int) -> None:
+def parse_backend(text: str, uncapped: bool) -> Backend:
+    """``backend[:algorithm]`` as in the tables; skopt's GP keeps its capped options unless
+    ``uncapped``."""
+    name, _, algorithm = text.partition(":")
+    capped = (name, algorithm) == ("skopt", "gp") and not uncapped
+    return name, algorithm or None, SKOPT_GP if capped else {}
+
+
+def quality(seeds: int, budget: int, jobs: int, backends: list[Backend], problems: list[str]) -> None:
     try:
         import optuna  # noqa: F401
         have_optuna = True
     except ImportError:
         have_optuna = False
         print("\noptuna is not installed: the reference column is missing (pip install optuna)")
-    columns: list[Backend | None] = [*QUALITY_BACKENDS, *([None] if have_optuna else [])]
+    columns: list[Backend | None] = [*backends, *([None] if have_optuna else [])]
     names = [label(b) if b else "optuna:tpe" for b in columns]
     print(f"\n(b) median best value over {seeds} seeds after {budget} evaluations, parallelism {PARALLEL}"
           f" (seconds per run in brackets)")
+    for backend in backends:
+        print(f"{label(backend)} options: {backend[2] or 'defaults'}")
     print(f"{'problem':<25}" + "".join(f"{c:>22}" for c in names))
     verdicts, errors = [], []
     with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
-        for problem in PROBLEMS:
+        for problem in problems:
             work = [(problem, b, s, budget) for b in columns for s in range(seeds)]
             results = list(pool.map(run, work))
             medians: dict[str, float] = {}
@@ -272,6 +283,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=1, help="processes for (b); (a) always runs alone")
+    ap.add_argument("--backends", default=",".join(label(b) for b in QUALITY_BACKENDS),
+                    help="columns of (b), comma-separated backend[:algorithm]; optuna:tpe is always added")
+    ap.add_argument("--uncapped", action="store_true", help="skopt:gp with skopt's own acquisition optimisation")
+    ap.add_argument("--problems", default="", help="only the problems of (b) whose name contains this")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
@@ -280,7 +295,8 @@ def main() -> None:
     if not args.skip_timing:
         timing()
     if not args.skip_quality:
-        quality(args.seeds, args.budget, args.jobs)
+        quality(args.seeds, args.budget, args.jobs, [parse_backend(b, args.uncapped) for b in args.backends.split(",")],
+                [p for p in PROBLEMS if args.problems in p])
 
 
 if __name__ == "__main__":
