@@ -1,9 +1,11 @@
 """nevergrad: any optimiser of ``nevergrad.optimizers.registry`` by its name (``algorithm``).
 
-Default: ``NGOpt``, nevergrad's own "wizard", which picks an algorithm from the space's
-dimension and types, the budget (``budget.max_points``) and the number of workers
-(``budget.parallel + budget.min_queued``), so one default serves small discrete spaces and
-larger continuous ones. Options: ``budget`` and ``num_workers`` override those two.
+Default: ``CMA``. nevergrad's own wizard ``NGOpt`` (any name of the registry can be chosen)
+picks, on continuous spaces of a few dimensions, a metamodel optimiser that fails with numpy
+2.4 after a dozen points (nevergrad 1.0.12, the latest release: ``float()`` of a one-element
+array), so it cannot be the default. The budget (``budget.max_points``) and the number of
+workers (``budget.parallel + budget.min_queued``) are given to every algorithm. Options:
+``budget`` and ``num_workers`` override those two.
 
 One live nevergrad optimiser serves the task: ``ask`` hands out its candidates and ``tell``
 completes them, so points in flight are known to nevergrad natively (asked, not yet told)
@@ -43,7 +45,7 @@ from gridhpo.steering.space import Categorical, Normal, Numeric, Param, Point, S
 
 log = logging.getLogger(__name__)
 
-DEFAULT = "NGOpt"
+DEFAULT = "CMA"
 _REDRAWS = 16
 
 

@@ -231,3 +231,15 @@ def test_hyperopt_conditional_space_is_native() -> None:
     labels = set(opt._domain.params)  # type: ignore[attr-defined]
     assert "momentum" in labels and "seed" not in labels
     assert isinstance(space.by_name["opt"], Categorical)
+
+
+def test_nevergrad_default_survives_a_long_continuous_run() -> None:
+    """NGOpt's metamodel crashed after a dozen points with numpy 2.4 on Branin's space; the
+    default must not."""
+    space = parse_space({"x1": {"type": "float", "low": -5, "high": 10}, "x2": {"type": "float", "low": 0, "high": 15}})
+    opt = optimisers.get("nevergrad")(space, seed=1, max_points=100, parallel=8)
+    for _ in range(8):
+        batch = opt.ask(8)
+        assert len(batch) == 8
+        for s in batch:
+            opt.tell(s.number, (s.params["x1"] - 1) ** 2 + (s.params["x2"] - 2) ** 2)
