@@ -9,10 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +20,10 @@ from gridhpo.bookkeeping import Repository
 from gridhpo.errors import EvaluationError
 from gridhpo.evaluation.runtimes import Job
 from gridhpo.evaluation.runtimes.docker import LABEL_PILOT, DockerRuntime, container_options
-from gridhpo.protocol import Broker
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
-from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import parse_task
+from tests.helpers import steering, until
 from tests.podman import BUSYBOX_IMAGE, Podman, busybox_context
 from tests.podman import podman as podman  # session fixture
 
@@ -117,28 +113,6 @@ class Pilots:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-@contextmanager
-def steering(repo: Repository, broker_url: str, tid: int) -> Iterator[threading.Event]:
-    stop = threading.Event()
-    broker = Broker(broker_url)
-    thread = threading.Thread(target=Steering(repo, broker, dispatch_only={tid}).run,
-                              kwargs={"stop": stop, "until_done": {tid}}, daemon=True)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(30)
-        broker.close()
-
-
-def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_task_runs_in_containers_and_failures_keep_their_stderr(

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from gridhpo.bookkeeping import Repository
+from tests.helpers import until
 
 EVALS = Path(__file__).parent / "evals"
 
@@ -21,15 +22,6 @@ EVALS = Path(__file__).parent / "evals"
 def gridhpo(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gridhpo.cli", *args], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def wait_for(cond: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[str, str], tmp_path: Path) -> None:
@@ -53,14 +45,14 @@ def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[
     env["GRIDHPO_TOKEN"] = repo.task(tid).token or ""  # what `gridhpo token TASK` prints
     pilots = [gridhpo("pilot", "--task", str(tid), "--pilot-id", f"p{i}", env=env, log=log) for i in range(2)]
     try:
-        wait_for(lambda: repo.counts(tid).get("finished", 0) >= 8, 60, "8 finished points")
+        until(lambda: repo.counts(tid).get("finished", 0) >= 8, 60, "8 finished points")
         steer.send_signal(signal.SIGKILL)
         steer.wait()
         killed_at = repo.counts(tid).get("finished", 0)
         assert killed_at < n, "the task ended before the steering was killed"
         time.sleep(1.0)
         steer = gridhpo("steer", env=env, log=log)
-        wait_for(lambda: repo.task(tid).state != "active", 120, "the task to end")
+        until(lambda: repo.task(tid).state != "active", 120, "the task to end")
     finally:
         for p in [steer, *pilots]:
             p.send_signal(signal.SIGTERM)

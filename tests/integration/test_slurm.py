@@ -7,12 +7,8 @@ pilot job.
 """
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,11 +16,10 @@ from click.testing import CliRunner
 from gridhpo.bookkeeping import Repository
 from gridhpo.cli import main
 from gridhpo.evaluation import submit as pilots
-from gridhpo.protocol import Broker
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
-from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import parse_task
+from tests.helpers import steering, until
 from tests.slurm import slurm_cluster
 
 pytestmark = pytest.mark.integration
@@ -52,28 +47,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
         yield env
 
 
-@contextmanager
-def steering(repo: Repository, broker_url: str, tid: int) -> Iterator[None]:
-    stop = threading.Event()
-    broker = Broker(broker_url)
-    thread = threading.Thread(target=Steering(repo, broker, dispatch_only={tid}).run,
-                              kwargs={"stop": stop, "until_done": {tid}}, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(30)
-        broker.close()
-
-
-def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def state(job: str) -> str:
     return str(next(r["state"] for r in pilots.status() if r["job"] == job))
 
@@ -98,17 +71,17 @@ def test_pilots_in_slurm_jobs_stop_at_their_walltime_and_points_finish_elsewhere
                                        extra="--export=ALL,GRIDHPO_WALLTIME_END=99999999999",
                                        token=repo.task(tid).token)
         until(lambda: len([a for a in repo.attempts(task_id=tid) if a.state == "running"]) == 2, 60,
-              "both pilot jobs to start a point")
+              "both pilot jobs to start a point", every=0.5)
         out = CliRunner().invoke(main, ["pilots", "status", "--task", str(tid)])
         assert out.exit_code == 0, out.output
         assert out.output.count(" running ") == 2 and knows.job_id in out.output
 
-        until(lambda: state(knows.job_id) == state(told_nothing.job_id) == "ended", 150, "both jobs to end")
+        until(lambda: state(knows.job_id) == state(told_nothing.job_id) == "ended", 150, "both jobs to end", every=0.5)
         assert "CANCELLED" not in Path(knows.log).read_text(), "it stopped before Slurm had to kill it"
         assert "DUE TO TIME LIMIT" in Path(told_nothing.log).read_text()
 
         [retry] = pilots.submit(tid, "slurm", 1, 600, site="cluster", token=repo.task(tid).token)
-        until(lambda: repo.task(tid).state != "active", 90, "the retried points to finish")
+        until(lambda: repo.task(tid).state != "active", 90, "the retried points to finish", every=0.5)
 
     rows = results(repo, repo.task(tid))
     assert [r["state"] for r in rows] == ["finished", "finished"]
