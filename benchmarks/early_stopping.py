@@ -30,7 +30,7 @@ from gridhpo.steering.schedulers import Decision  # noqa: E402
 from gridhpo.steering.taskfile import parse_task  # noqa: E402
 
 SPACE = {
-    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
     "layers": {"type": "int", "low": 1, "high": 3},
     "width": {"type": "int", "low": 16, "high": 128, "log": True},
     "activation": {"type": "categorical", "choices": ["relu", "tanh"]},
@@ -90,7 +90,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--max-resource", type=int, default=27)
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "early_stopping.png")
+    ap.add_argument("--lr-low", type=float, default=1e-5,
+                    help="lowest learning rate, as in examples/digits/task-asha.yaml (1e-4: fewer slow learners)")
     args = ap.parse_args()
+    SPACE["lr"]["low"] = args.lr_low
     data = Data()
     curves: dict[str, list[list[tuple[int, float]]]] = {s: [] for s in STRATEGIES}
     t0 = time.time()
