@@ -226,21 +226,19 @@ class Repository:
             if point_ids is not None:
                 q = q.where(T_ATTEMPT.c.point_id.in_(list(point_ids)))
             if task_id is not None:
-                q = q.where(T_ATTEMPT.c.point_id.in_(select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)))
+                q = q.where(T_ATTEMPT.c.point_id.in_(_task_points(task_id)))
             return list(conn.execute(q))
 
     def metrics(self, task_id: int) -> list[Any]:
         with self._tx("read metrics") as conn:
-            task_points = select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)
-            q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(task_points))
+            q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(_task_points(task_id)))
                  .order_by(T_METRIC.c.point_id, T_METRIC.c.attempt_id, T_METRIC.c.seq))
             return list(conn.execute(q))
 
     def checkpoints(self, task_id: int) -> list[Any]:
         """Checkpoint records of a task's attempts, by point, attempt and sequence."""
         with self._tx("read checkpoints") as conn:
-            task_points = select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)
-            q = (select(T_CHECKPOINT).where(T_CHECKPOINT.c.point_id.in_(task_points))
+            q = (select(T_CHECKPOINT).where(T_CHECKPOINT.c.point_id.in_(_task_points(task_id)))
                  .order_by(T_CHECKPOINT.c.point_id, T_CHECKPOINT.c.attempt_id, T_CHECKPOINT.c.sequence))
             return list(conn.execute(q))
 
@@ -343,3 +341,8 @@ def _with_attempt_ids(rows: list[dict[str, Any]], new_ids: dict[tuple[int, int],
         if row["attempt_id"] is not None:
             out.append(row)
     return out
+
+
+def _task_points(task_id: int) -> Any:
+    """The ids of a task's points, as a subquery."""
+    return select(T_POINT.c.id).where(T_POINT.c.task_id == task_id)

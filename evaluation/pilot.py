@@ -154,7 +154,10 @@ class Pilot:
 
     def _handle(self, deliveries: list[Delivery]) -> None:
         accepted = [(d, m) for d in deliveries if (m := self._accept(d)) is not None]
-        inline = [(d, m) for d, m in accepted if runtimes.choose(m.evaluation, self.cfg.runtime) == "python"]
+        inline: list[tuple[Delivery, PointMessage]] = []
+        others: list[tuple[Delivery, PointMessage]] = []
+        for d, m in accepted:
+            (inline if runtimes.choose(m.evaluation, self.cfg.runtime) == "python" else others).append((d, m))
         if inline:
             # an in-process objective takes microseconds: its result is its start, the results
             # of a batch go out together, and each message is acknowledged only once its
@@ -169,9 +172,7 @@ class Pilot:
                 self._outbox = None
             for d, _ in inline:
                 d.ack()
-        for d, msg in accepted:
-            if (d, msg) in inline:
-                continue
+        for d, msg in others:
             self.send(msg, "started", {"host": self.host})
             d.ack()
             self.evaluate(msg)

@@ -272,7 +272,6 @@ class Steering:
         publishes: list[tuple[str, dict[str, Any]]] = []
         late: list[Event] = []
         heartbeats: dict[int, OpenPoint] = {}
-        task_of: dict[int, TaskState] = {}
         for ev in events:
             task = self.tasks.get(ev.task_id)
             if task is None:
@@ -289,7 +288,6 @@ class Steering:
                 if op.state == "running":
                     op.last_seen = max(op.last_seen, ev.time)
                     heartbeats[op.id] = op
-                    task_of[op.id] = task
             elif ev.type == "metric":
                 self._start(changes, task, op, ev)
                 changes.metrics.append(self._metric_row(op.id, op.attempt_id, (op.id, op.attempt), ev))
@@ -313,7 +311,7 @@ class Steering:
                     self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
                                     ev.time, publishes, cause if cause in INTERRUPT_CAUSES else "interrupted")
         for op in heartbeats.values():
-            if op.state == "running" and op.id in task_of:
+            if op.state == "running":
                 self._attempt(changes, op, "running")
         if late:
             self._record_late(changes, late)
