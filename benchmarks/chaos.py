@@ -1,14 +1,15 @@
 """The long chaos run of issue 8: a 1,000-point task on PostgreSQL + RabbitMQ, 8 pilot
-processes, a random pilot SIGKILLed (with its evaluation) every few seconds and replaced,
-the steering SIGKILLed and restarted twice, RabbitMQ restarted once.
+processes, a pilot SIGKILLed (with its evaluation) every few seconds and replaced (preferably
+one mid-evaluation with a checkpoint saved), the steering SIGKILLed and restarted twice,
+RabbitMQ and PostgreSQL restarted once each.
 
     .venv/bin/python benchmarks/chaos.py [--points 1000] [--pilots 8] [--kill-every 4]
                                          [--steering-kills 2] [--rabbitmq-restarts 1]
-                                         [--postgres-restarts 0] [--embedded]
+                                         [--postgres-restarts 1] [--embedded]
 
 Prints one table: points lost, results double-counted, wrong values, points resumed from a
 checkpoint, attempts, the disruptions that happened and the total time. Goal: 0 lost, 0
-double-counted, task complete. Restarts this machine's RabbitMQ (and PostgreSQL if asked):
+double-counted, task complete. Restarts this machine's RabbitMQ and PostgreSQL:
 run it when no one else is using them. --embedded runs on SQLite + the folder queue instead
 (no server restarts).
 """
@@ -35,7 +36,7 @@ def main() -> int:
     ap.add_argument("--kill-every", type=float, default=4.0, help="seconds between two pilot kills")
     ap.add_argument("--steering-kills", type=int, default=2)
     ap.add_argument("--rabbitmq-restarts", type=int, default=1)
-    ap.add_argument("--postgres-restarts", type=int, default=0)
+    ap.add_argument("--postgres-restarts", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=4, help="checkpointed epochs per evaluation")
     ap.add_argument("--epoch-seconds", type=float, default=0.25)
     ap.add_argument("--embedded", action="store_true", help="SQLite + folder queue, no server restarts")

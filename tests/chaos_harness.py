@@ -1,8 +1,9 @@
 """Chaos for a whole campaign: real steering and pilot processes (``python -m gridhpo.cli``),
-a random pilot SIGKILLed (with its evaluation) every few seconds and replaced, the steering
-SIGKILLed and started again, RabbitMQ and PostgreSQL restarted under them. Then the
-bookkeeping is audited: every point finished exactly once, with the value its parameters
-give. Shared by tests/integration/test_chaos.py and benchmarks/chaos.py.
+a pilot SIGKILLed (with its evaluation) every few seconds and replaced, preferably one that
+is mid-evaluation with a checkpoint saved, the steering SIGKILLed and started again,
+RabbitMQ and PostgreSQL restarted under them. Then the bookkeeping is audited: every point
+finished exactly once, with the value its parameters give. Shared by
+tests/integration/test_chaos.py and benchmarks/chaos.py.
 """
 from __future__ import annotations
 
@@ -126,6 +127,18 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             _kill(p)
 
 
+def _checkpointed(repo: Repository, tid: int, pilots: list[tuple[str, subprocess.Popen[bytes]]]) -> int | None:
+    """The index of a pilot whose running attempt has saved a checkpoint: killing it is a
+    walltime kill mid-training, the case checkpoints exist for. None when there is none (or
+    the database is restarting)."""
+    try:
+        saved = {c.attempt_id for c in repo.checkpoints(tid) if c.kind == "saved"}
+        running = {a.pilot_id for a in repo.attempts(task_id=tid) if a.state == "running" and a.id in saved}
+    except GridHPOError:
+        return None
+    return next((i for i, (pid, _) in enumerate(pilots) if pid in running), None)
+
+
 def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
               progress: Callable[[str], None] | None = None) -> ChaosResult:
     say = progress or (lambda _msg: None)
@@ -155,7 +168,12 @@ def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
     crashes: list[str] = []
     t0 = time.monotonic()
     steer = procs.start("steer", "steer", "-v")
-    pilots = [procs.start("pilot", "pilot", "--task", str(tid)) for _ in range(plan.pilots)]
+
+    def start_pilot() -> tuple[str, subprocess.Popen[bytes]]:
+        pid = f"chaos-{procs.count + 1}"
+        return pid, procs.start("pilot", "pilot", "--task", str(tid), "--pilot-id", pid)
+
+    pilots = [start_pilot() for _ in range(plan.pilots)]
     # the disruptions, each at a fraction of the task's finished points
     n_events = plan.steering_kills + plan.rabbitmq_restarts + plan.postgres_restarts
     kinds = (["steering"] * plan.steering_kills + ["rabbitmq"] * plan.rabbitmq_restarts
@@ -190,17 +208,19 @@ def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
                     postgres_restart()
                 done[kind] += 1
             if time.monotonic() >= next_kill:
-                i = rng.randrange(len(pilots))
-                _kill(pilots[i])
-                pilots[i] = procs.start("pilot", "pilot", "--task", str(tid))
+                i = _checkpointed(repo, tid, pilots)
+                if i is None:
+                    i = rng.randrange(len(pilots))
+                _kill(pilots[i][1])
+                pilots[i] = start_pilot()
                 done["pilot"] += 1
                 next_kill = time.monotonic() + plan.kill_every
-            for i, p in enumerate(pilots):
+            for i, (_, p) in enumerate(pilots):
                 if p.poll() is not None:  # a pilot may exit (e.g. broker gone too long): replace it
-                    pilots[i] = procs.start("pilot", "pilot", "--task", str(tid))
+                    pilots[i] = start_pilot()
             time.sleep(0.2)
     finally:
-        _stop([steer, *pilots])
+        _stop([steer, *(p for _, p in pilots)])
     elapsed = time.monotonic() - t0
     if steer.returncode not in (0, -signal.SIGTERM):
         crashes.append(f"the last steering ended with code {steer.returncode}")

@@ -43,6 +43,8 @@ def test_chaos_completes_without_losing_or_doubling(servers: tuple[str, str], tm
     assert r.lost == 0, f"{r.lost} points lost {where}"
     assert r.double_counted == 0, f"{r.double_counted} points with two finished attempts {where}"
     assert r.wrong_values == 0, f"{r.wrong_values} finished values differ from the objective {where}"
+    # pilots are killed mid-evaluation after a checkpoint: their retries start from it
+    assert r.resumed >= 1, f"no retried attempt resumed from its checkpoint after {r.pilot_kills} kills {where}"
 
 
 @pytest.mark.integration
