@@ -215,9 +215,9 @@ class Pilot:
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data, auth=self.cfg.token or "")
         if self._outbox is not None and not confirm:
-            self._outbox.append((events_queue(), ev.to_json()))
+            self._outbox.append((events_queue(msg.task_id), ev.to_json()))
         else:
-            self.broker.publish(events_queue(), ev.to_json(), confirm)
+            self.broker.publish(events_queue(msg.task_id), ev.to_json(), confirm)
 
     # ------------------------------------------------------------------ one attempt
 

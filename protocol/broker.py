@@ -43,8 +43,9 @@ except ImportError:  # pragma: no cover - amqp ships with kombu
 class Delivery:
     """One received message; ``ack`` once its effect is durable, ``requeue`` to give it back."""
 
-    def __init__(self, body: Any, message: Any, broker: Broker) -> None:
+    def __init__(self, body: Any, message: Any, broker: Broker, queue: str = "") -> None:
         self.body = body
+        self.queue = queue
         self._message = message
         self._broker = broker
 
@@ -224,7 +225,7 @@ class Broker:
             msg = self._queue(queue)(self._conn.default_channel).get(no_ack=False, accept=["json"])
             if msg is None:
                 return None
-            return Delivery(_decode(msg), msg, self)
+            return Delivery(_decode(msg), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -240,42 +241,81 @@ class Broker:
 
     def drain(self, queue: str, max_messages: int = 500, timeout: float = 0.1) -> list[Delivery]:
         """Receive up to ``max_messages`` from ``queue``, waiting at most ``timeout`` for the first."""
+        return self.drain_fair([queue], max_messages, timeout)[0]
 
-        def op() -> list[Delivery]:
-            held = self._consumers.get(queue)
-            if held is not None and held[0].channel is not self._conn.default_channel:
-                # kombu re-opened the connection by itself (after a failed ack, say): the
-                # consumer died with the old channel and nothing would ever arrive again
-                log.warning("broker %s: the connection was re-opened; consuming %s again", redact(self.url), queue)
-                del self._consumers[queue]
-            if queue not in self._consumers:
-                self._declare(queue)
-                buf: list[Delivery] = []
+    def drain_fair(self, queues: list[str], max_messages: int = 500,
+                   timeout: float = 0.1) -> tuple[list[Delivery], set[str]]:
+        """Receive up to ``max_messages`` from several queues, shared evenly among them (a queue
+        with fewer waiting leaves the rest of its share to the others), waiting at most
+        ``timeout`` for the first. Returns them with the queues that had more than they got."""
+        if not queues:
+            time.sleep(timeout)
+            return [], set()
 
-                def on_message(body: Any, message: Any) -> None:
-                    buf.append(Delivery(_decode(message), message, self))
-
-                consumer = Consumer(
-                    self._conn.default_channel, queues=[self._queue(queue)],
-                    callbacks=[on_message], accept=["json"], prefetch_count=max_messages,
-                )
-                consumer.consume()
-                self._consumers[queue] = (consumer, buf)
-            _, buf = self._consumers[queue]
+        def op() -> tuple[list[Delivery], set[str]]:
+            # consumers may hold twice a batch: what is left over tells a queue has more waiting
+            bufs = [self._buffer(q, 2 * max_messages) for q in queues]
             deadline = time.monotonic() + timeout
-            while len(buf) < max_messages:
-                remaining = deadline - time.monotonic() if not buf else 0.0
+            # read all that has arrived, not just a batch: one connection brings every queue's
+            # messages in the order sent, and a quiet queue's few may be behind a flood (the
+            # consumers' prefetch bounds what can arrive)
+            while True:
+                waiting = any(bufs)
+                remaining = deadline - time.monotonic() if not waiting else 0.0
                 try:
                     self._conn.drain_events(timeout=max(remaining, 0.001))
                 except TimeoutError:
-                    if buf or time.monotonic() >= deadline:
+                    if waiting or time.monotonic() >= deadline:
                         break
-            out = buf[:max_messages]
-            del buf[:max_messages]
-            return out
+            out: list[Delivery] = []
+            more: set[str] = set()
+            for queue, buf, n in zip(queues, bufs, fair_shares([len(b) for b in bufs], max_messages), strict=True):
+                out += buf[:n]
+                del buf[:n]
+                if buf:
+                    more.add(queue)
+            return out, more
 
         with self.lock:
             return self._retrying("consume", op)  # type: ignore[no-any-return]
+
+    def stop_consuming(self, queue: str) -> None:
+        """Cancel the consumer of ``queue``; what it held and did not hand out goes back."""
+        with self.lock:
+            held = self._consumers.pop(queue, None)
+            if held is None:
+                return
+            consumer, buf = held
+            try:
+                consumer.cancel()  # deliveries already on their way land in buf meanwhile
+                for d in buf:
+                    d.requeue()
+            except _CONNECTION_ERRORS as exc:
+                # the connection is gone, and with it what the consumer held: the broker has it back
+                log.warning("broker %s: cancelling the consumer of %s failed: %s", redact(self.url), queue, exc)
+
+    def _buffer(self, queue: str, prefetch: int) -> list[Delivery]:
+        """The messages received from ``queue`` and not handed out yet; consumes it from now on."""
+        held = self._consumers.get(queue)
+        if held is not None and held[0].channel is not self._conn.default_channel:
+            # kombu re-opened the connection by itself (after a failed ack, say): the
+            # consumer died with the old channel and nothing would ever arrive again
+            log.warning("broker %s: the connection was re-opened; consuming %s again", redact(self.url), queue)
+            del self._consumers[queue]
+        if queue not in self._consumers:
+            self._declare(queue)
+            buf: list[Delivery] = []
+
+            def on_message(body: Any, message: Any) -> None:
+                buf.append(Delivery(_decode(message), message, self, queue))
+
+            consumer = Consumer(
+                self._conn.default_channel, queues=[self._queue(queue)],
+                callbacks=[on_message], accept=["json"], prefetch_count=prefetch,
+            )
+            consumer.consume()
+            self._consumers[queue] = (consumer, buf)
+        return self._consumers[queue][1]
 
     def size(self, queue: str) -> int:
         """Messages waiting in ``queue`` (not counting those held by consumers)."""
@@ -304,6 +344,18 @@ class Broker:
 
         with self.lock:
             self._retrying("delete", op)
+
+
+def fair_shares(waiting: list[int], total: int) -> list[int]:
+    """How many of ``total`` each of several queues gets, ``waiting[i]`` being what queue ``i``
+    has: equal shares, the part a short queue cannot use going to the others (max-min fair)."""
+    shares = [0] * len(waiting)
+    left = total
+    order = sorted(range(len(waiting)), key=lambda i: waiting[i])
+    for k, i in enumerate(order):
+        shares[i] = min(waiting[i], -(-left // (len(waiting) - k)))  # rounded up: none is left over
+        left -= shares[i]
+    return shares
 
 
 class Undecodable:

@@ -23,8 +23,10 @@ def points_queue(task_id: int, token: str | None = None) -> str:
     return f"gridhpo.points.{task_id}" + (f".{queue_key(token)}" if token else "")
 
 
-def events_queue() -> str:
-    return "gridhpo.events"
+def events_queue(task_id: int) -> str:
+    """Where a task's pilots report. One queue per task, so the steering can take each task's
+    fair share of a round and a flood of one task's events never delays another's."""
+    return f"gridhpo.events.{task_id}"
 
 
 def control_queue(pilot_id: str) -> str:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -102,13 +102,17 @@ def run_task(repo: Repository, broker_url: str, task_id: int, pilots: int,
     return run_tasks(repo, broker_url, [task_id], pilots, on_progress, pilot_args, stop)[0]
 
 
-def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: int,
+def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: int | Sequence[int],
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               pilot_args: list[str] | None = None, stop: threading.Event | None = None) -> list[RunResult]:
-    """``run_task`` for several tasks at once, ``pilots`` local pilots each, one steering."""
+    """``run_task`` for several tasks at once, one steering, ``pilots`` local pilots each (or
+    ``pilots[i]`` for ``task_ids[i]``)."""
     stop = stop or threading.Event()
-    groups = [LocalPilots(tid, pilots, broker_url, config.home() / "logs", pilot_args or [], repo.task(tid).token)
-              for tid in task_ids]
+    counts = [pilots] * len(task_ids) if isinstance(pilots, int) else list(pilots)
+    if len(counts) != len(task_ids):
+        raise ValueError(f"{len(counts)} pilot counts for {len(task_ids)} tasks")
+    groups = [LocalPilots(tid, n, broker_url, config.home() / "logs", pilot_args or [], repo.task(tid).token)
+              for tid, n in zip(task_ids, counts, strict=True)]
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms
@@ -123,8 +127,8 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
             while not stop.is_set() and any(tid in steering.tasks for tid in task_ids):
                 steering.step()
                 for group in groups:
-                    if group.task_id in steering.tasks and group.alive() == 0 and pilots > 0:
-                        raise EvaluationError(f"all {pilots} pilots of task {group.task_id} exited; "
+                    if group.task_id in steering.tasks and group.alive() == 0 and group.count > 0:
+                        raise EvaluationError(f"all {group.count} pilots of task {group.task_id} exited; "
                                               f"see their logs in {group.log_dir}")
         else:
             log.info("another steering serves %s; watching tasks %s", repo.url, task_ids)

@@ -43,7 +43,7 @@ INTERRUPT_CAUSES = ("walltime", "signal", "site")
 
 class Steering:
     def __init__(self, repo: Repository, broker: Broker, *, dispatch_only: set[int] | None = None,
-                 requeue_grace: float = 30.0, check_interval: float = 2.0, batch: int = 1000,
+                 requeue_grace: float = 30.0, check_interval: float = 2.0, batch: int = 250,
                  lock: SteeringLock | None = None) -> None:
         self.repo = repo
         self.broker = broker
@@ -55,6 +55,7 @@ class Steering:
         self.tasks: dict[int, TaskState] = {}
         self._last_refresh = 0.0
         self._last_check = 0.0
+        self.round_seconds = 0.0  # a moving average: how long a result waits to be acted on
         self.on_progress: Callable[[TaskState], None] | None = None
 
     # ------------------------------------------------------------------ main loop
@@ -73,9 +74,13 @@ class Steering:
     def step(self) -> int:
         """One round, written in one transaction: the events received, then the new points
         that keep every task's pilots busy. Returns how many events it applied."""
+        started = time.monotonic()
         self.refresh_tasks()
         busy = any(t.open for t in self.tasks.values())
-        deliveries = self.broker.drain(events_queue(), max_messages=self.batch, timeout=0.02 if busy else 0.2)
+        # each task's share of the round: a flood of one task's events waits in its own queue
+        queues = [events_queue(t.id) for t in self.tasks.values() if self._serves(t)]
+        deliveries, backlogged = self.broker.drain_fair(queues, max_messages=self.batch,
+                                                        timeout=0.02 if busy else 0.2)
         events = self._parse(deliveries)
         changes, publishes = self.apply_events(events)
         now = time.monotonic()
@@ -84,7 +89,7 @@ class Steering:
             publishes += self._timeouts(changes)
         for task in list(self.tasks.values()):
             self._revive(task, changes, publishes)
-        asked = [(task, self._ask(task)) for task in list(self.tasks.values())]
+        asked = [(task, self._ask(task, events_queue(task.id) in backlogged)) for task in list(self.tasks.values())]
         for task, suggestions in asked:
             for s in suggestions:
                 changes.new_points.append({"task_id": task.id, "number": s.number, "params": s.params})
@@ -101,6 +106,7 @@ class Steering:
                     self.on_progress(self.tasks[tid])
         for task in list(self.tasks.values()):
             self.finish_if_done(task)
+        self.round_seconds += 0.2 * (time.monotonic() - started - self.round_seconds)
         return len(deliveries)
 
     def _commit(self, changes: Changes) -> None:
@@ -155,12 +161,14 @@ class Steering:
     def _serves(self, task: TaskState) -> bool:
         return self.dispatch_only is None or task.id in self.dispatch_only
 
-    def _ask(self, task: TaskState) -> list[Suggestion]:
-        """New suggestions to keep ``parallel + min_queued`` points in flight within the budget."""
+    def _ask(self, task: TaskState, backlogged: bool = False) -> list[Suggestion]:
+        """New suggestions to keep the task's depth (at least ``parallel + min_queued``) in
+        flight within the budget."""
         if not self._serves(task) or task.too_many_failures:
             return []
+        task.depth.update(time.monotonic(), task.created, self.round_seconds, backlogged)
         b = task.spec.budget
-        want = min(b.parallel + b.min_queued - task.in_flight, b.max_points - task.created)
+        want = min(task.depth.target - task.in_flight, b.max_points - task.created)
         if want <= 0:
             return []
         try:
@@ -229,8 +237,10 @@ class Steering:
             self.repo.retrying("update task", lambda: self.repo.set_task_state(task.id, state, message))
         try:
             self.broker.purge(task.queue)
+            self.broker.stop_consuming(events_queue(task.id))
+            self.broker.purge(events_queue(task.id))  # late reports of pilots not yet stopped
         except GridHPOError as exc:
-            log.warning("task %s: emptying its queue failed: %s", task.row.name, exc)
+            log.warning("task %s: emptying its queues failed: %s", task.row.name, exc)
         log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
                  state or "closed", task.finished, task.failed, task.best_value)
         task.open.clear()
@@ -253,6 +263,8 @@ class Steering:
                 if isinstance(d.body, Undecodable):
                     raise MessageError(d.body.reason)
                 ev = parse_event(d.body)
+                if d.queue != events_queue(ev.task_id):
+                    raise MessageError(f"an event of task {ev.task_id} in {d.queue}")
             except MessageError as exc:
                 d.dead_letter(f"malformed event: {exc}")
                 deliveries.remove(d)

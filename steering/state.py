@@ -15,6 +15,7 @@ from gridhpo.bookkeeping.models import TERMINAL_POINT_STATES
 from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.protocol import points_queue
 from gridhpo.steering import optimisers, schedulers
+from gridhpo.steering.depth import QueueDepth
 from gridhpo.steering.driver import OptimiserDriver
 from gridhpo.steering.optimisers import Optimiser, Trial
 from gridhpo.steering.schedulers import Scheduler
@@ -56,6 +57,10 @@ class TaskState:
     best_number: int | None = None
     error: str | None = None
     wire: dict[str, Any] | None = None  # the parts of a point message common to the task
+    depth: QueueDepth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.depth = QueueDepth(self.spec.budget.parallel + self.spec.budget.min_queued)
 
     @property
     def id(self) -> int:

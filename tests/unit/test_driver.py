@@ -80,7 +80,7 @@ def test_steering_rounds_stay_short_with_a_slow_backend(tmp_path: Path) -> None:
                 d.ack()
                 ev = Event(type="finished", task_id=tid, point_id=d.body["point_id"], attempt=1, pilot_id="p",
                            data={"value": 1.0}, auth=token or "")
-                broker.publish(events_queue(), ev.to_json())
+                broker.publish(events_queue(tid), ev.to_json())
         assert len(handed) >= 12  # dispatch went on while tells of 1 s each were queued
         broker.close()
     finally:

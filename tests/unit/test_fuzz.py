@@ -364,7 +364,8 @@ def test_the_steering_survives_any_valid_shaped_event(
         except MessageError:
             continue  # malformed events are dropped before apply_events; covered above
     s.apply_events([e for e in aimed if e.task_id != tid])  # unknown tasks: nothing to do, nothing raised
-    broker.publish_many([(events_queue(), e.to_json()) for e in aimed])
+    # into this task's queue: those of other tasks are refused there
+    broker.publish_many([(events_queue(tid), e.to_json()) for e in aimed])
     s.step()
     while (d := broker.get(points_queue(tid))) is not None:
         msgs.append(d.body)

@@ -15,6 +15,7 @@ import pytest
 
 from gridhpo.errors import QueueError
 from gridhpo.protocol import Broker
+from gridhpo.protocol.broker import fair_shares
 from tests.servers import rabbitmq_vhost
 
 
@@ -69,6 +70,55 @@ def test_drain_takes_a_batch_and_waits_at_most_its_timeout(url: str) -> None:
         assert sorted(got) == list(range(25))
 
 
+def test_fair_shares_give_what_a_short_queue_leaves_to_the_others() -> None:
+    assert fair_shares([50, 3], 20) == [17, 3]
+    assert fair_shares([100, 100], 21) in ([11, 10], [10, 11])
+    assert fair_shares([5, 5, 5], 20) == [5, 5, 5]
+    assert fair_shares([0, 40, 7, 40], 30) == [0, 12, 7, 11]
+    assert fair_shares([], 10) == []
+
+
+def test_a_flooded_queue_does_not_delay_a_quiet_one(url: str) -> None:
+    """What the steering relies on to serve a small task beside a large one: each drain
+    shares its batch among the queues, so the quiet queue's messages come in the first
+    rounds, not after the flood."""
+    with Broker(url) as pub, Broker(url) as sub:
+        pub.publish_many([("big", {"i": i}) for i in range(80)])
+        pub.publish_many([("small", {"i": i}) for i in range(3)])
+        deadline = time.monotonic() + 10
+        while (sub.size("big"), sub.size("small")) != (80, 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got: dict[str, int] = {"big": 0, "small": 0}
+        saw_backlog = False
+        while got["small"] < 3 and time.monotonic() < deadline:
+            batch, more = sub.drain_fair(["big", "small"], max_messages=20, timeout=0.5)
+            assert len(batch) <= 20
+            saw_backlog |= "big" in more
+            for d in batch:
+                got[d.queue] += 1
+                d.ack()
+        assert got["small"] == 3
+        assert got["big"] <= 40, f"the quiet queue waited behind {got['big']} messages of the flooded one"
+        assert saw_backlog or got["big"] < 20
+
+
+def test_stop_consuming_gives_back_what_was_not_handed_out(url: str) -> None:
+    with Broker(url) as pub, Broker(url) as sub, Broker(url) as other:
+        pub.publish_many([("held", {"i": i}) for i in range(5)])
+        deadline = time.monotonic() + 10
+        got: list[int] = []
+        while not got and time.monotonic() < deadline:
+            for d in sub.drain("held", max_messages=2, timeout=0.5):
+                got.append(d.body["i"])
+                d.ack()
+        sub.stop_consuming("held")
+        while len(got) < 5 and time.monotonic() < deadline:
+            if (d := other.wait("held", timeout=0.5)) is not None:
+                got.append(d.body["i"])
+                d.ack()
+        assert sorted(got) == list(range(5))
+
+
 def test_size_and_purge(url: str) -> None:
     with Broker(url) as b:
         b.publish_many([("s", {"i": i}) for i in range(5)])
@@ -103,6 +153,7 @@ def test_two_consumers_never_get_the_same_message(url: str) -> None:
 CONSUMER = """
 import sys, time
 from gridhpo.protocol import Broker
+from gridhpo.protocol.broker import fair_shares
 b = Broker(sys.argv[1])
 d = b.wait("k", timeout=10)
 print("got", d.body["i"], flush=True)

@@ -63,10 +63,10 @@ def ev(etype: str, p: dict[str, Any], **data: Any) -> Event:
 
 
 def feed(steering: Steering, broker: Broker, events: list[Event]) -> None:
-    broker.publish_many([(events_queue(), e.to_json()) for e in events])
+    broker.publish_many([(events_queue(e.task_id), e.to_json()) for e in events])
     for _ in range(20):
         steering.step()
-        if broker.size(events_queue()) == 0:
+        if all(broker.size(events_queue(t)) == 0 for t in {e.task_id for e in events}):
             break
 
 
@@ -210,8 +210,8 @@ def test_malformed_and_oversized_events_go_to_the_dead_letter_queue(env: tuple[R
     [m] = take(broker, tid)
     good = ev("finished", m, value=1.0).to_json()
     huge = ev("metric", m, seq=0, step=1, values={"blob": "x" * (1 << 20)}).to_json()
-    broker.publish_many([(events_queue(), {"kind": "event", "v": 1, "type": "exploded"}),
-                         (events_queue(), huge), (events_queue(), good)])
+    broker.publish_many([(events_queue(tid), {"kind": "event", "v": 1, "type": "exploded"}),
+                         (events_queue(tid), huge), (events_queue(tid), good)])
     for _ in range(10):
         s.step()
     reasons = []
@@ -292,3 +292,42 @@ def take_with(broker: Broker, queue: str) -> list[dict[str, Any]]:
         out.append(d.body)
         d.ack()
     return out
+
+
+def test_a_flood_of_one_tasks_events_does_not_delay_another_task(env: tuple[Repository, Broker]) -> None:
+    """One steering, a large task whose pilots sent far more than a round takes, and a small
+    one with a single result waiting: the small task's result is applied in the first round."""
+    repo, broker = env
+    big, _ = submit(repo, spec(parallel=1), name="big")
+    small, _ = submit(repo, spec(parallel=1), name="small")
+    s = Steering(repo, broker, batch=50)
+    s.step()
+    [mb], [ms] = take(broker, big), take(broker, small)
+    flood = [ev("started", mb)] + [ev("metric", mb, seq=i, step=i, values={"loss": 1.0}) for i in range(400)]
+    broker.publish_many([(events_queue(big), e.to_json()) for e in flood])
+    broker.publish(events_queue(small), ev("finished", ms, value=0.5).to_json())
+    assert s.step() <= 50
+    assert [p.state for p in repo.points(small) if p.id == ms["point_id"]] == ["finished"]
+    assert len(repo.metrics(big)) < 50  # the rest of the flood waits for the next rounds
+    for _ in range(20):
+        s.step()
+    assert len(repo.metrics(big)) == 400  # and nothing of it is lost
+
+
+def test_a_task_whose_pilots_outpace_the_rounds_gets_more_points_in_flight() -> None:
+    from gridhpo.steering.depth import MAX_FACTOR, WINDOW, QueueDepth
+
+    d = QueueDepth(base=4)
+    d.update(0.0, 0, 0.1)
+    assert d.target == 4
+    d.update(WINDOW, 50, 0.1)  # 50 points/s and rounds of 0.1 s: twice the 10 used in two rounds
+    assert d.target == 4 + 20
+    d.update(2 * WINDOW, 10**6, 0.1)
+    assert d.target == 4 * MAX_FACTOR  # never more than this
+    # the steering is the bottleneck (more waiting than a round takes): more depth would only
+    # add to the backlog
+    d.update(2.5 * WINDOW, 10**6 + 300, 0.1, backlogged=True)
+    d.update(3 * WINDOW, 10**6 + 400, 0.1)
+    assert d.target == 4 + 4 * (MAX_FACTOR - 1) // 2
+    d.update(4 * WINDOW, 10**6 + 400, 0.1)  # pilots idle: back to the budget's depth
+    assert d.target == 4
