@@ -116,6 +116,7 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms
+    steering: Steering | None = None
     try:
         for group in groups:
             group.start()
@@ -138,6 +139,8 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
                         on_progress(progress_from_db(repo, tid))
                 time.sleep(0.5)
     finally:
+        if steering is not None:
+            steering.close()
         for group in groups:
             group.stop()
         broker.close()

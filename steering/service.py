@@ -64,12 +64,20 @@ class Steering:
         """Serve until ``stop`` is set, or until every task in ``until_done`` has ended."""
         stop = stop or threading.Event()
         log.info("steering started (bookkeeping %s)", self.repo.engine.url.render_as_string(hide_password=True))
-        self.refresh_tasks(force=True)
-        while not stop.is_set():
-            self.step()
-            if until_done is not None and not any(t in self.tasks for t in until_done):
-                break
+        try:
+            self.refresh_tasks(force=True)
+            while not stop.is_set():
+                self.step()
+                if until_done is not None and not any(t in self.tasks for t in until_done):
+                    break
+        finally:
+            self.close()
         log.info("steering stopped")
+
+    def close(self) -> None:
+        """Stop the optimisers' worker threads (the tasks stay active for the next steering)."""
+        for task in self.tasks.values():
+            task.driver.close()
 
     def step(self) -> int:
         """One round, written in one transaction: the events received, then the new points
