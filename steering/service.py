@@ -86,8 +86,8 @@ class Steering:
         self.refresh_tasks()
         busy = any(t.open for t in self.tasks.values())
         # each task's share of the round: a flood of one task's events waits in its own queue
-        queues = [events_queue(t.id) for t in self.tasks.values() if self._serves(t)]
-        deliveries, backlogged = self.broker.drain_fair(queues, max_messages=self.batch,
+        # (the events of tasks it does not dispatch are applied too, as their heartbeats count)
+        deliveries, backlogged = self.broker.drain_fair([events_queue(t) for t in self.tasks], max_messages=self.batch,
                                                         timeout=0.02 if busy else 0.2)
         events = self._parse(deliveries)
         changes, publishes = self.apply_events(events)
