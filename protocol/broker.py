@@ -240,21 +240,23 @@ class Broker:
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
     def drain(self, queue: str, max_messages: int = 500, timeout: float = 0.1) -> list[Delivery]:
-        """Receive up to ``max_messages`` from ``queue``, waiting at most ``timeout`` for the first."""
-        return self.drain_fair([queue], max_messages, timeout)[0]
+        """Receive up to ``max_messages`` from ``queue``, waiting at most ``timeout`` for the
+        first. The consumer never holds more than that (a pilot takes only what it runs)."""
+        return self.drain_fair([queue], max_messages, timeout, prefetch=max_messages)[0]
 
-    def drain_fair(self, queues: list[str], max_messages: int = 500,
-                   timeout: float = 0.1) -> tuple[list[Delivery], set[str]]:
+    def drain_fair(self, queues: list[str], max_messages: int = 500, timeout: float = 0.1,
+                   prefetch: int | None = None) -> tuple[list[Delivery], set[str]]:
         """Receive up to ``max_messages`` from several queues, shared evenly among them (a queue
         with fewer waiting leaves the rest of its share to the others), waiting at most
-        ``timeout`` for the first. Returns them with the queues that had more than they got."""
+        ``timeout`` for the first. Returns them with the queues that had more than they got.
+        Each queue's consumer holds up to ``prefetch`` messages (by default twice
+        ``max_messages``, so that what is left over shows a queue has more waiting)."""
         if not queues:
             time.sleep(timeout)
             return [], set()
 
         def op() -> tuple[list[Delivery], set[str]]:
-            # consumers may hold twice a batch: what is left over tells a queue has more waiting
-            bufs = [self._buffer(q, 2 * max_messages) for q in queues]
+            bufs = [self._buffer(q, prefetch or 2 * max_messages) for q in queues]
             deadline = time.monotonic() + timeout
             # read all that has arrived, not just a batch: one connection brings every queue's
             # messages in the order sent, and a quiet queue's few may be behind a flood (the

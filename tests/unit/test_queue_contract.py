@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,25 @@ def test_a_flooded_queue_does_not_delay_a_quiet_one(url: str) -> None:
         assert got["small"] == 3
         assert got["big"] <= 40, f"the quiet queue waited behind {got['big']} messages of the flooded one"
         assert saw_backlog or got["big"] < 20
+
+
+def test_a_drain_holds_no_more_than_it_takes(url: str) -> None:
+    """A pilot drains only as many points as it runs; the rest stay for the other pilots."""
+    with Broker(url) as pub, Broker(url) as sub, Broker(url) as other:
+        pub.publish_many([("work", {"i": i}) for i in range(6)])
+        deadline = time.monotonic() + 10
+        mine: list[Any] = []
+        while len(mine) < 2 and time.monotonic() < deadline:
+            mine += sub.drain("work", max_messages=2, timeout=0.5)
+        assert len(mine) == 2  # not acknowledged: still held by this consumer
+        theirs = []
+        while len(theirs) < 4 and time.monotonic() < deadline:
+            if (d := other.wait("work", timeout=0.5)) is not None:
+                theirs.append(d.body["i"])
+                d.ack()
+        assert sorted(theirs + [d.body["i"] for d in mine]) == list(range(6))
+        for d in mine:
+            d.ack()
 
 
 def test_stop_consuming_gives_back_what_was_not_handed_out(url: str) -> None:
