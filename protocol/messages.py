@@ -12,7 +12,7 @@ from typing import Any
 from gridhpo.errors import MessageError
 from gridhpo.tokens import queue_key
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: one events queue per task (gridhpo.events.<task>)
 EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
 MAX_MESSAGE_BYTES = 1 << 20
 DEAD_LETTER_QUEUE = "gridhpo.dead-letter"  # malformed or oversized messages, with the reason

@@ -9,9 +9,10 @@ target asks for twice that: the depth grows until the pilots, not the steering, 
 pace, and falls back when they slow down. Beside a large task that makes every round long,
 a small task keeps its pilots busy this way (benchmarks/fairness.py).
 
-Evaluations of minutes never see it (``r`` times a round is far below one point), and a
-model-based optimiser hands out only the suggestions its worker has ready (see
-``steering.driver``), so the extra points are not staler than ``min_queued`` makes them.
+Evaluations of minutes never see it (``r`` times a round is far below one point). Where it
+acts, the extra points are, like ``min_queued``'s, points asked before the results of those
+ahead of them: a model-based optimiser learns from fewer results per suggestion. That is the
+price of pilots that do not wait, paid only by evaluations shorter than two rounds.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ WINDOW = 1.0
 class QueueDepth:
     base: int
     extra: int = 0
-    _created: int = 0
+    _done: int = 0
     _since: float | None = None
     _backlogged: bool = False
 
@@ -37,23 +38,26 @@ class QueueDepth:
         """Points to keep queued or running."""
         return self.base + self.extra
 
-    def update(self, now: float, created: int, round_seconds: float, backlogged: bool = False) -> None:
-        """Measure the rate at which the task takes new points (``created`` so far, at
-        ``now``) and set the depth for the steering's current ``round_seconds``. A task
+    def update(self, now: float, done: int, round_seconds: float, backlogged: bool = False) -> None:
+        """Measure the rate at which the task's pilots end points (``done``: the points no
+        longer in flight, at ``now``) and set the depth for the steering's current
+        ``round_seconds``. Ended points, not new ones: new points include those the depth
+        itself adds, and a rate counted from them would feed on its own growth. A task
         ``backlogged`` in a round of the window (more of its events waiting than its share)
         is held back by the steering itself: more points in flight would only lengthen its
         backlog, so its depth falls back instead."""
         self._backlogged |= backlogged
         if self._since is None:
-            self._created, self._since = created, now
+            self._done, self._since = done, now
             return
         elapsed = now - self._since
         if elapsed < WINDOW:
             return
-        rate = (created - self._created) / elapsed
-        self._created, self._since = created, now
+        rate = (done - self._done) / elapsed
+        self._done, self._since = done, now
         if self._backlogged:
             self.extra //= 2
             self._backlogged = False
         else:
-            self.extra = min(self.base * (MAX_FACTOR - 1), math.ceil(4 * rate * round_seconds))
+            # (a revived paused point counts as one fewer ended: the rate can dip below 0)
+            self.extra = min(self.base * (MAX_FACTOR - 1), max(0, math.ceil(4 * rate * round_seconds)))

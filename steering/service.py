@@ -174,7 +174,7 @@ class Steering:
         flight within the budget."""
         if not self._serves(task) or task.too_many_failures:
             return []
-        task.depth.update(time.monotonic(), task.created, self.round_seconds, backlogged)
+        task.depth.update(time.monotonic(), task.created - task.in_flight, self.round_seconds, backlogged)
         b = task.spec.budget
         want = min(task.depth.target - task.in_flight, b.max_points - task.created)
         if want <= 0:
@@ -229,9 +229,14 @@ class Steering:
             self._close_task(task, "finished", None)
 
     def _close_task(self, task: TaskState, state: str | None, message: str | None) -> None:
-        """End a task: its open points are cancelled and its queue emptied."""
+        """End a task: its open points are cancelled, the pilots running them told to stop
+        (a cancelled campaign frees its GPUs), and its queues emptied."""
         changes = Changes()
         now = time.time()
+        self._publish([(control_queue(op.pilot_id), ControlMessage(
+            task_id=task.id, point_id=op.id, attempt=op.attempt, action="stop",
+            reason=f"task ended: {message or state}").to_json())
+            for op in task.open.values() if op.state == "running" and op.pilot_id])
         for op in task.open.values():
             if op.state == "paused":
                 # never revived: it ends as stopped, with the value it had reached

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridhpo.errors import MessageError
-from gridhpo.protocol import Event, PointMessage, parse_event, parse_point
+from gridhpo.protocol import PROTOCOL_VERSION, Event, PointMessage, parse_event, parse_point
 
 
 def point() -> PointMessage:
@@ -26,7 +26,7 @@ def test_messages_round_trip_through_json() -> None:
 def test_every_message_names_task_point_attempt_and_is_versioned() -> None:
     body = Event(type="started", task_id=1, point_id=2, attempt=3, pilot_id="p").to_json()
     assert {body["task_id"], body["point_id"], body["attempt"]} == {1, 2, 3}
-    assert body["v"] == 1 and len(body["event_id"]) == 32
+    assert body["v"] == PROTOCOL_VERSION and len(body["event_id"]) == 32
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gridhpo.bookkeeping import Repository
-from gridhpo.protocol import Broker, Event, events_queue, parse_point, points_queue
+from gridhpo.protocol import PROTOCOL_VERSION, Broker, Event, events_queue, parse_point, points_queue
 from gridhpo.steering.runner import submit
 from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import parse_task
@@ -175,6 +175,26 @@ def test_task_ends_at_max_points_and_at_max_failures(env: tuple[Repository, Brok
     assert repo.counts(t2).get("cancelled") == 1
 
 
+def test_a_cancelled_task_stops_its_running_points_and_reads_no_more(env: tuple[Repository, Broker]) -> None:
+    from gridhpo.protocol import control_queue, parse_control
+
+    repo, broker = env
+    tid, _ = submit(repo, spec(max_points=10, parallel=2))
+    s = Steering(repo, broker)
+    s.step()
+    running, _ = take(broker, tid)
+    feed(s, broker, [ev("started", running)])
+    repo.set_task_state(tid, "cancelled", "by the user")
+    s.refresh_tasks(force=True)
+    d = broker.get(control_queue("pilot-a"))  # the pilot running a point is told to stop
+    assert d is not None
+    c = parse_control(d.body)
+    assert (c.point_id, c.attempt, c.action) == (running["point_id"], 1, "stop") and "task ended" in c.reason
+    assert {p.state for p in repo.points(tid)} == {"cancelled"}
+    assert take(broker, tid) == []  # nothing left to hand out
+    assert broker.size(events_queue(tid)) == 0
+
+
 def test_a_restarted_steering_continues_without_duplicating_points(env: tuple[Repository, Broker]) -> None:
     repo, broker = env
     tid, _ = submit(repo, spec(max_points=6, parallel=2))
@@ -210,7 +230,7 @@ def test_malformed_and_oversized_events_go_to_the_dead_letter_queue(env: tuple[R
     [m] = take(broker, tid)
     good = ev("finished", m, value=1.0).to_json()
     huge = ev("metric", m, seq=0, step=1, values={"blob": "x" * (1 << 20)}).to_json()
-    broker.publish_many([(events_queue(tid), {"kind": "event", "v": 1, "type": "exploded"}),
+    broker.publish_many([(events_queue(tid), {"kind": "event", "v": PROTOCOL_VERSION, "type": "exploded"}),
                          (events_queue(tid), huge), (events_queue(tid), good)])
     for _ in range(10):
         s.step()
@@ -320,7 +340,7 @@ def test_a_task_whose_pilots_outpace_the_rounds_gets_more_points_in_flight() -> 
     d = QueueDepth(base=4)
     d.update(0.0, 0, 0.1)
     assert d.target == 4
-    d.update(WINDOW, 50, 0.1)  # 50 points/s and rounds of 0.1 s: twice the 10 used in two rounds
+    d.update(WINDOW, 50, 0.1)  # 50 points/s ended and rounds of 0.1 s: twice the 10 of two rounds
     assert d.target == 4 + 20
     d.update(2 * WINDOW, 10**6, 0.1)
     assert d.target == 4 * MAX_FACTOR  # never more than this
@@ -331,3 +351,19 @@ def test_a_task_whose_pilots_outpace_the_rounds_gets_more_points_in_flight() -> 
     assert d.target == 4 + 4 * (MAX_FACTOR - 1) // 2
     d.update(4 * WINDOW, 10**6 + 400, 0.1)  # pilots idle: back to the budget's depth
     assert d.target == 4
+
+
+def test_the_depth_settles_where_the_pilots_need_it() -> None:
+    """Pilots that can end 10 points/s, behind rounds of 0.5 s: the steering's depth must not
+    swing (it once counted the points it added itself as demand, and cycled 4..32)."""
+    from gridhpo.steering.depth import WINDOW, QueueDepth
+
+    d = QueueDepth(base=4)
+    done, targets = 0.0, []
+    for k in range(30):
+        d.update(k * WINDOW, int(done), 0.5)
+        # one result per slot every two rounds, at most what the pilots can do
+        done += min(10.0, d.target / (2 * 0.5)) * WINDOW
+        targets.append(d.target)
+    assert len(set(targets[10:])) == 1, targets
+    assert 4 + 4 * 10 * 0.5 * 0.5 <= targets[-1] <= 4 + 4 * 10 * 0.5
