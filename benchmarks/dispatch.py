@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,10 +26,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks._setups import fresh_setup  # noqa: E402
 from gridhpo.bookkeeping import Repository  # noqa: E402
 from gridhpo.steering.runner import run_tasks, submit  # noqa: E402
 from gridhpo.steering.taskfile import parse_task  # noqa: E402
-from tests.servers import postgres_database, rabbitmq_vhost  # noqa: E402
+from tests.servers import postgres_database  # noqa: E402
 
 
 def spec(points: int, parallel: int) -> Any:
@@ -133,16 +132,8 @@ def main() -> None:
             continue
         for tasks in (args.tasks if setup == "production" else [1]):
             for n in args.pilots:
-                home = Path(tempfile.mkdtemp(prefix="gridhpo-bench-"))
-                os.environ["GRIDHPO_HOME"] = str(home)
-                try:
-                    if setup == "embedded":
-                        r = measure(f"sqlite:///{home / 'b.db'}", f"filesystem://{home / 'q'}", args.points, n)
-                    else:
-                        with postgres_database() as db, rabbitmq_vhost() as mq:
-                            r = measure(db, mq, args.points, n, tasks)
-                finally:
-                    shutil.rmtree(home, ignore_errors=True)
+                with fresh_setup(setup == "embedded") as (db, mq):
+                    r = measure(db, mq, args.points, n, tasks)
                 rows.append((setup, n, r))
                 print(f"  {setup} {tasks} tasks {n} pilots: {r['rate']:.0f} points/s", file=sys.stderr)
     ref = {w: optuna_rate(args.optuna_trials, w) for w in sorted(set(args.pilots))} if args.optuna_trials else {}

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -27,10 +25,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks._setups import fresh_setup  # noqa: E402
 from gridhpo.bookkeeping import Repository  # noqa: E402
 from gridhpo.steering.runner import run_tasks, submit  # noqa: E402
 from gridhpo.steering.taskfile import parse_task  # noqa: E402
-from tests.servers import postgres_database, rabbitmq_vhost  # noqa: E402
 
 SPACE = {"x": {"type": "float", "low": -1, "high": 1}, "y": {"type": "float", "low": -1, "high": 1}}
 
@@ -94,17 +92,8 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in LARGE}
     for r in range(args.repeats):
         for large in LARGE:
-            home = Path(tempfile.mkdtemp(prefix="gridhpo-fair-"))
-            os.environ["GRIDHPO_HOME"] = str(home)
-            try:
-                if args.embedded:
-                    out = measure(f"sqlite:///{home / 'b.db'}", f"filesystem://{home / 'q'}", args.small, large,
-                                  args.large_pilots)
-                else:
-                    with postgres_database() as db, rabbitmq_vhost() as mq:
-                        out = measure(db, mq, args.small, large, args.large_pilots)
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
+            with fresh_setup(args.embedded) as (db, mq):
+                out = measure(db, mq, args.small, large, args.large_pilots)
             runs[large].append(out)
             print(f"  run {r + 1}, beside {large}: {out['rate']:.0f} points/s", file=sys.stderr)
     med = {k: {m: statistics.median(o[m] for o in v) for m in v[0]} for k, v in runs.items() if v}

@@ -112,7 +112,7 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
     if len(counts) != len(task_ids):
         raise ValueError(f"{len(counts)} pilot counts for {len(task_ids)} tasks")
     groups = [LocalPilots(tid, n, broker_url, config.home() / "logs", pilot_args or [], repo.task(tid).token)
-              for tid, n in zip(task_ids, counts, strict=True)]
+              for tid, n in zip(task_ids, counts, strict=False)]  # lengths checked above
     lock = SteeringLock(repo)
     own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms

@@ -174,9 +174,10 @@ class Steering:
         flight within the budget."""
         if not self._serves(task) or task.too_many_failures:
             return []
-        task.depth.update(time.monotonic(), task.created - task.in_flight, self.round_seconds, backlogged)
+        in_flight = task.in_flight  # counted over the open points: once
+        task.depth.update(time.monotonic(), task.created - in_flight, self.round_seconds, backlogged)
         b = task.spec.budget
-        want = min(task.depth.target - task.in_flight, b.max_points - task.created)
+        want = min(task.depth.target - in_flight, b.max_points - task.created)
         if want <= 0:
             return []
         try:
