@@ -14,6 +14,17 @@ class MissingObjectError(CheckpointError):
     """``get`` of a key the store does not hold."""
 
 
+class RefusedCheckpointError(CheckpointError):
+    """A checkpoint that does not verify: bad signature, size or checksum, unsafe or unreadable archive.
+
+    Always the stored content's fault, never the evaluation's: a restore passes over it to the
+    previous checkpoint (or starts afresh) and reports why."""
+
+
+class CorruptObjectError(RefusedCheckpointError):
+    """A stored object that cannot be what was stored: not a regular file, or larger than expected."""
+
+
 class ObjectStore(abc.ABC):
     """A flat namespace of immutable objects under one base URL.
 

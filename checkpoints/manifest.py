@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, sha256_file
-from gridhpo.checkpoints.archive import RefusedCheckpointError, pack, unpack
+from gridhpo.checkpoints.archive import RefusedCheckpointError, pack
+from gridhpo.checkpoints.extract import unpack
 from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)

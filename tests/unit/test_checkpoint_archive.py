@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gridhpo.checkpoints.archive import (
-    CheckpointTooLargeError,
-    RefusedCheckpointError,
-    UnsafeArchiveError,
-    pack,
-    unpack,
-)
+from gridhpo.checkpoints.archive import CheckpointTooLargeError, RefusedCheckpointError, pack
+from gridhpo.checkpoints.extract import UnsafeArchiveError, unpack
 
 
 def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -55,7 +50,22 @@ UNSAFE: dict[str, tuple[Callable[[], list[tuple[tarfile.TarInfo, bytes | None]]]
     "character device": (lambda: [_ok(), (_info("null", tarfile.CHRTYPE), None)], "device"),
     "block device": (lambda: [_ok(), (_info("sda", tarfile.BLKTYPE), None)], "device"),
     "fifo": (lambda: [_ok(), (_info("pipe", tarfile.FIFOTYPE), None)], "FIFO"),
+    "hard link to a symbolic link": (lambda: [(_info("s", tarfile.SYMTYPE, "state.bin"), None), _ok(),
+                                              (_info("h", tarfile.LNKTYPE, "s"), None)], "earlier regular file"),
+    "same name twice": (lambda: [_ok(), (_info("state.bin", tarfile.SYMTYPE, "x"), None)], "appears twice"),
+    "link chain": (lambda: chain_members(), "resolves outside"),
 }
+
+
+def chain_members(depth: int = 10) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """The archive of issue 14: ``state.json -> A/B/.../J/../..(x10)/outside``, then ``A ... J -> .``.
+
+    Each link on its own points inside (``A/B/.../J/..`` x10 is ``.`` on paper); together
+    ``A/B/.../J`` is the folder itself and the ``..`` climb ten levels out of it."""
+    letters = [chr(ord("A") + i) for i in range(depth)]
+    target = "/".join(letters) + "/" + "../" * depth + "outside"
+    return [(_info("state.json", tarfile.SYMTYPE, target), None),
+            *((_info(letter, tarfile.SYMTYPE, "."), None) for letter in letters)]
 
 
 @pytest.mark.parametrize("case", sorted(UNSAFE))
@@ -71,6 +81,37 @@ def test_unsafe_archives_are_refused_and_write_nothing(case: str, tmp_path: Path
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint"]
     assert [p.name for p in (work / "checkpoint").iterdir()] == ["previous"]
     assert not (tmp_path / "outside").exists()
+
+
+def test_link_chain_refused_and_the_next_save_stays_inside(tmp_path: Path) -> None:
+    """The data filter passes the chain (each link is checked before the next exists); the
+    restore refuses it, and what the evaluation then writes to checkpoint/state.json stays in
+    its work directory."""
+    archive = _archive(tmp_path / "chain.tar", *chain_members())
+    deep = tmp_path.joinpath(*[f"d{i}" for i in range(9)])  # checkpoint/..(x10) is tmp_path
+    (deep / "checkpoint").mkdir(parents=True)
+    with tarfile.open(archive) as tar:  # the attack: the standard library's filter alone lets it through
+        tar.extractall(deep / "plain", filter="data")
+    assert (deep / "plain" / "state.json").resolve() == tmp_path / "outside"
+    with pytest.raises(UnsafeArchiveError, match=r"'state\.json' .* resolves outside"):
+        unpack(archive, deep / "checkpoint", source="checkpoint chain.tar")
+    assert sorted(p.name for p in deep.iterdir()) == ["checkpoint", "plain"]  # no staging folder left
+    (deep / "checkpoint" / "state.json").write_text("the evaluation's next save")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_links_that_stay_inside_restore(tmp_path: Path) -> None:
+    """Links to other links, through folders, back up to the top: all fine while no step leaves."""
+    archive = _archive(tmp_path / "ok.tar", (_info("sub", tarfile.DIRTYPE), None), (_info("sub/w.bin"), b"w"),
+                       (_info("sub/up", tarfile.SYMTYPE, ".."), None),
+                       (_info("latest", tarfile.SYMTYPE, "sub/up/sub/w.bin"), None),
+                       (_info("again", tarfile.SYMTYPE, "latest"), None),
+                       (_info("hard", tarfile.LNKTYPE, "sub/w.bin"), None))
+    dest = tmp_path / "work" / "checkpoint"
+    dest.parent.mkdir()
+    unpack(archive, dest)
+    assert (dest / "again").read_bytes() == b"w" and (dest / "hard").read_bytes() == b"w"
+    assert (dest / "hard").stat().st_ino == (dest / "sub" / "w.bin").stat().st_ino
 
 
 def test_garbage_is_refused(tmp_path: Path) -> None:
