@@ -54,6 +54,15 @@ def human_size(n: float) -> str:
     return f"{n:.3g} TB"
 
 
+def archive_limit(max_size: int) -> int:
+    """The largest archive of a folder within ``max_size`` that a restore downloads.
+
+    Tar adds about 1.5 kB of headers per entry (a PAX header each, for the sub-second mtime);
+    twice the folder's limit plus a megabyte leaves room for a thousand files per megabyte of
+    the limit. ``pack`` refuses to upload a larger archive, so both sides agree."""
+    return 2 * max_size + (1 << 20)
+
+
 def pack(folder: Path, dest: Path, max_size: int, what: str = "checkpoint/") -> int:
     """Archive the contents of ``folder`` into ``dest``; returns the archive's size."""
     size = folder_size(folder)
@@ -67,7 +76,14 @@ def pack(folder: Path, dest: Path, max_size: int, what: str = "checkpoint/") -> 
                 tar.add(folder / entry, arcname=entry, recursive=True)
     except (OSError, tarfile.TarError) as exc:
         raise CheckpointError(f"cannot archive {what}: {exc}") from exc
-    return dest.stat().st_size
+    archived = dest.stat().st_size
+    if archived > archive_limit(max_size):
+        raise CheckpointTooLargeError(
+            f"{what} archives to {human_size(archived)}, over the {human_size(archive_limit(max_size))} a restore "
+            f"accepts with evaluation.checkpoint.max_size ({human_size(max_size)}): it holds too many small "
+            "files; keep fewer, larger files or raise the limit in the task file")
+    return archived
 
 
-__all__ = ["CheckpointTooLargeError", "RefusedCheckpointError", "fingerprint", "folder_size", "human_size", "pack"]
+__all__ = ["CheckpointTooLargeError", "RefusedCheckpointError", "archive_limit", "fingerprint", "folder_size",
+           "human_size", "pack"]

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, sha256_file
-from gridhpo.checkpoints.archive import RefusedCheckpointError, pack
-from gridhpo.checkpoints.extract import unpack
+from gridhpo.checkpoints.archive import RefusedCheckpointError, archive_limit, pack
+from gridhpo.checkpoints.extract import DEFAULT_MAX_SIZE, unpack
 from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 _ENTRY = re.compile(r"(\d{8})-a(\d+)\.json$")
+_MAX_ENTRY = 64 << 10  # an entry is ~300 bytes; a larger object is not one
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class Manifest:
     def read_entry(self, key: str) -> Entry:
         """An entry as stored; RefusedCheckpointError if malformed or its signature does not verify."""
         try:
-            raw = json.loads(self.store.get_bytes(key))
+            raw = json.loads(self.store.get_bytes(key, max_bytes=_MAX_ENTRY))
             entry = Entry(**{f: raw[f] for f in ("task", "point", "attempt", "sequence", "size", "sha256",
                                                  "time", "key")}, signature=raw.get("signature"))
         except MissingObjectError:
@@ -157,9 +158,14 @@ class Manifest:
 
     # ------------------------------------------------------------------ restoring
 
-    def fetch(self, entry: Entry, dest: Path) -> None:
-        """Download an entry's archive to ``dest``, checking its size and checksum."""
-        self.store.get(entry.key, dest)
+    def fetch(self, entry: Entry, dest: Path, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        """Download an entry's archive to ``dest``, checking its size and checksum; reads at most
+        the entry's size, and nothing for an entry larger than ``max_size`` allows."""
+        if entry.size > archive_limit(max_size):
+            raise RefusedCheckpointError(
+                f"checkpoint {entry.key}: manifest says {entry.size} bytes, over the {archive_limit(max_size)} "
+                f"an archive within evaluation.checkpoint.max_size ({max_size}) can hold")
+        self.store.get(entry.key, dest, max_bytes=entry.size)
         size = dest.stat().st_size
         if size != entry.size:
             raise RefusedCheckpointError(f"checkpoint {entry.key}: {size} bytes, manifest says {entry.size}")
@@ -168,19 +174,21 @@ class Manifest:
             raise RefusedCheckpointError(f"checkpoint {entry.key}: checksum mismatch (sha256 {digest[:12]}…, "
                                          f"manifest says {entry.sha256[:12]}…)")
 
-    def restore(self, dest: Path, workspace: Path,
-                on_skip: Callable[[str, str], None] | None = None) -> Entry | None:
+    def restore(self, dest: Path, workspace: Path, on_skip: Callable[[str, str], None] | None = None,
+                max_size: int = DEFAULT_MAX_SIZE) -> Entry | None:
         """Restore the newest checkpoint that verifies into ``dest``; None if there is none.
 
-        ``on_skip(key, reason)`` is told about each checkpoint passed over. A store that
-        cannot be reached raises CheckpointError: starting afresh would throw work away.
+        ``on_skip(key, reason)`` is told about each checkpoint passed over. ``max_size``
+        bounds what is downloaded and written. A store that cannot be reached raises
+        CheckpointError: starting afresh would throw work away; a store whose content is
+        wrong (CorruptObjectError included) is the checkpoint's fault and only skips it.
         """
         tmp = workspace / ".restore.tar"
         for key in reversed(self.entry_keys()):
             try:
                 entry = self.read_entry(key)
-                self.fetch(entry, tmp)
-                unpack(tmp, dest, source=f"checkpoint {entry.key}")
+                self.fetch(entry, tmp, max_size)
+                unpack(tmp, dest, source=f"checkpoint {entry.key}", max_size=max_size)
             except (RefusedCheckpointError, MissingObjectError) as exc:
                 log.warning("checkpoint %s refused, falling back to the previous one: %s", key, exc)
                 if on_skip is not None:

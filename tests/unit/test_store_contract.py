@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gridhpo.checkpoints import MissingObjectError, ObjectStore, open_store
+from gridhpo.checkpoints import CorruptObjectError, MissingObjectError, ObjectStore, open_store
 from gridhpo.errors import CheckpointError, ConfigError, UnknownNameError
 from tests.seaweed import s3_store_url
 
@@ -31,6 +31,53 @@ def test_put_get_roundtrip_and_replace(store: ObjectStore, tmp_path: Path) -> No
 def test_get_of_a_missing_key_raises_missing(store: ObjectStore, tmp_path: Path) -> None:
     with pytest.raises(MissingObjectError, match="no object nothing/here"):
         store.get("nothing/here", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
+
+
+def test_get_reads_at_most_max_bytes(store: ObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("lim/k", b"x" * 1000)
+    store.get("lim/k", tmp_path / "exact", max_bytes=1000)
+    assert (tmp_path / "exact").read_bytes() == b"x" * 1000
+    with pytest.raises(CorruptObjectError, match="object lim/k holds more than the 999 bytes expected"):
+        store.get("lim/k", tmp_path / "short", max_bytes=999)
+    assert not (tmp_path / "short").exists() or (tmp_path / "short").stat().st_size <= 999
+    store.put_bytes("lim/empty", b"")
+    assert store.get_bytes("lim/empty", max_bytes=10) == b""
+    assert store.get_bytes("lim/empty", max_bytes=0) == b""
+    with pytest.raises(CorruptObjectError):
+        store.get_bytes("lim/k", max_bytes=0)
+    with pytest.raises(MissingObjectError):
+        store.get_bytes("lim/none", max_bytes=10)
+
+
+@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "folder"])
+def test_local_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind: str) -> None:
+    """Whoever can write the folder store can put there what put() never writes: get refuses
+    it at once, with or without a size bound, instead of reading /dev/zero or waiting on a FIFO."""
+    store = open_store(f"file://{tmp_path / 'store'}")
+    path = tmp_path / "store" / "odd" / "k"
+    path.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    errors: list[BaseException] = []
+
+    def get() -> None:
+        for max_bytes in (None, 100):
+            try:
+                store.get("odd/k", tmp_path / "dst", max_bytes=max_bytes)
+            except BaseException as exc:  # checked below
+                errors.append(exc)
+
+    t = threading.Thread(target=get, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "get blocked"
+    assert len(errors) == 2 and all(isinstance(e, CorruptObjectError) for e in errors), errors
+    assert "is not a regular file" in str(errors[0])
     assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
 
 
