@@ -252,7 +252,7 @@ def unpack(archive: Path, dest: Path, source: str = "checkpoint archive", max_si
     except tarfile.FilterError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise UnsafeArchiveError(f"{source}: {exc}: refused") from exc
-    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
+    except (OSError, tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # this pilot's disk, not the checkpoint: another pilot may restore it

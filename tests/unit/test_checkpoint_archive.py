@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError, RefusedCheckpointError, pack
 from gridhpo.checkpoints.extract import UnsafeArchiveError, unpack
@@ -114,6 +116,20 @@ def test_links_that_stay_inside_restore(tmp_path: Path) -> None:
     assert (dest / "hard").stat().st_ino == (dest / "sub" / "w.bin").stat().st_ino
 
 
+@pytest.mark.parametrize("mtime", ["1e300", "inf", "-1e30", "nan"])
+def test_absurd_times_are_refused(tmp_path: Path, mtime: str) -> None:
+    info = _info("state.bin")
+    info.pax_headers = {"mtime": mtime}
+    archive = tmp_path / "t.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(RefusedCheckpointError, match="not a readable tar archive"):
+        unpack(archive, tmp_path / "work" / "checkpoint")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 def test_garbage_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive at all" * 100)
@@ -148,3 +164,72 @@ def test_size_limit_is_a_clear_error(tmp_path: Path) -> None:
                        match=r"checkpoint/ holds 5 kB, over evaluation.checkpoint.max_size \(4 kB\)"):
         pack(src, tmp_path / "a.tar", max_size=4000)
     assert not (tmp_path / "a.tar").exists()
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+_TYPES = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
+          tarfile.DIRTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE, b"x", b"Z"]
+_PARTS = st.sampled_from(["a", "b", "state.json", ".", "..", "", "A", "/", "\\", "é"])
+_PATHS = st.lists(_PARTS, min_size=1, max_size=6).map("/".join)
+_NUMBERS = st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@st.composite
+def _members(draw: st.DrawFn) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    out: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        info = _info(draw(_PATHS), draw(st.sampled_from(_TYPES)), draw(_PATHS))
+        info.mode = draw(st.integers(0, 0o7777))
+        info.pax_headers = draw(st.dictionaries(
+            st.sampled_from(["mtime", "GNU.sparse.map", "GNU.sparse.size", "size", "path", "linkpath"]),
+            _NUMBERS.map(str) | _PATHS, max_size=2))
+        out.append((info, draw(st.binary(max_size=64)) if info.isreg() else None))
+    return out
+
+
+def _check_unpack(archive: Path, root: Path) -> None:
+    """unpack either refuses with our error or restores a folder whose every path stays inside."""
+    from gridhpo.checkpoints.extract import stays_inside
+
+    dest = root / "work" / "checkpoint"
+    dest.parent.mkdir(parents=True)
+    try:
+        unpack(archive, dest, max_size=1 << 16)
+    except RefusedCheckpointError:
+        assert sorted(p.name for p in dest.parent.iterdir()) == []
+        return
+    for p in dest.rglob("*"):
+        assert stays_inside(dest, p.relative_to(dest).as_posix())
+    assert sorted(p.name for p in root.iterdir()) == ["fuzz.tar", "work"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=_members())
+def test_fuzzed_headers_never_crash_or_escape(tmp_path_factory: pytest.TempPathFactory,
+                                             members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    root = tmp_path_factory.mktemp("fuzz")
+    try:
+        with tarfile.open(root / "fuzz.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            for info, data in members:
+                if data is not None:
+                    info.size = len(data)
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    except (ValueError, OverflowError, tarfile.TarError, UnicodeError):
+        return  # tarfile cannot even write it
+    _check_unpack(root / "fuzz.tar", root)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 3071), st.integers(0, 255)), min_size=1, max_size=12))
+def test_fuzzed_bytes_never_crash_or_escape(tmp_path_factory: pytest.TempPathFactory,
+                                           flips: list[tuple[int, int]]) -> None:
+    root = tmp_path_factory.mktemp("fuzz")
+    good = _archive(root / "good.tar", (_info("d", tarfile.DIRTYPE), None), (_info("d/w.bin"), b"weights" * 20),
+                    (_info("latest", tarfile.SYMTYPE, "d/w.bin"), None), (_info("h", tarfile.LNKTYPE, "d/w.bin"), None))
+    data = bytearray(good.read_bytes())
+    for pos, byte in flips:
+        data[pos] = byte
+    good.unlink()
+    (root / "fuzz.tar").write_bytes(bytes(data))
+    _check_unpack(root / "fuzz.tar", root)

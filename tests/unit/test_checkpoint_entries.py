@@ -75,8 +75,8 @@ def test_without_signing_a_planted_last_sequence_stops_saves_with_a_clear_error(
     m = Manifest(store, PREFIX)
     _save(m, tmp_path / "w", "genuine")
     _plant(store, tmp_path, 99_999_999)
-    with pytest.raises(CheckpointError, match="sequence numbers are used up to 99999999.*set "
-                                              "evaluation.checkpoint.signing_key"):
+    with pytest.raises(CheckpointError, match=r"sequence numbers are used up to 99999999.*set "
+                                              r"evaluation\.checkpoint\.signing_key"):
         _save(m, tmp_path / "w", "next")
     assert not any(k.startswith(f"{PREFIX}1000") for k in store.list(PREFIX))  # never a 9-digit name
 
