@@ -13,26 +13,10 @@ import pytest
 from gridhpo.checkpoints import ObjectStore, sha256_file
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
 from gridhpo.errors import CheckpointError
+from tests.unit.test_checkpoint_manifest import _restore, _save
 
 PREFIX = point_prefix(6, "entries", 2)
 KEY = b"s3cret"
-
-
-def _save(m: Manifest, work: Path, content: str) -> int:
-    ck = work / "checkpoint"
-    ck.mkdir(parents=True, exist_ok=True)
-    (ck / "state.txt").write_text(content)
-    entry = m.save(ck, work, task=6, point=2, attempt=1, max_size=1 << 20)
-    assert entry is not None
-    return entry.sequence
-
-
-def _restore(m: Manifest, tmp_path: Path) -> tuple[str | None, list[str]]:
-    work = tmp_path / "retry"
-    work.mkdir(exist_ok=True)
-    skipped: list[str] = []
-    entry = m.restore(work / "checkpoint", work, on_skip=lambda key, why: skipped.append(why))
-    return ((work / "checkpoint" / "state.txt").read_text() if entry else None), skipped
 
 
 def _plant(store: ObjectStore, tmp_path: Path, sequence: int, attempt: int = 1) -> str:

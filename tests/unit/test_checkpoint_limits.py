@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import resource
 import signal
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 from gridhpo.checkpoints import ObjectStore
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
 from tests.unit.test_checkpoint_manifest import plant_newest
+from tests.unit.test_store_contract import ODD_KINDS, make_odd, with_deadline
 
 PREFIX = point_prefix(5, "limits", 3)
 MAX_SIZE = 1 << 20
@@ -97,6 +96,17 @@ def _restore(m: Manifest, tmp_path: Path) -> tuple[str | None, list[str], int]:
     return text, skipped, cost
 
 
+def _planted_is_refused(store: ObjectStore, tmp_path: Path, archive: Path, why: str) -> int:
+    """Plant ``archive`` as the newest checkpoint: the restore falls back to the genuine one,
+    giving ``why``; returns the bytes it wrote."""
+    m = _genuine_then(store, tmp_path)
+    plant_newest(m, archive)
+    text, skipped, cost = _restore(m, tmp_path)
+    assert text == "genuine"
+    assert len(skipped) == 1 and why in skipped[0], skipped
+    return cost
+
+
 def _one_member(path: Path, size: int) -> Path:
     info = tarfile.TarInfo("state.bin")
     info.size = size
@@ -108,11 +118,7 @@ def _one_member(path: Path, size: int) -> Path:
 def test_gzip_bomb_is_refused_with_bounded_writes(store: ObjectStore, tmp_path: Path, gzip_bomb: Path) -> None:
     with tarfile.open(gzip_bomb) as tar:  # what it would be: 315 MB from 306 KB
         assert tar.getmembers()[0].size == BOMB_SIZE
-    m = _genuine_then(store, tmp_path)
-    plant_newest(m, gzip_bomb)
-    text, skipped, cost = _restore(m, tmp_path)
-    assert text == "genuine"
-    assert len(skipped) == 1 and "gzip-compressed archive" in skipped[0]
+    cost = _planted_is_refused(store, tmp_path, gzip_bomb, "gzip-compressed archive")
     assert cost < gzip_bomb.stat().st_size + MAX_SIZE
 
 
@@ -126,21 +132,13 @@ def test_sparse_member_counts_by_its_full_size(store: ObjectStore, tmp_path: Pat
         tar.addfile(info, io.BytesIO(b"hello"))
     with tarfile.open(sparse) as tar:
         assert tar.getmembers()[0].size == 10 << 30 and tar.getmembers()[0].sparse
-    m = _genuine_then(store, tmp_path)
-    plant_newest(m, sparse)
-    text, skipped, cost = _restore(m, tmp_path)
-    assert text == "genuine"
-    assert len(skipped) == 1 and "over evaluation.checkpoint.max_size (1.05 MB)" in skipped[0]
+    cost = _planted_is_refused(store, tmp_path, sparse, "over evaluation.checkpoint.max_size (1.05 MB)")
     assert cost < sparse.stat().st_size + MAX_SIZE
 
 
 def test_member_over_max_size_is_refused(store: ObjectStore, tmp_path: Path) -> None:
     big = _one_member(tmp_path / "big.tar", MAX_SIZE * 5 // 2)  # small enough to download, too large to restore
-    m = _genuine_then(store, tmp_path)
-    plant_newest(m, big)
-    text, skipped, cost = _restore(m, tmp_path)
-    assert text == "genuine"
-    assert len(skipped) == 1 and "over evaluation.checkpoint.max_size" in skipped[0]
+    cost = _planted_is_refused(store, tmp_path, big, "over evaluation.checkpoint.max_size")
     assert cost < big.stat().st_size + MAX_SIZE
 
 
@@ -157,34 +155,11 @@ def test_object_larger_than_its_entry_is_read_no_further(store: ObjectStore, tmp
 
 def test_entry_larger_than_max_size_allows_is_not_downloaded(store: ObjectStore, tmp_path: Path) -> None:
     huge = _one_member(tmp_path / "huge.tar", 30 << 20)
-    m = _genuine_then(store, tmp_path)
-    plant_newest(m, huge)
-    text, skipped, cost = _restore(m, tmp_path)
-    assert text == "genuine"
-    assert len(skipped) == 1 and "an archive within evaluation.checkpoint.max_size" in skipped[0]
+    cost = _planted_is_refused(store, tmp_path, huge, "an archive within evaluation.checkpoint.max_size")
     assert cost < MAX_SIZE
 
 
-def _in_thread(fn: object) -> tuple[str | None, list[str], int]:
-    """Run ``fn`` with a deadline: a restore that blocks (on a FIFO) fails the test, not the run."""
-    out: list[tuple[str | None, list[str], int]] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            out.append(fn())  # type: ignore[operator]
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(60)
-    assert not t.is_alive(), "restore blocked"
-    assert not errors, errors
-    return out[0]
-
-
-@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "folder"])
+@pytest.mark.parametrize("kind", ODD_KINDS)
 @pytest.mark.parametrize("what", ["archive", "entry"])
 def test_folder_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind: str, what: str) -> None:
     from gridhpo.checkpoints import open_store
@@ -195,13 +170,8 @@ def test_folder_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind:
     key = newest if what == "entry" else json.loads(store.get_bytes(newest))["key"]
     path = tmp_path / "store" / key
     path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "folder":
-        path.mkdir()
-    else:
-        path.symlink_to("/dev/zero")
-    text, skipped, cost = _in_thread(lambda: _restore(m, tmp_path))
+    make_odd(path, kind)
+    text, skipped, cost = with_deadline(lambda: _restore(m, tmp_path))
     assert text == "genuine"
     if (what, kind) == ("entry", "folder"):
         assert skipped == []  # a folder is not listed as an object at all

@@ -6,7 +6,9 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -50,34 +52,51 @@ def test_get_reads_at_most_max_bytes(store: ObjectStore, tmp_path: Path) -> None
         store.get_bytes("lim/none", max_bytes=10)
 
 
-@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "folder"])
-def test_local_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind: str) -> None:
-    """Whoever can write the folder store can put there what put() never writes: get refuses
-    it at once, with or without a size bound, instead of reading /dev/zero or waiting on a FIFO."""
-    store = open_store(f"file://{tmp_path / 'store'}")
-    path = tmp_path / "store" / "odd" / "k"
-    path.parent.mkdir(parents=True)
+T = TypeVar("T")
+ODD_KINDS = ["symlink to /dev/zero", "fifo", "folder"]
+
+
+def make_odd(path: Path, kind: str) -> None:
+    """What put() never writes but anyone who can write a folder store can put there."""
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "folder":
         path.mkdir()
     else:
         path.symlink_to("/dev/zero")
+
+
+def with_deadline(fn: Callable[[], T], seconds: float = 60.0) -> T:
+    """``fn()`` in a thread: one that blocks (on a FIFO) fails the test instead of hanging the run."""
+    out: list[T] = []
     errors: list[BaseException] = []
 
-    def get() -> None:
-        for max_bytes in (None, 100):
-            try:
-                store.get("odd/k", tmp_path / "dst", max_bytes=max_bytes)
-            except BaseException as exc:  # checked below
-                errors.append(exc)
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
 
-    t = threading.Thread(target=get, daemon=True)
+    t = threading.Thread(target=run, daemon=True)
     t.start()
-    t.join(60)
-    assert not t.is_alive(), "get blocked"
-    assert len(errors) == 2 and all(isinstance(e, CorruptObjectError) for e in errors), errors
-    assert "is not a regular file" in str(errors[0])
+    t.join(seconds)
+    assert not t.is_alive(), f"blocked for {seconds}s"
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+@pytest.mark.parametrize("kind", ODD_KINDS)
+@pytest.mark.parametrize("max_bytes", [None, 100])
+def test_local_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind: str, max_bytes: int | None) -> None:
+    """get refuses it at once, with or without a size bound, instead of reading /dev/zero or
+    waiting on a FIFO."""
+    store = open_store(f"file://{tmp_path / 'store'}")
+    path = tmp_path / "store" / "odd" / "k"
+    path.parent.mkdir(parents=True)
+    make_odd(path, kind)
+    with pytest.raises(CorruptObjectError, match="object odd/k is not a regular file"):
+        with_deadline(lambda: store.get("odd/k", tmp_path / "dst", max_bytes=max_bytes))
     assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
 
 
