@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, check_key, sha256_file
+from gridhpo.checkpoints._base import (
+    CorruptObjectError,
+    MissingObjectError,
+    ObjectStore,
+    RefusedCheckpointError,
+    check_key,
+    sha256_file,
+)
 from gridhpo.errors import ConfigError, unknown_name
 
 
@@ -36,4 +43,5 @@ def open_store(url: str) -> ObjectStore:
     return STORES[scheme](url)
 
 
-__all__ = ["STORES", "MissingObjectError", "ObjectStore", "check_key", "open_store", "sha256_file"]
+__all__ = ["STORES", "CorruptObjectError", "MissingObjectError", "ObjectStore", "RefusedCheckpointError", "check_key",
+           "open_store", "sha256_file"]

@@ -14,6 +14,17 @@ class MissingObjectError(CheckpointError):
     """``get`` of a key the store does not hold."""
 
 
+class RefusedCheckpointError(CheckpointError):
+    """A checkpoint that does not verify: bad signature, size or checksum, unsafe or unreadable archive.
+
+    Always the stored content's fault, never the evaluation's: a restore passes over it to the
+    previous checkpoint (or starts afresh) and reports why."""
+
+
+class CorruptObjectError(RefusedCheckpointError):
+    """A stored object that cannot be what was stored: not a regular file, or larger than expected."""
+
+
 class ObjectStore(abc.ABC):
     """A flat namespace of immutable objects under one base URL.
 
@@ -24,8 +35,10 @@ class ObjectStore(abc.ABC):
     - ``put(key, path)`` stores the file's bytes under ``key``, replacing an older object; the
       object is visible (``list``, ``get``) only once it is complete: a reader never sees a
       half-written object, an interrupted ``put`` leaves the old object or none;
-    - ``get(key, path)`` writes the object's bytes to ``path`` and raises
-      ``MissingObjectError`` when there is none;
+    - ``get(key, path, max_bytes)`` writes the object's bytes to ``path`` and raises
+      ``MissingObjectError`` when there is none; it reads at most ``max_bytes`` from the store
+      and raises ``CorruptObjectError`` for an object larger than that, and for one that is
+      not a regular file (a folder store's symbolic link, FIFO or folder), without blocking;
     - ``list(prefix)`` returns the sorted keys starting with ``prefix`` (a plain string prefix);
     - ``delete(key)`` removes an object; deleting a missing key is not an error;
     - every failure of the underlying driver is raised as ``CheckpointError`` naming the
@@ -38,7 +51,7 @@ class ObjectStore(abc.ABC):
     def put(self, key: str, path: Path) -> None: ...
 
     @abc.abstractmethod
-    def get(self, key: str, path: Path) -> None: ...
+    def get(self, key: str, path: Path, max_bytes: int | None = None) -> None: ...
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]: ...
@@ -60,14 +73,18 @@ class ObjectStore(abc.ABC):
         finally:
             os.unlink(tmp)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         fd, tmp = tempfile.mkstemp(prefix="gridhpo-get-")
         os.close(fd)
         try:
-            self.get(key, Path(tmp))
+            self.get(key, Path(tmp), max_bytes)
             return Path(tmp).read_bytes()
         finally:
             os.unlink(tmp)
+
+
+def too_large(url: str, key: str, max_bytes: int) -> CorruptObjectError:
+    return CorruptObjectError(f"store {url}: object {key} holds more than the {max_bytes} bytes expected")
 
 
 def check_key(key: str) -> str:

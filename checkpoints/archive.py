@@ -1,21 +1,17 @@
-"""Checkpoint folders as tar archives, and their safe restore from untrusted storage.
+"""Checkpoint folders as tar archives.
 
 ``pack`` writes an uncompressed tar (model weights rarely compress, and gzip would cost
-more time than the upload it saves). ``unpack`` reads an archive that may have been crafted
-by whoever can write to the store, so it checks every member before writing anything and
-refuses the whole archive if one member would write outside the target folder: absolute
-names, ``..`` parts, symbolic or hard links pointing outside, device files and FIFOs.
+more time than the upload it saves). Their restore from untrusted storage is in
+``gridhpo.checkpoints.extract``.
 """
 from __future__ import annotations
 
 import logging
 import os
-import posixpath
-import shutil
 import tarfile
-import uuid
 from pathlib import Path
 
+from gridhpo.checkpoints._base import RefusedCheckpointError
 from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -23,14 +19,6 @@ log = logging.getLogger(__name__)
 
 class CheckpointTooLargeError(CheckpointError):
     """A checkpoint folder over ``evaluation.checkpoint.max_size``."""
-
-
-class RefusedCheckpointError(CheckpointError):
-    """A checkpoint that does not verify: bad signature, size or checksum, unsafe or unreadable archive."""
-
-
-class UnsafeArchiveError(RefusedCheckpointError):
-    """An archive with a member that would write outside its folder or create a device."""
 
 
 def folder_size(folder: Path) -> int:
@@ -58,7 +46,7 @@ def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(out))
 
 
-def _human(n: float) -> str:
+def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000:
             return f"{n:.3g} {unit}"
@@ -66,12 +54,21 @@ def _human(n: float) -> str:
     return f"{n:.3g} TB"
 
 
+def archive_limit(max_size: int) -> int:
+    """The largest archive of a folder within ``max_size`` that a restore downloads.
+
+    Tar adds about 1.5 kB of headers per entry (a PAX header each, for the sub-second mtime);
+    twice the folder's limit plus a megabyte leaves room for a thousand files per megabyte of
+    the limit. ``pack`` refuses to upload a larger archive, so both sides agree."""
+    return 2 * max_size + (1 << 20)
+
+
 def pack(folder: Path, dest: Path, max_size: int, what: str = "checkpoint/") -> int:
     """Archive the contents of ``folder`` into ``dest``; returns the archive's size."""
     size = folder_size(folder)
     if size > max_size:
         raise CheckpointTooLargeError(
-            f"{what} holds {_human(size)}, over evaluation.checkpoint.max_size ({_human(max_size)}): "
+            f"{what} holds {human_size(size)}, over evaluation.checkpoint.max_size ({human_size(max_size)}): "
             "save less state or raise the limit in the task file")
     try:
         with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -79,65 +76,14 @@ def pack(folder: Path, dest: Path, max_size: int, what: str = "checkpoint/") -> 
                 tar.add(folder / entry, arcname=entry, recursive=True)
     except (OSError, tarfile.TarError) as exc:
         raise CheckpointError(f"cannot archive {what}: {exc}") from exc
-    return dest.stat().st_size
+    archived = dest.stat().st_size
+    if archived > archive_limit(max_size):
+        raise CheckpointTooLargeError(
+            f"{what} archives to {human_size(archived)}, over the {human_size(archive_limit(max_size))} a restore "
+            f"accepts with evaluation.checkpoint.max_size ({human_size(max_size)}): it holds too many small "
+            "files; keep fewer, larger files or raise the limit in the task file")
+    return archived
 
 
-def check_members(tar: tarfile.TarFile, source: str) -> list[tarfile.TarInfo]:
-    """Every member, or UnsafeArchiveError naming the first one that is not safe."""
-    members = tar.getmembers()
-    for m in members:
-        name = m.name
-        norm = posixpath.normpath(name)
-        if name.startswith("/") or os.path.isabs(name) or (len(name) > 1 and name[1] == ":"):
-            raise UnsafeArchiveError(f"{source}: member {name!r} has an absolute path: refused")
-        if ".." in name.split("/") or norm.startswith(".."):
-            raise UnsafeArchiveError(f"{source}: member {name!r} goes up with '..': refused")
-        if m.isdev() or m.isfifo():
-            raise UnsafeArchiveError(f"{source}: member {name!r} is a device or FIFO: refused")
-        if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-            raise UnsafeArchiveError(f"{source}: member {name!r} has unsupported type {m.type!r}: refused")
-        if m.issym():
-            target = m.linkname
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(norm), target))
-            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                raise UnsafeArchiveError(f"{source}: symbolic link {name!r} -> {target!r} points outside: refused")
-        if m.islnk():
-            target = posixpath.normpath(m.linkname)
-            if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
-                raise UnsafeArchiveError(f"{source}: hard link {name!r} -> {m.linkname!r} points outside: refused")
-    _check_link_chains(members, source)
-    return members
-
-
-def _check_link_chains(members: list[tarfile.TarInfo], source: str) -> None:
-    """A member written through a symlinked folder of the same archive could escape: refuse."""
-    links = {posixpath.normpath(m.name) for m in members if m.issym()}
-    for m in members:
-        parts = posixpath.normpath(m.name).split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise UnsafeArchiveError(f"{source}: member {m.name!r} is written through the symbolic link "
-                                         f"{'/'.join(parts[:i])!r}: refused")
-
-
-def unpack(archive: Path, dest: Path, source: str = "checkpoint archive") -> None:
-    """Restore ``archive`` as the folder ``dest`` (replaced whole, only once all is checked)."""
-    staging = dest.parent / f".{dest.name}.restore-{uuid.uuid4().hex[:8]}"
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = check_members(tar, source)
-            staging.mkdir()
-            # the standard library's "data" filter is a second line of defence behind our checks
-            tar.extractall(staging, members=members, filter="data")
-    except UnsafeArchiveError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    except tarfile.FilterError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UnsafeArchiveError(f"{source}: {exc}: refused") from exc
-    except (OSError, tarfile.TarError, EOFError) as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RefusedCheckpointError(f"{source}: not a readable tar archive: {exc}") from exc
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(staging, dest)
+__all__ = ["CheckpointTooLargeError", "RefusedCheckpointError", "archive_limit", "fingerprint", "folder_size",
+           "human_size", "pack"]

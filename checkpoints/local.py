@@ -5,18 +5,21 @@ file system an object appears whole or not at all. Temporary files are never lis
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, check_key
+from gridhpo.checkpoints._base import CorruptObjectError, MissingObjectError, ObjectStore, check_key, too_large
 from gridhpo.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 _TMP = ".gridhpo-tmp-"
+_CHUNK = 1 << 20
 
 
 class LocalStore(ObjectStore):
@@ -47,12 +50,36 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
             raise CheckpointError(f"store {self.url}: cannot write {key} ({exc})") from exc
 
-    def get(self, key: str, path: Path) -> None:
+    def get(self, key: str, path: Path, max_bytes: int | None = None) -> None:
         src = self._path(key)
         try:
-            shutil.copyfile(src, path)
+            # no following a final symbolic link (to /dev/zero, say) and no blocking on a FIFO:
+            # what is not a regular file cannot be an object put() wrote
+            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise MissingObjectError(f"store {self.url}: no object {key}") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.ENOTDIR):
+                raise CorruptObjectError(f"store {self.url}: object {key} is not a regular file "
+                                         f"({exc.strerror})") from exc
+            raise CheckpointError(f"store {self.url}: cannot read {key} ({exc})") from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                raise CorruptObjectError(f"store {self.url}: object {key} is not a regular file")
+            if max_bytes is not None and st.st_size > max_bytes:
+                os.close(fd)
+                raise too_large(self.url, key, max_bytes)
+            with os.fdopen(fd, "rb") as f, path.open("wb") as out:
+                left = st.st_size if max_bytes is None else max_bytes
+                while left > 0 and (chunk := f.read(min(_CHUNK, left))):
+                    out.write(chunk)
+                    left -= len(chunk)
+                if max_bytes is not None and left == 0 and f.read(1):
+                    raise too_large(self.url, key, max_bytes)  # grew while read
+                elif max_bytes is None:
+                    shutil.copyfileobj(f, out)  # the rest, if it grew while read
         except OSError as exc:
             raise CheckpointError(f"store {self.url}: cannot read {key} ({exc})") from exc
 
@@ -62,7 +89,8 @@ class LocalStore(ObjectStore):
         out = []
 
         def fail(exc: OSError) -> None:
-            if not isinstance(exc, FileNotFoundError):  # a prefix nothing was written under yet
+            # a prefix nothing was written under yet, or a file where a folder should be
+            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                 raise exc
 
         try:

@@ -9,58 +9,31 @@ entries as a shared manifest file would. Only the newest ``keep`` checkpoints st
 
 Restoring trusts nothing read from the store: it takes the newest entry whose signature
 (when signing is on), size and checksum verify and whose archive unpacks safely, and falls
-back to the previous one with a warning for each that does not.
+back to the previous one with a warning for each that does not. Entries that do not verify
+never count: not for the next sequence number, not for retention (see ``checkpoints/entry.py``
+for the entry format and its parser).
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, sha256_file
-from gridhpo.checkpoints.archive import RefusedCheckpointError, pack, unpack
+from gridhpo.checkpoints.archive import RefusedCheckpointError, archive_limit, pack
+from gridhpo.checkpoints.entry import MAX_ENTRY_BYTES, MAX_SEQUENCE, Entry, name_of, parse_entry, sign
+from gridhpo.checkpoints.extract import DEFAULT_MAX_SIZE, unpack
 from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)
-_ENTRY = re.compile(r"(\d{8})-a(\d+)\.json$")
-
-
-@dataclass(frozen=True)
-class Entry:
-    task: int
-    point: int
-    attempt: int
-    sequence: int
-    size: int
-    sha256: str
-    time: float
-    key: str
-    signature: str | None = None
-
-    def payload(self) -> bytes:
-        fields = asdict(self)
-        fields.pop("signature")
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-
-    def event_data(self) -> dict[str, Any]:
-        """What a ``checkpoint`` event reports about it."""
-        return {"key": self.key, "size": self.size, "sha256": self.sha256, "sequence": self.sequence,
-                "attempt": self.attempt, "time": self.time}
 
 
 def point_prefix(task_id: int, task_name: str, number: int) -> str:
     return f"{task_id}-{task_name}/point-{number}/"
-
-
-def _sign(key: bytes, payload: bytes) -> str:
-    return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
 class Manifest:
@@ -74,34 +47,31 @@ class Manifest:
 
     # ------------------------------------------------------------------ reading
 
-    def entry_keys(self) -> list[str]:
-        """Entry object keys, oldest first."""
-        keys = [k for k in self.store.list(self.prefix) if _ENTRY.search(k)]
-        return sorted(keys, key=lambda k: tuple(int(g) for g in _ENTRY.search(k).groups()))  # type: ignore[union-attr]
+    def entry_keys(self, listing: list[str] | None = None) -> list[str]:
+        """Entry object keys, oldest first (by sequence, then attempt)."""
+        named = [(n, k) for k in (self.store.list(self.prefix) if listing is None else listing)
+                 if (n := name_of(self.prefix, k)) is not None and n[2] == "json"]
+        return [k for _, k in sorted(named)]
 
     def read_entry(self, key: str) -> Entry:
         """An entry as stored; RefusedCheckpointError if malformed or its signature does not verify."""
-        try:
-            raw = json.loads(self.store.get_bytes(key))
-            entry = Entry(**{f: raw[f] for f in ("task", "point", "attempt", "sequence", "size", "sha256",
-                                                 "time", "key")}, signature=raw.get("signature"))
-        except MissingObjectError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RefusedCheckpointError(f"manifest entry {key} is malformed: {exc}") from exc
-        if not entry.key.startswith(self.prefix) or entry.key != key[: -len(".json")] + ".tar":
+        name = name_of(self.prefix, key)
+        if name is None or name[2] != "json":
+            raise RefusedCheckpointError(f"{key} is not a manifest entry of {self.prefix}")
+        entry = parse_entry(key, self.store.get_bytes(key, max_bytes=MAX_ENTRY_BYTES), name[0], name[1])
+        if entry.key != key[: -len(".json")] + ".tar":
             raise RefusedCheckpointError(f"manifest entry {key} names archive {entry.key!r}, not its own")
         if self.signing_key is not None:
             if not entry.signature:
                 raise RefusedCheckpointError(f"manifest entry {key} is unsigned and the task requires signatures")
-            if not hmac.compare_digest(entry.signature, _sign(self.signing_key, entry.payload())):
+            if not hmac.compare_digest(entry.signature, sign(self.signing_key, entry.payload())):
                 raise RefusedCheckpointError(f"manifest entry {key} has a wrong signature")
         return entry
 
-    def entries(self) -> list[Entry]:
+    def entries(self, listing: list[str] | None = None) -> list[Entry]:
         """Entries that read and verify, oldest first; the others are skipped with a warning."""
         out = []
-        for key in self.entry_keys():
+        for key in self.entry_keys(listing):
             try:
                 out.append(self.read_entry(key))
             except MissingObjectError:
@@ -112,6 +82,22 @@ class Manifest:
 
     # ------------------------------------------------------------------ writing
 
+    def next_sequence(self, verified: list[Entry], listing: list[str]) -> int:
+        """One past the newest verified entry, and past any object named with that sequence.
+
+        Only verified entries count: with signing on, planted unsigned entries numbered near
+        99999999 cannot push the next save past the 8-digit names; and no save reuses a
+        sequence some object already has, planted or not."""
+        taken = {n[0] for k in listing if (n := name_of(self.prefix, k)) is not None}
+        sequence = max((e.sequence for e in verified), default=0) + 1
+        while sequence in taken:
+            sequence += 1
+        if sequence > MAX_SEQUENCE:
+            raise CheckpointError(f"checkpoints of {self.prefix}: sequence numbers are used up to {MAX_SEQUENCE} "
+                                  "by entries that verify (without a signing key, anyone who can write the "
+                                  "store can plant them): set evaluation.checkpoint.signing_key")
+        return sequence
+
     def save(self, folder: Path, workspace: Path, *, task: int, point: int, attempt: int, max_size: int,
              unchanged: Callable[[], bool] | None = None) -> Entry | None:
         """Archive ``folder``, upload it and its entry, prune old ones; returns the new entry.
@@ -119,9 +105,9 @@ class Manifest:
         ``unchanged()``, called once the archive is made, may veto the upload (None returned):
         the pilot uses it to skip an archive of a folder the evaluation was writing to.
         """
-        keys = self.entry_keys()
-        last = int(_ENTRY.search(keys[-1]).group(1)) if keys else 0  # type: ignore[union-attr]
-        sequence = last + 1
+        listing = self.store.list(self.prefix)
+        verified = self.entries(listing)
+        sequence = self.next_sequence(verified, listing)
         base = f"{self.prefix}{sequence:08d}-a{attempt}"
         tmp = workspace / f".upload-{sequence:08d}.tar"
         try:
@@ -134,31 +120,45 @@ class Manifest:
             tmp.unlink(missing_ok=True)
         entry = Entry(task, point, attempt, sequence, size, digest, time.time(), f"{base}.tar")
         if self.signing_key is not None:
-            entry = Entry(**{**asdict(entry), "signature": _sign(self.signing_key, entry.payload())})
+            entry = Entry(**{**asdict(entry), "signature": sign(self.signing_key, entry.payload())})
         self.store.put_bytes(f"{base}.json", json.dumps(asdict(entry), indent=1).encode())
-        self.prune()
+        self._prune([*verified, entry], [*listing, f"{base}.tar", f"{base}.json"])
         return entry
 
     def prune(self) -> None:
-        """Keep the newest ``keep`` checkpoints; also drop archives whose upload never got an entry."""
-        keys = self.entry_keys()
-        drop = keys[: max(0, len(keys) - self.keep)]
-        for key in drop:
+        """Keep the newest ``keep`` verified checkpoints; also drop older archives that have no entry."""
+        listing = self.store.list(self.prefix)
+        self._prune(self.entries(listing), listing)
+
+    def _prune(self, verified: list[Entry], listing: list[str]) -> None:
+        # only entries that verify count and are deleted: an entry that does not verify (planted,
+        # unsigned with signing on) neither pushes a genuine checkpoint out nor is touched
+        verified = sorted(verified, key=lambda e: (e.sequence, e.attempt))
+        drop = verified[: max(0, len(verified) - self.keep)]
+        for e in drop:
             # the entry goes first: an entry never names a deleted archive
-            self.store.delete(key)
-            self.store.delete(key[: -len(".json")] + ".tar")
-        if keys[len(drop):]:
-            oldest_kept = keys[len(drop)][: -len(".json")] + ".tar"
-            entries = set(keys)
-            for k in self.store.list(self.prefix):
-                if k.endswith(".tar") and k < oldest_kept and k[: -len(".tar")] + ".json" not in entries:
-                    self.store.delete(k)
+            self.store.delete(e.key[: -len(".tar")] + ".json")
+            self.store.delete(e.key)
+        kept = verified[len(drop):]
+        if not kept:
+            return
+        oldest_kept = (kept[0].sequence, kept[0].attempt)
+        names = {k: n for k in listing if (n := name_of(self.prefix, k)) is not None}
+        with_entry = {(n[0], n[1]) for n in names.values() if n[2] == "json"}
+        for k, (seq, att, kind) in names.items():
+            if kind == "tar" and (seq, att) < oldest_kept and (seq, att) not in with_entry:
+                self.store.delete(k)
 
     # ------------------------------------------------------------------ restoring
 
-    def fetch(self, entry: Entry, dest: Path) -> None:
-        """Download an entry's archive to ``dest``, checking its size and checksum."""
-        self.store.get(entry.key, dest)
+    def fetch(self, entry: Entry, dest: Path, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        """Download an entry's archive to ``dest``, checking its size and checksum; reads at most
+        the entry's size, and nothing for an entry larger than ``max_size`` allows."""
+        if entry.size > archive_limit(max_size):
+            raise RefusedCheckpointError(
+                f"checkpoint {entry.key}: manifest says {entry.size} bytes, over the {archive_limit(max_size)} "
+                f"an archive within evaluation.checkpoint.max_size ({max_size}) can hold")
+        self.store.get(entry.key, dest, max_bytes=entry.size)
         size = dest.stat().st_size
         if size != entry.size:
             raise RefusedCheckpointError(f"checkpoint {entry.key}: {size} bytes, manifest says {entry.size}")
@@ -167,19 +167,21 @@ class Manifest:
             raise RefusedCheckpointError(f"checkpoint {entry.key}: checksum mismatch (sha256 {digest[:12]}…, "
                                          f"manifest says {entry.sha256[:12]}…)")
 
-    def restore(self, dest: Path, workspace: Path,
-                on_skip: Callable[[str, str], None] | None = None) -> Entry | None:
+    def restore(self, dest: Path, workspace: Path, on_skip: Callable[[str, str], None] | None = None,
+                max_size: int = DEFAULT_MAX_SIZE) -> Entry | None:
         """Restore the newest checkpoint that verifies into ``dest``; None if there is none.
 
-        ``on_skip(key, reason)`` is told about each checkpoint passed over. A store that
-        cannot be reached raises CheckpointError: starting afresh would throw work away.
+        ``on_skip(key, reason)`` is told about each checkpoint passed over. ``max_size``
+        bounds what is downloaded and written. A store that cannot be reached raises
+        CheckpointError: starting afresh would throw work away; a store whose content is
+        wrong (CorruptObjectError included) is the checkpoint's fault and only skips it.
         """
         tmp = workspace / ".restore.tar"
         for key in reversed(self.entry_keys()):
             try:
                 entry = self.read_entry(key)
-                self.fetch(entry, tmp)
-                unpack(tmp, dest, source=f"checkpoint {entry.key}")
+                self.fetch(entry, tmp, max_size)
+                unpack(tmp, dest, source=f"checkpoint {entry.key}", max_size=max_size)
             except (RefusedCheckpointError, MissingObjectError) as exc:
                 log.warning("checkpoint %s refused, falling back to the previous one: %s", key, exc)
                 if on_skip is not None:
@@ -189,3 +191,6 @@ class Manifest:
                 tmp.unlink(missing_ok=True)
             return entry
         return None
+
+
+__all__ = ["Entry", "Manifest", "point_prefix"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, check_key
+from gridhpo.checkpoints._base import MissingObjectError, ObjectStore, check_key, too_large
 from gridhpo.config import redact
 from gridhpo.errors import CheckpointError, ConfigError
 
@@ -78,12 +78,15 @@ class S3Store(ObjectStore):
         except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
             raise self._error("upload of", key, exc) from exc
 
-    def get(self, key: str, path: Path) -> None:
+    def get(self, key: str, path: Path, max_bytes: int | None = None) -> None:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.download_file(self.bucket, self._key(key), str(path), Config=self.transfer)
+            if max_bytes is None:
+                self.client.download_file(self.bucket, self._key(key), str(path), Config=self.transfer)
+            else:
+                self._get_at_most(key, path, max_bytes)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
@@ -91,6 +94,35 @@ class S3Store(ObjectStore):
             raise self._error("download of", key, exc) from exc
         except (BotoCoreError, Boto3Error, OSError) as exc:
             raise self._error("download of", key, exc) from exc
+
+    def _get_at_most(self, key: str, path: Path, max_bytes: int) -> None:
+        """One ranged GET: the server sends at most ``max_bytes``, its Content-Range the real size."""
+        from botocore.exceptions import ClientError
+
+        if max_bytes == 0:
+            if self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"] > 0:
+                raise too_large(self.url, key, max_bytes)
+            path.write_bytes(b"")
+            return
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{max_bytes - 1}")
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) != "InvalidRange":
+                raise
+            path.write_bytes(b"")  # the range starts past the end: an empty object
+            return
+        body = resp["Body"]
+        try:
+            total = str(resp.get("ContentRange") or "").rpartition("/")[2]
+            if (total.isdigit() and int(total) > max_bytes) or int(resp.get("ContentLength") or 0) > max_bytes:
+                raise too_large(self.url, key, max_bytes)
+            left = max_bytes  # a server that ignored the range is still read no further
+            with path.open("wb") as out:
+                while left > 0 and (chunk := body.read(min(1 << 20, left))):
+                    out.write(chunk)
+                    left -= len(chunk)
+        finally:
+            body.close()
 
     def list(self, prefix: str = "") -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -78,7 +78,7 @@ class PointCheckpoints:
 
     def restore(self) -> Entry | None:
         skipped: list[dict[str, str]] = []
-        entry = self.manifest.restore(self.folder, self.workdir,
+        entry = self.manifest.restore(self.folder, self.workdir, max_size=self.settings.max_size,
                                       on_skip=lambda k, why: skipped.append({"key": k, "reason": why}))
         self._last_fp = fingerprint(self.folder)
         if entry is not None:

@@ -8,14 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gridhpo.checkpoints.archive import (
-    CheckpointTooLargeError,
-    RefusedCheckpointError,
-    UnsafeArchiveError,
-    pack,
-    unpack,
-)
+from gridhpo.checkpoints.archive import CheckpointTooLargeError, RefusedCheckpointError, pack
+from gridhpo.checkpoints.extract import UnsafeArchiveError, unpack
 
 
 def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -55,7 +52,22 @@ UNSAFE: dict[str, tuple[Callable[[], list[tuple[tarfile.TarInfo, bytes | None]]]
     "character device": (lambda: [_ok(), (_info("null", tarfile.CHRTYPE), None)], "device"),
     "block device": (lambda: [_ok(), (_info("sda", tarfile.BLKTYPE), None)], "device"),
     "fifo": (lambda: [_ok(), (_info("pipe", tarfile.FIFOTYPE), None)], "FIFO"),
+    "hard link to a symbolic link": (lambda: [(_info("s", tarfile.SYMTYPE, "state.bin"), None), _ok(),
+                                              (_info("h", tarfile.LNKTYPE, "s"), None)], "earlier regular file"),
+    "same name twice": (lambda: [_ok(), (_info("state.bin", tarfile.SYMTYPE, "x"), None)], "appears twice"),
+    "link chain": (lambda: chain_members(), "resolves outside"),
 }
+
+
+def chain_members(depth: int = 10) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """The archive of issue 14: ``state.json -> A/B/.../J/../..(x10)/outside``, then ``A ... J -> .``.
+
+    Each link on its own points inside (``A/B/.../J/..`` x10 is ``.`` on paper); together
+    ``A/B/.../J`` is the folder itself and the ``..`` climb ten levels out of it."""
+    letters = [chr(ord("A") + i) for i in range(depth)]
+    target = "/".join(letters) + "/" + "../" * depth + "outside"
+    return [(_info("state.json", tarfile.SYMTYPE, target), None),
+            *((_info(letter, tarfile.SYMTYPE, "."), None) for letter in letters)]
 
 
 @pytest.mark.parametrize("case", sorted(UNSAFE))
@@ -71,6 +83,51 @@ def test_unsafe_archives_are_refused_and_write_nothing(case: str, tmp_path: Path
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint"]
     assert [p.name for p in (work / "checkpoint").iterdir()] == ["previous"]
     assert not (tmp_path / "outside").exists()
+
+
+def test_link_chain_refused_and_the_next_save_stays_inside(tmp_path: Path) -> None:
+    """The data filter passes the chain (each link is checked before the next exists); the
+    restore refuses it, and what the evaluation then writes to checkpoint/state.json stays in
+    its work directory."""
+    archive = _archive(tmp_path / "chain.tar", *chain_members())
+    deep = tmp_path.joinpath(*[f"d{i}" for i in range(9)])  # checkpoint/..(x10) is tmp_path
+    (deep / "checkpoint").mkdir(parents=True)
+    with tarfile.open(archive) as tar:  # the attack: the standard library's filter alone lets it through
+        tar.extractall(deep / "plain", filter="data")
+    assert (deep / "plain" / "state.json").resolve() == tmp_path / "outside"
+    with pytest.raises(UnsafeArchiveError, match=r"'state\.json' .* resolves outside"):
+        unpack(archive, deep / "checkpoint", source="checkpoint chain.tar")
+    assert sorted(p.name for p in deep.iterdir()) == ["checkpoint", "plain"]  # no staging folder left
+    (deep / "checkpoint" / "state.json").write_text("the evaluation's next save")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_links_that_stay_inside_restore(tmp_path: Path) -> None:
+    """Links to other links, through folders, back up to the top: all fine while no step leaves."""
+    archive = _archive(tmp_path / "ok.tar", (_info("sub", tarfile.DIRTYPE), None), (_info("sub/w.bin"), b"w"),
+                       (_info("sub/up", tarfile.SYMTYPE, ".."), None),
+                       (_info("latest", tarfile.SYMTYPE, "sub/up/sub/w.bin"), None),
+                       (_info("again", tarfile.SYMTYPE, "latest"), None),
+                       (_info("hard", tarfile.LNKTYPE, "sub/w.bin"), None))
+    dest = tmp_path / "work" / "checkpoint"
+    dest.parent.mkdir()
+    unpack(archive, dest)
+    assert (dest / "again").read_bytes() == b"w" and (dest / "hard").read_bytes() == b"w"
+    assert (dest / "hard").stat().st_ino == (dest / "sub" / "w.bin").stat().st_ino
+
+
+@pytest.mark.parametrize("mtime", ["1e300", "inf", "-1e30", "nan"])
+def test_absurd_times_are_refused(tmp_path: Path, mtime: str) -> None:
+    info = _info("state.bin")
+    info.pax_headers = {"mtime": mtime}
+    archive = tmp_path / "t.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(RefusedCheckpointError, match="not a readable tar archive"):
+        unpack(archive, tmp_path / "work" / "checkpoint")
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 def test_garbage_is_refused(tmp_path: Path) -> None:
@@ -107,3 +164,73 @@ def test_size_limit_is_a_clear_error(tmp_path: Path) -> None:
                        match=r"checkpoint/ holds 5 kB, over evaluation.checkpoint.max_size \(4 kB\)"):
         pack(src, tmp_path / "a.tar", max_size=4000)
     assert not (tmp_path / "a.tar").exists()
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+_TYPES = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
+          tarfile.DIRTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE, b"x", b"Z"]
+_PARTS = st.sampled_from(["a", "b", "state.json", ".", "..", "", "A", "/", "\\", "é"])
+_PATHS = st.lists(_PARTS, min_size=1, max_size=6).map("/".join)
+_NAMES = st.lists(st.sampled_from(["a", "b", "A", "state.json", "a", "."]), min_size=1, max_size=3).map("/".join)
+_NUMBERS = st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@st.composite
+def _members(draw: st.DrawFn) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    out: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        info = _info(draw(_NAMES | _PATHS), draw(st.sampled_from(_TYPES)), draw(_NAMES | _PATHS))
+        info.mode = draw(st.integers(0, 0o7777))
+        info.pax_headers = draw(st.dictionaries(
+            st.sampled_from(["mtime", "GNU.sparse.map", "GNU.sparse.size", "size", "path", "linkpath"]),
+            _NUMBERS.map(str) | _NAMES, max_size=2))
+        out.append((info, draw(st.binary(max_size=64)) if info.isreg() else None))
+    return out
+
+
+def _check_unpack(archive: Path, root: Path) -> None:
+    """unpack either refuses with our error or restores a folder whose every path stays inside."""
+    from gridhpo.checkpoints.extract import stays_inside
+
+    dest = root / "work" / "checkpoint"
+    dest.parent.mkdir(parents=True)
+    try:
+        unpack(archive, dest, max_size=1 << 16)
+    except RefusedCheckpointError:
+        assert sorted(p.name for p in dest.parent.iterdir()) == []
+        return
+    for p in dest.rglob("*"):
+        assert stays_inside(dest, p.relative_to(dest).as_posix())
+    assert sorted(p.name for p in root.iterdir()) == ["fuzz.tar", "work"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=_members())
+def test_fuzzed_headers_never_crash_or_escape(tmp_path_factory: pytest.TempPathFactory,
+                                             members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    root = tmp_path_factory.mktemp("fuzz")
+    try:
+        with tarfile.open(root / "fuzz.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            for info, data in members:
+                if data is not None:
+                    info.size = len(data)
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    except (ValueError, OverflowError, tarfile.TarError, UnicodeError):
+        return  # tarfile cannot even write it
+    _check_unpack(root / "fuzz.tar", root)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 3071), st.integers(0, 255)), min_size=1, max_size=12))
+def test_fuzzed_bytes_never_crash_or_escape(tmp_path_factory: pytest.TempPathFactory,
+                                           flips: list[tuple[int, int]]) -> None:
+    root = tmp_path_factory.mktemp("fuzz")
+    good = _archive(root / "good.tar", (_info("d", tarfile.DIRTYPE), None), (_info("d/w.bin"), b"weights" * 20),
+                    (_info("latest", tarfile.SYMTYPE, "d/w.bin"), None), (_info("h", tarfile.LNKTYPE, "d/w.bin"), None))
+    data = bytearray(good.read_bytes())
+    for pos, byte in flips:
+        data[pos] = byte
+    good.unlink()
+    (root / "fuzz.tar").write_bytes(bytes(data))
+    _check_unpack(root / "fuzz.tar", root)

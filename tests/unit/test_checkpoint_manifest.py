@@ -2,14 +2,17 @@
 previous one, and with a signing key an unsigned or tampered checkpoint is refused."""
 from __future__ import annotations
 
+import io
 import json
 import logging
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from gridhpo.checkpoints import ObjectStore
+from gridhpo.checkpoints import ObjectStore, sha256_file
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
+from tests.unit.test_checkpoint_archive import chain_members
 
 PREFIX = point_prefix(4, "demo", 7)
 
@@ -98,8 +101,6 @@ def test_tampered_signed_checkpoint_is_refused(store: ObjectStore, tmp_path: Pat
     unsigned.store.get(f"forged/{seq:08d}-a1.tar", forged_tar)
     newest_key = m.entry_keys()[-1]
     entry = json.loads(store.get_bytes(newest_key))
-    from gridhpo.checkpoints import sha256_file
-
     entry.update(size=forged_tar.stat().st_size, sha256=sha256_file(forged_tar))
     store.put(entry["key"], forged_tar)
     store.put_bytes(newest_key, json.dumps(entry).encode())
@@ -126,12 +127,17 @@ def test_entry_pointing_at_another_archive_is_refused(store: ObjectStore, tmp_pa
     assert text == "one" and "not its own" in skipped[0]
 
 
+def plant_newest(m: Manifest, archive: Path) -> None:
+    """What anyone who can write the store can do without the signing key: replace the newest
+    archive and fix up its entry's size and checksum."""
+    key = m.entry_keys()[-1]
+    entry = json.loads(m.store.get_bytes(key))
+    entry.update(size=archive.stat().st_size, sha256=sha256_file(archive))
+    m.store.put(entry["key"], archive)
+    m.store.put_bytes(key, json.dumps(entry).encode())
+
+
 def test_unsafe_archive_with_a_valid_entry_falls_back(store: ObjectStore, tmp_path: Path) -> None:
-    import io
-    import tarfile
-
-    from gridhpo.checkpoints import sha256_file
-
     m = Manifest(store, PREFIX)
     _save(m, tmp_path / "w", "safe")
     _save(m, tmp_path / "w", "to be replaced")
@@ -140,11 +146,37 @@ def test_unsafe_archive_with_a_valid_entry_falls_back(store: ObjectStore, tmp_pa
         info = tarfile.TarInfo("../../escaped")
         info.size = 3
         tar.addfile(info, io.BytesIO(b"bad"))
-    key = m.entry_keys()[-1]
-    entry = json.loads(store.get_bytes(key))
-    entry.update(size=evil.stat().st_size, sha256=sha256_file(evil))
-    store.put(entry["key"], evil)
-    store.put_bytes(key, json.dumps(entry).encode())
+    plant_newest(m, evil)
     text, skipped = _restore(m, tmp_path)
     assert text == "safe" and "'..'" in skipped[0]
     assert not (tmp_path.parent / "escaped").exists()
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["after a genuine one", "alone"])
+def test_link_chain_archive_is_refused_and_the_next_save_stays_inside(
+        store: ObjectStore, tmp_path: Path, alone: bool) -> None:
+    """Issue 14 item 6 (no signing key): the symbolic link chain planted as the newest
+    checkpoint is refused; the attempt starts from the previous one (or afresh), and the
+    evaluation's next save of checkpoint/state.json stays in its work directory."""
+    m = Manifest(store, PREFIX)
+    if not alone:
+        _save(m, tmp_path / "w", "genuine")
+    _save(m, tmp_path / "w", "to be replaced")
+    chain = tmp_path / "chain.tar"
+    with tarfile.open(chain, "w") as tar:
+        for info, _ in chain_members():
+            tar.addfile(info)
+    plant_newest(m, chain)
+    work = tmp_path.joinpath(*[f"d{i}" for i in range(9)])  # checkpoint/..(x10) is tmp_path
+    work.mkdir(parents=True)
+    skipped: list[str] = []
+    entry = m.restore(work / "checkpoint", work, on_skip=lambda key, why: skipped.append(why))
+    assert len(skipped) == 1 and "resolves outside" in skipped[0]
+    if alone:
+        assert entry is None
+        (work / "checkpoint").mkdir()  # as the pilot's work directory has it
+    else:
+        assert entry is not None and (work / "checkpoint" / "state.txt").read_text() == "genuine"
+    (work / "checkpoint" / "state.json").write_text("the evaluation's next save")
+    assert not (tmp_path / "outside").exists()
+    assert not (work / "checkpoint" / "state.json").is_symlink()

@@ -6,11 +6,13 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from gridhpo.checkpoints import MissingObjectError, ObjectStore, open_store
+from gridhpo.checkpoints import CorruptObjectError, MissingObjectError, ObjectStore, open_store
 from gridhpo.errors import CheckpointError, ConfigError, UnknownNameError
 from tests.seaweed import s3_store_url
 
@@ -31,6 +33,70 @@ def test_put_get_roundtrip_and_replace(store: ObjectStore, tmp_path: Path) -> No
 def test_get_of_a_missing_key_raises_missing(store: ObjectStore, tmp_path: Path) -> None:
     with pytest.raises(MissingObjectError, match="no object nothing/here"):
         store.get("nothing/here", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
+
+
+def test_get_reads_at_most_max_bytes(store: ObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("lim/k", b"x" * 1000)
+    store.get("lim/k", tmp_path / "exact", max_bytes=1000)
+    assert (tmp_path / "exact").read_bytes() == b"x" * 1000
+    with pytest.raises(CorruptObjectError, match="object lim/k holds more than the 999 bytes expected"):
+        store.get("lim/k", tmp_path / "short", max_bytes=999)
+    assert not (tmp_path / "short").exists() or (tmp_path / "short").stat().st_size <= 999
+    store.put_bytes("lim/empty", b"")
+    assert store.get_bytes("lim/empty", max_bytes=10) == b""
+    assert store.get_bytes("lim/empty", max_bytes=0) == b""
+    with pytest.raises(CorruptObjectError):
+        store.get_bytes("lim/k", max_bytes=0)
+    with pytest.raises(MissingObjectError):
+        store.get_bytes("lim/none", max_bytes=10)
+
+
+T = TypeVar("T")
+ODD_KINDS = ["symlink to /dev/zero", "fifo", "folder"]
+
+
+def make_odd(path: Path, kind: str) -> None:
+    """What put() never writes but anyone who can write a folder store can put there."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+
+
+def with_deadline(fn: Callable[[], T], seconds: float = 60.0) -> T:
+    """``fn()`` in a thread: one that blocks (on a FIFO) fails the test instead of hanging the run."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"blocked for {seconds}s"
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+@pytest.mark.parametrize("kind", ODD_KINDS)
+@pytest.mark.parametrize("max_bytes", [None, 100])
+def test_local_store_object_that_is_not_a_file_is_corrupt(tmp_path: Path, kind: str, max_bytes: int | None) -> None:
+    """get refuses it at once, with or without a size bound, instead of reading /dev/zero or
+    waiting on a FIFO."""
+    store = open_store(f"file://{tmp_path / 'store'}")
+    path = tmp_path / "store" / "odd" / "k"
+    path.parent.mkdir(parents=True)
+    make_odd(path, kind)
+    with pytest.raises(CorruptObjectError, match="object odd/k is not a regular file"):
+        with_deadline(lambda: store.get("odd/k", tmp_path / "dst", max_bytes=max_bytes))
     assert not (tmp_path / "dst").exists() or (tmp_path / "dst").stat().st_size == 0
 
 
