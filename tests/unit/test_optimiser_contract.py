@@ -16,6 +16,8 @@ BACKENDS: list[tuple[str, str | None]] = [
     ("hyperopt", "tpe"), ("hyperopt", "random"), ("hyperopt", "anneal"), ("hyperopt", "atpe"),
     ("skopt", "gp"), ("skopt", "rf"), ("skopt", "et"), ("skopt", "gbrt"),
     ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("nevergrad", "CMA"),
+    ("optuna", "tpe"), ("optuna", "gp"), ("optuna", "cmaes"), ("optuna", "qmc"), ("optuna", "nsga2"),
+    ("optuna", "random"),
 ]
 IDS = [f"{b}-{a}" if a else b for b, a in BACKENDS]
 
@@ -51,6 +53,9 @@ def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
         opts.setdefault("acq_optimizer_kwargs", {"n_points": 500})
     if backend == "grid":
         opts.setdefault("resolution", 3)
+    if (backend, algorithm) == ("optuna", "gp"):
+        # PyTorch is not in the optimisers extra (its wheels bring gigabytes of CUDA libraries)
+        pytest.importorskip("torch", reason="optuna's gp sampler needs PyTorch, which is not installed")
     klass = optimisers.get(backend)
     klass.check_space(space, algorithm, opts)
     return klass(space, seed=seed, algorithm=algorithm, options=opts, **kw)
