@@ -172,6 +172,9 @@ class OptunaSearch(Optimiser):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         self._searched = {p.name: _distribution(p) for p in space if not _is_constant(p)}
+        self._study: optuna.Study | None = None
+        # point number -> number of its trial in the study
+        self._ids: dict[int, int] = {}
         # cmaes only: the system attributes Optuna wrote on each trial (its CMA-ES state)
         self._attrs: dict[int, dict[str, Any]] = {}
         self._source: list[FrozenTrial] = []
@@ -190,18 +193,20 @@ class OptunaSearch(Optimiser):
             state=state, value=trial.value if state == TrialState.COMPLETE else None, params=params,
             distributions={name: self._searched[name] for name in params}, system_attrs=attrs)
 
-    def _study(self, number: int, retry: int, batch: list[Trial]) -> optuna.Study:
-        """A fresh study holding every known point (pending ones RUNNING), and a fresh sampler."""
-        sampler = _sampler(self.algorithm, derive_seed(self.seed, number, retry), self.options,
-                           conditional=self.space.is_conditional, qmc_seed=self.seed, sample_id=number,
-                           source=self._source)
-        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=sampler,
-                                    direction="minimize")
-        trials = sorted(list(self.trials.values()) + batch, key=lambda t: t.number)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.add_trials([self._frozen(t) for t in trials])
-        return study
+    def _add(self, study: optuna.Study, trial: Trial) -> None:
+        study.add_trial(self._frozen(trial))
+        self._ids[trial.number] = len(study.get_trials(deepcopy=False)) - 1
+
+    def _live_study(self) -> optuna.Study:
+        """The study: every known point as a trial in point order (pending ones RUNNING), built
+        from ``self.trials`` on the first ask and after a restore, then kept up to date."""
+        if self._study is None:
+            self._ids = {}
+            self._study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="minimize",
+                                              sampler=optuna.samplers.RandomSampler(seed=self.seed))
+            for t in sorted(self.trials.values(), key=lambda t: t.number):
+                self._add(self._study, t)
+        return self._study
 
     def _suggest(self, trial: optuna.Trial) -> Point:
         point: Point = {}
@@ -219,9 +224,16 @@ class OptunaSearch(Optimiser):
     # ------------------------------------------------------------------ hooks
 
     def _tell(self, trial: Trial) -> None:
-        """Nothing to do: the next ask rebuilds the study from ``self.trials``."""
+        if self._study is not None and trial.number in self._ids:
+            state = TrialState.COMPLETE if trial.state == "done" else TrialState.FAIL
+            self._study.tell(self._ids[trial.number], trial.value if state == TrialState.COMPLETE else None,
+                             state=state)
+
+    def _tell_failure(self, trial: Trial) -> None:
+        self._tell(trial)
 
     def _restore(self) -> None:
+        self._study = None
         self._attrs = {}
         if self.algorithm == "cmaes":
             self._source = self._warm_start()
@@ -242,31 +254,42 @@ class OptunaSearch(Optimiser):
 
     def _ask(self, n: int) -> list[Point]:
         seen = self.seen_keys()
-        batch: list[Trial] = []
+        study = self._live_study()
+        out: list[Point] = []
         for number in range(self.next_number, self.next_number + n):
-            point = self._ask_one(number, seen, batch)
+            point = self._ask_one(study, number, seen)
             if point is None:
                 break
             seen.add(self.space.key(point))
+            out.append(point)
             # in flight from now on: later asks of this batch see it as a RUNNING trial
-            batch.append(Trial(number, point, "pending"))
-        return [t.params for t in batch]
+            self._add(study, Trial(number, point, "pending"))
+        return out
 
-    def _ask_one(self, number: int, seen: set[str], batch: list[Trial]) -> Point | None:
+    def _ask_one(self, study: optuna.Study, number: int, seen: set[str]) -> Point | None:
+        """Sample on a scratch trial, which is then closed as FAILED (ignored by every sampler):
+        the point itself joins the study as a trial of its own, holding exactly the recorded
+        values (snapped to the grid), so the study stays what a restore would rebuild."""
         if self._searched:
             # a qmc element is the same on every retry: a repeat goes straight to the prior
             for retry in range(1 if self.algorithm == "qmc" else _REDRAWS):
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        study = self._study(number, retry, batch)
+                        study.sampler = _sampler(self.algorithm, derive_seed(self.seed, number, retry), self.options,
+                                                 conditional=self.space.is_conditional, qmc_seed=self.seed,
+                                                 sample_id=number, source=self._source)
                         trial = study.ask()
-                        point = self._suggest(trial)
+                        try:
+                            point = self._suggest(trial)
+                            attrs = study._storage.get_trial(trial._trial_id).system_attrs
+                        finally:
+                            study.tell(trial, state=TrialState.FAIL)
                 except Exception as exc:  # Optuna's samplers raise plain exceptions
                     raise OptimiserError(f"optuna {self.algorithm} failed to propose point {number}: {exc}") from exc
                 if self.space.key(point) not in seen:
                     if self.algorithm == "cmaes":
-                        self._attrs[number] = dict(study._storage.get_trial(trial._trial_id).system_attrs)
+                        self._attrs[number] = dict(attrs)
                     return point
             log.debug("optuna: point %d kept repeating known points; drawn from the prior instead", number)
         return draw_unseen(self.space, self.seed, number, seen)
