@@ -59,8 +59,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gridhpo.errors import ConfigError, OptimiserError
 from gridhpo.steering.optimisers._base import Optimiser, Trial
-from gridhpo.steering.optimisers._common import check_options, derive_seed, draw_unseen, widened
-from gridhpo.steering.space import Categorical, Fixed, Normal, Numeric, Param, Point, SearchSpace
+from gridhpo.steering.optimisers._common import (
+    build_point,
+    check_options,
+    derive_seed,
+    draw_unseen,
+    free_params,
+    widened,
+)
+from gridhpo.steering.space import Categorical, Normal, Numeric, Param, Point, SearchSpace
 
 log = logging.getLogger(__name__)
 # Optuna logs every trial at INFO; the steering's own log says what matters
@@ -143,10 +150,6 @@ def _external(p: Param, x: Any) -> Any:
     return p.snap(float(x))
 
 
-def _is_constant(p: Param) -> bool:
-    return isinstance(p, Fixed) or (isinstance(p, Categorical) and len(p.choices) == 1)
-
-
 class OptunaSearch(Optimiser):
     name = "optuna"
     algorithms = ("tpe", "gp", "cmaes", "qmc", "nsga2", "random")
@@ -171,7 +174,7 @@ class OptunaSearch(Optimiser):
 
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
-        self._searched = {p.name: _distribution(p) for p in space if not _is_constant(p)}
+        self._searched = {p.name: _distribution(p) for p in free_params(space)}
         self._study: optuna.Study | None = None
         # point number -> number of its trial in the study
         self._ids: dict[int, int] = {}
@@ -209,17 +212,18 @@ class OptunaSearch(Optimiser):
         return self._study
 
     def _suggest(self, trial: optuna.Trial) -> Point:
-        point: Point = {}
-        for p in self.space:
-            if p.when is not None and not p.when.holds(point):
-                continue
-            if isinstance(p, Fixed):
-                point[p.name] = p.value
-            elif isinstance(p, Categorical) and len(p.choices) == 1:
-                point[p.name] = p.choices[0]
+        def value_of(p: Param) -> Any:
+            d = self._searched[p.name]
+            if isinstance(d, CategoricalDistribution):
+                x: Any = trial.suggest_categorical(p.name, d.choices)
+            elif isinstance(d, IntDistribution):
+                x = trial.suggest_int(p.name, d.low, d.high, step=d.step, log=d.log)
             else:
-                point[p.name] = _external(p, trial._suggest(p.name, self._searched[p.name]))
-        return point
+                assert isinstance(d, FloatDistribution)
+                x = trial.suggest_float(p.name, d.low, d.high, step=d.step, log=d.log)
+            return _external(p, x)
+
+        return build_point(self.space, value_of)
 
     # ------------------------------------------------------------------ hooks
 
