@@ -21,18 +21,23 @@ the study, and TPE counts them as bad observations); on a conditional space it u
 runs single-objective here. Options are passed to the sampler (per algorithm, see
 ``_OPTIONS``); a bad value is refused at submit time.
 
-Determinism and restarts. The study is rebuilt from ``self.trials`` (in point order) for every
-ask, and the sampler is created anew with a seed derived from ``(seed, point number,
-retry)``; ``qmc`` keeps one scrambled sequence (seed ``seed``) and takes its element number
-``point number``. So a proposal depends only on the recorded points, their states and values,
-not on the order of earlier asks and tells, and a restored optimiser proposes exactly the
-same next points as one that never stopped: ``deterministic_restore`` holds for ``tpe``,
-``gp``, ``qmc``, ``random`` and ``nsga2`` (whose generations are assigned by point number,
-``number // population_size``, rather than by the order results arrived). ``cmaes`` keeps its
-evolving state in Optuna's per-trial system attributes, which the recorded points do not
-hold: after a restart it starts a new CMA-ES run warm-started from the finished points
-(Optuna's ``source_trials``, from 10 finished points on; before that a fresh run), a good
-start but not the same next points.
+Determinism and restarts. The study holds every known point as a trial in point order:
+pending ones RUNNING, results COMPLETE, failures FAIL. Each ask samples on a scratch trial with
+a sampler created anew and seeded from ``(seed, point number, retry)``, closes the scratch trial
+as FAIL (no sampler learns from failures), and adds the point as a trial of its own holding
+exactly the recorded values; ``qmc`` keeps one scrambled sequence (seed ``seed``) and takes its
+element ``point number``. So a proposal depends only on the recorded points, their states and
+values, not on the order of earlier asks and tells, and ``restore`` (the study rebuilt from the
+record) proposes exactly the same next points as an optimiser that never stopped:
+``deterministic_restore`` holds for ``tpe``, ``gp``, ``qmc``, ``random`` and ``nsga2`` (whose
+generations are assigned by point number, ``number // population_size``, rather than by the
+order results arrived). ``cmaes`` keeps its evolving state in Optuna's per-trial system
+attributes, which the recorded points do not hold: after a restart it starts a new CMA-ES run
+warm-started from the finished points (Optuna's ``source_trials``, from 10 finished points on;
+before that a fresh run), a good start but not the same next points.
+
+``gp`` needs PyTorch, which is not in the ``optimisers`` extra: without it, it is refused at
+submit time.
 
 A proposal equal to a known point (pending, done or failed) is redrawn with another seed,
 then drawn from the space's own prior (``_common.draw_unseen``). Failed points are FAIL trials,

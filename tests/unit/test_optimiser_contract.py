@@ -360,3 +360,13 @@ def test_optuna_refuses_what_it_cannot_run_at_submit() -> None:
     except ImportError:
         with pytest.raises(ConfigError, match="PyTorch"):
             klass.check_space(space, "gp", {})
+
+
+def test_optuna_missing_is_a_one_line_error_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what an environment without optuna imports
+    monkeypatch.delitem(sys.modules, "gridhpo.steering.optimisers.optuna", raising=False)
+    with pytest.raises(ConfigError, match=r"gridhpo\[optimisers\]") as err:
+        optimisers.get("optuna")
+    assert "\n" not in str(err.value)
