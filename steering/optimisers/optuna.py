@@ -87,6 +87,8 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "nsga2": ("population_size", "mutation_prob", "crossover_prob", "swapping_prob"),
     "random": (),
 }
+# options Optuna stores unchecked and would only trip over at the first ask
+_COUNTS = {"n_startup_trials", "n_ei_candidates", "popsize", "population_size"}
 _REDRAWS = 8
 _NSGA2_GENERATION = "NSGAIISampler:generation"
 # Optuna's warm start fits its Gaussian to the best tenth of the source points: it needs ten
@@ -172,6 +174,10 @@ class OptunaSearch(Optimiser):
                 import torch  # noqa: F401
             except ImportError:
                 raise ConfigError("optimiser.algorithm: optuna's gp needs PyTorch (pip install torch)") from None
+        for key in _COUNTS.intersection(options):
+            v = options[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"optimiser.options.{key}: {v!r} is not an integer >= 1")
         try:
             _sampler(algo, 0, options, conditional=space.is_conditional)
         except (TypeError, ValueError) as exc:  # Optuna's own check of a sampler argument

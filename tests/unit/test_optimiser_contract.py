@@ -351,6 +351,8 @@ def test_optuna_refuses_what_it_cannot_run_at_submit() -> None:
     space = parse_space(MIXED)
     with pytest.raises(ConfigError, match="n_startup_trials"):
         klass.check_space(space, "tpe", {"n_startup_trial": 5})
+    with pytest.raises(ConfigError, match=r"optimiser\.options\.n_startup_trials: 'ten' is not an integer"):
+        klass.check_space(space, "tpe", {"n_startup_trials": "ten"})
     with pytest.raises(ConfigError, match=r"optimiser\.options: optuna nsga2 refuses"):
         klass.check_space(space, "nsga2", {"population_size": 1})
     with pytest.raises(ConfigError, match=r"search_space\.x"):
