@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "hyperopt": "gridhpo.steering.optimisers.hyperopt:HyperoptSearch",
     "skopt": "gridhpo.steering.optimisers.skopt:SkoptSearch",
     "nevergrad": "gridhpo.steering.optimisers.nevergrad:NevergradSearch",
+    "optuna": "gridhpo.steering.optimisers.optuna:OptunaSearch",
 }
 
 

@@ -57,8 +57,9 @@ class Optimiser(abc.ABC):
     #: a backend whose ask and tell take microseconds is called inline by the steering;
     #: any other runs in a worker thread (steering/driver.py)
     cheap: ClassVar[bool] = False
-    #: False where ``restore`` rebuilds an equivalent but not bit-identical state
-    deterministic_restore: ClassVar[bool] = True
+    #: False where ``restore`` rebuilds an equivalent but not bit-identical state (an instance
+    #: attribute: for some backends it depends on the algorithm)
+    deterministic_restore: bool = True
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
                  mode: str = "min", options: Mapping[str, Any] | None = None,

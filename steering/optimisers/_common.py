@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gridhpo.errors import ConfigError, unknown_name
@@ -129,6 +129,12 @@ def to_vector(space: SearchSpace, free: list[Param], point: Mapping[str, Any]) -
 def from_vector(space: SearchSpace, free: list[Param], x: Iterable[Any]) -> Point:
     """The point for an internal vector: constants filled in, inactive parameters dropped."""
     coords = dict(zip((p.name for p in free), x, strict=True))
+    return build_point(space, lambda p: decode(p, coords[p.name]))
+
+
+def build_point(space: SearchSpace, value_of: Callable[[Param], Any]) -> Point:
+    """The point whose searched parameters ``value_of`` gives, called in space order and only for
+    active ones (so a define-by-run library draws a parameter only when its condition holds)."""
     point: Point = {}
     for p in space:
         if p.when is not None and not p.when.holds(point):
@@ -138,5 +144,5 @@ def from_vector(space: SearchSpace, free: list[Param], x: Iterable[Any]) -> Poin
         elif isinstance(p, Categorical) and len(p.choices) == 1:
             point[p.name] = p.choices[0]
         else:
-            point[p.name] = decode(p, coords[p.name])
+            point[p.name] = value_of(p)
     return point

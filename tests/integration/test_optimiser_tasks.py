@@ -1,5 +1,6 @@
 """End to end: a small task with each backend, run to completion by real pilot processes on
-the embedded defaults (SQLite bookkeeping, folder queue), with an in-process objective."""
+the embedded defaults (SQLite bookkeeping, folder queue), with an in-process objective; Optuna's
+TPE also on PostgreSQL + RabbitMQ."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("backend", "extra"), CASES, ids=[c[0] for c in CASES])
-def test_task_runs_to_completion(home: Path, tmp_path: Path, backend: str, extra: dict[str, Any]) -> None:
+def run_case(db: str, broker: str, tmp_path: Path, backend: str, extra: dict[str, Any]) -> None:
+    """Run the task with ``backend`` to completion through 2 pilot processes; check every point."""
     (tmp_path / f"obj_{backend}.py").write_text(OBJECTIVE)
     import yaml
 
@@ -46,9 +47,9 @@ def test_task_runs_to_completion(home: Path, tmp_path: Path, backend: str, extra
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(task))
     spec = load_task(path)
-    repo = Repository(config.db_url())
+    repo = Repository(db)
     task_id, _ = submit(repo, spec)
-    result = run_task(repo, config.broker_url(), task_id, pilots=2)
+    result = run_task(repo, broker, task_id, pilots=2)
     assert result.state == "finished"
     points = repo.points(task_id)
     assert len(points) == 12
@@ -57,3 +58,15 @@ def test_task_runs_to_completion(home: Path, tmp_path: Path, backend: str, extra
         spec.search_space.validate_point(p.params)  # inactive parameters never sent
         assert p.state == ("failed" if p.params["act"] == "bad" else "finished")
     assert result.progress["best_value"] == min(p.value for p in points if p.value is not None)
+
+
+@pytest.mark.parametrize(("backend", "extra"), CASES, ids=[c[0] for c in CASES])
+def test_task_runs_to_completion(home: Path, tmp_path: Path, backend: str, extra: dict[str, Any]) -> None:
+    run_case(config.db_url(), config.broker_url(), tmp_path, backend, extra)
+
+
+def test_optuna_tpe_task_runs_to_completion(servers: tuple[str, str], tmp_path: Path) -> None:
+    """Optuna's TPE (multivariate, constant liar) through real pilots, on the embedded defaults
+    and on PostgreSQL + RabbitMQ."""
+    db, broker = servers
+    run_case(db, broker, tmp_path, "optuna", {"algorithm": "tpe", "options": {"n_startup_trials": 4}})
