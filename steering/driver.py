@@ -40,7 +40,11 @@ class OptimiserDriver:
     def tell(self, number: int, value: float | None) -> None:
         """A result (``None``: the point failed)."""
         if not self.threaded:
-            self._apply(number, value)
+            try:
+                self._apply(number, value)
+            except Exception as exc:  # a backend library's own error fails the task, never the steering
+                log.exception("optimiser %s failed", self.optimiser.name)
+                self.error = f"optimiser {self.optimiser.name} failed to tell: {type(exc).__name__}: {exc}"
             return
         with self._wake:
             self._tells.append((number, value))
@@ -48,6 +52,8 @@ class OptimiserDriver:
 
     def take(self, n: int) -> list[Suggestion]:
         """Up to ``n`` new suggestions; in threaded mode only those already computed."""
+        if self.error:
+            raise OptimiserError(self.error)
         if n <= 0:
             return []
         if not self.threaded:
@@ -109,5 +115,6 @@ class OptimiserDriver:
                     self._apply(number, value)
             except Exception as exc:  # reported to the steering by take()
                 log.exception("optimiser %s failed", self.optimiser.name)
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = str(exc) if isinstance(exc, OptimiserError) else \
+                    f"optimiser {self.optimiser.name} failed: {type(exc).__name__}: {exc}"
                 return

@@ -147,10 +147,12 @@ class Steering:
                 try:
                     # a database restarting is retried: only a task that cannot be served fails
                     self.tasks[tid] = self.repo.retrying("load task", lambda row=row: load_task(self.repo, row))
-                except GridHPOError as exc:
-                    log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, exc)
-                    self.repo.retrying("update task", lambda tid=tid, exc=exc: self.repo.set_task_state(
-                        tid, "failed", str(exc)))
+                except Exception as exc:  # whatever a stored task holds, it fails alone (a missing library...)
+                    reason = str(exc) if isinstance(exc, GridHPOError) else f"{type(exc).__name__}: {exc}"
+                    log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, reason,
+                              exc_info=not isinstance(exc, GridHPOError))
+                    self.repo.retrying("update task", lambda tid=tid, reason=reason: self.repo.set_task_state(
+                        tid, "failed", reason))
 
     def _new_token(self, task: TaskState, row: TaskRow) -> None:
         """The task's token was replaced (or given an expiry): its queued points move to the

@@ -51,6 +51,7 @@ _REDRAWS = 16
 
 class NevergradSearch(Optimiser):
     name = "nevergrad"
+    libraries = ("nevergrad",)
     algorithms = ("*",)
     deterministic_restore = False
 
