@@ -33,6 +33,7 @@ from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Decision
+from gridhpo.steering.space import unstorable
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,13 @@ class Steering:
         except OptimiserError as exc:
             task.error = str(exc)
             return []
+        for s in suggestions:
+            # one bad point would fail the whole round's transaction, and every round after it
+            problem = unstorable(s.params)
+            if problem is not None:
+                task.error = (f"optimiser {task.spec.optimiser.backend} proposed point {s.number}, which the "
+                              f"bookkeeping cannot store: {problem}")
+                return []
         task.created += len(suggestions)
         return suggestions
 

@@ -49,6 +49,19 @@ def finite_number(value: object) -> TypeGuard[int | float]:
         return False
 
 
+def unstorable(params: Mapping[str, Any]) -> str | None:
+    """Why the bookkeeping cannot store a point's parameters (PostgreSQL's JSON refuses NaN
+    and infinities; integers beyond 64 bits are refused by its readers), or None."""
+    for name, v in params.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"parameter {name!r} is {v!r}"
+        if isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 63):
+            return f"parameter {name!r} is an integer beyond 64 bits"
+        if not isinstance(v, (str, int, float, bool)):
+            return f"parameter {name!r} is a {type(v).__name__}, not a string, number or boolean"
+    return None
+
+
 def same_value(a: object, b: object) -> bool:
     """Equality that keeps ``True``, ``1`` and ``1.0`` apart, as JSON does."""
     return type(a) is type(b) and a == b
@@ -161,7 +174,7 @@ class Numeric(Param):
             a, b = math.log(self.low), math.log(self.high)
             raw = [math.exp(a + (b - a) * k / (resolution - 1)) for k in range(resolution)]
         else:
-            raw = [self.low + (self.high - self.low) * k / (resolution - 1) for k in range(resolution)]
+            raw = [self.low + (self.high - self.low) * (k / (resolution - 1)) for k in range(resolution)]
         out: list[Any] = []
         for x in raw:
             v = self.snap(x)
@@ -444,6 +457,9 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
     low, high = vals["low"], vals["high"]
     if low >= high:
         raise ConfigError(f"{where}: low ({low}) must be less than high ({high})")
+    if not math.isfinite(float(high) - float(low)):
+        # high - low overflowing makes every draw and grid value inf or NaN
+        raise ConfigError(f"{where}: the range {low}..{high} is too wide (high - low overflows a float)")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(f"{where}.log: {log!r} is not true or false")

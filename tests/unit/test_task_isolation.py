@@ -111,12 +111,30 @@ class ExplodingOnTell(Exploding):
     where = "tell"
 
 
-@pytest.mark.parametrize("spec_change", ["unknown backend", "ask raises", "tell raises", "not a spec"])
+class Unstorable(Optimiser):
+    """A backend whose second point holds a value no bookkeeping can store."""
+
+    name = "unstorable"
+    algorithms = ("NaN point", "huge int point")
+    cheap = True
+
+    def _ask(self, n: int) -> list[Point]:
+        if self.next_number == 0:
+            return [{"x": 0.5}]
+        return [{"x": float("nan") if self.algorithm == "NaN point" else 10 ** 30}]
+
+    def _tell(self, trial: Trial) -> None:
+        pass
+
+
+@pytest.mark.parametrize("spec_change", ["unknown backend", "ask raises", "tell raises", "not a spec",
+                                         "overflowing range", "NaN point", "huge int point"])
 def test_whatever_a_stored_task_holds_it_fails_alone(env: tuple[Repository, Broker], spec_change: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     repo, broker = env
     monkeypatch.setitem(optimisers.REGISTRY, "exploding", f"{__name__}:Exploding")
     monkeypatch.setitem(optimisers.REGISTRY, "exploding-tell", f"{__name__}:ExplodingOnTell")
+    monkeypatch.setitem(optimisers.REGISTRY, "unstorable", f"{__name__}:Unstorable")
     data = task("bad").to_dict()
     if spec_change == "unknown backend":
         data["optimiser"]["backend"] = "no-such-backend"
@@ -124,6 +142,12 @@ def test_whatever_a_stored_task_holds_it_fails_alone(env: tuple[Repository, Brok
         data["optimiser"]["backend"] = "exploding"
     elif spec_change == "tell raises":
         data["optimiser"]["backend"] = "exploding-tell"
+    elif spec_change == "overflowing range":  # the issue's grid that yielded NaN
+        data["optimiser"]["backend"] = "grid"
+        data["search_space"] = {"x": {"type": "float", "low": -1.0e308, "high": 1.0e308}}
+    elif spec_change in ("NaN point", "huge int point"):
+        data["optimiser"]["backend"] = "unstorable"
+        data["optimiser"]["algorithm"] = spec_change
     else:
         data["search_space"] = ["not", "a", "mapping"]
     bad = repo.create_task("bad", data)  # written straight into the bookkeeping, as an old version might
@@ -134,5 +158,7 @@ def test_whatever_a_stored_task_holds_it_fails_alone(env: tuple[Repository, Brok
     st, message = state(repo, bad)
     assert st == "failed" and message, message
     expected = {"unknown backend": "no-such-backend", "ask raises": "ZeroDivisionError",
-                "tell raises": "KeyError", "not a spec": "search_space"}[spec_change]
+                "tell raises": "KeyError", "not a spec": "search_space", "overflowing range": "too wide",
+                "NaN point": "cannot store: parameter 'x' is nan",
+                "huge int point": "cannot store: parameter 'x' is an integer beyond 64 bits"}[spec_change]
     assert expected in message
