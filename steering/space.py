@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard, Union
 
@@ -35,6 +35,13 @@ _KEYS = {
     "fixed": {"type", "value", "when"},
 }
 _REL_TOL = 1e-9
+
+# Limits (docs/taskfile.md, "Limits"): every backend handles values as floats, so ints stay
+# where a float is exact, and a grid step finer than this many values is no grid at all.
+MAX_INT = 1 << 53
+MAX_STEPS = 10 ** 12
+MAX_PARAMS = 1_000
+MAX_CHOICES = 10_000
 
 
 def _is_number(value: object) -> bool:
@@ -89,8 +96,9 @@ class Param:
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
 
-    def grid(self, resolution: int) -> list[Any]:
-        """The values a grid search visits; continuous ranges are cut into ``resolution``."""
+    def grid(self, resolution: int) -> Iterable[Any]:
+        """The values a grid search visits; continuous ranges are cut into ``resolution``.
+        Produced lazily: an int range may hold 2**54 values."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,12 +172,12 @@ class Numeric(Param):
             return bool(abs(k - round(k)) < 1e-6 or abs(value - nearest) <= 1e-12 + 1e-15 * abs(value))
         return True
 
-    def grid(self, resolution: int) -> list[Any]:
+    def grid(self, resolution: int) -> Iterable[Any]:
         n = self.n_steps()
         if n is not None and (self.step is not None or self.is_int) and not (
             self.log and n > resolution
         ):
-            return [self.snap(self.low + k * (self.step or 1)) for k in range(n)]
+            return (self.snap(self.low + k * (self.step or 1)) for k in range(n))
         if self.log:
             a, b = math.log(self.low), math.log(self.high)
             raw = [math.exp(a + (b - a) * k / (resolution - 1)) for k in range(resolution)]
@@ -219,8 +227,8 @@ class Categorical(Param):
                 return i
         raise ValueError(f"{value!r} is not a choice of {self.name}")
 
-    def grid(self, resolution: int) -> list[Any]:
-        return list(self.choices)
+    def grid(self, resolution: int) -> Iterable[Any]:
+        return self.choices
 
     def to_dict(self) -> dict[str, Any]:
         return self._with_when({"type": "categorical", "choices": list(self.choices)})
@@ -236,8 +244,8 @@ class Fixed(Param):
     def contains(self, value: Any) -> bool:
         return same_value(value, self.value)
 
-    def grid(self, resolution: int) -> list[Any]:
-        return [self.value]
+    def grid(self, resolution: int) -> Iterable[Any]:
+        return (self.value,)
 
     def to_dict(self) -> dict[str, Any]:
         return self._with_when({"type": "fixed", "value": self.value})
@@ -274,7 +282,7 @@ class Normal(Param):
             return bool(abs(k - round(k)) < 1e-6)
         return True
 
-    def grid(self, resolution: int) -> list[Any]:
+    def grid(self, resolution: int) -> Iterable[Any]:
         raise ConfigError(f"search_space.{self.name}: a normal distribution has no bounds to enumerate")
 
     def to_dict(self) -> dict[str, Any]:
@@ -395,6 +403,8 @@ def parse_space(raw: object, where: str = "search_space") -> SearchSpace:
     """Build a SearchSpace from the task file's mapping; errors name ``where.param.field``."""
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"{where}: must be a non-empty mapping of parameter name to definition")
+    if len(raw) > MAX_PARAMS:
+        raise ConfigError(f"{where}: {len(raw)} parameters is over the limit of {MAX_PARAMS}")
     params = [_parse_param(str(name), spec, f"{where}.{name}") for name, spec in raw.items()]
     names = {p.name for p in params}
     for p in params:
@@ -426,6 +436,8 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
         choices = spec.get("choices")
         if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0:
             raise ConfigError(f"{where}.choices: must be a non-empty list")
+        if len(choices) > MAX_CHOICES:
+            raise ConfigError(f"{where}.choices: {len(choices)} choices is over the limit of {MAX_CHOICES}")
         for c in choices:
             if not isinstance(c, (str, int, float, bool)) or (isinstance(c, float) and not math.isfinite(c)):
                 raise ConfigError(f"{where}.choices: {c!r} is not a string, finite number or boolean")
@@ -453,6 +465,8 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
             raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
         if kind == "int" and not float(v).is_integer():
             raise ConfigError(f"{where}.{key}: {v!r} is not an integer")
+        if kind == "int" and abs(v) > MAX_INT:
+            raise ConfigError(f"{where}.{key}: {v!r} is beyond the limit of ±{MAX_INT} (2**53)")
         vals[key] = int(v) if kind == "int" else float(v)
     low, high = vals["low"], vals["high"]
     if low >= high:
@@ -480,6 +494,9 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
             k = (high - low) / step
             if not math.isfinite(k):
                 raise ConfigError(f"{where}.step: {step} is too small for the range {low}..{high}")
+            if k > MAX_STEPS:
+                raise ConfigError(f"{where}.step: {step} cuts the range {low}..{high} into more than "
+                                  f"{MAX_STEPS} values (the limit)")
             if abs(k - round(k)) > 1e-6:
                 raise ConfigError(f"{where}.step: {step} does not divide the range {low}..{high}")
     cls = Int if kind == "int" else Float
