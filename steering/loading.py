@@ -8,6 +8,8 @@ composed YAML graph is measured as it would expand before anything is built from
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.scanner
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,29 @@ def parse_text(text: str, path: Path) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a document expanding beyond the limits."""
+    """``yaml.SafeLoader`` that refuses a document expanding beyond the limits, a key given
+    twice (PyYAML keeps the last silently) and a key that is not a string (``1:`` and ``"1":``
+    would become the same parameter)."""
 
     def get_single_node(self) -> yaml.Node | None:
         node = super().get_single_node()
         if node is not None:
             _expanded_size(node)
         return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *base`` overrides on purpose
+            line = key_node.start_mark.line + 1
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise ConfigError(f"line {line}: key {key!r} is not a string; quote it (\"{key}\": ...)")
+            if key in first:
+                raise ConfigError(f"line {line}: duplicate key {key!r} (first given on line {first[key]})")
+            first[key] = line
+        return super().construct_mapping(node, deep)
 
 
 def _expanded_size(root: yaml.Node) -> int:
@@ -97,4 +115,33 @@ def _expanded_size(root: yaml.Node) -> int:
 
 
 def _json(text: str) -> Any:
-    return json.loads(text)
+    """``json.loads`` that refuses a key given twice (naming its line) and NaN or Infinity."""
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    decoder.parse_object = _json_object  # type: ignore[attr-defined]
+    # the C scanner ignores parse_object; the Python one calls it (a task file is small)
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    return decoder.decode(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ConfigError(f"{name} is not a number a task file may hold")
+
+
+def _json_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, object_hook: Any,
+                 object_pairs_hook: Any, memo: Any = None) -> tuple[dict[str, Any], int]:
+    text = s_and_end[0]
+    value_at: list[int] = []  # where each value starts: the n-th scanned belongs to the n-th key
+
+    def scan(string: str, idx: int) -> Any:
+        value_at.append(idx)
+        return scan_once(string, idx)
+
+    pairs, end = json.decoder.JSONObject(s_and_end, strict, scan, None, list, memo)  # type: ignore[attr-defined]
+    first: dict[str, int] = {}
+    for n, (key, _) in enumerate(pairs):
+        if key in first:
+            line = text.count("\n", 0, value_at[n]) + 1
+            raise ConfigError(f"line {line}: duplicate key {key!r} (first given on line "
+                              f"{text.count(chr(10), 0, value_at[first[key]]) + 1})")
+        first[key] = n
+    return dict(pairs), end

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard, Union
@@ -42,6 +43,7 @@ MAX_INT = 1 << 53
 MAX_STEPS = 10 ** 12
 MAX_PARAMS = 1_000
 MAX_CHOICES = 10_000
+_PARAM_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 
 
 def _is_number(value: object) -> bool:
@@ -405,7 +407,12 @@ def parse_space(raw: object, where: str = "search_space") -> SearchSpace:
         raise ConfigError(f"{where}: must be a non-empty mapping of parameter name to definition")
     if len(raw) > MAX_PARAMS:
         raise ConfigError(f"{where}: {len(raw)} parameters is over the limit of {MAX_PARAMS}")
-    params = [_parse_param(str(name), spec, f"{where}.{name}") for name, spec in raw.items()]
+    for name in raw:
+        # a YAML ``1:`` is an int and ``"1":`` a string: str() would make them one parameter
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: parameter name {name!r} is not a string of printable characters "
+                              f"(at most 128)")
+    params = [_parse_param(name, spec, f"{where}.{name}") for name, spec in raw.items()]
     names = {p.name for p in params}
     for p in params:
         if p.when is not None:
@@ -450,8 +457,8 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
     if "value" not in spec:
         raise ConfigError(f"{where}.value: is missing")
     value = spec["value"]
-    if not isinstance(value, (str, int, float, bool)):
-        raise ConfigError(f"{where}.value: {value!r} is not a string, number or boolean")
+    if not isinstance(value, (str, bool)) and not finite_number(value):
+        raise ConfigError(f"{where}.value: {value!r} is not a string, finite number or boolean")
     return Fixed(name, value=value, when=when)
 
 

@@ -31,13 +31,14 @@ MAX_OPTION_VALUES = 10_000  # ... and values in all
 
 
 def parse_duration(value: object, where: str) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``; finite (``.inf`` is no timeout:
+    leave the key out)."""
+    if finite_number(value) and value >= 0:
         return float(value)
     if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
+        m = _DURATION.fullmatch(value)
+        if m and math.isfinite(seconds := float(m.group(1)) * _UNITS[m.group(2)]):
+            return seconds
     raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")
 
 
@@ -144,6 +145,15 @@ def load_task(path: str | Path) -> TaskSpec:
     p = Path(path)
     raw = parse_text(read_text(p), p)
     return _parse(raw, str(p), base_dir=p.resolve().parent)
+
+
+def check_name(name: str, where: str) -> None:
+    """A task name: one printable word, never all digits (``gridhpo cancel 1`` means task id 1)."""
+    if not _NAME.fullmatch(name):  # fullmatch: re's ``$`` would let "abc\n" through
+        raise ConfigError(f"{where}: {name!r} must be letters, digits, '.', '_' or '-' (at most 128)")
+    if name.isdigit():
+        raise ConfigError(f"{where}: {name!r} is all digits, which would read as a task id "
+                          f"(gridhpo cancel {name}); add a letter")
 
 
 def parse_task(raw: object, source: str = "<task>", base_dir: Path | None = None) -> TaskSpec:
@@ -268,8 +278,10 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     if not top.has("name"):
         top.fail("name", "is missing (a short identifier such as mlp-digits)")
     name = top.text("name")
-    if not _NAME.match(name):
-        top.fail("name", f"{name!r} must be letters, digits, '.', '_' or '-' (at most 128)")
+    try:
+        check_name(name, "name")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if top.raw.get("search_space") is None:
         top.fail("search_space", "is missing")
     try:
