@@ -313,11 +313,17 @@ class Steering:
             if task is None:
                 log.debug("event %s for task %s, which is not active: ignored", ev.type, ev.task_id)
                 continue
+            if not task.first_time(ev.event_id):
+                log.debug("event %s %s applied already (redelivered): ignored", ev.type, ev.event_id)
+                continue
             self._seen_pilot(changes, ev)
             op = task.open.get(ev.point_id)
             if op is None or ev.attempt != op.attempt:
                 late.append(ev)
                 continue
+            if ev.type in ("finished", "failed"):
+                # counted where the result is applied: a redelivered result finds its point ended
+                changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
             if ev.type == "started":
                 self._start(changes, task, op, ev)
             elif ev.type == "heartbeat":
@@ -360,8 +366,6 @@ class Steering:
                                            "host": ev.data.get("host"), "first_seen": ev.time, "last_seen": ev.time}
         else:
             p["last_seen"] = max(p["last_seen"], ev.time)
-        if ev.type in ("finished", "failed"):
-            changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
 
     def _start(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
         if op.state != "queued":
