@@ -71,11 +71,17 @@ class OptimiserDriver:
             return self.optimiser.exhausted and not self._ready
 
     def close(self) -> None:
+        """Tell the worker to stop, without waiting for it: an ask or tell in progress (a GP fit
+        can take a minute) must not stall the steering's other tasks, nor Ctrl-C. The worker is
+        a daemon thread that only touches this driver's memory, so it may end in its own time."""
         with self._wake:
             self._closed = True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+
+    @property
+    def stopped(self) -> bool:
+        """True once the worker thread has ended (at once for an inline driver)."""
+        return self._thread is None or not self._thread.is_alive()
 
     # ------------------------------------------------------------------ internals
 
@@ -110,6 +116,8 @@ class OptimiserDriver:
                 if ask:
                     fresh = self._ask(1)
                     with self._wake:
+                        if self._closed:
+                            return  # closed during the ask: nobody takes suggestions any more
                         self._ready.extend(fresh)
                 for number, value in tells:
                     self._apply(number, value)
