@@ -136,3 +136,27 @@ def test_submit_refuses_an_all_digit_name_given_on_the_command_line(home: Path) 
 
 def load_task_dict() -> dict[str, object]:
     return {**GOOD, "name": "t"}
+
+
+@pytest.mark.parametrize(("algorithm", "hint"), [("CMAA", "did you mean 'CMA'"), ("cma", "did you mean 'CMA'"),
+                                                 ("nothing-like-it", "")])
+def test_a_nevergrad_algorithm_typo_is_a_short_line(home: Path, tmp_path: Path, algorithm: str, hint: str) -> None:
+    """nevergrad registers hundreds of optimisers: the error names close ones and where the
+    rest are, it does not list them all (it was a 9,679-character line)."""
+    from click.testing import CliRunner
+
+    from gridhpo.cli import main
+
+    p = write(tmp_path, {**GOOD, "optimiser": {"backend": "nevergrad", "algorithm": algorithm}})
+    r = CliRunner().invoke(main, ["submit", str(p)])
+    err = r.stderr.strip()
+    assert r.exit_code == 1 and "\n" not in err and len(err) < 300, err
+    assert f"unknown nevergrad optimiser {algorithm!r}" in err and hint in err
+    assert "known, all in nevergrad.optimizers.registry" in err
+
+
+def test_a_short_registry_is_still_listed_in_full() -> None:
+    from gridhpo.errors import unknown_name
+
+    assert str(unknown_name("backend", "radnom", ["grid", "random"])) == \
+        "unknown backend 'radnom'; did you mean 'random'? (known: grid, random)"
