@@ -58,6 +58,10 @@ def finite_number(value: object) -> TypeGuard[int | float]:
         return False
 
 
+def _storable_number(value: object) -> bool:
+    return finite_number(value) and (not isinstance(value, int) or abs(value) <= MAX_INT)
+
+
 def unstorable(params: Mapping[str, Any]) -> str | None:
     """Why the bookkeeping cannot store a point's parameters (PostgreSQL's JSON refuses NaN
     and infinities; integers beyond 64 bits are refused by its readers), or None."""
@@ -446,8 +450,9 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
         if len(choices) > MAX_CHOICES:
             raise ConfigError(f"{where}.choices: {len(choices)} choices is over the limit of {MAX_CHOICES}")
         for c in choices:
-            if not isinstance(c, (str, int, float, bool)) or (isinstance(c, float) and not math.isfinite(c)):
-                raise ConfigError(f"{where}.choices: {c!r} is not a string, finite number or boolean")
+            if not isinstance(c, (str, bool)) and not _storable_number(c):
+                raise ConfigError(f"{where}.choices: {c!r} is not a string, finite number (ints within ±2**53) "
+                                  f"or boolean")
         seen: list[Scalar] = []
         for c in choices:
             if any(same_value(c, s) for s in seen):
@@ -457,8 +462,8 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
     if "value" not in spec:
         raise ConfigError(f"{where}.value: is missing")
     value = spec["value"]
-    if not isinstance(value, (str, bool)) and not finite_number(value):
-        raise ConfigError(f"{where}.value: {value!r} is not a string, finite number or boolean")
+    if not isinstance(value, (str, bool)) and not _storable_number(value):
+        raise ConfigError(f"{where}.value: {value!r} is not a string, finite number (ints within ±2**53) or boolean")
     return Fixed(name, value=value, when=when)
 
 

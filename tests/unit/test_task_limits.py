@@ -3,12 +3,12 @@ before anything of the size asked for is built."""
 from __future__ import annotations
 
 import itertools
-import json
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gridhpo.errors import ConfigError
 from gridhpo.steering.optimisers.grid import GridSearch
@@ -51,12 +51,16 @@ def nested(depth: int) -> Any:
     ({"early_stopping": {"options": {"k": float("inf")}}}, "early_stopping.options.k: inf is not a finite number"),
     ({"search_space": {f"p{i}": {"type": "fixed", "value": i} for i in range(1001)}},
      "search_space: 1001 parameters is over the limit of 1000"),
+    ({"search_space": {"c": {"type": "fixed", "value": 10 ** 30}}},
+     "search_space.c.value: 1000000000000000000000000000000 is not a string, finite number (ints within ±2**53)"),
+    ({"search_space": {"c": {"type": "categorical", "choices": [1, -(2 ** 60)]}}},
+     "search_space.c.choices: -1152921504606846976 is not a string, finite number (ints within ±2**53)"),
     ({"search_space": {"c": {"type": "categorical", "choices": list(range(10_001))}}},
      "search_space.c.choices: 10001 choices is over the limit of 10000"),
 ])
 def test_sizes_over_the_limits_are_refused_at_submit(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
-    p = tmp_path / "task.json"  # JSON: yaml.safe_dump cannot write a NaN the way a user can
-    p.write_text(json.dumps({**GOOD, **patch}))
+    p = tmp_path / "task.yaml"
+    p.write_text(yaml.safe_dump({**GOOD, **patch}))
     with pytest.raises(ConfigError) as info:
         load_task(p)
     assert message in str(info.value) and "\n" not in str(info.value) and str(p) in str(info.value)
