@@ -100,7 +100,7 @@ TAIL = "search_space: {x: {type: float, low: 0, high: 1}}\nevaluation: {command:
     ("huge.yaml", "name: t\nsearch_space: {x: {type: float, low: 0, high: 1}}\n"
      f"evaluation: {{command: 'true', grace: '{'9' * 400}s'}}\n", "huge.yaml: evaluation.grace: '999"),
     ("nan.yaml", "name: t\nsearch_space: {x: {type: fixed, value: .nan}}\nevaluation: {command: 'true'}\n",
-     "nan.yaml: search_space.x.value: nan is not a string, finite number or boolean"),
+     "nan.yaml: search_space.x.value: nan is not a string, finite number"),
     ("nan.json", '{"name": "t", "objective": {"failure_value": NaN}}', "nan.json: NaN is not a number a task file"),
     ("syntax.yaml", "name: t\nsearch_space: {x: {type: float, low: 0, high: 1}\nevaluation: {command: 'true'}\n",
      "syntax.yaml: not valid YAML: line 3, column 1: expected ',' or '}'"),
