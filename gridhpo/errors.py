@@ -45,11 +45,24 @@ class CheckpointError(GridHPOError):
     """An object store or a checkpoint archive failed or was refused."""
 
 
-def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
-    """The loud registry error, with close matches, as kombu gives for a transport typo."""
+#: names listed in full; a longer registry (nevergrad has hundreds) is summed up
+MAX_LISTED = 12
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], full_list: str | None = None) -> UnknownNameError:
+    """The loud registry error, with close matches, as kombu gives for a transport typo.
+    The line stays short: beyond ``MAX_LISTED`` names only the count (and ``full_list``, where
+    to find them all) is given. Matches ignore case (``cma`` finds ``CMA``)."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    by_lower: dict[str, str] = {}
+    for k in known:
+        by_lower.setdefault(k.lower(), k)
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
-    )
+    if len(known) <= MAX_LISTED:
+        listing = f"known: {', '.join(known)}"
+    elif full_list:
+        listing = f"{len(known)} known, all in {full_list}"
+    else:
+        listing = f"{len(known)} known: {', '.join(known[:MAX_LISTED])}…"
+    return UnknownNameError(f"unknown {kind} {name!r}{hint} ({listing})")

@@ -40,7 +40,11 @@ class OptimiserDriver:
     def tell(self, number: int, value: float | None) -> None:
         """A result (``None``: the point failed)."""
         if not self.threaded:
-            self._apply(number, value)
+            try:
+                self._apply(number, value)
+            except Exception as exc:  # a backend library's own error fails the task, never the steering
+                log.exception("optimiser %s failed", self.optimiser.name)
+                self.error = f"optimiser {self.optimiser.name} failed to tell: {type(exc).__name__}: {exc}"
             return
         with self._wake:
             self._tells.append((number, value))
@@ -48,6 +52,8 @@ class OptimiserDriver:
 
     def take(self, n: int) -> list[Suggestion]:
         """Up to ``n`` new suggestions; in threaded mode only those already computed."""
+        if self.error:
+            raise OptimiserError(self.error)
         if n <= 0:
             return []
         if not self.threaded:
@@ -65,11 +71,17 @@ class OptimiserDriver:
             return self.optimiser.exhausted and not self._ready
 
     def close(self) -> None:
+        """Tell the worker to stop, without waiting for it: an ask or tell in progress (a GP fit
+        can take a minute) must not stall the steering's other tasks, nor Ctrl-C. The worker is
+        a daemon thread that only touches this driver's memory, so it may end in its own time."""
         with self._wake:
             self._closed = True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+
+    @property
+    def stopped(self) -> bool:
+        """True once the worker thread has ended (at once for an inline driver)."""
+        return self._thread is None or not self._thread.is_alive()
 
     # ------------------------------------------------------------------ internals
 
@@ -104,10 +116,13 @@ class OptimiserDriver:
                 if ask:
                     fresh = self._ask(1)
                     with self._wake:
+                        if self._closed:
+                            return  # closed during the ask: nobody takes suggestions any more
                         self._ready.extend(fresh)
                 for number, value in tells:
                     self._apply(number, value)
             except Exception as exc:  # reported to the steering by take()
                 log.exception("optimiser %s failed", self.optimiser.name)
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = str(exc) if isinstance(exc, OptimiserError) else \
+                    f"optimiser {self.optimiser.name} failed: {type(exc).__name__}: {exc}"
                 return

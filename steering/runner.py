@@ -23,7 +23,7 @@ from gridhpo.protocol import Broker
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.reports import best_point
 from gridhpo.steering.service import Steering
-from gridhpo.steering.taskfile import TaskSpec
+from gridhpo.steering.taskfile import TaskSpec, check_name
 from gridhpo.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 def submit(repo: Repository, spec: TaskSpec, name: str | None = None, unique: bool = False) -> tuple[int, str]:
     """Record a new active task; with ``unique`` a taken name gets a ``-2``, ``-3``... suffix."""
+    if name is not None:
+        check_name(name, "--name")
     base = name or spec.name
     candidate = base
     for n in range(2, 10_000):

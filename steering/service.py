@@ -33,6 +33,7 @@ from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Decision
+from gridhpo.steering.space import unstorable
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
 
 log = logging.getLogger(__name__)
@@ -147,10 +148,12 @@ class Steering:
                 try:
                     # a database restarting is retried: only a task that cannot be served fails
                     self.tasks[tid] = self.repo.retrying("load task", lambda row=row: load_task(self.repo, row))
-                except GridHPOError as exc:
-                    log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, exc)
-                    self.repo.retrying("update task", lambda tid=tid, exc=exc: self.repo.set_task_state(
-                        tid, "failed", str(exc)))
+                except Exception as exc:  # whatever a stored task holds, it fails alone (a missing library...)
+                    reason = str(exc) if isinstance(exc, GridHPOError) else f"{type(exc).__name__}: {exc}"
+                    log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, tid, reason,
+                              exc_info=not isinstance(exc, GridHPOError))
+                    self.repo.retrying("update task", lambda tid=tid, reason=reason: self.repo.set_task_state(
+                        tid, "failed", reason))
 
     def _new_token(self, task: TaskState, row: TaskRow) -> None:
         """The task's token was replaced (or given an expiry): its queued points move to the
@@ -185,6 +188,13 @@ class Steering:
         except OptimiserError as exc:
             task.error = str(exc)
             return []
+        for s in suggestions:
+            # one bad point would fail the whole round's transaction, and every round after it
+            problem = unstorable(s.params)
+            if problem is not None:
+                task.error = (f"optimiser {task.spec.optimiser.backend} proposed point {s.number}, which the "
+                              f"bookkeeping cannot store: {problem}")
+                return []
         task.created += len(suggestions)
         return suggestions
 
@@ -303,11 +313,17 @@ class Steering:
             if task is None:
                 log.debug("event %s for task %s, which is not active: ignored", ev.type, ev.task_id)
                 continue
+            if not task.first_time(ev.event_id):
+                log.debug("event %s %s applied already (redelivered): ignored", ev.type, ev.event_id)
+                continue
             self._seen_pilot(changes, ev)
             op = task.open.get(ev.point_id)
             if op is None or ev.attempt != op.attempt:
                 late.append(ev)
                 continue
+            if ev.type in ("finished", "failed"):
+                # counted where the result is applied: a redelivered result finds its point ended
+                changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
             if ev.type == "started":
                 self._start(changes, task, op, ev)
             elif ev.type == "heartbeat":
@@ -350,8 +366,6 @@ class Steering:
                                            "host": ev.data.get("host"), "first_seen": ev.time, "last_seen": ev.time}
         else:
             p["last_seen"] = max(p["last_seen"], ev.time)
-        if ev.type in ("finished", "failed"):
-            changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
 
     def _start(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
         if op.state != "queued":

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard, Union
 
@@ -36,6 +37,14 @@ _KEYS = {
 }
 _REL_TOL = 1e-9
 
+# Limits (docs/taskfile.md, "Limits"): every backend handles values as floats, so ints stay
+# where a float is exact, and a grid step finer than this many values is no grid at all.
+MAX_INT = 1 << 53
+MAX_STEPS = 10 ** 12
+MAX_PARAMS = 1_000
+MAX_CHOICES = 10_000
+_PARAM_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -47,6 +56,23 @@ def finite_number(value: object) -> TypeGuard[int | float]:
         return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
     except OverflowError:
         return False
+
+
+def _storable_number(value: object) -> bool:
+    return finite_number(value) and (not isinstance(value, int) or abs(value) <= MAX_INT)
+
+
+def unstorable(params: Mapping[str, Any]) -> str | None:
+    """Why the bookkeeping cannot store a point's parameters (PostgreSQL's JSON refuses NaN
+    and infinities; integers beyond 64 bits are refused by its readers), or None."""
+    for name, v in params.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"parameter {name!r} is {v!r}"
+        if isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 63):
+            return f"parameter {name!r} is an integer beyond 64 bits"
+        if not isinstance(v, (str, int, float, bool)):
+            return f"parameter {name!r} is a {type(v).__name__}, not a string, number or boolean"
+    return None
 
 
 def same_value(a: object, b: object) -> bool:
@@ -76,8 +102,9 @@ class Param:
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
 
-    def grid(self, resolution: int) -> list[Any]:
-        """The values a grid search visits; continuous ranges are cut into ``resolution``."""
+    def grid(self, resolution: int) -> Iterable[Any]:
+        """The values a grid search visits; continuous ranges are cut into ``resolution``.
+        Produced lazily: an int range may hold 2**54 values."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,17 +178,17 @@ class Numeric(Param):
             return bool(abs(k - round(k)) < 1e-6 or abs(value - nearest) <= 1e-12 + 1e-15 * abs(value))
         return True
 
-    def grid(self, resolution: int) -> list[Any]:
+    def grid(self, resolution: int) -> Iterable[Any]:
         n = self.n_steps()
         if n is not None and (self.step is not None or self.is_int) and not (
             self.log and n > resolution
         ):
-            return [self.snap(self.low + k * (self.step or 1)) for k in range(n)]
+            return (self.snap(self.low + k * (self.step or 1)) for k in range(n))
         if self.log:
             a, b = math.log(self.low), math.log(self.high)
             raw = [math.exp(a + (b - a) * k / (resolution - 1)) for k in range(resolution)]
         else:
-            raw = [self.low + (self.high - self.low) * k / (resolution - 1) for k in range(resolution)]
+            raw = [self.low + (self.high - self.low) * (k / (resolution - 1)) for k in range(resolution)]
         out: list[Any] = []
         for x in raw:
             v = self.snap(x)
@@ -206,8 +233,8 @@ class Categorical(Param):
                 return i
         raise ValueError(f"{value!r} is not a choice of {self.name}")
 
-    def grid(self, resolution: int) -> list[Any]:
-        return list(self.choices)
+    def grid(self, resolution: int) -> Iterable[Any]:
+        return self.choices
 
     def to_dict(self) -> dict[str, Any]:
         return self._with_when({"type": "categorical", "choices": list(self.choices)})
@@ -223,8 +250,8 @@ class Fixed(Param):
     def contains(self, value: Any) -> bool:
         return same_value(value, self.value)
 
-    def grid(self, resolution: int) -> list[Any]:
-        return [self.value]
+    def grid(self, resolution: int) -> Iterable[Any]:
+        return (self.value,)
 
     def to_dict(self) -> dict[str, Any]:
         return self._with_when({"type": "fixed", "value": self.value})
@@ -261,7 +288,7 @@ class Normal(Param):
             return bool(abs(k - round(k)) < 1e-6)
         return True
 
-    def grid(self, resolution: int) -> list[Any]:
+    def grid(self, resolution: int) -> Iterable[Any]:
         raise ConfigError(f"search_space.{self.name}: a normal distribution has no bounds to enumerate")
 
     def to_dict(self) -> dict[str, Any]:
@@ -382,7 +409,14 @@ def parse_space(raw: object, where: str = "search_space") -> SearchSpace:
     """Build a SearchSpace from the task file's mapping; errors name ``where.param.field``."""
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"{where}: must be a non-empty mapping of parameter name to definition")
-    params = [_parse_param(str(name), spec, f"{where}.{name}") for name, spec in raw.items()]
+    if len(raw) > MAX_PARAMS:
+        raise ConfigError(f"{where}: {len(raw)} parameters is over the limit of {MAX_PARAMS}")
+    for name in raw:
+        # a YAML ``1:`` is an int and ``"1":`` a string: str() would make them one parameter
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: parameter name {name!r} is not a string of printable characters "
+                              f"(at most 128)")
+    params = [_parse_param(name, spec, f"{where}.{name}") for name, spec in raw.items()]
     names = {p.name for p in params}
     for p in params:
         if p.when is not None:
@@ -413,9 +447,12 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
         choices = spec.get("choices")
         if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0:
             raise ConfigError(f"{where}.choices: must be a non-empty list")
+        if len(choices) > MAX_CHOICES:
+            raise ConfigError(f"{where}.choices: {len(choices)} choices is over the limit of {MAX_CHOICES}")
         for c in choices:
-            if not isinstance(c, (str, int, float, bool)) or (isinstance(c, float) and not math.isfinite(c)):
-                raise ConfigError(f"{where}.choices: {c!r} is not a string, finite number or boolean")
+            if not isinstance(c, (str, bool)) and not _storable_number(c):
+                raise ConfigError(f"{where}.choices: {c!r} is not a string, finite number (ints within ±2**53) "
+                                  f"or boolean")
         seen: list[Scalar] = []
         for c in choices:
             if any(same_value(c, s) for s in seen):
@@ -425,8 +462,8 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
     if "value" not in spec:
         raise ConfigError(f"{where}.value: is missing")
     value = spec["value"]
-    if not isinstance(value, (str, int, float, bool)):
-        raise ConfigError(f"{where}.value: {value!r} is not a string, number or boolean")
+    if not isinstance(value, (str, bool)) and not _storable_number(value):
+        raise ConfigError(f"{where}.value: {value!r} is not a string, finite number (ints within ±2**53) or boolean")
     return Fixed(name, value=value, when=when)
 
 
@@ -440,10 +477,15 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
             raise ConfigError(f"{where}.{key}: {v!r} is not a finite number")
         if kind == "int" and not float(v).is_integer():
             raise ConfigError(f"{where}.{key}: {v!r} is not an integer")
+        if kind == "int" and abs(v) > MAX_INT:
+            raise ConfigError(f"{where}.{key}: {v!r} is beyond the limit of ±{MAX_INT} (2**53)")
         vals[key] = int(v) if kind == "int" else float(v)
     low, high = vals["low"], vals["high"]
     if low >= high:
         raise ConfigError(f"{where}: low ({low}) must be less than high ({high})")
+    if not math.isfinite(float(high) - float(low)):
+        # high - low overflowing makes every draw and grid value inf or NaN
+        raise ConfigError(f"{where}: the range {low}..{high} is too wide (high - low overflows a float)")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(f"{where}.log: {log!r} is not true or false")
@@ -464,6 +506,9 @@ def _parse_numeric(name: str, kind: str, spec: Mapping[str, Any], when: Conditio
             k = (high - low) / step
             if not math.isfinite(k):
                 raise ConfigError(f"{where}.step: {step} is too small for the range {low}..{high}")
+            if k > MAX_STEPS:
+                raise ConfigError(f"{where}.step: {step} cuts the range {low}..{high} into more than "
+                                  f"{MAX_STEPS} values (the limit)")
             if abs(k - round(k)) > 1e-6:
                 raise ConfigError(f"{where}.step: {step} does not divide the range {low}..{high}")
     cls = Int if kind == "int" else Float

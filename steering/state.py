@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ from gridhpo.steering.taskfile import TaskSpec
 from gridhpo.tokens import same
 
 log = logging.getLogger(__name__)
+
+#: event ids remembered per task: several minutes of a busy task's events
+RECENT_EVENTS = 20_000
 
 
 @dataclass
@@ -58,6 +62,11 @@ class TaskState:
     error: str | None = None
     wire: dict[str, Any] | None = None  # the parts of a point message common to the task
     depth: QueueDepth = field(init=False)
+    # Ids of the events applied lately, oldest first. Kept in memory only, and bounded: an
+    # event is acknowledged once its effect is committed, so a redelivery that outlives this
+    # steering finds its point already ended (and then counts nothing); the ids only have to
+    # cover the redeliveries and duplicates this steering itself sees.
+    recent_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.depth = QueueDepth(self.spec.budget.parallel + self.spec.budget.min_queued)
@@ -65,6 +74,16 @@ class TaskState:
     @property
     def id(self) -> int:
         return self.row.id
+
+    def first_time(self, event_id: str) -> bool:
+        """True the first time an event id is seen (and remembers it)."""
+        if event_id in self.recent_events:
+            self.recent_events.move_to_end(event_id)
+            return False
+        self.recent_events[event_id] = None
+        if len(self.recent_events) > RECENT_EVENTS:
+            self.recent_events.popitem(last=False)
+        return True
 
     def count(self, state: str) -> int:
         return sum(1 for p in self.open.values() if p.state == state)

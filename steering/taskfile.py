@@ -5,7 +5,6 @@ error, with the closest valid name, so a typo never silently falls back to a def
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -13,24 +12,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.loading import parse_text, read_text
 from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
+# Limits on what a task may ask for (docs/taskfile.md, "Limits"): beyond them one task
+# would exhaust the steering's memory or time, which every other task shares.
+MAX_POINTS = 1_000_000
+MAX_PARALLEL = 10_000  # budget.parallel, budget.min_queued
+MAX_ATTEMPTS = 100
+MAX_SEED = (1 << 32) - 1  # numpy's seeds (skopt, nevergrad) stop there
+MAX_OPTION_DEPTH = 8  # optimiser.options, early_stopping.options: mappings and lists inside one another
+MAX_OPTION_VALUES = 10_000  # ... and values in all
+
 
 def parse_duration(value: object, where: str) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``; finite (``.inf`` is no timeout:
+    leave the key out)."""
+    if finite_number(value) and value >= 0:
         return float(value)
     if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
+        m = _DURATION.fullmatch(value)
+        if m and math.isfinite(seconds := float(m.group(1)) * _UNITS[m.group(2)]):
+            return seconds
     raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")
 
 
@@ -135,16 +143,17 @@ class TaskSpec:
 def load_task(path: str | Path) -> TaskSpec:
     """Read and validate a task file; relative paths in it are taken from its folder."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the task file ({exc.strerror})") from exc
-    try:
-        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from exc
+    raw = parse_text(read_text(p), p)
     return _parse(raw, str(p), base_dir=p.resolve().parent)
+
+
+def check_name(name: str, where: str) -> None:
+    """A task name: one printable word, never all digits (``gridhpo cancel 1`` means task id 1)."""
+    if not _NAME.fullmatch(name):  # fullmatch: re's ``$`` would let "abc\n" through
+        raise ConfigError(f"{where}: {name!r} must be letters, digits, '.', '_' or '-' (at most 128)")
+    if name.isdigit():
+        raise ConfigError(f"{where}: {name!r} is all digits, which would read as a task id "
+                          f"(gridhpo cancel {name}); add a letter")
 
 
 def parse_task(raw: object, source: str = "<task>", base_dir: Path | None = None) -> TaskSpec:
@@ -194,12 +203,14 @@ class _Section:
             self.fail(self.at(key), f"{v!r} is not one of {', '.join(choices)}")
         return v
 
-    def integer(self, key: str, default: int | None, minimum: int = 0) -> Any:
+    def integer(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> Any:
         v = self.get(key, default)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             self.fail(self.at(key), f"{v!r} is not an integer >= {minimum}")
+        if maximum is not None and v > maximum:
+            self.fail(self.at(key), f"{v!r} is over the limit of {maximum}")
         return v
 
     def number(self, key: str, default: float | None, minimum: float = 0.0) -> Any:
@@ -231,6 +242,33 @@ class _Section:
             self.fail(self.at(key), "must be a mapping")
         return dict(v)
 
+    def options(self, key: str) -> dict[str, Any]:
+        """A free-form mapping of plain data (string keys, finite numbers), within the limits."""
+        v = self.mapping(key)
+        budget = [MAX_OPTION_VALUES]
+
+        def check(x: Any, where: str, depth: int) -> None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                self.fail(self.at(key), f"holds more than {MAX_OPTION_VALUES} values")
+            if depth > MAX_OPTION_DEPTH:
+                self.fail(where, f"nested more than {MAX_OPTION_DEPTH} levels")
+            if isinstance(x, Mapping):
+                for k, item in x.items():
+                    if not isinstance(k, str):
+                        self.fail(where, f"key {k!r} is not a string")
+                    check(item, f"{where}.{k}", depth + 1)
+            elif isinstance(x, (list, tuple)):
+                for i, item in enumerate(x):
+                    check(item, f"{where}[{i}]", depth + 1)
+            elif isinstance(x, (int, float)) and not isinstance(x, bool) and not finite_number(x):
+                self.fail(where, f"{x!r} is not a finite number")
+            elif not isinstance(x, (str, int, float, bool)) and x is not None:
+                self.fail(where, f"{x!r} is not a string, number, boolean, list or mapping")
+
+        check(v, self.at(key), 0)
+        return v
+
 
 _TOP = {"name", "search_space", "objective", "optimiser", "budget", "evaluation", "early_stopping"}
 
@@ -240,8 +278,10 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     if not top.has("name"):
         top.fail("name", "is missing (a short identifier such as mlp-digits)")
     name = top.text("name")
-    if not _NAME.match(name):
-        top.fail("name", f"{name!r} must be letters, digits, '.', '_' or '-' (at most 128)")
+    try:
+        check_name(name, "name")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if top.raw.get("search_space") is None:
         top.fail("search_space", "is missing")
     try:
@@ -260,18 +300,18 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     optimiser = Optimiser(
         backend=opt.text("backend", "random"),
         algorithm=opt.text("algorithm"),
-        seed=opt.integer("seed", None),
-        options=opt.mapping("options"),
+        seed=opt.integer("seed", None, 0, MAX_SEED),
+        options=opt.options("options"),
     )
 
     b = _Section(top.raw.get("budget"), "budget", source,
                  {"max_points", "parallel", "max_failures", "max_attempts", "min_queued"})
     budget = Budget(
-        max_points=b.integer("max_points", 100, 1),
-        parallel=b.integer("parallel", 1, 1),
-        max_failures=b.integer("max_failures", None, 0),
-        max_attempts=b.integer("max_attempts", 3, 1),
-        min_queued=b.integer("min_queued", 0, 0),
+        max_points=b.integer("max_points", 100, 1, MAX_POINTS),
+        parallel=b.integer("parallel", 1, 1, MAX_PARALLEL),
+        max_failures=b.integer("max_failures", None, 0, MAX_POINTS),
+        max_attempts=b.integer("max_attempts", 3, 1, MAX_ATTEMPTS),
+        min_queued=b.integer("min_queued", 0, 0, MAX_PARALLEL),
     )
 
     e = _Section(top.raw.get("evaluation"), "evaluation", source,
@@ -335,7 +375,7 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         reduction_factor=s.integer("reduction_factor", 3, 2),
         grace=s.integer("grace", 0, 0),
         revive=s.flag("revive", False),
-        options=s.mapping("options"),
+        options=s.options("options"),
     )
     if early.max_resource < early.min_resource:
         s.fail("early_stopping.max_resource", f"{early.max_resource} is less than min_resource ({early.min_resource})")

@@ -33,6 +33,7 @@ def check_spec(spec: TaskSpec) -> None:
         klass = get(o.backend)
     except ConfigError as exc:
         raise ConfigError(f"optimiser.backend: {exc}") from None
+    klass.check_libraries()
     if o.algorithm is not None and klass.algorithms != ("*",) and o.algorithm not in klass.algorithms:
         err = unknown_name(f"{o.backend} algorithm", o.algorithm, klass.algorithms)
         raise ConfigError(f"optimiser.algorithm: {err}")
@@ -42,7 +43,9 @@ def check_spec(spec: TaskSpec) -> None:
 def create(spec: TaskSpec) -> Optimiser:
     o = spec.optimiser
     b = spec.budget
-    return get(o.backend)(spec.search_space, seed=o.seed, algorithm=o.algorithm,
+    klass = get(o.backend)
+    klass.check_libraries()  # a stored task on an install without the library fails alone
+    return klass(spec.search_space, seed=o.seed, algorithm=o.algorithm,
                           mode=spec.objective.mode, options=o.options,
                           max_points=b.max_points, parallel=b.parallel + b.min_queued)
 

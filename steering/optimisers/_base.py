@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from gridhpo.errors import ConfigError
 from gridhpo.steering.space import Point, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class Optimiser(abc.ABC):
     #: False where ``restore`` rebuilds an equivalent but not bit-identical state (an instance
     #: attribute: for some backends it depends on the algorithm)
     deterministic_restore: bool = True
+    #: the libraries the backend imports (from the ``optimisers`` extra), checked at submit
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
                  mode: str = "min", options: Mapping[str, Any] | None = None,
@@ -77,6 +81,17 @@ class Optimiser(abc.ABC):
         self.exhausted = False
 
     # ------------------------------------------------------------------ contract
+
+    @classmethod
+    def check_libraries(cls) -> None:
+        """Raise ConfigError, naming the extra to install, where a library is missing."""
+        for library in cls.libraries:
+            try:
+                importlib.import_module(library)
+            except ImportError as exc:
+                raise ConfigError(f"optimiser backend {cls.name!r} needs the library {library!r}, which cannot "
+                                  f"be imported ({exc}); install it with: pip install 'gridhpo[optimisers]'") \
+                    from None
 
     @classmethod
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from gridhpo.steering.optimisers._common import check_options
 from gridhpo.steering.space import Normal, Point, SearchSpace
 
 DEFAULT_RESOLUTION = 5
+MAX_RESOLUTION = 10_000  # values per continuous range: a log range's are kept to drop repeats
 
 
 class GridSearch(Optimiser):
@@ -31,8 +32,8 @@ class GridSearch(Optimiser):
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
         check_options("grid", options, ("resolution",))
         res = options.get("resolution", DEFAULT_RESOLUTION)
-        if isinstance(res, bool) or not isinstance(res, int) or res < 2:
-            raise ConfigError(f"optimiser.options.resolution: {res!r} is not an integer >= 2")
+        if isinstance(res, bool) or not isinstance(res, int) or not 2 <= res <= MAX_RESOLUTION:
+            raise ConfigError(f"optimiser.options.resolution: {res!r} is not an integer from 2 to {MAX_RESOLUTION}")
         for p in space:
             if isinstance(p, Normal):
                 raise ConfigError(f"search_space.{p.name}: grid cannot enumerate an unbounded normal "

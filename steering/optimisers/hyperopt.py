@@ -40,6 +40,7 @@ _REDRAWS = 8
 
 class HyperoptSearch(Optimiser):
     name = "hyperopt"
+    libraries = ("hyperopt",)
     algorithms = ("tpe", "random", "anneal", "atpe")
 
     @classmethod

@@ -51,6 +51,7 @@ _REDRAWS = 16
 
 class NevergradSearch(Optimiser):
     name = "nevergrad"
+    libraries = ("nevergrad",)
     algorithms = ("*",)
     deterministic_restore = False
 
@@ -61,7 +62,8 @@ class NevergradSearch(Optimiser):
         check_options("nevergrad", options, ("budget", "num_workers"))
         name = algorithm or DEFAULT
         if name not in ng.optimizers.registry:
-            err = unknown_name("nevergrad optimiser", name, ng.optimizers.registry)
+            err = unknown_name("nevergrad optimiser", name, ng.optimizers.registry,
+                               full_list="nevergrad.optimizers.registry")
             raise ConfigError(f"optimiser.algorithm: {err}")
         for key in ("budget", "num_workers"):
             v = options.get(key, 1)

@@ -159,6 +159,7 @@ def _external(p: Param, x: Any) -> Any:
 
 class OptunaSearch(Optimiser):
     name = "optuna"
+    libraries = ("optuna",)
     algorithms = ("tpe", "gp", "cmaes", "qmc", "nsga2", "random")
 
     @classmethod

@@ -46,6 +46,7 @@ _LIARS = ("cl_min", "cl_mean", "cl_max")
 
 class SkoptSearch(Optimiser):
     name = "skopt"
+    libraries = ("skopt",)
     algorithms = ("gp", "rf", "et", "gbrt")
 
     @classmethod

@@ -1,8 +1,10 @@
 """A slow optimiser never holds up dispatch (issue 3, item 7)."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import Broker, Event, events_queue, points_queue
@@ -85,3 +87,68 @@ def test_steering_rounds_stay_short_with_a_slow_backend(tmp_path: Path) -> None:
         broker.close()
     finally:
         del optimisers.REGISTRY["slow"]
+
+
+class Blocked(RandomSearch):
+    """An ask that blocks until the test lets it go, as a GP fit of a minute does."""
+
+    name = "blocked"
+    cheap = False
+    asking = threading.Event()
+    release = threading.Event()
+
+    def _ask(self, n: int) -> list[Point]:
+        Blocked.asking.set()
+        Blocked.release.wait()  # only the test lets it go
+        return super()._ask(n)
+
+
+def closes(close: Any) -> bool:
+    """Whether ``close()`` returns while the blocked ask still waits (which only the test ends)."""
+    done = threading.Event()
+
+    def run() -> None:
+        close()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(20) and not Blocked.release.is_set()
+
+
+def test_close_returns_while_the_optimiser_is_busy() -> None:
+    """Closing a task (or Ctrl-C on `gridhpo run`) does not wait for the ask in progress."""
+    Blocked.asking.clear()
+    Blocked.release.clear()
+    d = OptimiserDriver(Blocked(SPACE, seed=1), ahead=2)
+    assert Blocked.asking.wait(30), "the worker never started its ask"
+    try:
+        returned = closes(d.close)
+        assert returned and not d.stopped  # close returned while the ask is still blocked
+    finally:
+        Blocked.release.set()
+    deadline = time.monotonic() + 30
+    while not d.stopped:
+        assert time.monotonic() < deadline, "the worker did not end after its ask"
+        time.sleep(0.01)
+    assert not d._ready  # nothing was added after the close
+
+
+def test_steering_close_returns_while_an_optimiser_is_busy(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setitem(optimisers.REGISTRY, "blocked", f"{__name__}:Blocked")
+    Blocked.asking.clear()
+    Blocked.release.clear()
+    repo = Repository(f"sqlite:///{tmp_path / 'b.db'}")
+    broker = Broker(f"filesystem://{tmp_path / 'q'}")
+    spec = parse_task({"name": "b", "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
+                       "optimiser": {"backend": "blocked", "algorithm": "random"},
+                       "evaluation": {"command": "true"}})
+    submit(repo, spec)
+    s = Steering(repo, broker)
+    try:
+        s.refresh_tasks(force=True)
+        assert Blocked.asking.wait(30)
+        driver = next(iter(s.tasks.values())).driver
+        assert closes(s.close) and not driver.stopped
+    finally:
+        Blocked.release.set()
+        broker.close()

@@ -193,7 +193,7 @@ task_files = st.fixed_dictionaries(
 
 
 sound_tasks = st.fixed_dictionaries(
-    {"name": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,10}", fullmatch=True), "search_space": sound_spaces(),
+    {"name": st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,10}", fullmatch=True), "search_space": sound_spaces(),
      "evaluation": st.fixed_dictionaries(
          {"command": st.sampled_from(["python train.py", "./run.sh"])},
          optional={"heartbeat": st.sampled_from([1, 5, "10s"]), "lost_after": st.sampled_from([30, "2m", "1h"]),
@@ -319,7 +319,7 @@ def steering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Steerin
     tid, _ = submit(repo, parse_task({
         "name": "fuzz", "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
         "optimiser": {"backend": "random", "seed": 1},
-        "budget": {"max_points": 10**6, "parallel": 3, "max_attempts": 10**6},
+        "budget": {"max_points": 10**6, "parallel": 3, "max_attempts": 100},
         "evaluation": {"command": "true", "heartbeat": 1, "lost_after": 1000},
         "early_stopping": {"scheduler": "asha", "resource": "epoch", "max_resource": 9},
     }))

@@ -76,6 +76,10 @@ def test_conditional_parameters_are_dropped_when_inactive() -> None:
     ({"a": {"type": "categorical", "choices": ["u"]}, "x": {"type": "float", "low": 0, "high": 1, "when": {"a": "v"}}},
      "search_space.x.when.a: 'v' is not one of ['u']"),
     ({}, "must be a non-empty mapping"),
+    ({"x": {"type": "float", "low": -1.0e308, "high": 1.0e308}},
+     "search_space.x: the range -1e+308..1e+308 is too wide (high - low overflows a float)"),
+    ({"x": {"type": "float", "low": 0, "high": float("inf")}}, "search_space.x.high: inf is not a finite number"),
+    ({"x": {"type": "float", "low": float("nan"), "high": 1}}, "search_space.x.low: nan is not a finite number"),
 ])
 def test_invalid_spaces_get_one_line_errors(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -122,6 +126,16 @@ def test_sampled_floats_always_inside(low: float, width: float, log: bool, seed:
     space = parse_space({"x": {"type": "float", "low": low, "high": high, "log": log}})
     x = space.sample(random.Random(seed))["x"]
     assert low <= x <= high and math.isfinite(x)
+
+
+@pytest.mark.parametrize("backend_range", [(-8.9e307, 8.9e307), (-1e308, 7e307)])
+def test_draws_and_grid_of_the_widest_accepted_range_are_valid(backend_range: tuple[float, float]) -> None:
+    low, high = backend_range
+    space = parse_space({"x": {"type": "float", "low": low, "high": high}})
+    draws = {space.sample(random.Random(seed))["x"] for seed in range(50)}
+    assert len(draws) == 50 and all(low <= x <= high and math.isfinite(x) for x in draws)
+    grid = [p["x"] for p in space.iter_grid(resolution=5)]
+    assert len(grid) == 5 and grid[0] == low and grid[-1] == pytest.approx(high) and all(map(math.isfinite, grid))
 
 
 def test_round_trip_through_dict() -> None:

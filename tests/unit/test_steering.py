@@ -367,3 +367,25 @@ def test_the_depth_settles_where_the_pilots_need_it() -> None:
         targets.append(d.target)
     assert len(set(targets[10:])) == 1, targets
     assert 4 + 4 * 10 * 0.5 * 0.5 <= targets[-1] <= 4 + 4 * 10 * 0.5
+
+
+def test_a_redelivered_event_is_applied_once(env: tuple[Repository, Broker]) -> None:
+    """The broker may deliver an event twice (AMQP after a lost ack): its second copy, same
+    ``event_id``, neither counts the pilot's point again nor writes its metrics twice, in the
+    same steering or in the next one."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1, max_points=2))
+    s = Steering(repo, broker)
+    s.step()
+    msg = take(broker, tid)[0]
+    metric = ev("metric", msg, seq=0, step=1, values={"loss": 2.0})
+    finished = ev("finished", msg, value=1.0)
+    feed(s, broker, [ev("started", msg), metric, metric, finished])
+    feed(s, broker, [finished, metric])
+    assert [p.points_done for p in repo.pilots(tid)] == [1]
+    assert len(repo.metrics(tid)) == 1
+    again = Steering(repo, broker)  # a restart: the redelivery finds its point ended
+    again.refresh_tasks(force=True)
+    feed(again, broker, [finished])
+    assert [p.points_done for p in repo.pilots(tid)] == [1]
+    assert [p.state for p in repo.points(tid)].count("finished") == 1
