@@ -59,6 +59,8 @@ class Optimiser(abc.ABC):
     cheap: ClassVar[bool] = False
     #: False where ``restore`` rebuilds an equivalent but not bit-identical state
     deterministic_restore: ClassVar[bool] = True
+    #: True where the backend runs the user's own program (``optimiser.command``/``image``)
+    external: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
                  mode: str = "min", options: Mapping[str, Any] | None = None,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,10 @@ BACKENDS: list[tuple[str, str | None]] = [
     ("hyperopt", "tpe"), ("hyperopt", "random"), ("hyperopt", "anneal"), ("hyperopt", "atpe"),
     ("skopt", "gp"), ("skopt", "rf"), ("skopt", "et"), ("skopt", "gbrt"),
     ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("nevergrad", "CMA"),
+    ("steering", None),
 ]
+# a user's own steering (iDDS contract) drawing random points; %SEED is our extension
+STEERING = Path(__file__).parents[1] / "integration" / "evals" / "idds_steering.py"
 IDS = [f"{b}-{a}" if a else b for b, a in BACKENDS]
 
 MIXED = {
@@ -51,6 +56,8 @@ def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
         opts.setdefault("acq_optimizer_kwargs", {"n_points": 500})
     if backend == "grid":
         opts.setdefault("resolution", 3)
+    if backend == "steering":
+        opts.setdefault("command", f"{sys.executable} {STEERING} %IN %OUT %NUM_POINTS %MAX_POINTS --seed %SEED")
     klass = optimisers.get(backend)
     klass.check_space(space, algorithm, opts)
     return klass(space, seed=seed, algorithm=algorithm, options=opts, **kw)
