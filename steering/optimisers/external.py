@@ -187,7 +187,8 @@ class ExternalSteering(Optimiser):
             most = self.max_points if self.max_points is not None else len(self.trials) + len(self._buffer) + wanted
             command = substitute(self.command, {"IN": IN_NAME, "OUT": OUT_NAME, "NUM_POINTS": wanted,
                                                 "MAX_POINTS": most, "SEED": self.seed})
-            job = Job(workdir=workdir, command=command, image=self.image, name=f"gridhpo-steering-{uuid.uuid4().hex[:12]}")
+            job = Job(workdir=workdir, command=command, image=self.image,
+                      name=f"gridhpo-steering-{uuid.uuid4().hex[:12]}")
             code, tail = self._run(job)
             if code != 0:
                 raise _RunFailed(f"exited with code {code}", tail)
