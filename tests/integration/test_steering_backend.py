@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from gridhpo import config
@@ -16,6 +17,8 @@ from gridhpo.bookkeeping import Repository
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import run_task, run_tasks, submit
 from gridhpo.steering.taskfile import TaskSpec, parse_task
+from tests.podman import BUSYBOX_IMAGE, Podman
+from tests.podman import podman as podman  # session fixture
 
 EVALS = Path(__file__).parent / "evals"
 SPACE = {"x": {"type": "float", "low": -2.0, "high": 2.0}, "k": {"type": "int", "low": 0, "high": 3}}
@@ -116,3 +119,29 @@ def test_steering_time_limit(home: Path, tmp_path: Path) -> None:
     result = run_task(repo, config.broker_url(), tid, pilots=1)
     assert result.state == "failed"
     assert "timed out after 1s (optimiser.timeout)" in (repo.task(tid).message or "")
+
+
+def test_steering_image_runs_through_the_docker_api(podman: Podman, home: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steering in an image (a static busybox, no gridhpo in it): it reads $PWD/%IN inside the
+    container, as phpo's steeringExec does, and writes its point to %OUT."""
+    monkeypatch.setenv("DOCKER_HOST", podman.url)
+    repo = Repository(config.db_url())
+    shutil.copy(EVALS / "behave.py", tmp_path / "behave.py")
+    spec = parse_task({
+        "name": "image",
+        "search_space": SPACE,
+        "optimiser": {"backend": "steering", "image": BUSYBOX_IMAGE,
+                      "command": "grep -q '\"opt_space\"' $PWD/%IN && [ %NUM_POINTS = 1 ] && "
+                                 "echo '[{\"x\": 0.5, \"k\": 3.0}]' > $PWD/%OUT"},
+        "budget": {"max_points": 1},
+        "evaluation": {"command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 1, "lost_after": 10},
+    }, base_dir=tmp_path)
+    tid, _ = submit(repo, spec)
+    result = run_task(repo, config.broker_url(), tid, pilots=1)
+    assert result.state == "finished", repo.task(tid).message
+    [row] = results(repo, repo.task(tid))
+    assert row["params"] == {"x": 0.5, "k": 3} and type(row["params"]["k"]) is int  # 3.0 read as the int 3
+    assert row["value"] == 0.25
+    client = docker.DockerClient(base_url=podman.url)
+    assert client.containers.list(all=True, filters={"label": "gridhpo.job"}) == []  # none left behind
