@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import ConfigError, GridHPOError, OptimiserError
+from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
+from gridhpo.evaluation.runtimes.docker import DockerRuntime
 from gridhpo.steering.optimisers._base import Optimiser, Trial
 from gridhpo.steering.optimisers._common import check_options
 from gridhpo.steering.space import Numeric, Point, SearchSpace
@@ -52,7 +54,7 @@ IN_NAME = "idds_input.json"  # iDDS's default input_json
 OUT_NAME = "output.json"  # phpo's hpoRequestData output_json
 DEFAULT_RETRIES = 3
 DEFAULT_TIMEOUT = 600.0
-OPTIONS = ("command", "image", "timeout", "points_per_call", "retries", "opt_space")
+OPTIONS = ("command", "image", "timeout", "points_per_call", "retries", "opt_space", "mount")
 _TAIL_LINES = 20
 _TAIL_CHARS = 2000
 
@@ -80,6 +82,22 @@ def substitute(command: str, values: Mapping[str, object]) -> str:
     return command
 
 
+class MountedDockerRuntime(DockerRuntime):
+    """phpo's ``docker run -v $(pwd):DIR``: the folder is mounted at DIR (and is the working
+    directory) inside the image; without DIR, at its own path as for an evaluation."""
+
+    def __init__(self, mount: str | None) -> None:
+        super().__init__()
+        self.mount = mount
+
+    def options(self, job: Job) -> dict[str, Any]:
+        opts = super().options(job)
+        if self.mount is not None:
+            opts["volumes"] = {str(job.workdir): {"bind": self.mount, "mode": "rw"}}
+            opts["working_dir"] = self.mount
+        return opts
+
+
 class ExternalSteering(Optimiser):
     name = "steering"
     algorithms = ("external",)
@@ -98,6 +116,7 @@ class ExternalSteering(Optimiser):
         self.points_per_call = int(o.get("points_per_call", max(1, self.parallel)))
         self.retries = int(o.get("retries", DEFAULT_RETRIES))
         self.opt_space: Any = o["opt_space"] if "opt_space" in o else space.to_dict()
+        self.mount: str | None = o.get("mount")
         self._buffer: deque[Point] = deque()
         self._ended = False
         self._runtime: Runtime | None = None
@@ -119,6 +138,10 @@ class ExternalSteering(Optimiser):
             v = options.get(key, low)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"optimiser.options.{key}: {v!r} is not an integer >= {low}")
+        mount = options.get("mount")
+        if mount is not None and (image is None or not isinstance(mount, str) or not mount.startswith("/")):
+            raise ConfigError(f"optimiser.options.mount: {mount!r} must be an absolute path inside the image "
+                              "(and optimiser.image given)")
         t = options.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise ConfigError(f"optimiser.timeout: {t!r} is not a positive number of seconds")
@@ -228,9 +251,7 @@ class ExternalSteering(Optimiser):
 
     def _get_runtime(self) -> Runtime:
         if self._runtime is None:
-            from gridhpo.evaluation import runtimes
-
-            self._runtime = runtimes.get("docker" if self.image else "process")()
+            self._runtime = runtimes.get("process")() if self.image is None else MountedDockerRuntime(self.mount)
         return self._runtime
 
     def _validate(self, raw: object) -> list[Point]:

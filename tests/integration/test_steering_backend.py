@@ -121,19 +121,23 @@ def test_steering_time_limit(home: Path, tmp_path: Path) -> None:
     assert "timed out after 1s (optimiser.timeout)" in (repo.task(tid).message or "")
 
 
+@pytest.mark.parametrize("mount", [None, "/HPOiDDS"])
 def test_steering_image_runs_through_the_docker_api(podman: Podman, home: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, mount: str | None) -> None:
     """The steering in an image (a static busybox, no gridhpo in it): it reads $PWD/%IN inside the
-    container, as phpo's steeringExec does, and writes its point to %OUT."""
+    container, as phpo's steeringExec does, and writes its point to %OUT; with ``mount`` (phpo's
+    ``-v $(pwd):/HPOiDDS``) the folder is /HPOiDDS inside."""
     monkeypatch.setenv("DOCKER_HOST", podman.url)
     repo = Repository(config.db_url())
     shutil.copy(EVALS / "behave.py", tmp_path / "behave.py")
+    where = "$PWD" if mount is None else mount
+    command = (f"[ \"$PWD\" = \"{where}\" ] && grep -q '\"opt_space\"' {where}/%IN && [ %NUM_POINTS = 1 ] && "
+               f"echo '[{{\"x\": 0.5, \"k\": 3.0}}]' > {where}/%OUT")
     spec = parse_task({
         "name": "image",
         "search_space": SPACE,
-        "optimiser": {"backend": "steering", "image": BUSYBOX_IMAGE,
-                      "command": "grep -q '\"opt_space\"' $PWD/%IN && [ %NUM_POINTS = 1 ] && "
-                                 "echo '[{\"x\": 0.5, \"k\": 3.0}]' > $PWD/%OUT"},
+        "optimiser": {"backend": "steering", "image": BUSYBOX_IMAGE, "command": command,
+                      "options": {} if mount is None else {"mount": mount}},
         "budget": {"max_points": 1},
         "evaluation": {"command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 1, "lost_after": 10},
     }, base_dir=tmp_path)
