@@ -6,7 +6,9 @@ It reads IN (``{"points": [[point, loss_or_null], ...], "opt_space": ...}``), dr
 random points of ``opt_space`` not in IN (capped by MAX_POINTS) and writes them to OUT as a
 JSON list. ``opt_space`` is what the task gave: here a mapping name -> {type, low, high, log,
 step, choices, value, when}. Its random generator is seeded by the seed and by how many points
-IN holds, so the same input gives the same output.
+IN holds, so the same input gives the same output. An hpogrid space (name -> {method,
+dimension}, what phpo's searchSpaceFile holds) is read too: categorical, uniform, uniformint,
+loguniform.
 
 Modes, to test the steering's failures: ``invalid`` writes a point outside the space,
 ``crash`` writes to stderr and exits 3, ``crash-once`` crashes unless the file ``crashed``
@@ -33,7 +35,17 @@ def active(spec: dict[str, Any], point: dict[str, Any]) -> bool:
     return parent in point and any(type(point[parent]) is type(v) and point[parent] == v for v in values)
 
 
+def from_hpogrid(spec: dict[str, Any]) -> dict[str, Any]:
+    dim, method = spec["dimension"], spec["method"]
+    if method == "categorical":
+        return {"type": "categorical", "choices": dim["categories"]}  # a value listed twice weighs twice
+    kind = {"uniform": "float", "uniformint": "int", "loguniform": "float"}[method]
+    return {"type": kind, "low": dim["low"], "high": dim["high"], "log": method == "loguniform"}
+
+
 def draw(spec: dict[str, Any], rng: random.Random) -> Any:
+    if "method" in spec:
+        spec = from_hpogrid(spec)
     kind = spec["type"]
     if kind == "fixed":
         return spec["value"]
@@ -107,7 +119,7 @@ def main() -> int:
         seen.add(key(point))
         new.append(point)
     if args.mode == "invalid" and new:
-        name, spec = next((n, s) for n, s in space.items() if s["type"] in ("float", "int"))
+        name, spec = next((n, s) for n, s in space.items() if s.get("type") in ("float", "int"))
         new[0][name] = spec["high"] * 10 + 1
     Path(args.out).write_text(json.dumps(new))
     return 0
