@@ -72,7 +72,7 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, dry
     from gridhpo.steering.taskfile import load_task, parse_task
 
     if (task_file is None) == (phpo_file is None):
-        raise click.UsageError("give a TASK_FILE or --phpo OPTIONS, not both")
+        raise click.UsageError("give a TASK_FILE or --phpo OPTIONS (exactly one)")
     if phpo_file is not None:
         from gridhpo.steering import phpo
 
