@@ -57,17 +57,38 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--name", default=None, help="Use this task name instead of the file's.")
+@click.option("--phpo", "phpo_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read phpo's options file (its --loadJson/--dumpJson JSON) instead of a task file.")
+@click.option("--dry-run", is_flag=True, help="Print the task file (YAML) that would be submitted, and stop.")
 @db_option
 @verbosity
-def submit(task_file: Path, name: str | None, db: str | None, verbose: int) -> None:
-    """Validate TASK_FILE, record it as a new task and print its id."""
+def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, dry_run: bool, db: str | None,
+           verbose: int) -> None:
+    """Validate TASK_FILE (or --phpo OPTIONS), record it as a new task and print its id."""
     _setup_logging(verbose)
     from gridhpo.steering.runner import submit as do_submit
-    from gridhpo.steering.taskfile import load_task
+    from gridhpo.steering.taskfile import load_task, parse_task
 
-    spec = load_task(task_file)
+    if (task_file is None) == (phpo_file is None):
+        raise click.UsageError("give a TASK_FILE or --phpo OPTIONS (exactly one)")
+    if phpo_file is not None:
+        from gridhpo.steering import phpo
+
+        conv = phpo.convert(phpo.load_options(phpo_file), str(phpo_file), phpo_file.resolve().parent, name)
+        for warning in conv.warnings:
+            click.echo(f"gridhpo: warning: {warning}", err=True)
+        spec, raw = parse_task(conv.task, str(phpo_file)), conv.task
+    else:
+        assert task_file is not None
+        spec = load_task(task_file)
+        raw = spec.to_dict()
+    if dry_run:
+        import yaml
+
+        click.echo(yaml.safe_dump(raw, sort_keys=False, width=1000), nl=False)
+        return
     repo = _repo(db)
     task_id, task_name = do_submit(repo, spec, name)
     click.echo(task_id)

@@ -55,6 +55,10 @@ class Optimiser:
     algorithm: str | None = None
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # the user's own steering (backend "steering", steering/optimisers/external.py)
+    command: str | None = None
+    image: str | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -296,12 +300,16 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         failure_value=o.number("failure_value", None, -math.inf),
     )
 
-    opt = _Section(top.raw.get("optimiser"), "optimiser", source, {"backend", "algorithm", "seed", "options"})
+    opt = _Section(top.raw.get("optimiser"), "optimiser", source,
+                   {"backend", "algorithm", "seed", "options", "command", "image", "timeout"})
     optimiser = Optimiser(
         backend=opt.text("backend", "random"),
         algorithm=opt.text("algorithm"),
         seed=opt.integer("seed", None, 0, MAX_SEED),
         options=opt.options("options"),
+        command=opt.text("command"),
+        image=opt.text("image"),
+        timeout=opt.duration("timeout", None),
     )
 
     b = _Section(top.raw.get("budget"), "budget", source,

@@ -275,11 +275,15 @@ class DockerRuntime(Runtime):
             raise EvaluationError(f"cannot look up image {job.image!r} at {self.where()}: {_short(exc)}") from exc
         self._checked_images.add(job.image)
 
+    def options(self, job: Job) -> dict[str, Any]:
+        """The ``containers.create`` arguments; a subclass may mount the work directory elsewhere."""
+        return container_options(job, self.labels)
+
     def start(self, job: Job) -> Handle:
         self.check(job)
         docker = _import_docker()
         client = self.client()
-        opts = container_options(job, self.labels)
+        opts = self.options(job)
         try:
             try:
                 container = client.containers.create(**opts)

@@ -1,7 +1,7 @@
 """Optimiser backends by name. ``get`` fails loudly, with the closest names, on a typo."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gridhpo import registry
 from gridhpo.errors import ConfigError, unknown_name
@@ -18,7 +18,10 @@ REGISTRY: dict[str, str] = {
     "skopt": "gridhpo.steering.optimisers.skopt:SkoptSearch",
     "nevergrad": "gridhpo.steering.optimisers.nevergrad:NevergradSearch",
     "optuna": "gridhpo.steering.optimisers.optuna:OptunaSearch",
+    "steering": "gridhpo.steering.optimisers.external:ExternalSteering",
 }
+# optimiser.command, .image, .timeout: the program an external backend runs (optimiser.backend steering)
+_PROGRAM = ("command", "image", "timeout")
 
 
 def get(name: str) -> type[Optimiser]:
@@ -37,7 +40,20 @@ def check_spec(spec: TaskSpec) -> None:
     if o.algorithm is not None and klass.algorithms != ("*",) and o.algorithm not in klass.algorithms:
         err = unknown_name(f"{o.backend} algorithm", o.algorithm, klass.algorithms)
         raise ConfigError(f"optimiser.algorithm: {err}")
-    klass.check_space(spec.search_space, o.algorithm, o.options)
+    given = [k for k in _PROGRAM if getattr(o, k) is not None]
+    if given and not klass.external:
+        raise ConfigError(f"optimiser.{given[0]}: only the steering backend runs a program "
+                          f"(backend {o.backend!r} is a library)")
+    inside = [k for k in _PROGRAM if k in o.options]
+    if inside:
+        raise ConfigError(f"optimiser.options.{inside[0]}: give it as optimiser.{inside[0]}")
+    klass.check_space(spec.search_space, o.algorithm, _options(spec))
+
+
+def _options(spec: TaskSpec) -> dict[str, Any]:
+    """The backend's options; an external backend also gets its program from the optimiser section."""
+    o = spec.optimiser
+    return {**o.options, **{k: getattr(o, k) for k in _PROGRAM if getattr(o, k) is not None}}
 
 
 def create(spec: TaskSpec) -> Optimiser:
@@ -46,8 +62,8 @@ def create(spec: TaskSpec) -> Optimiser:
     klass = get(o.backend)
     klass.check_libraries()  # a stored task on an install without the library fails alone
     return klass(spec.search_space, seed=o.seed, algorithm=o.algorithm,
-                          mode=spec.objective.mode, options=o.options,
-                          max_points=b.max_points, parallel=b.parallel + b.min_queued)
+                 mode=spec.objective.mode, options=_options(spec),
+                 max_points=b.max_points, parallel=b.parallel + b.min_queued)
 
 
 __all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "get"]

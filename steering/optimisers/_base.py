@@ -64,6 +64,8 @@ class Optimiser(abc.ABC):
     deterministic_restore: bool = True
     #: the libraries the backend imports (from the ``optimisers`` extra), checked at submit
     libraries: ClassVar[tuple[str, ...]] = ()
+    #: True where the backend runs the user's own program (``optimiser.command``/``image``)
+    external: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
                  mode: str = "min", options: Mapping[str, Any] | None = None,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,10 @@ BACKENDS: list[tuple[str, str | None]] = [
     ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("nevergrad", "CMA"),
     ("optuna", "tpe"), ("optuna", "gp"), ("optuna", "cmaes"), ("optuna", "qmc"), ("optuna", "nsga2"),
     ("optuna", "random"),
+    ("steering", None),
 ]
+# a user's own steering (iDDS contract) drawing random points; %SEED is our extension
+STEERING = Path(__file__).parents[1] / "integration" / "evals" / "idds_steering.py"
 IDS = [f"{b}-{a}" if a else b for b, a in BACKENDS]
 
 MIXED = {
@@ -56,6 +61,8 @@ def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
     if (backend, algorithm) == ("optuna", "gp"):
         # PyTorch is not in the optimisers extra (its wheels bring gigabytes of CUDA libraries)
         pytest.importorskip("torch", reason="optuna's gp sampler needs PyTorch, which is not installed")
+    if backend == "steering":
+        opts.setdefault("command", f"{sys.executable} {STEERING} %IN %OUT %NUM_POINTS %MAX_POINTS --seed %SEED")
     klass = optimisers.get(backend)
     klass.check_space(space, algorithm, opts)
     return klass(space, seed=seed, algorithm=algorithm, options=opts, **kw)
