@@ -29,6 +29,7 @@ from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
+from gridhpo.evaluation.handshake import Handshake
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
 from gridhpo.protocol import (
@@ -56,6 +57,7 @@ class PilotStats:
     interrupted: int = 0
     durations: list[float] = field(default_factory=list)
     exit_reason: str = ""
+    exit_code: int = 0  # see evaluation/handshake.py
 
     @property
     def evaluated(self) -> int:
@@ -93,12 +95,17 @@ class Pilot:
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
+        self.handshake = Handshake(config.task_id, self._stop_with)
 
     # ------------------------------------------------------------------ control
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = reason
         self.stop_requested.set()
+
+    def _stop_with(self, reason: str, code: int) -> None:
+        self.stats.exit_code = code
+        self.request_stop(reason)
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -140,6 +147,9 @@ class Pilot:
         return [] if d is None else [d]
 
     def _accept(self, delivery: Delivery) -> PointMessage | None:
+        if self.handshake.is_task_end(delivery):
+            self.handshake.task_ended(delivery)
+            return None
         try:
             if isinstance(delivery.body, Undecodable):
                 raise MessageError(delivery.body.reason)

@@ -30,6 +30,7 @@ from gridhpo.protocol import (
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
+from gridhpo.steering.endings import Endings
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Decision
@@ -57,6 +58,7 @@ class Steering:
         self._last_check = 0.0
         self.round_seconds = 0.0  # a moving average: how long a result waits to be acted on
         self.on_progress: Callable[[TaskState], None] | None = None
+        self.endings = Endings(repo, broker)  # the end markers pilots exit on
 
     # ------------------------------------------------------------------ main loop
 
@@ -84,6 +86,7 @@ class Steering:
         that keep every task's pilots busy. Returns how many events it applied."""
         started = time.monotonic()
         self.refresh_tasks()
+        self.endings.sweep(set(self.tasks))
         busy = any(t.open for t in self.tasks.values())
         # each task's share of the round: a flood of one task's events waits in its own queue
         # (the events of tasks it does not dispatch are applied too, as their heartbeats count)
@@ -255,6 +258,7 @@ class Steering:
             self.broker.purge(events_queue(task.id))  # late reports of pilots not yet stopped
         except GridHPOError as exc:
             log.warning("task %s: emptying its queues failed: %s", task.row.name, exc)
+        self.endings.mark(task.id, task.queue, state, message)  # after the purge: the queue's last message
         log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
                  state or "closed", task.finished, task.failed, task.best_value)
         task.open.clear()
