@@ -37,9 +37,10 @@ class Endings:
 
     def mark(self, task_id: int, queue: str, state: str | None, reason: str | None) -> None:
         """Publish the end marker on ``queue``, which the caller has just emptied."""
-        if state is None:  # ended by `gridhpo cancel`: the bookkeeping says how
+        if state is None:  # ended by `gridhpo cancel`: the bookkeeping says how and why
             try:
-                state = self.repo.retrying("read task", lambda: self.repo.task(task_id)).state
+                row = self.repo.retrying("read task", lambda: self.repo.task(task_id))
+                state, reason = row.state, row.message or reason
             except GridHPOError as exc:
                 log.warning("task %d: cannot read its state (%s)", task_id, exc)
         end = TaskEnd(task_id=task_id, state=state if state in TASK_END_STATES else "ended",

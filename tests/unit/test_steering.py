@@ -191,7 +191,9 @@ def test_a_cancelled_task_stops_its_running_points_and_reads_no_more(env: tuple[
     c = parse_control(d.body)
     assert (c.point_id, c.attempt, c.action) == (running["point_id"], 1, "stop") and "task ended" in c.reason
     assert {p.state for p in repo.points(tid)} == {"cancelled"}
-    assert take(broker, tid) == []  # nothing left to hand out
+    # nothing left to hand out: only the marker that makes pilots exit
+    left = [(m["kind"], m["state"], m["reason"]) for m in take(broker, tid)]
+    assert left == [("task-end", "cancelled", "by the user")]
     assert broker.size(events_queue(tid)) == 0
 
 
