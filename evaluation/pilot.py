@@ -77,6 +77,7 @@ class PilotConfig:
     keep_workdirs: bool = False
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
     token: str | None = None  # the task's token (gridhpo/tokens.py)
+    hello_timeout: float = 10.0  # how long to wait for the steering's verdict on the token
     poll: float = 0.02
 
 
@@ -95,7 +96,7 @@ class Pilot:
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
-        self.handshake = Handshake(config.task_id, self._stop_with)
+        self.handshake = Handshake(broker, config.task_id, config.pilot_id, config.token, self._stop_with)
 
     # ------------------------------------------------------------------ control
 
@@ -191,8 +192,9 @@ class Pilot:
         log.info("pilot %s at %s serving task %d (walltime %s)", self.cfg.pilot_id, self.cfg.site,
                  self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
         self.workroot.mkdir(parents=True, exist_ok=True)
-        idle_since = time.monotonic()
         try:
+            self.handshake.hello(self.cfg.site, self.host, self.cfg.hello_timeout, self.stop_requested)
+            idle_since = time.monotonic()
             while True:
                 reason = self._exit_reason()
                 if reason:
@@ -203,6 +205,7 @@ class Pilot:
                     if self.cfg.idle_timeout is not None and time.monotonic() - idle_since > self.cfg.idle_timeout:
                         self.stats.exit_reason = f"no point for {self.cfg.idle_timeout:g}s (--idle-timeout)"
                         break
+                    self.handshake.poll()
                     if not self._inline:
                         self.stop_requested.wait(self.cfg.poll)
                     continue
@@ -345,6 +348,8 @@ class Pilot:
             return None
         self._last_control = now
         while (d := self.broker.get(control_queue(self.cfg.pilot_id))) is not None:
+            if self.handshake.takes(d):
+                continue  # a refusal stops this pilot: stop_requested is set
             try:
                 c = parse_control(d.body)
             except MessageError as exc:

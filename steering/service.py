@@ -33,6 +33,7 @@ from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.endings import Endings
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
+from gridhpo.steering.pilots import PilotDesk
 from gridhpo.steering.schedulers import Decision
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
 
@@ -59,6 +60,7 @@ class Steering:
         self.round_seconds = 0.0  # a moving average: how long a result waits to be acted on
         self.on_progress: Callable[[TaskState], None] | None = None
         self.endings = Endings(repo, broker)  # the end markers pilots exit on
+        self.desk = PilotDesk(broker)  # pilots' hellos answered, refused ones told
 
     # ------------------------------------------------------------------ main loop
 
@@ -92,8 +94,13 @@ class Steering:
         # (the events of tasks it does not dispatch are applied too, as their heartbeats count)
         deliveries, backlogged = self.broker.drain_fair([events_queue(t) for t in self.tasks], max_messages=self.batch,
                                                         timeout=0.02 if busy else 0.2)
+        deliveries, hellos = self.desk.split(deliveries)
+        if hellos:
+            self.refresh_tasks(force=True)  # tokens as they are now: a revoke a moment ago counts
+            self.desk.answer(hellos, self.tasks)
         events = self._parse(deliveries)
         changes, publishes = self.apply_events(events)
+        self._requeue_revoked(changes, publishes)
         now = time.monotonic()
         if now - self._last_check >= self.check_interval:
             self._last_check = now
@@ -159,6 +166,7 @@ class Steering:
         """The task's token was replaced (or given an expiry): its queued points move to the
         queue of the new token, where the old token's pilots cannot find them."""
         old = task.queue
+        self.desk.token_replaced(task.id, task.row.token, row.token)
         task.row = row
         if task.queue == old:
             return
@@ -290,6 +298,8 @@ class Steering:
             task = self.tasks.get(ev.task_id)
             refused = None if task is None else task.refuses(ev.auth, now)
             if refused:
+                assert task is not None
+                self.desk.refused(ev, task, refused, now)
                 d.dead_letter(f"event of pilot {ev.pilot_id} for task {ev.task_id} refused: {refused}")
                 deliveries.remove(d)
                 continue
@@ -346,6 +356,18 @@ class Steering:
         if late:
             self._record_late(changes, late)
         return changes, publishes
+
+    def _requeue_revoked(self, changes: Changes, publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Running attempts whose pilot's token was revoked or expired go back to the queue now:
+        that pilot's results would be refused, and it exits (steering/pilots.py)."""
+        now = time.time()
+        for r in self.desk.take_revoked():
+            task = self.tasks.get(r.task_id)
+            op = task.open.get(r.point_id) if task is not None else None
+            if task is None or op is None or (op.state, op.attempt, op.pilot_id) != ("running", r.attempt, r.pilot_id):
+                continue
+            self._interrupt(changes, task, op, "interrupted", f"its pilot's token was refused: {r.reason}", now,
+                            publishes, "revoked")
 
     def _seen_pilot(self, changes: Changes, ev: Event) -> None:
         p = changes.pilots.get(ev.pilot_id)

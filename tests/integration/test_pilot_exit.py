@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,58 @@ def test_a_task_that_ended_while_no_steering_ran_still_ends_its_pilots(servers: 
     log = tmp_path / "pilot2.log"
     assert exit_status(pilot(tid, env, log), log) == 0
     assert f"task {tid} cancelled" in log.read_text()
+
+
+def pilot_as(tid: int, env: dict[str, str], log: Path, pilot_id: str, token: str | None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in env.items() if k != "GRIDHPO_TOKEN"}
+    if token is not None:
+        env["GRIDHPO_TOKEN"] = token
+    return subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(tid), "--pilot-id", pilot_id],
+                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def test_a_pilot_with_a_wrong_missing_or_expired_token_says_so_and_exits_non_zero(servers: tuple[str, str],
+                                                                                   tmp_path: Path) -> None:
+    from gridhpo.evaluation.handshake import EXIT_REFUSED
+
+    tid, env = setup(tmp_path, servers, sleep=600, max_points=10)
+    repo = Repository(servers[0])
+    token = env["GRIDHPO_TOKEN"]
+    with steering(repo, servers[1], tid):
+        for name, presented, why in [("wrong", "not-the-token", "wrong or replaced token"), ("none", None, "no token")]:
+            log = tmp_path / f"{name}.log"
+            assert exit_status(pilot_as(tid, env, log, name, presented), log) == EXIT_REFUSED
+            assert f"token refused by the steering: {why}" in log.read_text()
+        repo.set_token(tid, token, time.time() - 1)
+        log = tmp_path / "expired.log"
+        assert exit_status(pilot_as(tid, env, log, "expired", token), log) == EXIT_REFUSED
+        assert "token refused by the steering: token expired" in log.read_text()
+        gridhpo_cli(env, "cancel", str(tid))
+    assert not repo.attempts(task_id=tid)  # none of them ran a point
+
+
+def test_a_revoked_token_gets_no_more_points_and_its_pilots_exit(servers: tuple[str, str], tmp_path: Path) -> None:
+    from gridhpo.evaluation.handshake import EXIT_REFUSED
+
+    tid, env = setup(tmp_path, servers, sleep=600, max_points=10)  # lost_after 30 s: never reached here
+    repo = Repository(servers[0])
+    old = env["GRIDHPO_TOKEN"]
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "c")}
+    with steering(repo, servers[1], tid):
+        a = pilot_as(tid, env, logs["a"], "a", old)
+        until(lambda: any(x.pilot_id == "a" for x in repo.attempts(task_id=tid)), 60, "pilot a to run a point")
+        [running] = [x for x in repo.attempts(task_id=tid) if x.pilot_id == "a"]
+        new = gridhpo_cli(env, "token", str(tid), "--revoke").stdout.strip()
+        b = pilot_as(tid, env, logs["b"], "b", old)  # started right after the revoke
+        # a learns it at its next heartbeat, stops its evaluation and exits
+        assert exit_status(a, logs["a"]) == EXIT_REFUSED
+        assert "token refused by the steering: wrong or replaced token" in logs["a"].read_text()
+        assert exit_status(b, logs["b"]) == EXIT_REFUSED
+        # a's point went back to the queue at once, not after lost_after
+        first = lambda: next((x.state, x.end_reason) for x in repo.attempts(point_ids=[running.point_id]))  # noqa: E731
+        until(lambda: first() == ("interrupted", "revoked"), 20, "pilot a's point to be re-queued")
+        c = pilot_as(tid, env, logs["c"], "c", new)
+        until(lambda: any(x.pilot_id == "c" for x in repo.attempts(task_id=tid)), 60, "pilot c to run a point")
+        gridhpo_cli(env, "cancel", str(tid))
+        assert exit_status(c, logs["c"]) == 0
+    assert {x.pilot_id for x in repo.attempts(task_id=tid)} == {"a", "c"}  # b got no point
