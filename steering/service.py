@@ -307,7 +307,12 @@ class Steering:
         return events
 
     def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
-        """Turn events into one batch of writes; an event already applied changes nothing."""
+        """Turn events into one batch of writes; an event already applied changes nothing.
+
+        Liveness is judged by the steering's clock, when an event is received, never by the
+        event's own time: a pilot's clock may run a minute behind (its live points would look
+        silent) or an hour ahead (its dead ones would look alive)."""
+        received = time.time()
         changes = Changes()
         publishes: list[tuple[str, dict[str, Any]]] = []
         late: list[Event] = []
@@ -317,7 +322,7 @@ class Steering:
             if task is None:
                 log.debug("event %s for task %s, which is not active: ignored", ev.type, ev.task_id)
                 continue
-            self._seen_pilot(changes, ev)
+            self._seen_pilot(changes, ev, received)
             op = task.open.get(ev.point_id)
             if op is None or ev.attempt != op.attempt:
                 late.append(ev)
@@ -326,7 +331,7 @@ class Steering:
                 self._start(changes, task, op, ev)
             elif ev.type == "heartbeat":
                 if op.state == "running":
-                    op.last_seen = max(op.last_seen, ev.time)
+                    op.last_seen = max(op.last_seen, received)
                     heartbeats[op.id] = op
             elif ev.type == "metric":
                 self._start(changes, task, op, ev)
@@ -369,13 +374,13 @@ class Steering:
             self._interrupt(changes, task, op, "interrupted", f"its pilot's token was refused: {r.reason}", now,
                             publishes, "revoked")
 
-    def _seen_pilot(self, changes: Changes, ev: Event) -> None:
+    def _seen_pilot(self, changes: Changes, ev: Event, received: float) -> None:
         p = changes.pilots.get(ev.pilot_id)
         if p is None:
             changes.pilots[ev.pilot_id] = {"id": ev.pilot_id, "task_id": ev.task_id, "site": ev.site,
-                                           "host": ev.data.get("host"), "first_seen": ev.time, "last_seen": ev.time}
+                                           "host": ev.data.get("host"), "first_seen": received, "last_seen": received}
         else:
-            p["last_seen"] = max(p["last_seen"], ev.time)
+            p["last_seen"] = max(p["last_seen"], received)
         if ev.type in ("finished", "failed"):
             changes.pilot_done[ev.pilot_id] = changes.pilot_done.get(ev.pilot_id, 0) + 1
 
