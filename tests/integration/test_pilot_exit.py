@@ -22,16 +22,20 @@ EVALS = Path(__file__).parent / "evals"
 pytestmark = pytest.mark.integration
 
 
-def setup(tmp_path: Path, servers: tuple[str, str], sleep: float, max_points: int) -> tuple[int, dict[str, str]]:
-    """A submitted task (through the CLI) and the environment its pilots run in."""
+def setup(tmp_path: Path, servers: tuple[str, str], sleep: float, max_points: int,
+          inline: bool = False) -> tuple[int, dict[str, str]]:
+    """A submitted task (through the CLI) and the environment its pilots run in; ``inline``: an
+    in-process objective, whose pilots take points in batches from a consumer."""
     db, broker = servers
     shutil.copy(EVALS / "behave.py", tmp_path / "behave.py")
+    (tmp_path / "objective.py").write_text("def objective(x, sleep):\n    return x * x\n")
     (tmp_path / "task.yaml").write_text(yaml.safe_dump({
         "name": "ends",
         "search_space": {"x": {"type": "float", "low": -1, "high": 1}, "sleep": {"type": "fixed", "value": sleep}},
         "optimiser": {"backend": "random", "seed": 3},
         "budget": {"max_points": max_points, "parallel": 2},
-        "evaluation": {"command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 0.5, "lost_after": 30},
+        "evaluation": {"python": "objective:objective"} if inline else {
+            "command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 0.5, "lost_after": 30},
     }))
     env = dict(os.environ, GRIDHPO_DB=db, GRIDHPO_BROKER=broker)
     tid = int(gridhpo_cli(env, "submit", str(tmp_path / "task.yaml")).stdout.strip())
@@ -58,9 +62,10 @@ def exit_status(p: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> i
         raise AssertionError(f"the pilot did not exit:\n{log.read_text()[-3000:]}") from None
 
 
-def test_pilots_exit_when_their_task_finishes_also_one_started_after(servers: tuple[str, str],
-                                                                     tmp_path: Path) -> None:
-    tid, env = setup(tmp_path, servers, sleep=0, max_points=4)
+@pytest.mark.parametrize("inline", [False, True], ids=["command", "in-process"])
+def test_pilots_exit_when_their_task_finishes_also_one_started_after(servers: tuple[str, str], tmp_path: Path,
+                                                                     inline: bool) -> None:
+    tid, env = setup(tmp_path, servers, sleep=0, max_points=4 if not inline else 40, inline=inline)
     repo = Repository(servers[0])
     logs = [tmp_path / f"pilot{i}.log" for i in range(3)]
     pilots = [pilot(tid, env, logs[i]) for i in range(2)]
