@@ -166,8 +166,10 @@ def test_a_revoked_token_gets_no_more_points_and_its_pilots_exit(servers: tuple[
         assert "token refused by the steering: wrong or replaced token" in logs["a"].read_text()
         assert exit_status(b, logs["b"]) == EXIT_REFUSED
         # a's point went back to the queue at once, not after lost_after
-        first = lambda: next((x.state, x.end_reason) for x in repo.attempts(point_ids=[running.point_id]))  # noqa: E731
-        until(lambda: first() == ("interrupted", "revoked"), 20, "pilot a's point to be re-queued")
+        def first_attempt() -> tuple[str, str | None]:
+            return next((x.state, x.end_reason) for x in repo.attempts(point_ids=[running.point_id]))
+
+        until(lambda: first_attempt() == ("interrupted", "revoked"), 20, "pilot a's point to be re-queued")
         c = pilot_as(tid, env, logs["c"], "c", new)
         until(lambda: any(x.pilot_id == "c" for x in repo.attempts(task_id=tid)), 60, "pilot c to run a point")
         gridhpo_cli(env, "cancel", str(tid))
