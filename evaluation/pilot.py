@@ -193,7 +193,9 @@ class Pilot:
                  self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
         self.workroot.mkdir(parents=True, exist_ok=True)
         try:
-            self.handshake.hello(self.cfg.site, self.host, self.cfg.hello_timeout, self.stop_requested)
+            # never waiting into the walltime's last second, where it would exit anyway
+            wait = min(self.cfg.hello_timeout, max(0.0, self.remaining() - 1.0))
+            self.handshake.hello(self.cfg.site, self.host, wait, self.stop_requested)
             idle_since = time.monotonic()
             while True:
                 reason = self._exit_reason()
