@@ -174,6 +174,8 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
         stats = p.run()
     click.echo(f"pilot {cfg.pilot_id}: {stats.finished} finished, {stats.failed} failed, "
                f"{stats.interrupted} interrupted; {stats.exit_reason}", err=True)
+    if stats.exit_code:
+        sys.exit(stats.exit_code)  # evaluation/handshake.py: 3 when the steering refused the token
 
 
 def _duration(value: str | None, name: str, parse: Any) -> float | None:

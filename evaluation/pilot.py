@@ -29,6 +29,7 @@ from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
+from gridhpo.evaluation.handshake import Handshake
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
 from gridhpo.protocol import (
@@ -56,6 +57,7 @@ class PilotStats:
     interrupted: int = 0
     durations: list[float] = field(default_factory=list)
     exit_reason: str = ""
+    exit_code: int = 0  # see evaluation/handshake.py
 
     @property
     def evaluated(self) -> int:
@@ -75,6 +77,7 @@ class PilotConfig:
     keep_workdirs: bool = False
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
     token: str | None = None  # the task's token (gridhpo/tokens.py)
+    hello_timeout: float = 10.0  # how long to wait for the steering's verdict on the token
     poll: float = 0.02
 
 
@@ -93,12 +96,17 @@ class Pilot:
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
+        self.handshake = Handshake(broker, config.task_id, config.pilot_id, config.token, self._stop_with)
 
     # ------------------------------------------------------------------ control
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = reason
         self.stop_requested.set()
+
+    def _stop_with(self, reason: str, code: int) -> None:
+        self.stats.exit_code = code
+        self.request_stop(reason)
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -140,6 +148,9 @@ class Pilot:
         return [] if d is None else [d]
 
     def _accept(self, delivery: Delivery) -> PointMessage | None:
+        if self.handshake.is_task_end(delivery):
+            self.handshake.task_ended(delivery)
+            return None
         try:
             if isinstance(delivery.body, Undecodable):
                 raise MessageError(delivery.body.reason)
@@ -181,8 +192,11 @@ class Pilot:
         log.info("pilot %s at %s serving task %d (walltime %s)", self.cfg.pilot_id, self.cfg.site,
                  self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
         self.workroot.mkdir(parents=True, exist_ok=True)
-        idle_since = time.monotonic()
         try:
+            # never waiting into the walltime's last second, where it would exit anyway
+            wait = min(self.cfg.hello_timeout, max(0.0, self.remaining() - 1.0))
+            self.handshake.hello(self.cfg.site, self.host, wait, self.stop_requested)
+            idle_since = time.monotonic()
             while True:
                 reason = self._exit_reason()
                 if reason:
@@ -193,6 +207,7 @@ class Pilot:
                     if self.cfg.idle_timeout is not None and time.monotonic() - idle_since > self.cfg.idle_timeout:
                         self.stats.exit_reason = f"no point for {self.cfg.idle_timeout:g}s (--idle-timeout)"
                         break
+                    self.handshake.poll()
                     if not self._inline:
                         self.stop_requested.wait(self.cfg.poll)
                     continue
@@ -335,6 +350,8 @@ class Pilot:
             return None
         self._last_control = now
         while (d := self.broker.get(control_queue(self.cfg.pilot_id))) is not None:
+            if self.handshake.takes(d):
+                continue  # a refusal stops this pilot: stop_requested is set
             try:
                 c = parse_control(d.body)
             except MessageError as exc:

@@ -230,3 +230,99 @@ def parse_control(body: object) -> ControlMessage:
         task_id=_need(b, "task_id", int), point_id=_need(b, "point_id", int), attempt=_need(b, "attempt", int),
         action=action, reason=str(b.get("reason", "")),
     )
+
+
+def message_kind(body: object) -> str | None:
+    """The ``kind`` a message says it is, or None: lets a queue carry several message types."""
+    if isinstance(body, Mapping):
+        kind = body.get("kind")
+        return kind if isinstance(kind, str) else None
+    return None
+
+
+def _text(b: Mapping[str, Any], key: str, most: int) -> str:
+    value = _need(b, key, str)
+    if len(value) > most:
+        raise MessageError(f"message field {key!r}: longer than {most} characters")
+    return str(value)
+
+
+TASK_END_STATES = ("finished", "failed", "cancelled", "ended")
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """The last message of a task's points queue: the task has ended. A pilot that takes it
+    gives it back, so that every pilot sees it (also one started later), and exits."""
+
+    task_id: int
+    state: str  # finished, failed, cancelled; "ended" when the steering does not know how
+    reason: str = ""
+    v: int = PROTOCOL_VERSION
+    kind: str = "task-end"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_task_end(body: object) -> TaskEnd:
+    b = _check_envelope(body, "task-end")
+    state = _need(b, "state", str)
+    if state not in TASK_END_STATES:
+        raise MessageError(f"task-end state {state!r} is not one of {', '.join(TASK_END_STATES)}")
+    return TaskEnd(task_id=_need(b, "task_id", int), state=state, reason=_text(b, "reason", 1000))
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A pilot announcing itself on its task's events queue before it takes points. It proves
+    its token like an event does; the steering answers with a ``HelloReply`` on the pilot's
+    control queue."""
+
+    task_id: int
+    pilot_id: str
+    site: str = "local"
+    host: str = ""
+    hello_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    auth: str = ""  # the task's token, as the pilot was given it
+    v: int = PROTOCOL_VERSION
+    kind: str = "hello"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_hello(body: object) -> Hello:
+    b = _check_envelope(body, "hello")
+    task_id = _need(b, "task_id", int)
+    if not -_INT32 <= task_id < _INT32:
+        raise MessageError(f"message field 'task_id': {task_id} is out of the 32-bit range")
+    return Hello(task_id=task_id, pilot_id=_text(b, "pilot_id", _EVENT_TEXT["pilot_id"]),
+                 site=_text(b, "site", _EVENT_TEXT["site"]), host=_text(b, "host", 255),
+                 hello_id=_text(b, "hello_id", 64), auth=_auth(b))
+
+
+@dataclass(frozen=True)
+class HelloReply:
+    """The steering's verdict on a pilot's token: the answer to its ``Hello`` (``hello_id``), or
+    unasked (``hello_id`` empty) when it refused one of the pilot's events. ``token_key`` names
+    the token judged by its digest (never the token), so a pilot ignores a verdict on another
+    token, e.g. one left in the control queue of an earlier pilot of the same id."""
+
+    task_id: int
+    accepted: bool
+    reason: str = ""
+    hello_id: str = ""
+    token_key: str = ""
+    v: int = PROTOCOL_VERSION
+    kind: str = "hello-reply"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_hello_reply(body: object) -> HelloReply:
+    b = _check_envelope(body, "hello-reply")
+    return HelloReply(task_id=_need(b, "task_id", int), accepted=_need(b, "accepted", bool),
+                      reason=_text(b, "reason", 1000), hello_id=_text(b, "hello_id", 64),
+                      token_key=_text(b, "token_key", 64))

@@ -30,8 +30,10 @@ from gridhpo.protocol import (
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
+from gridhpo.steering.endings import Endings
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
+from gridhpo.steering.pilots import PilotDesk
 from gridhpo.steering.schedulers import Decision
 from gridhpo.steering.space import unstorable
 from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_report
@@ -58,6 +60,8 @@ class Steering:
         self._last_check = 0.0
         self.round_seconds = 0.0  # a moving average: how long a result waits to be acted on
         self.on_progress: Callable[[TaskState], None] | None = None
+        self.endings = Endings(repo, broker)  # the end markers pilots exit on
+        self.desk = PilotDesk(broker)  # pilots' hellos answered, refused ones told
 
     # ------------------------------------------------------------------ main loop
 
@@ -85,13 +89,19 @@ class Steering:
         that keep every task's pilots busy. Returns how many events it applied."""
         started = time.monotonic()
         self.refresh_tasks()
+        self.endings.sweep(set(self.tasks))
         busy = any(t.open for t in self.tasks.values())
         # each task's share of the round: a flood of one task's events waits in its own queue
         # (the events of tasks it does not dispatch are applied too, as their heartbeats count)
         deliveries, backlogged = self.broker.drain_fair([events_queue(t) for t in self.tasks], max_messages=self.batch,
                                                         timeout=0.02 if busy else 0.2)
+        deliveries, hellos = self.desk.split(deliveries)
+        if hellos:
+            self.refresh_tasks(force=True)  # tokens as they are now: a revoke a moment ago counts
+            self.desk.answer(hellos, self.tasks)
         events = self._parse(deliveries)
         changes, publishes = self.apply_events(events)
+        self._requeue_revoked(changes, publishes)
         now = time.monotonic()
         if now - self._last_check >= self.check_interval:
             self._last_check = now
@@ -159,6 +169,7 @@ class Steering:
         """The task's token was replaced (or given an expiry): its queued points move to the
         queue of the new token, where the old token's pilots cannot find them."""
         old = task.queue
+        self.desk.token_replaced(task.id, task.row.token, row.token)
         task.row = row
         if task.queue == old:
             return
@@ -265,6 +276,7 @@ class Steering:
             self.broker.purge(events_queue(task.id))  # late reports of pilots not yet stopped
         except GridHPOError as exc:
             log.warning("task %s: emptying its queues failed: %s", task.row.name, exc)
+        self.endings.mark(task.id, task.queue, state, message)  # after the purge: the queue's last message
         log.info("task %s (%d) %s: %d finished, %d failed, best %s", task.row.name, task.id,
                  state or "closed", task.finished, task.failed, task.best_value)
         task.open.clear()
@@ -296,6 +308,8 @@ class Steering:
             task = self.tasks.get(ev.task_id)
             refused = None if task is None else task.refuses(ev.auth, now)
             if refused:
+                assert task is not None
+                self.desk.refused(ev, task, refused, now)
                 d.dead_letter(f"event of pilot {ev.pilot_id} for task {ev.task_id} refused: {refused}")
                 deliveries.remove(d)
                 continue
@@ -303,7 +317,12 @@ class Steering:
         return events
 
     def apply_events(self, events: list[Event]) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
-        """Turn events into one batch of writes; an event already applied changes nothing."""
+        """Turn events into one batch of writes; an event already applied changes nothing.
+
+        Liveness is judged by the steering's clock, when an event is received, never by the
+        event's own time: a pilot's clock may run a minute behind (its live points would look
+        silent) or an hour ahead (its dead ones would look alive)."""
+        received = time.time()
         changes = Changes()
         publishes: list[tuple[str, dict[str, Any]]] = []
         late: list[Event] = []
@@ -316,7 +335,7 @@ class Steering:
             if not task.first_time(ev.event_id):
                 log.debug("event %s %s applied already (redelivered): ignored", ev.type, ev.event_id)
                 continue
-            self._seen_pilot(changes, ev)
+            self._seen_pilot(changes, ev, received)
             op = task.open.get(ev.point_id)
             if op is None or ev.attempt != op.attempt:
                 late.append(ev)
@@ -328,7 +347,7 @@ class Steering:
                 self._start(changes, task, op, ev)
             elif ev.type == "heartbeat":
                 if op.state == "running":
-                    op.last_seen = max(op.last_seen, ev.time)
+                    op.last_seen = max(op.last_seen, received)
                     heartbeats[op.id] = op
             elif ev.type == "metric":
                 self._start(changes, task, op, ev)
@@ -359,13 +378,25 @@ class Steering:
             self._record_late(changes, late)
         return changes, publishes
 
-    def _seen_pilot(self, changes: Changes, ev: Event) -> None:
+    def _requeue_revoked(self, changes: Changes, publishes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Running attempts whose pilot's token was revoked or expired go back to the queue now:
+        that pilot's results would be refused, and it exits (steering/pilots.py)."""
+        now = time.time()
+        for r in self.desk.take_revoked():
+            task = self.tasks.get(r.task_id)
+            op = task.open.get(r.point_id) if task is not None else None
+            if task is None or op is None or (op.state, op.attempt, op.pilot_id) != ("running", r.attempt, r.pilot_id):
+                continue
+            self._interrupt(changes, task, op, "interrupted", f"its pilot's token was refused: {r.reason}", now,
+                            publishes, "revoked")
+
+    def _seen_pilot(self, changes: Changes, ev: Event, received: float) -> None:
         p = changes.pilots.get(ev.pilot_id)
         if p is None:
             changes.pilots[ev.pilot_id] = {"id": ev.pilot_id, "task_id": ev.task_id, "site": ev.site,
-                                           "host": ev.data.get("host"), "first_seen": ev.time, "last_seen": ev.time}
+                                           "host": ev.data.get("host"), "first_seen": received, "last_seen": received}
         else:
-            p["last_seen"] = max(p["last_seen"], ev.time)
+            p["last_seen"] = max(p["last_seen"], received)
 
     def _start(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
         if op.state != "queued":

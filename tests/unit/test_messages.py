@@ -52,3 +52,29 @@ def test_no_input_crashes_the_parsers(body: object) -> None:
             parse(body)
         except MessageError:
             pass
+
+
+def test_pilot_messages_round_trip_and_bad_ones_are_refused() -> None:
+    from gridhpo.protocol.messages import (
+        Hello,
+        HelloReply,
+        TaskEnd,
+        message_kind,
+        parse_hello,
+        parse_hello_reply,
+        parse_task_end,
+    )
+
+    hello = Hello(task_id=3, pilot_id="p1", site="s", host="h", auth="tok")
+    reply = HelloReply(task_id=3, accepted=False, reason="token expired", hello_id=hello.hello_id, token_key="k")
+    end = TaskEnd(task_id=3, state="cancelled", reason="by the user")
+    for msg, parse in [(hello, parse_hello), (reply, parse_hello_reply), (end, parse_task_end)]:
+        body = json.loads(json.dumps(msg.to_json()))
+        assert parse(body) == msg and message_kind(body) == msg.kind
+    assert message_kind([1]) is None and message_kind({"kind": 5}) is None
+    with pytest.raises(MessageError, match="'pilot_id': longer than 64"):
+        parse_hello({**hello.to_json(), "pilot_id": "p" * 65})
+    with pytest.raises(MessageError, match="'accepted': 'yes' has the wrong type"):
+        parse_hello_reply({**reply.to_json(), "accepted": "yes"})
+    with pytest.raises(MessageError, match="task-end state 'paused' is not one of"):
+        parse_task_end({**end.to_json(), "state": "paused"})

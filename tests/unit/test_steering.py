@@ -4,12 +4,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import PROTOCOL_VERSION, Broker, Event, events_queue, parse_point, points_queue
+from gridhpo.steering import service
 from gridhpo.steering.runner import submit
 from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import parse_task
@@ -191,7 +193,9 @@ def test_a_cancelled_task_stops_its_running_points_and_reads_no_more(env: tuple[
     c = parse_control(d.body)
     assert (c.point_id, c.attempt, c.action) == (running["point_id"], 1, "stop") and "task ended" in c.reason
     assert {p.state for p in repo.points(tid)} == {"cancelled"}
-    assert take(broker, tid) == []  # nothing left to hand out
+    # nothing left to hand out: only the marker that makes pilots exit
+    left = [(m["kind"], m["state"], m["reason"]) for m in take(broker, tid)]
+    assert left == [("task-end", "cancelled", "by the user")]
     assert broker.size(events_queue(tid)) == 0
 
 
@@ -244,22 +248,59 @@ def test_malformed_and_oversized_events_go_to_the_dead_letter_queue(env: tuple[R
     assert repo.points(tid)[0].state == "finished"  # the good event after them was applied
 
 
-def test_status_shows_stale_running_points_before_they_are_lost(env: tuple[Repository, Broker]) -> None:
+class SteeringClock:
+    """The steering's clock (``time.time`` in steering.service), moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = time.time()
+        monkeypatch.setattr(service, "time", SimpleNamespace(time=lambda: self.now, monotonic=time.monotonic))
+
+
+def test_status_shows_stale_running_points_before_they_are_lost(env: tuple[Repository, Broker],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from gridhpo.steering.reports import status_rows
 
     repo, broker = env
+    clock = SteeringClock(monkeypatch)
     tid, _ = submit(repo, spec(parallel=2))  # heartbeat 1 s, lost after 2 s
     s = Steering(repo, broker)
     s.step()
     a, b = take(broker, tid)
     feed(s, broker, [ev("started", a), ev("started", b)])
-    now = max(x.last_seen for x in repo.attempts(task_id=tid))
-    header, rows = status_rows(repo, [repo.task(tid)], now=now + 1.0)
+    started = clock.now
+    header, rows = status_rows(repo, [repo.task(tid)], now=started + 1.0)
     assert rows[0][header.index("stale")] == 0 and rows[0][header.index("running")] == 2
-    beat = ev("heartbeat", a)
-    feed(s, broker, [Event(**{**beat.__dict__, "time": now + 5.0})])
-    header, rows = status_rows(repo, [repo.task(tid)], now=now + 5.5)
+    clock.now = started + 5.0
+    feed(s, broker, [ev("heartbeat", a)])
+    header, rows = status_rows(repo, [repo.task(tid)], now=started + 5.5)
     assert rows[0][header.index("stale")] == 1  # b has been silent for more than two heartbeats
+
+
+def test_liveness_is_judged_by_the_steerings_clock_not_the_pilots(env: tuple[Repository, Broker],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot ``behind`` runs 60 s late and is alive; pilot ``ahead`` runs an hour early and
+    goes silent. Its point is lost after lost_after (2 s), the other one is not."""
+    repo, broker = env
+    clock = SteeringClock(monkeypatch)
+    tid, _ = submit(repo, spec(parallel=2))
+    s = Steering(repo, broker, check_interval=0.0)
+    s.step()
+    behind, ahead = take(broker, tid)
+
+    def at(skew: float, etype: str, p: dict[str, Any]) -> Event:
+        return Event(**{**ev(etype, p).__dict__, "pilot_id": f"pilot{skew:+g}", "time": clock.now + skew})
+
+    feed(s, broker, [at(-60, "started", behind), at(3600, "started", ahead)])
+    for _ in range(3):
+        clock.now += 1.5
+        feed(s, broker, [at(-60, "heartbeat", behind)])
+    by_id = {p.id: p for p in repo.points(tid)}
+    assert (by_id[behind["point_id"]].state, by_id[behind["point_id"]].attempt) == ("running", 1)
+    assert (by_id[ahead["point_id"]].state, by_id[ahead["point_id"]].attempt) == ("queued", 2)
+    lost = [a for a in repo.attempts(point_ids=[ahead["point_id"]]) if a.number == 1]
+    assert [(a.state, a.end_reason) for a in lost] == [("lost", "lost")]
+    pilots = {p.id: p for p in repo.pilots(tid)}
+    assert pilots["pilot-60"].last_seen == clock.now  # when it was heard of, by the steering's clock
 
 
 def test_only_the_tasks_token_gets_its_points_and_reports_on_them(env: tuple[Repository, Broker]) -> None:
