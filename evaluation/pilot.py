@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import signal
 import socket
 import threading
@@ -29,8 +27,10 @@ from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
+from gridhpo.evaluation.outputs import MetricsTail, finite
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
+from gridhpo.evaluation.workdirs import Workdirs
 from gridhpo.protocol import (
     Broker,
     ControlMessage,
@@ -93,6 +93,7 @@ class Pilot:
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
+        self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site)
 
     # ------------------------------------------------------------------ control
 
@@ -227,36 +228,9 @@ class Pilot:
             self._runtimes[name] = runtimes.get(name)()
         return self._runtimes[name]
 
-    def prepare(self, msg: PointMessage) -> Job:
-        workdir = self.workroot / f"task-{msg.task_id}" / f"point-{msg.number}-attempt-{msg.attempt}"
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        (workdir / "checkpoint").mkdir(parents=True)
-        ev = msg.evaluation
-        context = {
-            "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
-            "attempt": msg.attempt, "pilot_id": self.cfg.pilot_id, "site": self.cfg.site,
-            "objective": msg.objective, "budget": msg.budget, "workdir": str(workdir),
-            "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
-                      "checkpoint": "checkpoint"},
-        }
-        (workdir / "input.json").write_text(json.dumps(msg.params, indent=1))
-        (workdir / "gridhpo.json").write_text(json.dumps(context, indent=1))
-        env = {str(k): str(v) for k, v in (ev.get("env") or {}).items()}
-        env.update({
-            "GRIDHPO_WORKDIR": str(workdir), "GRIDHPO_TASK_ID": str(msg.task_id),
-            "GRIDHPO_POINT": str(msg.number), "GRIDHPO_ATTEMPT": str(msg.attempt),
-            "GRIDHPO_PILOT_ID": self.cfg.pilot_id, "GRIDHPO_SITE": self.cfg.site,
-        })
-        if ev.get("source_dir"):
-            env["GRIDHPO_TASK_DIR"] = str(ev["source_dir"])
-        return Job(workdir=workdir, command=ev.get("command"), image=ev.get("image"), python=ev.get("python"),
-                   source_dir=ev.get("source_dir"), env=env, resources=dict(ev.get("resources") or {}),
-                   params=msg.params, name=f"gridhpo-{msg.task_id}-{msg.number}-{msg.attempt}-{self.cfg.pilot_id}")
-
     def evaluate(self, msg: PointMessage) -> None:
         t0 = time.monotonic()
-        job = self.prepare(msg)
+        job = self.workdirs.prepare(msg)
         try:
             self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
             runtime = self.runtime(msg.evaluation)
@@ -272,15 +246,15 @@ class Pilot:
         except GridHPOError as exc:
             log.warning("cleanup after point %d failed: %s", msg.number, exc)
         self.stats.durations.append(time.monotonic() - t0)
-        if outcome == "finished" and not self.cfg.keep_workdirs:
-            shutil.rmtree(job.workdir, ignore_errors=True)
+        if outcome == "finished":
+            self.workdirs.finished(job, self.cfg.keep_workdirs)
 
     def _watch(self, msg: PointMessage, job: Job, handle: Handle) -> str:
         ev = msg.evaluation
         heartbeat = float(ev.get("heartbeat") or 10.0)
         grace = float(ev.get("grace") or 30.0)
         timeout = ev.get("timeout")
-        metrics = MetricsTail(job.workdir / "metrics.jsonl")
+        metrics = MetricsTail(job.workdir)
         started = time.monotonic()
         last_beat = started
         while True:
@@ -356,7 +330,7 @@ class Pilot:
             log.warning("point %d: metrics.jsonl line %d ignored (%s): %.200s", msg.number, seq + 1, exc, line)
             return
         step = values.get("step")
-        self.send(msg, "metric", {"seq": seq, "step": step if _finite(step) else None, "values": values})
+        self.send(msg, "metric", {"seq": seq, "step": step if finite(step) else None, "values": values})
 
     def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int) -> str:
         out_path = job.workdir / "output.json"
@@ -380,7 +354,7 @@ class Pilot:
         if status != 0:
             return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail, confirm)
         value = out.get(metric)
-        if not _finite(value):
+        if not finite(value):
             what = "is missing" if value is None else f"is {value!r}, not a finite number"
             return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail, confirm)
         extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
@@ -424,38 +398,3 @@ class Pilot:
         else:
             self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
-
-
-class MetricsTail:
-    """Complete lines appended to metrics.jsonl since the last read, with their index."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.seq = 0
-
-    def read_new(self) -> list[tuple[int, str]]:
-        try:
-            size = os.path.getsize(self.path)
-        except OSError:
-            return []
-        if size <= self.offset:
-            return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []  # a line still being written
-        self.offset += end + 1
-        out = []
-        for raw in chunk[: end + 1].splitlines():
-            line = raw.decode("utf-8", errors="replace").strip()
-            if line:
-                out.append((self.seq, line))
-                self.seq += 1
-        return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

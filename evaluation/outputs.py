@@ -1,0 +1,289 @@
+"""What an evaluation writes that the pilot reads: metrics.jsonl while it runs, output.json at the end.
+
+An evaluation is untrusted input to its pilot: both files are read only as regular files of
+the work directory (never through a symbolic link, never a FIFO or device, never a file with
+other hard links), within size limits, and parsed with a bounded nesting depth. What the pilot
+sends on is bounded too, so one event always fits in a broker message
+(``protocol.messages.MAX_MESSAGE_BYTES``): oversized fields are truncated with a note.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from gridhpo.errors import GridHPOError
+
+MAX_OUTPUT_BYTES = 1 << 20  # output.json
+MAX_METRICS_LINE_BYTES = 64 << 10  # one line of metrics.jsonl; longer lines are skipped
+MAX_METRICS_READ_BYTES = 1 << 20  # metrics.jsonl read per pilot loop iteration (bounded work)
+MAX_DEPTH = 32  # nesting of objects and arrays in output.json and in a metrics line
+MAX_MESSAGE_CHARS = 16 << 10  # the result's message (and a failure's reason)
+MAX_FIELD_BYTES = 64 << 10  # one extra result value or metric value, as JSON
+MAX_EXTRA_BYTES = 512 << 10  # all extra result values together, as JSON
+MAX_KEY_CHARS = 256  # a key of output.json or of a metrics line
+_INT64 = 1 << 63
+
+
+class OutputError(GridHPOError):
+    """output.json or metrics.jsonl that the pilot refuses to read; the point fails with this."""
+
+
+def read_regular(workdir: Path, name: str, limit: int, offset: int = 0) -> bytes | None:
+    """Up to ``limit`` bytes from ``offset`` of ``workdir/name``; None if it does not exist.
+
+    Opened with O_NOFOLLOW (a symlink, even to a file inside the work directory, is refused)
+    and O_NONBLOCK (opening a FIFO never waits for a writer), then checked with fstat to be a
+    regular file with a single link, inside the work directory. Reading a file larger than
+    ``limit`` from ``offset`` returns ``limit`` bytes; the caller decides what that means."""
+    path = workdir / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(f"{name} is a symbolic link (to {_target(path)}); the pilot reads only "
+                              "regular files of the work directory") from None
+        raise OutputError(f"{name} cannot be opened: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{name} is not a regular file ({_kind(st.st_mode)}); the pilot reads only "
+                              "regular files of the work directory")
+        if st.st_nlink != 1:
+            raise OutputError(f"{name} has {st.st_nlink} hard links; the pilot reads only files of the work "
+                              "directory that have no other name")
+        # the work directory itself may have been swapped for a link: the file must still be in it
+        if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(workdir)):
+            raise OutputError(f"{name} resolves outside the work directory")
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _target(path: Path) -> str:
+    try:
+        return repr(os.readlink(path))[:200]
+    except OSError:
+        return "?"
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a file"
+
+
+def parse_json(text: bytes | str, what: str) -> Any:
+    """JSON with at most MAX_DEPTH levels of nesting, or OutputError with the reason."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    depth = _depth_bound(text)
+    if depth > MAX_DEPTH:
+        raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError, OverflowError) as exc:
+        # ValueError covers JSONDecodeError and integers beyond Python's digit limit
+        raise OutputError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _depth_bound(text: str) -> int:
+    """An upper bound of the nesting depth, counted without recursion. Brackets inside
+    strings count too, so a string full of '[' can only make it refuse, never miss."""
+    if "[" not in text and "{" not in text:
+        return 0
+    depth = most = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > most:
+                most = depth
+                if most > MAX_DEPTH:
+                    return _exact_depth(text)
+        elif ch in "]}":
+            depth -= 1
+    return most
+
+
+def _exact_depth(text: str) -> int:
+    """The nesting depth, skipping strings (slower; only for text the quick bound refused)."""
+    depth = most = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            most = max(most, depth)
+            if most > MAX_DEPTH:
+                return most
+        elif ch in "]}":
+            depth -= 1
+    return most
+
+
+def read_output(workdir: Path) -> dict[str, Any] | None:
+    """output.json as a JSON object; None if there is none; OutputError if it cannot be used."""
+    raw = read_regular(workdir, "output.json", MAX_OUTPUT_BYTES + 1)
+    if raw is None:
+        return None
+    if len(raw) > MAX_OUTPUT_BYTES:
+        raise OutputError(f"output.json is larger than {MAX_OUTPUT_BYTES} bytes")
+    out = parse_json(raw, "output.json")
+    if not isinstance(out, dict):
+        raise OutputError("output.json is not a JSON object")
+    return out
+
+
+class MetricsTail:
+    """Complete lines appended to metrics.jsonl since the last read, with their index; at most
+    MAX_METRICS_READ_BYTES per read, so a flood is forwarded over several loop iterations."""
+
+    def __init__(self, workdir: Path, name: str = "metrics.jsonl") -> None:
+        self.workdir = workdir
+        self.name = name
+        self.offset = 0
+        self.seq = 0
+        self.skipping = False  # inside a line longer than MAX_METRICS_LINE_BYTES
+        self.skipped = 0  # lines skipped for their length
+
+    def read_new(self) -> list[tuple[int, str]]:
+        """The next complete lines; raises OutputError if metrics.jsonl is not a regular file."""
+        chunk = read_regular(self.workdir, self.name, MAX_METRICS_READ_BYTES, self.offset)
+        if not chunk:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if len(chunk) < MAX_METRICS_LINE_BYTES:
+                return []  # a line still being written
+            # a line longer than the limit: skip it up to its end, wherever that is
+            if not self.skipping:
+                self.skipped += 1
+            self.skipping = True
+            self.offset += len(chunk)
+            return []
+        self.offset += end + 1
+        out = []
+        lines = chunk[: end + 1].split(b"\n")
+        if self.skipping:
+            lines = lines[1:]  # the rest of the overlong line
+            self.skipping = False
+        for raw in lines:
+            if len(raw) > MAX_METRICS_LINE_BYTES:
+                self.skipped += 1
+                continue
+            line = raw.decode("utf-8", errors="replace").strip()
+            if line:
+                out.append((self.seq, line))
+                self.seq += 1
+        return out
+
+    @property
+    def more(self) -> bool:
+        """Whether the last read stopped at its limit (there may be more to read now)."""
+        try:
+            return os.lstat(self.workdir / self.name).st_size > self.offset + MAX_METRICS_LINE_BYTES
+        except OSError:
+            return False
+
+
+def finite(value: Any) -> bool:
+    """A number the result can carry (an integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def truncate(text: str, limit: int, what: str) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" [gridhpo: {what} truncated from {len(text)} to {limit} characters]"
+
+
+def bounded(value: Any, notes: list[str], where: str) -> Any:
+    """``value`` as an event can carry it: integers beyond 64 bits as floats (or null), long
+    keys cut, values over MAX_FIELD_BYTES replaced by a note. Depth is already bounded."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        if -_INT64 <= value < _INT64:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            notes.append(f"{where}: a {value.bit_length()}-bit integer, replaced by null")
+            return None
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_BYTES:
+            notes.append(f"{where}: truncated from {len(value)} characters to {MAX_FIELD_BYTES}")
+            return value[:MAX_FIELD_BYTES]
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = k if len(k) <= MAX_KEY_CHARS else k[:MAX_KEY_CHARS] + "..."
+            if key != k:
+                notes.append(f"{where}: a key of {len(k)} characters cut to {MAX_KEY_CHARS}")
+            out[key] = bounded(v, notes, f"{where}.{key}")
+        return _within(out, notes, where)
+    if isinstance(value, list):
+        return _within([bounded(v, notes, f"{where}[{i}]") for i, v in enumerate(value)], notes, where)
+    return value
+
+
+def _within(value: Any, notes: list[str], where: str) -> Any:
+    size = len(json.dumps(value))
+    if size <= MAX_FIELD_BYTES:
+        return value
+    notes.append(f"{where}: {size} bytes of JSON, over the {MAX_FIELD_BYTES}-byte limit: dropped")
+    return None
+
+
+def bounded_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A result's extra values: each bounded, and all of them within MAX_EXTRA_BYTES (keys in
+    order until the budget is spent); with notes on what was cut."""
+    notes: list[str] = []
+    out: dict[str, Any] = {}
+    used = 0
+    for k, v in extra.items():
+        key = k if len(k) <= MAX_KEY_CHARS else k[:MAX_KEY_CHARS] + "..."
+        if key != k:
+            notes.append(f"a key of {len(k)} characters cut to {MAX_KEY_CHARS}")
+        value = bounded(v, notes, key)
+        size = len(json.dumps({key: value}))
+        if used + size > MAX_EXTRA_BYTES:
+            notes.append(f"{len(extra) - len(out)} values from {key!r} on dropped: over {MAX_EXTRA_BYTES} bytes "
+                         "of extra values")
+            break
+        out[key] = value
+        used += size
+    return out, notes
+
