@@ -228,9 +228,13 @@ def truncate(text: str, limit: int, what: str) -> str:
     return text[:limit] + f" [gridhpo: {what} truncated from {len(text)} to {limit} characters]"
 
 
-def bounded(value: Any, notes: list[str], where: str) -> Any:
+def bounded(value: Any, notes: list[str], where: str, depth: int = 0) -> Any:
     """``value`` as an event can carry it: integers beyond 64 bits as floats (or null), long
-    keys cut, values over MAX_FIELD_BYTES replaced by a note. Depth is already bounded."""
+    keys cut, values over MAX_FIELD_BYTES or nested deeper than MAX_DEPTH dropped (null), each
+    with a note. (An in-process objective's result has not been through ``parse_json``.)"""
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        notes.append(f"{where}: nested more than {MAX_DEPTH} levels deep: dropped")
+        return None
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
@@ -249,13 +253,14 @@ def bounded(value: Any, notes: list[str], where: str) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
+            k = str(k)
             key = k if len(k) <= MAX_KEY_CHARS else k[:MAX_KEY_CHARS] + "..."
             if key != k:
                 notes.append(f"{where}: a key of {len(k)} characters cut to {MAX_KEY_CHARS}")
-            out[key] = bounded(v, notes, f"{where}.{key}")
+            out[key] = bounded(v, notes, f"{where}.{key}", depth + 1)
         return _within(out, notes, where)
     if isinstance(value, list):
-        return _within([bounded(v, notes, f"{where}[{i}]") for i, v in enumerate(value)], notes, where)
+        return _within([bounded(v, notes, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)], notes, where)
     return value
 
 
@@ -274,10 +279,11 @@ def bounded_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     out: dict[str, Any] = {}
     used = 0
     for k, v in extra.items():
+        k = str(k)
         key = k if len(k) <= MAX_KEY_CHARS else k[:MAX_KEY_CHARS] + "..."
         if key != k:
             notes.append(f"a key of {len(k)} characters cut to {MAX_KEY_CHARS}")
-        value = bounded(v, notes, key)
+        value = bounded(v, notes, key, 1)
         size = len(json.dumps({key: value}))
         if used + size > MAX_EXTRA_BYTES:
             notes.append(f"{len(extra) - len(out)} values from {key!r} on dropped: over {MAX_EXTRA_BYTES} bytes "

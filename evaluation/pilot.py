@@ -9,7 +9,6 @@ interrupted so that it is re-queued, and exits.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
@@ -24,13 +23,25 @@ from types import FrameType
 from typing import Any
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError
-from gridhpo.errors import GridHPOError, MessageError
+from gridhpo.errors import EvaluationError, GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
-from gridhpo.evaluation.outputs import MetricsTail, finite
+from gridhpo.evaluation.heartbeat import Heartbeat
+from gridhpo.evaluation.outputs import (
+    MAX_MESSAGE_CHARS,
+    MetricsTail,
+    OutputError,
+    bounded,
+    bounded_extra,
+    finite,
+    parse_json,
+    read_output,
+    truncate,
+)
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
-from gridhpo.evaluation.workdirs import Workdirs
+from gridhpo.evaluation.settings import AttemptSettings
+from gridhpo.evaluation.workdirs import KEEP_FAILED, KEEP_FAILED_BYTES, Workdirs
 from gridhpo.protocol import (
     Broker,
     ControlMessage,
@@ -47,6 +58,7 @@ from gridhpo.protocol.broker import Delivery, Undecodable
 log = logging.getLogger(__name__)
 INLINE_BATCH = 8  # in-process points a pilot takes at once
 _STOPPED = ("interrupted", "stopped", "paused")  # events of an evaluation the pilot stopped
+_ENDS = ("finished", "failed", "interrupted")  # an attempt's last event
 
 
 @dataclass
@@ -73,6 +85,8 @@ class PilotConfig:
     idle_timeout: float | None = None
     runtime: str | None = None
     keep_workdirs: bool = False
+    keep_failed: int = KEEP_FAILED  # work directories of failed or interrupted attempts kept...
+    keep_failed_bytes: int = KEEP_FAILED_BYTES  # ...and their total size at most (oldest removed first)
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
     token: str | None = None  # the task's token (gridhpo/tokens.py)
     poll: float = 0.02
@@ -93,7 +107,9 @@ class Pilot:
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
-        self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site)
+        self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
+                                 config.keep_failed_bytes)
+        self._beat: Heartbeat | None = None  # the running attempt's
 
     # ------------------------------------------------------------------ control
 
@@ -213,6 +229,8 @@ class Pilot:
             # the last upload happens before the stop is reported: the retry, maybe on
             # another pilot a moment later, must find it (covers every way of stopping)
             cp.final()
+        if etype in _ENDS and self._beat is not None:
+            self._beat.stop()  # no heartbeat after the attempt's last event
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data, auth=self.cfg.token or "")
         if self._outbox is not None and not confirm:
@@ -230,7 +248,18 @@ class Pilot:
 
     def evaluate(self, msg: PointMessage) -> None:
         t0 = time.monotonic()
-        job = self.workdirs.prepare(msg)
+        try:
+            settings = AttemptSettings.of(msg.evaluation, msg.objective)
+        except MessageError as exc:
+            self._fail(msg, str(exc), lambda n: "")
+            return
+        try:
+            job = self.workdirs.prepare(msg)
+        except OSError as exc:
+            # a full disk (ENOSPC) or an unwritable work root is this site's problem, not the point's
+            self._site_cannot_run(msg, EvaluationError(f"cannot prepare a work directory in {self.workroot}: "
+                                                       f"{exc.strerror or exc}"))
+            return
         try:
             self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
             runtime = self.runtime(msg.evaluation)
@@ -238,70 +267,73 @@ class Pilot:
         except GridHPOError as exc:
             # the site cannot run it: not the point's fault, so it goes back to the queue
             self._site_cannot_run(msg, exc)
+            self.workdirs.ended(job, finished=False, keep=self.cfg.keep_workdirs)
             return
-        outcome = self._watch(msg, job, handle)
-        self.checkpoints.end()
+        self._beat = Heartbeat(lambda: self.send(msg, "heartbeat", {}), settings.heartbeat,
+                               name=f"heartbeat-{msg.number}").start()
+        try:
+            outcome = self._watch(msg, job, handle, settings)
+        finally:
+            self._beat.stop()
+            self.checkpoints.end()
         try:
             handle.cleanup()
         except GridHPOError as exc:
             log.warning("cleanup after point %d failed: %s", msg.number, exc)
         self.stats.durations.append(time.monotonic() - t0)
-        if outcome == "finished":
-            self.workdirs.finished(job, self.cfg.keep_workdirs)
+        self.workdirs.ended(job, finished=outcome == "finished", keep=self.cfg.keep_workdirs)
 
-    def _watch(self, msg: PointMessage, job: Job, handle: Handle) -> str:
-        ev = msg.evaluation
-        heartbeat = float(ev.get("heartbeat") or 10.0)
-        grace = float(ev.get("grace") or 30.0)
-        timeout = ev.get("timeout")
+    def _watch(self, msg: PointMessage, job: Job, handle: Handle, settings: AttemptSettings) -> str:
+        """Watch the running evaluation until it ends or is stopped; returns the outcome sent.
+        Each iteration does bounded work (one bounded read of metrics.jsonl); heartbeats go
+        out from their own thread meanwhile."""
+        grace = settings.grace
         metrics = MetricsTail(job.workdir)
         started = time.monotonic()
-        last_beat = started
-        while True:
-            code = handle.poll()
-            for seq, line in metrics.read_new():
-                self._forward_metric(msg, seq, line)
-            # a batch system signals the whole job at once: an evaluation that died with its pilot's
-            # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
-            if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
-                break
-            if self.checkpoints.current is not None:
-                try:
-                    self.checkpoints.current.tick()
-                except CheckpointTooLargeError as exc:
+        try:
+            while True:
+                code = handle.poll()
+                self._forward_metrics(msg, metrics, to_end=code is not None)
+                # a batch system signals the whole job at once: an evaluation that died with its pilot's
+                # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
+                if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
+                    break
+                if self.checkpoints.current is not None:
+                    try:
+                        self.checkpoints.current.tick()
+                    except CheckpointTooLargeError as exc:
+                        handle.stop(grace)
+                        self.checkpoints.end()
+                        return self._fail(msg, str(exc), handle)
+                now = time.monotonic()
+                control = self._control(msg, now)
+                if control is not None:
+                    # the steering's scheduler decided: stop gracefully (the evaluation saves its
+                    # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
                     handle.stop(grace)
-                    self.checkpoints.end()
-                    return self._fail(msg, str(exc), handle)
-            now = time.monotonic()
-            control = self._control(msg, now)
-            if control is not None:
-                # the steering's scheduler decided: stop gracefully (the evaluation saves its
-                # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
-                handle.stop(grace)
-                for seq, line in metrics.read_new():
-                    self._forward_metric(msg, seq, line)
-                self.send(msg, "interrupted", {"reason": control.reason or control.action,
-                                               "decision": control.action})
-                return "interrupted"
-            if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
-                signalled = self.stop_requested.is_set()
-                reason = self.stop_reason or "pilot walltime reached"
-                handle.stop(grace)
-                for seq, line in metrics.read_new():
-                    self._forward_metric(msg, seq, line)
-                self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
-                self.stats.interrupted += 1
-                if not self.stop_requested.is_set():
-                    self.request_stop(reason)
-                return "interrupted"
-            if timeout is not None and now - started > float(timeout):
-                handle.stop(grace)
-                return self._fail(msg, f"evaluation.timeout of {float(timeout):g}s exceeded", handle)
-            if now - last_beat >= heartbeat:
-                self.send(msg, "heartbeat", {})
-                last_beat = now
-            self.stop_requested.wait(0.1)
-        return self._conclude(msg, job, handle, code)
+                    self._forward_metrics(msg, metrics, to_end=True)
+                    self.send(msg, "interrupted", {"reason": control.reason or control.action,
+                                                   "decision": control.action})
+                    return "interrupted"
+                if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
+                    signalled = self.stop_requested.is_set()
+                    reason = self.stop_reason or "pilot walltime reached"
+                    handle.stop(grace)
+                    self._forward_metrics(msg, metrics, to_end=True)
+                    self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
+                    self.stats.interrupted += 1
+                    if not self.stop_requested.is_set():
+                        self.request_stop(reason)
+                    return "interrupted"
+                if settings.timeout is not None and now - started > settings.timeout:
+                    handle.stop(grace)
+                    return self._fail(msg, f"evaluation.timeout of {settings.timeout:g}s exceeded", handle)
+                if not metrics.more:
+                    self.stop_requested.wait(0.1)
+        except OutputError as exc:
+            handle.stop(grace)
+            return self._fail(msg, str(exc), handle)
+        return self._conclude(msg, job, handle, code, settings.metric)
 
     def _control(self, msg: PointMessage, now: float) -> ControlMessage | None:
         """A stop or pause for the running attempt, looked for every half second."""
@@ -321,53 +353,75 @@ class Pilot:
             log.info("control message for an attempt no longer running here: ignored")
         return None
 
+    def _forward_metrics(self, msg: PointMessage, metrics: MetricsTail, to_end: bool) -> None:
+        """Forward new lines of metrics.jsonl: one bounded read, or everything once ``to_end``
+        (the evaluation has ended; heartbeats go on meanwhile). Each line is its own publish,
+        so a heartbeat never waits behind more than one."""
+        while True:
+            for seq, line in metrics.read_new():
+                self._forward_metric(msg, seq, line)
+            if not (to_end and metrics.more):
+                return
+
     def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
         try:
-            values = json.loads(line)
+            values = parse_json(line, f"metrics.jsonl line {seq + 1}")
             if not isinstance(values, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            log.warning("point %d: metrics.jsonl line %d ignored (%s): %.200s", msg.number, seq + 1, exc, line)
+                raise OutputError(f"metrics.jsonl line {seq + 1} is not a JSON object")
+        except OutputError as exc:
+            log.warning("point %d: line ignored: %s: %.200s", msg.number, exc, line)
             return
+        notes: list[str] = []
+        values = bounded(values, notes, "values")
+        if not isinstance(values, dict):
+            log.warning("point %d: metrics.jsonl line %d ignored: %s", msg.number, seq + 1, "; ".join(notes))
+            return
+        if notes:
+            log.warning("point %d: metrics.jsonl line %d: %s", msg.number, seq + 1, "; ".join(notes)[:1000])
         step = values.get("step")
         self.send(msg, "metric", {"seq": seq, "step": step if finite(step) else None, "values": values})
 
-    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int) -> str:
-        out_path = job.workdir / "output.json"
+    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
         if code != 0:
             return self._fail(msg, f"evaluation exited with code {code}", handle)
-        if not out_path.exists():
-            return self._fail(msg, "evaluation wrote no output.json", handle)
         try:
-            out = json.loads(out_path.read_text())
-        except (ValueError, OSError) as exc:
-            return self._fail(msg, f"output.json is not valid JSON: {exc}", handle)
-        if not isinstance(out, dict):
-            return self._fail(msg, "output.json is not a JSON object", handle)
-        return self._report_output(msg, out, "output.json", handle.output_tail)
+            out = read_output(job.workdir)
+        except OutputError as exc:
+            return self._fail(msg, str(exc), handle)
+        if out is None:
+            return self._fail(msg, "evaluation wrote no output.json", handle)
+        return self._report_output(msg, out, metric, "output.json", handle.output_tail)
 
-    def _report_output(self, msg: PointMessage, out: dict[str, Any], source: str,
+    def _report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
                        tail: Callable[[int], str], confirm: bool = True) -> str:
-        """Send the result an evaluation produced (output.json, or an in-process return value)."""
-        metric = msg.objective.get("metric", "loss")
+        """Send the result an evaluation produced (output.json, or an in-process return value),
+        each field bounded so that the event fits in a message."""
         status = out.get("status", 0)
+        message = truncate(str(out.get("message") or ""), MAX_MESSAGE_CHARS, "message")
         if status != 0:
-            return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail, confirm)
+            return self._fail(msg, f"{source} status {truncate(repr(status), 200, 'status')}: "
+                                   f"{message or 'no message'}", tail, confirm)
         value = out.get(metric)
         if not finite(value):
-            what = "is missing" if value is None else f"is {value!r}, not a finite number"
+            what = ("is missing" if value is None else
+                    f"is a {value.bit_length()}-bit integer, beyond a float" if isinstance(value, int) and
+                    not isinstance(value, bool) else f"is {truncate(repr(value), 200, 'value')}, not a finite number")
             return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail, confirm)
-        extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
+        extra, notes = bounded_extra({k: v for k, v in out.items() if k not in ("status", "message", metric)})
+        if notes:
+            log.warning("point %d attempt %d: result cut to fit a message: %s", msg.number, msg.attempt,
+                        "; ".join(notes)[:1000])
+            message = (message + " " if message else "") + truncate(f"[gridhpo: {'; '.join(notes)}]", 4000, "note")
         assert isinstance(value, (int, float))
-        self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
-                                    "metrics": extra}, confirm)
+        self.send(msg, "finished", {"value": float(value), "message": message, "metrics": extra}, confirm)
         self.stats.finished += 1
         return "finished"
 
     def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
         text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
-        self.send(msg, "failed", {"reason": reason, "stderr": text[-4000:]}, confirm)
+        self.send(msg, "failed", {"reason": truncate(reason, MAX_MESSAGE_CHARS, "reason"), "stderr": text[-4000:]},
+                  confirm)
         self.stats.failed += 1
         return "failed"
 
@@ -385,8 +439,13 @@ class Pilot:
         assert isinstance(runtime, InProcessRuntime)
         t0 = time.monotonic()
         try:
+            settings = AttemptSettings.of(msg.evaluation, msg.objective)
+        except MessageError as exc:
+            self._fail(msg, str(exc), lambda n: "", confirm=False)
+            return
+        try:
             out, error = runtime.call(str(msg.evaluation["python"]), msg.evaluation.get("source_dir"), msg.params,
-                                      metric=msg.objective.get("metric", "loss"))
+                                      metric=settings.metric)
         except GridHPOError as exc:
             self._site_cannot_run(msg, exc)
             return
@@ -396,5 +455,6 @@ class Pilot:
             self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
                        lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
         else:
-            self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "", confirm=False)
+            self._report_output(msg, out, settings.metric, str(msg.evaluation["python"]), lambda n: "",
+                                confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
