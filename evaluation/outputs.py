@@ -18,9 +18,10 @@ from typing import Any
 
 from gridhpo.errors import GridHPOError
 
-MAX_OUTPUT_BYTES = 1 << 20  # output.json
+MAX_OUTPUT_BYTES = 16 << 20  # output.json (its fields are then cut to fit one message)
 MAX_METRICS_LINE_BYTES = 64 << 10  # one line of metrics.jsonl; longer lines are skipped
 MAX_METRICS_READ_BYTES = 1 << 20  # metrics.jsonl read per pilot loop iteration (bounded work)
+MAX_METRIC_EVENTS_PER_READ = 100  # lines forwarded per read; a flood is thinned (evenly, the last kept)
 MAX_DEPTH = 32  # nesting of objects and arrays in output.json and in a metrics line
 MAX_MESSAGE_CHARS = 16 << 10  # the result's message (and a failure's reason)
 MAX_FIELD_BYTES = 64 << 10  # one extra result value or metric value, as JSON
@@ -93,57 +94,30 @@ def _kind(mode: int) -> str:
 
 def parse_json(text: bytes | str, what: str) -> Any:
     """JSON with at most MAX_DEPTH levels of nesting, or OutputError with the reason."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    depth = _depth_bound(text)
-    if depth > MAX_DEPTH:
-        raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError, OverflowError) as exc:
-        # ValueError covers JSONDecodeError and integers beyond Python's digit limit
+        value = json.loads(text)
+    except RecursionError:
+        raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
         raise OutputError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+    if depth(value) > MAX_DEPTH:
+        raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    return value
 
 
-def _depth_bound(text: str) -> int:
-    """An upper bound of the nesting depth, counted without recursion. Brackets inside
-    strings count too, so a string full of '[' can only make it refuse, never miss."""
-    if "[" not in text and "{" not in text:
-        return 0
-    depth = most = 0
-    for ch in text:
-        if ch in "[{":
-            depth += 1
-            if depth > most:
-                most = depth
-                if most > MAX_DEPTH:
-                    return _exact_depth(text)
-        elif ch in "]}":
-            depth -= 1
-    return most
-
-
-def _exact_depth(text: str) -> int:
-    """The nesting depth, skipping strings (slower; only for text the quick bound refused)."""
-    depth = most = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            most = max(most, depth)
+def depth(value: Any) -> int:
+    """Nesting depth of objects and arrays, counted without recursion."""
+    most = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            most = max(most, d)
             if most > MAX_DEPTH:
                 return most
-        elif ch in "]}":
-            depth -= 1
+            stack.extend((x, d + 1) for x in v)
     return most
 
 
@@ -210,6 +184,16 @@ class MetricsTail:
             return os.lstat(self.workdir / self.name).st_size > self.offset + MAX_METRICS_LINE_BYTES
         except OSError:
             return False
+
+
+def thin(lines: list[tuple[int, str]], most: int = MAX_METRIC_EVENTS_PER_READ) -> list[tuple[int, str]]:
+    """At most ``most`` of ``lines``, evenly spaced, the last always among them: an evaluation
+    writing faster than a pilot can forward (a message each) still has its latest value, and
+    a learning curve's shape, reported, and the pilot's loop stays bounded."""
+    if len(lines) <= most:
+        return lines
+    step = len(lines) / most
+    return [lines[len(lines) - 1 - int(i * step)] for i in reversed(range(most))]
 
 
 def finite(value: Any) -> bool:

@@ -36,6 +36,7 @@ from gridhpo.evaluation.outputs import (
     finite,
     parse_json,
     read_output,
+    thin,
     truncate,
 )
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
@@ -354,11 +355,16 @@ class Pilot:
         return None
 
     def _forward_metrics(self, msg: PointMessage, metrics: MetricsTail, to_end: bool) -> None:
-        """Forward new lines of metrics.jsonl: one bounded read, or everything once ``to_end``
-        (the evaluation has ended; heartbeats go on meanwhile). Each line is its own publish,
-        so a heartbeat never waits behind more than one."""
+        """Forward new lines of metrics.jsonl: one bounded read (thinned to at most
+        MAX_METRIC_EVENTS_PER_READ lines), or all reads once ``to_end`` (the evaluation has
+        ended). Each line is its own publish, so a heartbeat never waits behind more than one."""
         while True:
-            for seq, line in metrics.read_new():
+            lines = metrics.read_new()
+            kept = thin(lines)
+            if len(kept) < len(lines):
+                log.info("point %d: %d metric lines at once, %d of them forwarded", msg.number, len(lines),
+                         len(kept))
+            for seq, line in kept:
                 self._forward_metric(msg, seq, line)
             if not (to_end and metrics.more):
                 return
