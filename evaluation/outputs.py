@@ -145,10 +145,12 @@ class MetricsTail:
         self.seq = 0
         self.skipping = False  # inside a line longer than MAX_METRICS_LINE_BYTES
         self.skipped = 0  # lines skipped for their length
+        self.more = False  # the last read stopped at its limit: there is more to read now
 
     def read_new(self) -> list[tuple[int, str]]:
         """The next complete lines; raises OutputError if metrics.jsonl is not a regular file."""
         chunk = read_regular(self.workdir, self.name, MAX_METRICS_READ_BYTES, self.offset)
+        self.more = chunk is not None and len(chunk) == MAX_METRICS_READ_BYTES
         if not chunk:
             return []
         end = chunk.rfind(b"\n")
@@ -176,14 +178,6 @@ class MetricsTail:
                 out.append((self.seq, line))
                 self.seq += 1
         return out
-
-    @property
-    def more(self) -> bool:
-        """Whether the last read stopped at its limit (there may be more to read now)."""
-        try:
-            return os.lstat(self.workdir / self.name).st_size > self.offset + MAX_METRICS_LINE_BYTES
-        except OSError:
-            return False
 
 
 def thin(lines: list[tuple[int, str]], most: int = MAX_METRIC_EVENTS_PER_READ) -> list[tuple[int, str]]:

@@ -105,6 +105,8 @@ class Workdirs:
             shutil.rmtree(job.workdir, ignore_errors=True)
             return
         kept = self._existing()
+        for entry in [e for e in kept if e[0] == job.workdir]:  # found by the first scan already
+            kept.remove(entry)
         kept.append((job.workdir, tree_size(job.workdir)))
         total = sum(size for _, size in kept)
         while kept and (len(kept) > self.keep_failed or total > self.keep_failed_bytes):
