@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
 import stat
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import GridHPOError
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_BYTES = 16 << 20  # output.json (its fields are then cut to fit one message)
 MAX_METRICS_LINE_BYTES = 64 << 10  # one line of metrics.jsonl; longer lines are skipped
@@ -271,3 +274,48 @@ def bounded_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         used += size
     return out, notes
 
+
+
+def metric_data(seq: int, line: str, who: str) -> dict[str, Any] | None:
+    """The data of the metric event for line ``seq`` of metrics.jsonl; None for a line that is
+    not a JSON object within the limits (skipped, with a warning naming ``who``)."""
+    try:
+        values = parse_json(line, f"metrics.jsonl line {seq + 1}")
+        if not isinstance(values, dict):
+            raise OutputError(f"metrics.jsonl line {seq + 1} is not a JSON object")
+    except OutputError as exc:
+        log.warning("%s: line ignored: %s: %.200s", who, exc, line)
+        return None
+    notes: list[str] = []
+    values = bounded(values, notes, "values")
+    if notes:
+        log.warning("%s: metrics.jsonl line %d: %s", who, seq + 1, "; ".join(notes)[:1000])
+    if not isinstance(values, dict):
+        return None
+    step = values.get("step")
+    return {"seq": seq, "step": step if finite(step) else None, "values": values}
+
+
+def result_data(out: dict[str, Any], metric: str, source: str) -> tuple[dict[str, Any] | None, str]:
+    """(the data of the ``finished`` event, "") for a usable result, else (None, the reason the
+    point failed). Every field is bounded so that the event fits in one message; what was cut
+    is noted at the end of the message."""
+    status = out.get("status", 0)
+    message = truncate(str(out.get("message") or ""), MAX_MESSAGE_CHARS, "message")
+    if status != 0:
+        return None, f"{source} status {truncate(repr(status), 200, 'status')}: {message or 'no message'}"
+    value = out.get(metric)
+    if not finite(value):
+        if value is None:
+            what = "is missing"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            what = f"is a {value.bit_length()}-bit integer, beyond a float"
+        else:
+            what = f"is {truncate(repr(value), 200, 'value')}, not a finite number"
+        return None, f"{source}: objective metric {metric!r} {what}"
+    extra, notes = bounded_extra({k: v for k, v in out.items() if k not in ("status", "message", metric)})
+    if notes:
+        log.warning("%s: result cut to fit a message: %s", source, "; ".join(notes)[:1000])
+        message = (message + " " if message else "") + truncate(f"[gridhpo: {'; '.join(notes)}]", 4000, "note")
+    assert isinstance(value, (int, float))
+    return {"value": float(value), "message": message, "metrics": extra}, ""

@@ -1,11 +1,12 @@
 """The pilot: pulls points of one task, runs each in a fresh work directory, reports events.
 
-Per attempt: write input.json and gridhpo.json, start the runtime, forward each new line of
-metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds, and read output.json
-at the end. A crashing or misbehaving evaluation is a failed point with its reason and the
-last lines of its output; the pilot carries on. Near its walltime, or on SIGTERM, the pilot
-stops the running evaluation gracefully (SIGTERM, grace period, kill), reports the point
-interrupted so that it is re-queued, and exits.
+Per attempt: write input.json and gridhpo.json (``workdirs``), start the runtime, forward
+new lines of metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds from a
+thread of its own (``heartbeat``), and read output.json at the end (``outputs``: regular
+files of the work directory only, bounded). A crashing or misbehaving evaluation is a failed
+point with its reason and the last lines of its output; the pilot carries on. Near its
+walltime, or on SIGTERM, the pilot stops the running evaluation gracefully (SIGTERM, grace
+period, kill), reports the point interrupted so that it is re-queued, and exits.
 """
 from __future__ import annotations
 
@@ -31,11 +32,9 @@ from gridhpo.evaluation.outputs import (
     MAX_MESSAGE_CHARS,
     MetricsTail,
     OutputError,
-    bounded,
-    bounded_extra,
-    finite,
-    parse_json,
+    metric_data,
     read_output,
+    result_data,
     thin,
     truncate,
 )
@@ -370,22 +369,9 @@ class Pilot:
                 return
 
     def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
-        try:
-            values = parse_json(line, f"metrics.jsonl line {seq + 1}")
-            if not isinstance(values, dict):
-                raise OutputError(f"metrics.jsonl line {seq + 1} is not a JSON object")
-        except OutputError as exc:
-            log.warning("point %d: line ignored: %s: %.200s", msg.number, exc, line)
-            return
-        notes: list[str] = []
-        values = bounded(values, notes, "values")
-        if not isinstance(values, dict):
-            log.warning("point %d: metrics.jsonl line %d ignored: %s", msg.number, seq + 1, "; ".join(notes))
-            return
-        if notes:
-            log.warning("point %d: metrics.jsonl line %d: %s", msg.number, seq + 1, "; ".join(notes)[:1000])
-        step = values.get("step")
-        self.send(msg, "metric", {"seq": seq, "step": step if finite(step) else None, "values": values})
+        data = metric_data(seq, line, f"point {msg.number}")
+        if data is not None:
+            self.send(msg, "metric", data)
 
     def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
         if code != 0:
@@ -400,26 +386,11 @@ class Pilot:
 
     def _report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
                        tail: Callable[[int], str], confirm: bool = True) -> str:
-        """Send the result an evaluation produced (output.json, or an in-process return value),
-        each field bounded so that the event fits in a message."""
-        status = out.get("status", 0)
-        message = truncate(str(out.get("message") or ""), MAX_MESSAGE_CHARS, "message")
-        if status != 0:
-            return self._fail(msg, f"{source} status {truncate(repr(status), 200, 'status')}: "
-                                   f"{message or 'no message'}", tail, confirm)
-        value = out.get(metric)
-        if not finite(value):
-            what = ("is missing" if value is None else
-                    f"is a {value.bit_length()}-bit integer, beyond a float" if isinstance(value, int) and
-                    not isinstance(value, bool) else f"is {truncate(repr(value), 200, 'value')}, not a finite number")
-            return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail, confirm)
-        extra, notes = bounded_extra({k: v for k, v in out.items() if k not in ("status", "message", metric)})
-        if notes:
-            log.warning("point %d attempt %d: result cut to fit a message: %s", msg.number, msg.attempt,
-                        "; ".join(notes)[:1000])
-            message = (message + " " if message else "") + truncate(f"[gridhpo: {'; '.join(notes)}]", 4000, "note")
-        assert isinstance(value, (int, float))
-        self.send(msg, "finished", {"value": float(value), "message": message, "metrics": extra}, confirm)
+        """Send the result an evaluation produced (output.json, or an in-process return value)."""
+        data, reason = result_data(out, metric, source)
+        if data is None:
+            return self._fail(msg, reason, tail, confirm)
+        self.send(msg, "finished", data, confirm)
         self.stats.finished += 1
         return "finished"
 
