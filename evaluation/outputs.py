@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import math
+import numbers
 import os
 import stat
 from pathlib import Path
@@ -240,9 +241,15 @@ def bounded(value: Any, notes: list[str], where: str, depth: int = 0) -> Any:
                 notes.append(f"{where}: a key of {len(k)} characters cut to {MAX_KEY_CHARS}")
             out[key] = bounded(v, notes, f"{where}.{key}", depth + 1)
         return _within(out, notes, where)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return _within([bounded(v, notes, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)], notes, where)
-    return value
+    # an in-process objective may return anything: numbers as numbers, the rest as text
+    if isinstance(value, numbers.Integral):
+        return bounded(int(value), notes, where, depth)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    notes.append(f"{where}: a {type(value).__name__}, not JSON: kept as text")
+    return bounded(str(value), notes, where, depth)
 
 
 def _within(value: Any, notes: list[str], where: str) -> Any:

@@ -264,9 +264,10 @@ class Pilot:
             self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
             runtime = self.runtime(msg.evaluation)
             handle = runtime.start(job)
-        except GridHPOError as exc:
-            # the site cannot run it: not the point's fault, so it goes back to the queue
-            self._site_cannot_run(msg, exc)
+        except (GridHPOError, OSError) as exc:
+            # the site cannot run it (a runtime, a store, a full disk while restoring a
+            # checkpoint): not the point's fault, so it goes back to the queue
+            self._site_cannot_run(msg, exc if isinstance(exc, GridHPOError) else EvaluationError(str(exc)))
             self.workdirs.ended(job, finished=False, keep=self.cfg.keep_workdirs)
             return
         self._beat = Heartbeat(lambda: self.send(msg, "heartbeat", {}), settings.heartbeat,

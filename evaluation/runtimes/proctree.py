@@ -51,6 +51,7 @@ class Descendants:
         self.since = st[1] if st else 0
         self.known: dict[int, int] = {}
         self._scanned = -math.inf
+        self._ended = False
 
     def scan(self, force: bool = False) -> None:
         """Record the descendants alive now (of the root and of those already recorded); at
@@ -122,8 +123,9 @@ class Descendants:
 
     def end(self, sig: int = signal.SIGKILL) -> None:
         """The evaluation is over: end what it left behind, marked orphans included."""
-        if not _PROC.is_dir():
+        if not _PROC.is_dir() or self._ended:
             return
+        self._ended = True  # once: every later poll() of an ended evaluation would sweep again
         self.scan(force=True)
         for pid in self._marked():
             self._record(pid)

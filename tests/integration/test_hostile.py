@@ -18,7 +18,7 @@ from gridhpo.protocol.messages import DEAD_LETTER_QUEUE
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import RunResult, run_task, submit
 from gridhpo.steering.taskfile import parse_task
-from tests.helpers import until
+from tests.helpers import process_ended, until
 
 pytestmark = pytest.mark.integration
 EVALS = Path(__file__).parent / "evals"
@@ -137,13 +137,6 @@ def test_a_flood_of_metric_lines_never_starves_the_heartbeats(servers: tuple[str
     assert steps[-1] == 99_999 and len(steps) < 100_000, "thinned, the last line kept"
 
 
-def _gone(pid: int) -> bool:
-    """Ended: no such process, or a zombie its new parent has not reaped yet."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
@@ -161,10 +154,10 @@ def test_children_an_evaluation_left_in_a_session_of_their_own_are_ended(servers
     pids = [int(p.read_text()) for p in tmp_path.glob("child-*.pid")]
     assert len(pids) == 2  # one per tag: the last point of each tag wrote it
     try:
-        until(lambda: all(_gone(pid) for pid in pids), 30, "the evaluations' setsid children to end")
+        until(lambda: all(process_ended(pid) for pid in pids), 30, "the evaluations' setsid children to end")
     finally:
         for pid in pids:  # never leave them behind, whatever the outcome
-            if not _gone(pid):
+            if not process_ended(pid):
                 os.kill(pid, 9)
 
 

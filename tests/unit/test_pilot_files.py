@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from gridhpo.evaluation.runtimes.process import ProcessRuntime, tail
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.evaluation.workdirs import Workdirs, parse_size
 from gridhpo.steering.taskfile import Evaluation, parse_task
+from tests.helpers import process_ended, until
 
 
 def test_attempt_settings_take_zero_as_zero_and_defaults_from_the_task_file() -> None:
@@ -106,6 +108,11 @@ def test_extra_values_are_bounded_with_notes() -> None:
     assert len(extra["blob"]) == 65536 and "k" * 256 + "..." in extra
     assert len(json.dumps(extra)) <= MAX_EXTRA_BYTES
     assert len(notes) == 3
+    # an in-process objective's return value need not be JSON
+    odd, notes = bounded_extra({"frac": Fraction(1, 4), "obj": object(), "pair": (1, 2)})
+    assert odd["frac"] == 0.25 and odd["obj"].startswith("<object") and odd["pair"] == [1, 2]
+    assert notes == ["obj: a object, not JSON: kept as text"]
+    json.dumps(odd)
     many, notes = bounded_extra({f"v{i}": "x" * 60_000 for i in range(50)})
     assert len(json.dumps(many)) <= MAX_EXTRA_BYTES and "dropped" in notes[-1]
 
@@ -185,23 +192,15 @@ def test_stopping_an_evaluation_ends_a_child_that_left_its_session(tmp_path: Pat
     job = Job(workdir=tmp_path, command=f"{sys.executable} spawn.py")
     handle = rt.start(job)
     try:
-        from tests.helpers import until
-
         until(lambda: pidfile.exists() and pidfile.read_text(), 30, "the child to start")
         child = int(pidfile.read_text())
         until(lambda: (handle.poll(), child in handle.tree.known)[1], 30,  # type: ignore[attr-defined]
               "a scan to record the child")
         handle.stop(5)
-        until(lambda: _gone(child), 30, "the child to end")
+        until(lambda: process_ended(child), 30, "the child to end")
     finally:
         rt.close()
-        if pidfile.exists() and pidfile.read_text() and not _gone(int(pidfile.read_text())):
+        if pidfile.exists() and pidfile.read_text() and not process_ended(int(pidfile.read_text())):
             os.kill(int(pidfile.read_text()), 9)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
