@@ -254,7 +254,7 @@ class Pilot:
             self._fail(msg, str(exc), lambda n: "")
             return
         try:
-            job = self.workdirs.prepare(msg)
+            job = self.workdirs.prepare(msg, settings)
         except OSError as exc:
             # a full disk (ENOSPC) or an unwritable work root is this site's problem, not the point's
             self._site_cannot_run(msg, EvaluationError(f"cannot prepare a work directory in {self.workroot}: "

@@ -17,6 +17,12 @@ from gridhpo.steering.taskfile import Evaluation, Objective
 
 @dataclass(frozen=True)
 class AttemptSettings:
+    command: str | None  # a shell command (process runtime) or the container's command
+    image: str | None  # a container image
+    python: str | None  # module:function, evaluated in the pilot
+    source_dir: str | None  # GRIDHPO_TASK_DIR
+    env: dict[str, str]  # the task's extra environment variables
+    resources: dict[str, Any]  # cpus, gpus, memory, for container runtimes
     timeout: float | None  # seconds an attempt may run; None: no limit
     grace: float  # seconds between SIGTERM and kill when the pilot stops an evaluation; 0 allowed
     heartbeat: float  # seconds between heartbeats; more than 0
@@ -24,15 +30,37 @@ class AttemptSettings:
 
     @classmethod
     def of(cls, evaluation: Mapping[str, Any], objective: Mapping[str, Any]) -> AttemptSettings:
-        timeout = evaluation["timeout"] if "timeout" in evaluation else Evaluation.timeout
+        def given(key: str) -> Any:
+            return evaluation[key] if key in evaluation else getattr(_DEFAULTS, key)
+
+        timeout = given("timeout")
+        env = given("env")
+        resources = evaluation["resources"] if "resources" in evaluation else {}
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+            raise MessageError(f"evaluation.env: {str(env)[:200]} is not a mapping of strings")
+        if not isinstance(resources, Mapping):
+            raise MessageError(f"evaluation.resources: {str(resources)[:200]} is not a mapping")
         return cls(
+            command=_text(given("command"), "command"),
+            image=_text(given("image"), "image"),
+            python=_text(given("python"), "python"),
+            source_dir=_text(given("source_dir"), "source_dir"),
+            env={str(k): v for k, v in env.items()},
+            resources=dict(resources),
             timeout=None if timeout is None else _seconds(timeout, "timeout", positive=True),
-            grace=_seconds(evaluation["grace"] if "grace" in evaluation else Evaluation.grace, "grace",
-                           positive=False),
-            heartbeat=_seconds(evaluation["heartbeat"] if "heartbeat" in evaluation else Evaluation.heartbeat,
-                               "heartbeat", positive=True),
+            grace=_seconds(given("grace"), "grace", positive=False),
+            heartbeat=_seconds(given("heartbeat"), "heartbeat", positive=True),
             metric=_metric(objective["metric"] if "metric" in objective else Objective.metric),
         )
+
+
+_DEFAULTS = Evaluation()
+
+
+def _text(value: object, key: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise MessageError(f"evaluation.{key}: {str(value)[:200]} is not text")
+    return value
 
 
 def _seconds(value: object, key: str, positive: bool) -> float:

@@ -21,6 +21,7 @@ from gridhpo.errors import ConfigError
 from gridhpo.evaluation.runtimes._base import Job
 
 if TYPE_CHECKING:  # the CLI imports this module for its defaults: no kombu at its start
+    from gridhpo.evaluation.settings import AttemptSettings
     from gridhpo.protocol import PointMessage
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,13 @@ class Workdirs:
         self.keep_failed_bytes = keep_failed_bytes
         self._kept: deque[tuple[Path, int]] | None = None  # oldest first, with their sizes
 
-    def prepare(self, msg: PointMessage) -> Job:
+    def prepare(self, msg: PointMessage, ev: AttemptSettings) -> Job:
         """A fresh work directory with input.json and gridhpo.json, and the Job to run there.
         Raises OSError (a full disk: ENOSPC) for the pilot to report as the site's problem."""
         workdir = self.root / f"task-{msg.task_id}" / f"point-{msg.number}-attempt-{msg.attempt}"
         if workdir.exists():
             shutil.rmtree(workdir)
         (workdir / "checkpoint").mkdir(parents=True)
-        ev = msg.evaluation
         context = {
             "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
             "attempt": msg.attempt, "pilot_id": self.pilot_id, "site": self.site,
@@ -84,17 +84,17 @@ class Workdirs:
         except OSError:
             shutil.rmtree(workdir, ignore_errors=True)  # half a work directory helps nobody
             raise
-        env = {str(k): str(v) for k, v in (ev.get("env") or {}).items()}
+        env = dict(ev.env)
         env.update({
             "GRIDHPO_WORKDIR": str(workdir), "GRIDHPO_TASK_ID": str(msg.task_id),
             "GRIDHPO_POINT": str(msg.number), "GRIDHPO_ATTEMPT": str(msg.attempt),
             "GRIDHPO_PILOT_ID": self.pilot_id, "GRIDHPO_SITE": self.site,
         })
-        if ev.get("source_dir"):
-            env["GRIDHPO_TASK_DIR"] = str(ev["source_dir"])
-        return Job(workdir=workdir, command=ev.get("command"), image=ev.get("image"), python=ev.get("python"),
-                   source_dir=ev.get("source_dir"), env=env, resources=dict(ev.get("resources") or {}),
-                   params=msg.params, name=f"gridhpo-{msg.task_id}-{msg.number}-{msg.attempt}-{self.pilot_id}")
+        if ev.source_dir:
+            env["GRIDHPO_TASK_DIR"] = ev.source_dir
+        return Job(workdir=workdir, command=ev.command, image=ev.image, python=ev.python, source_dir=ev.source_dir,
+                   env=env, resources=ev.resources, params=msg.params,
+                   name=f"gridhpo-{msg.task_id}-{msg.number}-{msg.attempt}-{self.pilot_id}")
 
     def ended(self, job: Job, finished: bool, keep: bool) -> None:
         """The attempt in ``job.workdir`` is over: remove its directory if it finished, else keep

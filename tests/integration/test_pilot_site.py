@@ -112,7 +112,7 @@ def test_a_full_disk_in_prepare_is_the_sites_problem_and_the_point_runs_elsewher
     tid, _ = submit(repo, spec)
     token = repo.task(tid).token
 
-    def full(_msg: PointMessage) -> None:
+    def full(_msg: PointMessage, _settings: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with steering(repo, broker_url, tid), Broker(broker_url) as broker:
