@@ -422,8 +422,7 @@ class Pilot:
             self._fail(msg, str(exc), lambda n: "", confirm=False)
             return
         try:
-            out, error = runtime.call(str(msg.evaluation["python"]), msg.evaluation.get("source_dir"), msg.params,
-                                      metric=settings.metric)
+            out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
         except GridHPOError as exc:
             self._site_cannot_run(msg, exc)
             return
@@ -433,6 +432,5 @@ class Pilot:
             self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
                        lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
         else:
-            self._report_output(msg, out, settings.metric, str(msg.evaluation["python"]), lambda n: "",
-                                confirm=False)
+            self._report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
