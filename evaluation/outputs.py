@@ -15,6 +15,8 @@ import math
 import numbers
 import os
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT_BYTES = 16 << 20  # output.json (its fields are then cut to fit one message)
 MAX_METRICS_LINE_BYTES = 64 << 10  # one line of metrics.jsonl; longer lines are skipped
 MAX_METRICS_READ_BYTES = 1 << 20  # metrics.jsonl read per pilot loop iteration (bounded work)
-MAX_METRIC_EVENTS_PER_READ = 100  # lines forwarded per read; a flood is thinned (evenly, the last kept)
+METRIC_EVENTS_PER_SECOND = 20.0  # metric lines forwarded per second, on average...
+METRIC_EVENTS_BURST = 100  # ...and at once; beyond, a flood is thinned (evenly, the latest line kept)
 MAX_DEPTH = 32  # nesting of objects and arrays in output.json and in a metrics line
 MAX_MESSAGE_CHARS = 16 << 10  # the result's message (and a failure's reason)
 MAX_FIELD_BYTES = 64 << 10  # one extra result value or metric value, as JSON
@@ -150,6 +153,18 @@ class MetricsTail:
         self.skipping = False  # inside a line longer than MAX_METRICS_LINE_BYTES
         self.skipped = 0  # lines skipped for their length
         self.more = False  # the last read stopped at its limit: there is more to read now
+        self.rate = Rate()
+
+    def take(self) -> tuple[list[tuple[int, str]], int]:
+        """The lines of the next read to forward, and how many lines it read. Thinned to the
+        rate (METRIC_EVENTS_PER_SECOND, bursts of METRIC_EVENTS_BURST): an evaluation writing
+        faster than events can go (a message each) still has its latest value and the shape
+        of its curve reported, neither the pilot nor the steering gets a backlog, and the
+        latest line of every read always goes."""
+        lines = self.read_new()
+        if not lines:
+            return [], 0
+        return thin(lines, self.rate.allow(len(lines))), len(lines)
 
     def read_new(self) -> list[tuple[int, str]]:
         """The next complete lines; raises OutputError if metrics.jsonl is not a regular file."""
@@ -184,10 +199,30 @@ class MetricsTail:
         return out
 
 
-def thin(lines: list[tuple[int, str]], most: int = MAX_METRIC_EVENTS_PER_READ) -> list[tuple[int, str]]:
-    """At most ``most`` of ``lines``, evenly spaced, the last always among them: an evaluation
-    writing faster than a pilot can forward (a message each) still has its latest value, and
-    a learning curve's shape, reported, and the pilot's loop stays bounded."""
+class Rate:
+    """A token bucket: ``allow(n)`` of ``n`` wanted now, at ``per_second`` on average and at
+    most ``burst`` at once."""
+
+    def __init__(self, per_second: float = METRIC_EVENTS_PER_SECOND, burst: int = METRIC_EVENTS_BURST,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.at = clock()
+
+    def allow(self, n: int) -> int:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        k = min(n, int(self.tokens))
+        self.tokens -= k
+        return k
+
+
+def thin(lines: list[tuple[int, str]], most: int) -> list[tuple[int, str]]:
+    """At most ``most`` (at least 1) of ``lines``, evenly spaced, the last always among them."""
+    most = max(1, most)
     if len(lines) <= most:
         return lines
     step = len(lines) / most

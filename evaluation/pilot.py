@@ -35,7 +35,6 @@ from gridhpo.evaluation.outputs import (
     metric_data,
     read_output,
     result_data,
-    thin,
     truncate,
 )
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
@@ -274,6 +273,9 @@ class Pilot:
                                name=f"heartbeat-{msg.number}").start()
         try:
             outcome = self._watch(msg, job, handle, settings)
+        except OutputError as exc:  # metrics.jsonl that is not a regular file of the work directory
+            handle.stop(settings.grace)
+            outcome = self._fail(msg, str(exc), handle)
         finally:
             self._beat.stop()
             self.checkpoints.end()
@@ -287,53 +289,49 @@ class Pilot:
     def _watch(self, msg: PointMessage, job: Job, handle: Handle, settings: AttemptSettings) -> str:
         """Watch the running evaluation until it ends or is stopped; returns the outcome sent.
         Each iteration does bounded work (one bounded read of metrics.jsonl); heartbeats go
-        out from their own thread meanwhile."""
+        out from their own thread meanwhile. Raises OutputError for an unreadable metrics.jsonl."""
         grace = settings.grace
         metrics = MetricsTail(job.workdir)
         started = time.monotonic()
-        try:
-            while True:
-                code = handle.poll()
-                self._forward_metrics(msg, metrics, to_end=code is not None)
-                # a batch system signals the whole job at once: an evaluation that died with its pilot's
-                # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
-                if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
-                    break
-                if self.checkpoints.current is not None:
-                    try:
-                        self.checkpoints.current.tick()
-                    except CheckpointTooLargeError as exc:
-                        handle.stop(grace)
-                        self.checkpoints.end()
-                        return self._fail(msg, str(exc), handle)
-                now = time.monotonic()
-                control = self._control(msg, now)
-                if control is not None:
-                    # the steering's scheduler decided: stop gracefully (the evaluation saves its
-                    # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
+        while True:
+            code = handle.poll()
+            self._forward_metrics(msg, metrics, to_end=code is not None)
+            # a batch system signals the whole job at once: an evaluation that died with its pilot's
+            # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
+            if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
+                break
+            if self.checkpoints.current is not None:
+                try:
+                    self.checkpoints.current.tick()
+                except CheckpointTooLargeError as exc:
                     handle.stop(grace)
-                    self._forward_metrics(msg, metrics, to_end=True)
-                    self.send(msg, "interrupted", {"reason": control.reason or control.action,
-                                                   "decision": control.action})
-                    return "interrupted"
-                if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
-                    signalled = self.stop_requested.is_set()
-                    reason = self.stop_reason or "pilot walltime reached"
-                    handle.stop(grace)
-                    self._forward_metrics(msg, metrics, to_end=True)
-                    self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
-                    self.stats.interrupted += 1
-                    if not self.stop_requested.is_set():
-                        self.request_stop(reason)
-                    return "interrupted"
-                if settings.timeout is not None and now - started > settings.timeout:
-                    handle.stop(grace)
-                    return self._fail(msg, f"evaluation.timeout of {settings.timeout:g}s exceeded", handle)
-                if not metrics.more:
-                    self.stop_requested.wait(0.1)
-        except OutputError as exc:
-            handle.stop(grace)
-            return self._fail(msg, str(exc), handle)
+                    self.checkpoints.end()
+                    return self._fail(msg, str(exc), handle)
+            now = time.monotonic()
+            control = self._control(msg, now)
+            if control is not None:
+                # the steering's scheduler decided: stop gracefully (the evaluation saves its
+                # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
+                handle.stop(grace)
+                self._forward_metrics(msg, metrics, to_end=True)
+                self.send(msg, "interrupted", {"reason": control.reason or control.action,
+                                               "decision": control.action})
+                return "interrupted"
+            if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
+                signalled = self.stop_requested.is_set()
+                reason = self.stop_reason or "pilot walltime reached"
+                handle.stop(grace)
+                self._forward_metrics(msg, metrics, to_end=True)
+                self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
+                self.stats.interrupted += 1
+                if not self.stop_requested.is_set():
+                    self.request_stop(reason)
+                return "interrupted"
+            if settings.timeout is not None and now - started > settings.timeout:
+                handle.stop(grace)
+                return self._fail(msg, f"evaluation.timeout of {settings.timeout:g}s exceeded", handle)
+            if not metrics.more:
+                self.stop_requested.wait(0.1)
         return self._conclude(msg, job, handle, code, settings.metric)
 
     def _control(self, msg: PointMessage, now: float) -> ControlMessage | None:
@@ -355,15 +353,12 @@ class Pilot:
         return None
 
     def _forward_metrics(self, msg: PointMessage, metrics: MetricsTail, to_end: bool) -> None:
-        """Forward new lines of metrics.jsonl: one bounded read (thinned to at most
-        MAX_METRIC_EVENTS_PER_READ lines), or all reads once ``to_end`` (the evaluation has
-        ended). Each line is its own publish, so a heartbeat never waits behind more than one."""
+        """Forward new lines of metrics.jsonl: one bounded read (thinned to a rate, see
+        ``MetricsTail.take``), or all reads once ``to_end`` (the evaluation has ended)."""
         while True:
-            lines = metrics.read_new()
-            kept = thin(lines)
-            if len(kept) < len(lines):
-                log.info("point %d: %d metric lines at once, %d of them forwarded", msg.number, len(lines),
-                         len(kept))
+            kept, read = metrics.take()
+            if len(kept) < read:
+                log.info("point %d: %d metric lines at once, %d of them forwarded", msg.number, read, len(kept))
             for seq, line in kept:
                 self._forward_metric(msg, seq, line)
             if not (to_end and metrics.more):

@@ -17,10 +17,12 @@ from gridhpo.evaluation.outputs import (
     MAX_EXTRA_BYTES,
     MetricsTail,
     OutputError,
+    Rate,
     bounded_extra,
     parse_json,
     read_output,
     read_regular,
+    thin,
 )
 from gridhpo.evaluation.runtimes._base import Job
 from gridhpo.evaluation.runtimes.process import ProcessRuntime, tail
@@ -128,6 +130,21 @@ def test_metrics_reads_are_bounded_and_skip_overlong_lines(tmp_path: Path) -> No
     while batch := m.read_new():
         lines += batch
     assert len(lines) == 2 + 300_000 and lines[-1][0] == 300_001
+
+
+def test_a_metrics_flood_is_thinned_to_the_rate_keeping_the_latest_line() -> None:
+    now = [0.0]
+    rate = Rate(per_second=10, burst=20, clock=lambda: now[0])
+    assert rate.allow(100) == 20 and rate.allow(5) == 0
+    now[0] += 1.0
+    assert rate.allow(100) == 10 and rate.allow(3) == 0
+    now[0] += 10.0
+    assert rate.allow(3) == 3, "a trickle goes through whole"
+    lines = [(i, str(i)) for i in range(1000)]
+    kept = thin(lines, 10)
+    assert len(kept) == 10 and kept[-1] == (999, "999") and kept == sorted(kept)
+    assert thin(lines, 0) == [(999, "999")], "the latest line always goes"
+    assert thin(lines[:5], 10) == lines[:5]
 
 
 def test_stderr_tail_reads_only_the_end_of_a_huge_file(tmp_path: Path) -> None:
