@@ -60,9 +60,6 @@ class ProcessHandle(Handle):
         code = self.proc.poll()
         if code is None:
             self.tree.scan()
-        else:
-            # the evaluation has ended: whatever it left running ends with it
-            self.tree.end(signal.SIGKILL)
         return code
 
     def _signal(self, sig: int) -> None:
@@ -94,16 +91,17 @@ class ProcessHandle(Handle):
             if self.proc.poll() is None or self._group_alive():
                 log.warning("evaluation pid %d ignored SIGTERM for %.0fs: killed", self.proc.pid, grace)
         self._signal(signal.SIGKILL)
-        code = self.proc.wait()
-        self.tree.end(signal.SIGKILL)
-        return code
+        return self.proc.wait()
 
     def output_tail(self, lines: int = 20) -> str:
         return tail(self.workdir / "stderr.log", lines) or tail(self.workdir / "stdout.log", lines)
 
     def cleanup(self) -> None:
+        """Also ends whatever the evaluation left running (after its outcome is reported: the
+        sweep reads all of /proc)."""
         if self.proc.poll() is None:
             self.stop(0)
+        self.tree.end(signal.SIGKILL)
 
 
 class ProcessRuntime(Runtime):

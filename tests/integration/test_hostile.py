@@ -161,7 +161,8 @@ def test_children_an_evaluation_left_in_a_session_of_their_own_are_ended(servers
                 os.kill(pid, 9)
 
 
-def test_a_huge_stderr_gives_a_bounded_tail(home: Path, tmp_path: Path) -> None:
+def test_a_failed_point_with_a_huge_stderr_keeps_its_last_line(home: Path, tmp_path: Path) -> None:
+    """End to end; the memory bound of reading the tail is test_pilot_files.py's."""
     repo = Repository()
     tid, _ = submit(repo, hostile(tmp_path, {"mode": {"type": "categorical", "choices": ["stderr"]},
                                              "mb": {"type": "categorical", "choices": [64]}}, 1))
