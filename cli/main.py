@@ -17,6 +17,7 @@ import click
 from gridhpo import __version__, config
 from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
 from gridhpo.errors import GridHPOError
+from gridhpo.evaluation.workdirs import KEEP_FAILED
 
 log = logging.getLogger("gridhpo")
 
@@ -123,7 +124,9 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 
 
 @main.command()
-@click.option("--task", "task", required=True, help="Task id or name whose points to evaluate.")
+@click.option("--task", "task", required=True, metavar="ID|NAME",
+              help="The task whose points to evaluate: its id, or its name where the bookkeeping is reachable "
+                   "(--db / GRIDHPO_DB, or GRIDHPO_HOME's); a pilot itself never needs the bookkeeping.")
 @click.option("--pilot-id", default=None, help="Identifier in every event (default: random).")
 @click.option("--site", default="local", show_default=True, help="Site name in every event.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None, help="Exit after this many points.")
@@ -133,26 +136,35 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where work directories go (default: GRIDHPO_HOME/work/PILOT_ID).")
 @click.option("--runtime", default=None, help="Container runtime for tasks with an image.")
-@click.option("--keep-workdirs", is_flag=True, help="Keep the work directories of finished points.")
+@click.option("--keep-workdirs", is_flag=True, help="Keep the work directories of every point.")
+@click.option("--keep-failed", type=click.IntRange(min=0), default=KEEP_FAILED, show_default=True,
+              help="Work directories of failed or interrupted points kept (oldest removed first).")
+@click.option("--keep-failed-size", default="1G", show_default=True, metavar="SIZE",
+              help="Total size of the kept work directories of failed points (e.g. 500M, 2G).")
 @click.option("--token", envvar="GRIDHPO_TOKEN", default=None,
               help="The task's token (`gridhpo token TASK`); without the right one a pilot gets no point.")
 @click.option("--store", default=None, metavar="URL",
               help="Checkpoint store (file:///path, s3://bucket/prefix?endpoint=URL); default: the task "
                    "file's evaluation.checkpoint.store, else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @broker_option
+@db_option
 @verbosity
 def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
-          idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool, token: str | None,
-          store: str | None, broker: str | None, verbose: int) -> None:
+          idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool, keep_failed: int,
+          keep_failed_size: str, token: str | None, store: str | None, broker: str | None, db: str | None,
+          verbose: int) -> None:
     """Evaluate points of one task until its budget, walltime or --max-points ends."""
     _setup_logging(verbose, logging.INFO)
     from gridhpo.evaluation.pilot import Pilot, PilotConfig
+    from gridhpo.evaluation.workdirs import parse_size
     from gridhpo.protocol import Broker
     from gridhpo.steering.taskfile import parse_duration
 
-    if not task.isdigit():
-        raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
-                                 param_hint="--task")
+    task_id = int(task) if task.isdigit() else _task_id_by_name(task, db)
+    try:
+        failed_bytes = parse_size(keep_failed_size, "--keep-failed-size")
+    except GridHPOError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keep-failed-size") from None
     # the bookkeeping's columns: longer ones would get every event of this pilot refused
     if pilot_id is not None and not 0 < len(pilot_id) <= 64:
         raise click.BadParameter(f"{len(pilot_id)} characters; at most 64", param_hint="--pilot-id")
@@ -161,10 +173,11 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     from gridhpo.evaluation.batch import remaining_walltime
 
     seconds = _duration(walltime, "--walltime", parse_duration)
-    cfg = PilotConfig(task_id=int(task), site=site, max_points=max_points,
+    cfg = PilotConfig(task_id=task_id, site=site, max_points=max_points,
                       walltime=seconds if seconds is not None else remaining_walltime(),
                       idle_timeout=_duration(idle_timeout, "--idle-timeout", parse_duration),
-                      runtime=runtime, keep_workdirs=keep_workdirs, token=token, store=store)
+                      runtime=runtime, keep_workdirs=keep_workdirs, keep_failed=keep_failed,
+                      keep_failed_bytes=failed_bytes, token=token, store=store)
     if pilot_id:
         cfg.pilot_id = pilot_id
     cfg.workroot = workdir or config.home() / "work" / cfg.pilot_id
@@ -176,6 +189,22 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
                f"{stats.interrupted} interrupted; {stats.exit_reason}", err=True)
     if stats.exit_code:
         sys.exit(stats.exit_code)  # evaluation/handshake.py: 3 when the steering refused the token
+
+
+def _task_id_by_name(name: str, db: str | None) -> int:
+    """A task's id from its name, through the bookkeeping: --db / GRIDHPO_DB if given, else
+    GRIDHPO_HOME's if it exists (a pilot on a worker node has none, and is given the id)."""
+    url = config.db_url(db)
+    if db is None and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise click.BadParameter(
+            f"{name!r} is a task name, and no bookkeeping is reachable here to find its id (no --db, no "
+            f"GRIDHPO_DB, no {url.removeprefix('sqlite:///')}); give the task id that `gridhpo submit` printed",
+            param_hint="--task")
+    try:
+        return int(_repo(db).task(name).id)
+    except GridHPOError as exc:
+        raise click.BadParameter(f"{exc}; give a task id or the name of a task in that bookkeeping",
+                                 param_hint="--task") from None
 
 
 def _duration(value: str | None, name: str, parse: Any) -> float | None:

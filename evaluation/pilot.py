@@ -1,19 +1,17 @@
 """The pilot: pulls points of one task, runs each in a fresh work directory, reports events.
 
-Per attempt: write input.json and gridhpo.json, start the runtime, forward each new line of
-metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds, and read output.json
-at the end. A crashing or misbehaving evaluation is a failed point with its reason and the
-last lines of its output; the pilot carries on. Near its walltime, or on SIGTERM, the pilot
-stops the running evaluation gracefully (SIGTERM, grace period, kill), reports the point
-interrupted so that it is re-queued, and exits.
+Per attempt: write input.json and gridhpo.json (``workdirs``), start the runtime, forward
+new lines of metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds from a
+thread of its own (``heartbeat``), and read output.json at the end (``outputs``: regular
+files of the work directory only, bounded). A crashing or misbehaving evaluation is a failed
+point with its reason and the last lines of its output; the pilot carries on. Near its
+walltime, or on SIGTERM, the pilot stops the running evaluation gracefully (SIGTERM, grace
+period, kill), reports the point interrupted so that it is re-queued, and exits.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
 import signal
 import socket
 import threading
@@ -26,12 +24,24 @@ from types import FrameType
 from typing import Any
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError
-from gridhpo.errors import GridHPOError, MessageError
+from gridhpo.errors import EvaluationError, GridHPOError, MessageError
 from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.handshake import Handshake
+from gridhpo.evaluation.heartbeat import Heartbeat
+from gridhpo.evaluation.outputs import (
+    MAX_MESSAGE_CHARS,
+    MetricsTail,
+    OutputError,
+    metric_data,
+    read_output,
+    result_data,
+    truncate,
+)
 from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
+from gridhpo.evaluation.settings import AttemptSettings
+from gridhpo.evaluation.workdirs import KEEP_FAILED, KEEP_FAILED_BYTES, Workdirs
 from gridhpo.protocol import (
     Broker,
     ControlMessage,
@@ -48,6 +58,7 @@ from gridhpo.protocol.broker import Delivery, Undecodable
 log = logging.getLogger(__name__)
 INLINE_BATCH = 8  # in-process points a pilot takes at once
 _STOPPED = ("interrupted", "stopped", "paused")  # events of an evaluation the pilot stopped
+_ENDS = ("finished", "failed", "interrupted")  # an attempt's last event
 
 
 @dataclass
@@ -75,6 +86,8 @@ class PilotConfig:
     idle_timeout: float | None = None
     runtime: str | None = None
     keep_workdirs: bool = False
+    keep_failed: int = KEEP_FAILED  # work directories of failed or interrupted attempts kept...
+    keep_failed_bytes: int = KEEP_FAILED_BYTES  # ...and their total size at most (oldest removed first)
     store: str | None = None  # checkpoint store URL (--store); else the task file's, else GRIDHPO_STORE
     token: str | None = None  # the task's token (gridhpo/tokens.py)
     hello_timeout: float = 10.0  # how long to wait for the steering's verdict on the token
@@ -97,6 +110,9 @@ class Pilot:
         self._last_control = 0.0
         self.checkpoints = PilotCheckpoints(config.store)
         self.handshake = Handshake(broker, config.task_id, config.pilot_id, config.token, self._stop_with)
+        self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
+                                 config.keep_failed_bytes)
+        self._beat: Heartbeat | None = None  # the running attempt's
 
     # ------------------------------------------------------------------ control
 
@@ -227,6 +243,8 @@ class Pilot:
             # the last upload happens before the stop is reported: the retry, maybe on
             # another pilot a moment later, must find it (covers every way of stopping)
             cp.final()
+        if etype in _ENDS and self._beat is not None:
+            self._beat.stop()  # no heartbeat after the attempt's last event
         ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                    pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data, auth=self.cfg.token or "")
         if self._outbox is not None and not confirm:
@@ -242,66 +260,57 @@ class Pilot:
             self._runtimes[name] = runtimes.get(name)()
         return self._runtimes[name]
 
-    def prepare(self, msg: PointMessage) -> Job:
-        workdir = self.workroot / f"task-{msg.task_id}" / f"point-{msg.number}-attempt-{msg.attempt}"
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        (workdir / "checkpoint").mkdir(parents=True)
-        ev = msg.evaluation
-        context = {
-            "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
-            "attempt": msg.attempt, "pilot_id": self.cfg.pilot_id, "site": self.cfg.site,
-            "objective": msg.objective, "budget": msg.budget, "workdir": str(workdir),
-            "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
-                      "checkpoint": "checkpoint"},
-        }
-        (workdir / "input.json").write_text(json.dumps(msg.params, indent=1))
-        (workdir / "gridhpo.json").write_text(json.dumps(context, indent=1))
-        env = {str(k): str(v) for k, v in (ev.get("env") or {}).items()}
-        env.update({
-            "GRIDHPO_WORKDIR": str(workdir), "GRIDHPO_TASK_ID": str(msg.task_id),
-            "GRIDHPO_POINT": str(msg.number), "GRIDHPO_ATTEMPT": str(msg.attempt),
-            "GRIDHPO_PILOT_ID": self.cfg.pilot_id, "GRIDHPO_SITE": self.cfg.site,
-        })
-        if ev.get("source_dir"):
-            env["GRIDHPO_TASK_DIR"] = str(ev["source_dir"])
-        return Job(workdir=workdir, command=ev.get("command"), image=ev.get("image"), python=ev.get("python"),
-                   source_dir=ev.get("source_dir"), env=env, resources=dict(ev.get("resources") or {}),
-                   params=msg.params, name=f"gridhpo-{msg.task_id}-{msg.number}-{msg.attempt}-{self.cfg.pilot_id}")
-
     def evaluate(self, msg: PointMessage) -> None:
         t0 = time.monotonic()
-        job = self.prepare(msg)
+        try:
+            settings = AttemptSettings.of(msg.evaluation, msg.objective)
+        except MessageError as exc:
+            self._fail(msg, str(exc), lambda n: "")
+            return
+        try:
+            job = self.workdirs.prepare(msg, settings)
+        except OSError as exc:
+            # a full disk (ENOSPC) or an unwritable work root is this site's problem, not the point's
+            self._site_cannot_run(msg, EvaluationError(f"cannot prepare a work directory in {self.workroot}: "
+                                                       f"{exc.strerror or exc}"))
+            return
         try:
             self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
             runtime = self.runtime(msg.evaluation)
             handle = runtime.start(job)
-        except GridHPOError as exc:
-            # the site cannot run it: not the point's fault, so it goes back to the queue
-            self._site_cannot_run(msg, exc)
+        except (GridHPOError, OSError) as exc:
+            # the site cannot run it (a runtime, a store, a full disk while restoring a
+            # checkpoint): not the point's fault, so it goes back to the queue
+            self._site_cannot_run(msg, exc if isinstance(exc, GridHPOError) else EvaluationError(str(exc)))
+            self.workdirs.ended(job, finished=False, keep=self.cfg.keep_workdirs)
             return
-        outcome = self._watch(msg, job, handle)
-        self.checkpoints.end()
+        self._beat = Heartbeat(lambda: self.send(msg, "heartbeat", {}), settings.heartbeat,
+                               name=f"heartbeat-{msg.number}").start()
+        try:
+            outcome = self._watch(msg, job, handle, settings)
+        except OutputError as exc:  # metrics.jsonl that is not a regular file of the work directory
+            handle.stop(settings.grace)
+            outcome = self._fail(msg, str(exc), handle)
+        finally:
+            self._beat.stop()
+            self.checkpoints.end()
         try:
             handle.cleanup()
         except GridHPOError as exc:
             log.warning("cleanup after point %d failed: %s", msg.number, exc)
         self.stats.durations.append(time.monotonic() - t0)
-        if outcome == "finished" and not self.cfg.keep_workdirs:
-            shutil.rmtree(job.workdir, ignore_errors=True)
+        self.workdirs.ended(job, finished=outcome == "finished", keep=self.cfg.keep_workdirs)
 
-    def _watch(self, msg: PointMessage, job: Job, handle: Handle) -> str:
-        ev = msg.evaluation
-        heartbeat = float(ev.get("heartbeat") or 10.0)
-        grace = float(ev.get("grace") or 30.0)
-        timeout = ev.get("timeout")
-        metrics = MetricsTail(job.workdir / "metrics.jsonl")
+    def _watch(self, msg: PointMessage, job: Job, handle: Handle, settings: AttemptSettings) -> str:
+        """Watch the running evaluation until it ends or is stopped; returns the outcome sent.
+        Each iteration does bounded work (one bounded read of metrics.jsonl); heartbeats go
+        out from their own thread meanwhile. Raises OutputError for an unreadable metrics.jsonl."""
+        grace = settings.grace
+        metrics = MetricsTail(job.workdir)
         started = time.monotonic()
-        last_beat = started
         while True:
             code = handle.poll()
-            for seq, line in metrics.read_new():
-                self._forward_metric(msg, seq, line)
+            self._forward_metrics(msg, metrics, to_end=code is not None)
             # a batch system signals the whole job at once: an evaluation that died with its pilot's
             # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
             if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
@@ -319,8 +328,7 @@ class Pilot:
                 # the steering's scheduler decided: stop gracefully (the evaluation saves its
                 # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
                 handle.stop(grace)
-                for seq, line in metrics.read_new():
-                    self._forward_metric(msg, seq, line)
+                self._forward_metrics(msg, metrics, to_end=True)
                 self.send(msg, "interrupted", {"reason": control.reason or control.action,
                                                "decision": control.action})
                 return "interrupted"
@@ -328,21 +336,18 @@ class Pilot:
                 signalled = self.stop_requested.is_set()
                 reason = self.stop_reason or "pilot walltime reached"
                 handle.stop(grace)
-                for seq, line in metrics.read_new():
-                    self._forward_metric(msg, seq, line)
+                self._forward_metrics(msg, metrics, to_end=True)
                 self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
                 self.stats.interrupted += 1
                 if not self.stop_requested.is_set():
                     self.request_stop(reason)
                 return "interrupted"
-            if timeout is not None and now - started > float(timeout):
+            if settings.timeout is not None and now - started > settings.timeout:
                 handle.stop(grace)
-                return self._fail(msg, f"evaluation.timeout of {float(timeout):g}s exceeded", handle)
-            if now - last_beat >= heartbeat:
-                self.send(msg, "heartbeat", {})
-                last_beat = now
-            self.stop_requested.wait(0.1)
-        return self._conclude(msg, job, handle, code)
+                return self._fail(msg, f"evaluation.timeout of {settings.timeout:g}s exceeded", handle)
+            if not metrics.more:
+                self.stop_requested.wait(0.1)
+        return self._conclude(msg, job, handle, code, settings.metric)
 
     def _control(self, msg: PointMessage, now: float) -> ControlMessage | None:
         """A stop or pause for the running attempt, looked for every half second."""
@@ -364,53 +369,49 @@ class Pilot:
             log.info("control message for an attempt no longer running here: ignored")
         return None
 
-    def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
-        try:
-            values = json.loads(line)
-            if not isinstance(values, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            log.warning("point %d: metrics.jsonl line %d ignored (%s): %.200s", msg.number, seq + 1, exc, line)
-            return
-        step = values.get("step")
-        self.send(msg, "metric", {"seq": seq, "step": step if _finite(step) else None, "values": values})
+    def _forward_metrics(self, msg: PointMessage, metrics: MetricsTail, to_end: bool) -> None:
+        """Forward new lines of metrics.jsonl: one bounded read (thinned to a rate, see
+        ``MetricsTail.take``), or all reads once ``to_end`` (the evaluation has ended)."""
+        while True:
+            kept, read = metrics.take()
+            if len(kept) < read:
+                log.info("point %d: %d metric lines at once, %d of them forwarded", msg.number, read, len(kept))
+            for seq, line in kept:
+                self._forward_metric(msg, seq, line)
+            if not (to_end and metrics.more):
+                return
 
-    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int) -> str:
-        out_path = job.workdir / "output.json"
+    def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
+        data = metric_data(seq, line, f"point {msg.number}")
+        if data is not None:
+            self.send(msg, "metric", data)
+
+    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
         if code != 0:
             return self._fail(msg, f"evaluation exited with code {code}", handle)
-        if not out_path.exists():
-            return self._fail(msg, "evaluation wrote no output.json", handle)
         try:
-            out = json.loads(out_path.read_text())
-        except (ValueError, OSError) as exc:
-            return self._fail(msg, f"output.json is not valid JSON: {exc}", handle)
-        if not isinstance(out, dict):
-            return self._fail(msg, "output.json is not a JSON object", handle)
-        return self._report_output(msg, out, "output.json", handle.output_tail)
+            out = read_output(job.workdir)
+        except OutputError as exc:
+            return self._fail(msg, str(exc), handle)
+        if out is None:
+            return self._fail(msg, "evaluation wrote no output.json", handle)
+        return self._report_output(msg, out, metric, "output.json", handle.output_tail)
 
-    def _report_output(self, msg: PointMessage, out: dict[str, Any], source: str,
+    def _report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
                        tail: Callable[[int], str], confirm: bool = True) -> str:
         """Send the result an evaluation produced (output.json, or an in-process return value)."""
-        metric = msg.objective.get("metric", "loss")
-        status = out.get("status", 0)
-        if status != 0:
-            return self._fail(msg, f"{source} status {status!r}: {out.get('message') or 'no message'}", tail, confirm)
-        value = out.get(metric)
-        if not _finite(value):
-            what = "is missing" if value is None else f"is {value!r}, not a finite number"
-            return self._fail(msg, f"{source}: objective metric {metric!r} {what}", tail, confirm)
-        extra = {k: v for k, v in out.items() if k not in ("status", "message", metric)}
-        assert isinstance(value, (int, float))
-        self.send(msg, "finished", {"value": float(value), "message": str(out.get("message") or ""),
-                                    "metrics": extra}, confirm)
+        data, reason = result_data(out, metric, source)
+        if data is None:
+            return self._fail(msg, reason, tail, confirm)
+        self.send(msg, "finished", data, confirm)
         self.stats.finished += 1
         return "finished"
 
     def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
         text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
-        self.send(msg, "failed", {"reason": reason, "stderr": text[-4000:]}, confirm)
+        self.send(msg, "failed", {"reason": truncate(reason, MAX_MESSAGE_CHARS, "reason"), "stderr": text[-4000:]},
+                  confirm)
         self.stats.failed += 1
         return "failed"
 
@@ -428,8 +429,12 @@ class Pilot:
         assert isinstance(runtime, InProcessRuntime)
         t0 = time.monotonic()
         try:
-            out, error = runtime.call(str(msg.evaluation["python"]), msg.evaluation.get("source_dir"), msg.params,
-                                      metric=msg.objective.get("metric", "loss"))
+            settings = AttemptSettings.of(msg.evaluation, msg.objective)
+        except MessageError as exc:
+            self._fail(msg, str(exc), lambda n: "", confirm=False)
+            return
+        try:
+            out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
         except GridHPOError as exc:
             self._site_cannot_run(msg, exc)
             return
@@ -439,40 +444,5 @@ class Pilot:
             self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
                        lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
         else:
-            self._report_output(msg, out, str(msg.evaluation["python"]), lambda n: "", confirm=False)
+            self._report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
-
-
-class MetricsTail:
-    """Complete lines appended to metrics.jsonl since the last read, with their index."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.seq = 0
-
-    def read_new(self) -> list[tuple[int, str]]:
-        try:
-            size = os.path.getsize(self.path)
-        except OSError:
-            return []
-        if size <= self.offset:
-            return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []  # a line still being written
-        self.offset += end + 1
-        out = []
-        for raw in chunk[: end + 1].splitlines():
-            line = raw.decode("utf-8", errors="replace").strip()
-            if line:
-                out.append((self.seq, line))
-                self.seq += 1
-        return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

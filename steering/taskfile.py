@@ -368,6 +368,10 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
             memory=r.text("memory"),
         ),
     )
+    if evaluation.heartbeat <= 0:
+        e.fail("evaluation.heartbeat", "must be more than 0 seconds")
+    if evaluation.timeout is not None and evaluation.timeout <= 0:
+        e.fail("evaluation.timeout", "must be more than 0 seconds (leave it out for no limit)")
     if evaluation.lost_after <= evaluation.heartbeat:
         e.fail("evaluation.lost_after",
                f"{evaluation.lost_after:g}s must be longer than heartbeat ({evaluation.heartbeat:g}s)")

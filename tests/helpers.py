@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import Broker
@@ -33,3 +34,12 @@ def steering(repo: Repository, broker_url: str, tid: int) -> Iterator[threading.
         stop.set()
         thread.join(30)
         broker.close()
+
+
+def process_ended(pid: int) -> bool:
+    """No such process, or a zombie its (new) parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"

@@ -1,8 +1,9 @@
 """The plain-process runtime: the command runs in a shell in the work directory.
 
-The evaluation gets a process group of its own so that stopping it reaches every process
-it started. ``python`` of the pilot's own interpreter comes first on PATH, so a task's
-``python train.py`` runs where gridhpo is installed.
+The evaluation gets a session and process group of its own, and its whole process tree is
+ended with it, children that called ``setsid`` included (``proctree``). ``python`` of the
+pilot's own interpreter comes first on PATH, so a task's ``python train.py`` runs where
+gridhpo is installed.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
 
 from gridhpo.errors import EvaluationError
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
+from gridhpo.evaluation.runtimes.proctree import Descendants
 
 log = logging.getLogger(__name__)
 
@@ -32,33 +33,48 @@ def evaluation_environment(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def tail(path: Path, lines: int) -> str:
+TAIL_BYTES = 64 << 10  # of stderr.log / stdout.log read for a failed point's tail
+
+
+def tail(path: Path, lines: int, limit: int = TAIL_BYTES) -> str:
+    """The last ``lines`` lines among the last ``limit`` bytes of ``path``: a log of any size
+    (a gigabyte without a newline) costs one seek and one bounded read."""
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as f:
-            return "".join(deque(f, maxlen=lines))
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - limit))
+            raw = f.read(limit)
     except OSError:
         return ""
+    text = raw.decode("utf-8", errors="replace")
+    return "".join(text.splitlines(keepends=True)[-lines:])
 
 
 class ProcessHandle(Handle):
     def __init__(self, proc: subprocess.Popen[bytes], workdir: Path) -> None:
         self.proc = proc
         self.workdir = workdir
+        self.tree = Descendants(proc.pid, marker=f"GRIDHPO_WORKDIR={workdir}")
 
     def poll(self) -> int | None:
-        return self.proc.poll()
+        code = self.proc.poll()
+        if code is None:
+            self.tree.scan()
+        return code
 
     def _signal(self, sig: int) -> None:
+        self.tree.scan()
         try:
             os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
             pass  # it ended by itself meanwhile
+        self.tree.kill(sig)
 
     def _group_alive(self) -> bool:
         try:
             os.killpg(self.proc.pid, 0)
         except ProcessLookupError:
-            return False
+            return self.tree.alive()
         except PermissionError:  # a member changed its user: it is still there
             return True
         return True
@@ -81,8 +97,11 @@ class ProcessHandle(Handle):
         return tail(self.workdir / "stderr.log", lines) or tail(self.workdir / "stdout.log", lines)
 
     def cleanup(self) -> None:
+        """Also ends whatever the evaluation left running (after its outcome is reported: the
+        sweep reads all of /proc)."""
         if self.proc.poll() is None:
             self.stop(0)
+        self.tree.end(signal.SIGKILL)
 
 
 class ProcessRuntime(Runtime):

@@ -74,4 +74,4 @@ def test_pilot_refuses_ids_the_bookkeeping_cannot_store(home: Path) -> None:
     code, _, err = invoke("pilot", "--task", "1", "--pilot-id", "p" * 65)
     assert code == 2 and "--pilot-id" in err and "at most 64" in err
     code, _, err = invoke("pilot", "--task", "x")
-    assert code == 2 and "pilots take the task id" in err
+    assert code == 2 and "give the task id" in err
