@@ -2,16 +2,19 @@
 unique ``event_id`` so that a redelivered event can be recognised and applied only once."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gridhpo.errors import MessageError
 from gridhpo.tokens import queue_key
+
+_M = TypeVar("_M")
 
 PROTOCOL_VERSION = 2  # 2: one events queue per task (gridhpo.events.<task>)
 EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
@@ -151,6 +154,22 @@ def without_secrets(value: Any) -> Any:
     return value
 
 
+def _total(parse: Callable[[object], _M]) -> Callable[[object], _M]:
+    """``parse`` raising only MessageError: whatever a message holds, a consumer that parses it
+    can set it aside with a reason (a RecursionError or OverflowError once escaped and stopped it)."""
+
+    @functools.wraps(parse)
+    def total(body: object) -> _M:
+        try:
+            return parse(body)
+        except MessageError:
+            raise
+        except (ValueError, TypeError, ArithmeticError, RecursionError, KeyError, AttributeError) as exc:
+            raise MessageError(f"unparseable message: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    return total
+
+
 def _need(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     if key not in body:
         raise MessageError(f"message field {key!r} is missing")
@@ -173,6 +192,7 @@ def _check_envelope(body: object, kind: str) -> Mapping[str, Any]:
     return body
 
 
+@_total
 def parse_point(body: object) -> PointMessage:
     b = _check_envelope(body, "point")
     return PointMessage(
@@ -245,6 +265,7 @@ def _auth(b: Mapping[str, Any]) -> str:
     return auth
 
 
+@_total
 def parse_event(body: object) -> Event:
     raw = _check_envelope(body, "event")
     b = _storable(raw, "event")
@@ -290,6 +311,7 @@ class ControlMessage:
         return asdict(self)
 
 
+@_total
 def parse_control(body: object) -> ControlMessage:
     b = _check_envelope(body, "control")
     action = _need(b, "action", str)

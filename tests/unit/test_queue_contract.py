@@ -18,6 +18,7 @@ import pytest
 from gridhpo.errors import QueueError
 from gridhpo.protocol import Broker
 from gridhpo.protocol.broker import fair_shares
+from tests.helpers import poison, publish_raw
 from tests.servers import rabbitmq_vhost
 
 
@@ -209,45 +210,6 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 
 
 # ----------------------------------------------------------------------------- poison messages
-
-class _Opens:
-    """A pickle whose loading would create ``path``: proof that nothing unpickled it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (str(self.path), "w"))
-
-
-def publish_raw(url: str, queue: str, body: bytes, content_type: str, encoding: str = "utf-8",
-                headers: dict[str, Any] | None = None) -> None:
-    """Publish bytes as any client of the broker can, with whatever content type it claims."""
-    from kombu.messaging import Producer
-
-    from gridhpo.protocol.broker import _connection
-
-    conn = _connection(url, False)
-    try:
-        Producer(conn.default_channel).publish(body, routing_key=queue, exchange="", content_type=content_type,
-                                               content_encoding=encoding, headers=headers or {})
-    finally:
-        conn.release()
-
-
-def poison(url: str, queue: str, marker: Path) -> list[str]:
-    """Publish the messages that once stopped a consumer for good; returns the reasons expected."""
-    import pickle
-    import zlib
-
-    publish_raw(url, queue, pickle.dumps(_Opens(marker)), "application/x-python-serialize", "binary")
-    publish_raw(url, queue, b"\xff\xfe not JSON {", "application/json")
-    publish_raw(url, queue, b"[" * 600 + b"]" * 600, "application/json")
-    publish_raw(url, queue, zlib.compress(b'{"kind": "event"}'), "application/json",
-                headers={"compression": "application/x-gzip"})
-    return ["content type 'application/x-python-serialize' is not accepted", "not JSON: UnicodeDecodeError",
-            "JSON nested 33 levels deep", "compressed messages are not accepted"]
-
 
 @pytest.mark.parametrize("how", ["get", "drain"])
 def test_poison_messages_come_undecodable_and_the_consumer_goes_on(url: str, tmp_path: Path, how: str) -> None:
