@@ -465,11 +465,14 @@ class Steering:
         results = [e for e in late if e.type in ("finished", "failed", "metric")]
         if not results:
             return
-        ids = self.repo.retrying("read attempt ids",
-                                 lambda: self.repo.attempt_ids([(e.point_id, e.attempt) for e in results]))
+        ids = self.repo.retrying("read attempt ids", lambda: self.repo.attempt_ids(
+            [(e.task_id, e.point_id, e.attempt) for e in results]))
         for ev in results:
-            aid = ids.get((ev.point_id, ev.attempt))
+            aid = ids.get((ev.task_id, ev.point_id, ev.attempt))
             if aid is None:
+                # an unknown attempt, or one of another task (its token does not cover it)
+                log.warning("%s event of pilot %s: task %d has no point %d attempt %d; ignored",
+                            ev.type, ev.pilot_id, ev.task_id, ev.point_id, ev.attempt)
                 continue
             if ev.type == "metric":
                 changes.metrics.append(self._metric_row(ev.point_id, aid, None, ev))
