@@ -132,9 +132,12 @@ class Broker:
         self.lock = threading.RLock()
         try:
             self._conn = _connection(url, confirm)
+        except (TypeError, ValueError) as exc:  # kombu's URL parsing: ?password= gives a TypeError
+            raise QueueError(f"broker URL {redact(url)} is not valid: {redact(str(exc))}") from exc
+        try:
             self._conn.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5)
         except _CONNECTION_ERRORS as exc:
-            raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
+            raise QueueError(f"cannot connect to the broker {redact(url)}: {redact(str(exc))}") from exc
         self.confirm = confirm
         self._declared: set[str] = set()
         # publishing on a connection that also consumes makes py-amqp read pending

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
+from gridhpo.config import redact
 from gridhpo.errors import GridHPOError, MessageError, OptimiserError
 from gridhpo.protocol import (
     CONTROL_ACTIONS,
@@ -63,7 +64,7 @@ class Steering:
     def run(self, stop: threading.Event | None = None, until_done: set[int] | None = None) -> None:
         """Serve until ``stop`` is set, or until every task in ``until_done`` has ended."""
         stop = stop or threading.Event()
-        log.info("steering started (bookkeeping %s)", self.repo.engine.url.render_as_string(hide_password=True))
+        log.info("steering started (bookkeeping %s)", redact(self.repo.url))
         try:
             self.refresh_tasks(force=True)
             while not stop.is_set():
