@@ -17,7 +17,7 @@ from gridhpo.protocol import Broker, control_queue, events_queue, points_queue
 from gridhpo.protocol.messages import DEAD_LETTER_QUEUE
 from gridhpo.steering.runner import run_task, submit
 from gridhpo.steering.taskfile import parse_task
-from tests.helpers import poison
+from tests.helpers import poison, until
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +74,29 @@ def test_poison_messages_stop_neither_the_steering_nor_a_pilot(servers: tuple[st
     assert kinds[events_queue(tid)] == "malformed event"
     assert kinds[points_queue(tid, token)] == f"malformed point message for task {tid}"
     assert kinds[control_queue(f"local-{tid}-0-{os.getpid()}")].startswith("malformed control message")
+
+
+def test_a_dead_letter_record_keeps_no_token(servers: tuple[str, str], tmp_path: Path) -> None:
+    """Events carry their task's token; the dead-letter queue, which any operator reads, once
+    kept it in the record of a malformed or refused event."""
+    from gridhpo.protocol import PROTOCOL_VERSION, Event
+    from gridhpo.steering.service import Steering
+
+    db, broker_url = servers
+    repo = Repository(db)
+    tid, _ = submit(repo, task(tmp_path, "t"))
+    token = repo.task(tid).token
+    assert token
+    with Broker(broker_url) as b:
+        s = Steering(repo, b)
+        s.step()
+        malformed = {"kind": "event", "v": PROTOCOL_VERSION, "type": "exploded", "task_id": tid, "auth": token}
+        wrong_queue = Event(type="started", task_id=tid + 1, point_id=1, attempt=1, pilot_id="p", auth=token)
+        b.publish_many([(events_queue(tid), malformed), (events_queue(tid), wrong_queue.to_json())])
+        until(lambda: (s.step(), b.size(events_queue(tid)) == 0)[1], 30, "the steering to take the events")
+        s.step()
+    records = dead_letters(broker_url)
+    assert len(records) == 2, records
+    assert all("auth" not in r["body"] for r in records)
+    assert token not in repr(records)
+    repo.close()
