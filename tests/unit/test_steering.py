@@ -367,3 +367,18 @@ def test_the_depth_settles_where_the_pilots_need_it() -> None:
         targets.append(d.target)
     assert len(set(targets[10:])) == 1, targets
     assert 4 + 4 * 10 * 0.5 * 0.5 <= targets[-1] <= 4 + 4 * 10 * 0.5
+
+
+def test_a_report_after_an_attempt_finished_leaves_its_result(env: tuple[Repository, Broker]) -> None:
+    """Found by the steering fuzzer: a failed or second finished event for an attempt that had
+    finished was recorded as a late result, wiping the attempt's value (the point kept it)."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    feed(s, broker, [ev("started", m), ev("finished", m, value=0.5)])
+    feed(s, broker, [ev("failed", m, reason="late"), ev("finished", m, value=9.0)])
+    [a] = repo.attempts(point_ids=[m["point_id"]])
+    assert (a.state, a.value, a.message) == ("finished", 0.5, None)
+    assert [(p.state, p.value) for p in repo.points(tid) if p.id == m["point_id"]] == [("finished", 0.5)]
