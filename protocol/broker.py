@@ -121,7 +121,12 @@ def _connection(url: str, confirm: bool) -> Connection:
     options: dict[str, Any] = {"polling_interval": 0.005}
     if parsed.scheme in ("amqp", "pyamqp", "amqps") and confirm:
         options["confirm_publish"] = True
-    return Connection(url, transport_options=options, heartbeat=0)
+    transport: Any = None
+    if parsed.scheme in ("amqp", "pyamqp", "amqps"):
+        from gridhpo.protocol import amqptransport
+
+        transport = amqptransport.SSLTransport if parsed.scheme == "amqps" else amqptransport.Transport
+    return Connection(url, transport=transport, transport_options=options, heartbeat=0)
 
 
 class Broker:

@@ -63,6 +63,7 @@ def publish_raw(url: str, queue: str, body: bytes, content_type: str, encoding: 
         conn.release()
 
 
+BOMB = 50_000_000
 # what each poison message below is dead-lettered for
 POISON_REASONS = ["content type 'application/x-python-serialize' is not accepted", "not JSON: UnicodeDecodeError",
                   "JSON nested 33 levels deep", "compressed messages are not accepted"]
@@ -70,7 +71,7 @@ POISON_REASONS = ["content type 'application/x-python-serialize' is not accepted
 
 def poison(url: str, queue: str, marker: Path, compressed: bool = True) -> list[str]:
     """Publish the messages that once stopped a consumer for good (a pickle whose loading
-    creates ``marker``, bytes labelled JSON, a 600-deep JSON, a compressed body); returns the
+    creates ``marker``, bytes labelled JSON, a 600-deep JSON, a compression bomb); returns the
     reasons they are set aside for."""
     import pickle
     import zlib
@@ -82,6 +83,7 @@ def poison(url: str, queue: str, marker: Path, compressed: bool = True) -> list[
     publish_raw(url, queue, b"[" * 600 + b"]" * 600, "application/json")
     if not compressed:
         return POISON_REASONS[:3]
-    publish_raw(url, queue, zlib.compress(b'{"kind": "event"}'), "application/json",
+    # 50 MB of blanks in 50 KB: kombu used to inflate it before any of our code ran
+    publish_raw(url, queue, zlib.compress(b" " * BOMB), "application/json",
                 headers={"compression": "application/x-gzip"})
     return POISON_REASONS

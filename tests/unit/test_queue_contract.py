@@ -18,7 +18,7 @@ import pytest
 from gridhpo.errors import QueueError
 from gridhpo.protocol import Broker
 from gridhpo.protocol.broker import fair_shares
-from tests.helpers import poison, publish_raw
+from tests.helpers import BOMB, poison, publish_raw
 from tests.servers import rabbitmq_vhost
 
 
@@ -225,16 +225,19 @@ def test_poison_messages_come_undecodable_and_the_consumer_goes_on(url: str, tmp
         reasons = poison(url, "ev", marker)
         b.publish("ev", {"ok": 1, "auth": "the-token"})
         got: list[Any] = []
+        sizes: list[int] = []
         deadline = time.monotonic() + 10
         while len(got) < 5 and time.monotonic() < deadline:
             batch = b.drain("ev", 10, timeout=0.5) if how == "drain" else [d for d in [b.wait("ev", 0.5)] if d]
             for d in batch:
                 got.append(d.body)
+                sizes.append(d.size)
                 d.dead_letter(d.body.reason if isinstance(d.body, Undecodable) else "refused")
         assert [type(x).__name__ for x in got] == ["Undecodable"] * 4 + ["dict"]
         for body, reason in zip(got, reasons, strict=False):
             assert reason in body.reason
         assert got[4] == {"ok": 1, "auth": "the-token"}
+        assert sizes[3] < BOMB // 100, "the compressed body was inflated"
         records = []
         while (d := b.wait(DEAD_LETTER_QUEUE, timeout=2)) is not None:
             records.append(d.body)
