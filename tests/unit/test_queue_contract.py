@@ -17,7 +17,7 @@ import pytest
 
 from gridhpo.errors import QueueError
 from gridhpo.protocol import Broker
-from gridhpo.protocol.broker import fair_shares
+from gridhpo.protocol.broker import Delivery, fair_shares
 from tests.helpers import BOMB, poison, publish_raw
 from tests.servers import rabbitmq_vhost
 
@@ -177,7 +177,7 @@ def test_two_consumers_never_get_the_same_message(url: str) -> None:
 CONSUMER = """
 import sys, time
 from gridhpo.protocol import Broker
-from gridhpo.protocol.broker import fair_shares
+from gridhpo.protocol.broker import Delivery, fair_shares
 b = Broker(sys.argv[1])
 d = b.wait("k", timeout=10)
 print("got", d.body["i"], flush=True)
@@ -211,6 +211,15 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 
 # ----------------------------------------------------------------------------- poison messages
 
+def receive(b: Broker, how: str, n: int) -> list[Delivery]:
+    """``n`` messages from the queue ``ev``, pulled one by one (``get``) or from a consumer (``drain``)."""
+    out: list[Delivery] = []
+    deadline = time.monotonic() + 10
+    while len(out) < n and time.monotonic() < deadline:
+        out += b.drain("ev", 10, timeout=0.5) if how == "drain" else [d for d in [b.wait("ev", 0.5)] if d]
+    return out
+
+
 @pytest.mark.parametrize("how", ["get", "drain"])
 def test_poison_messages_come_undecodable_and_the_consumer_goes_on(url: str, tmp_path: Path, how: str) -> None:
     """kombu used to deserialise inside drain_events (pickle included): a message it could not
@@ -224,15 +233,10 @@ def test_poison_messages_come_undecodable_and_the_consumer_goes_on(url: str, tmp
         b.purge("ev")
         reasons = poison(url, "ev", marker)
         b.publish("ev", {"ok": 1, "auth": "the-token"})
-        got: list[Any] = []
-        sizes: list[int] = []
-        deadline = time.monotonic() + 10
-        while len(got) < 5 and time.monotonic() < deadline:
-            batch = b.drain("ev", 10, timeout=0.5) if how == "drain" else [d for d in [b.wait("ev", 0.5)] if d]
-            for d in batch:
-                got.append(d.body)
-                sizes.append(d.size)
-                d.dead_letter(d.body.reason if isinstance(d.body, Undecodable) else "refused")
+        deliveries = receive(b, how, 5)
+        got, sizes = [d.body for d in deliveries], [d.size for d in deliveries]
+        for d in deliveries:
+            d.dead_letter(d.body.reason if isinstance(d.body, Undecodable) else "refused")
         assert [type(x).__name__ for x in got] == ["Undecodable"] * 4 + ["dict"]
         for body, reason in zip(got, reasons, strict=False):
             assert reason in body.reason
@@ -290,13 +294,10 @@ def test_files_planted_in_the_folder_queue_are_set_aside(tmp_path: Path, how: st
     folder = tmp_path / "q"
     with Broker(f"filesystem://{folder}") as b:
         plant(b, folder / "messages")
-        got: list[Any] = []
-        deadline = time.monotonic() + 10
-        while len(got) < 8 and time.monotonic() < deadline:
-            batch = b.drain("ev", 10, timeout=0.5) if how == "drain" else [d for d in [b.wait("ev", 0.5)] if d]
-            for d in batch:
-                got.append(d.body)
-                d.ack()
+        deliveries = receive(b, how, 8)
+        got = [d.body for d in deliveries]
+        for d in deliveries:
+            d.ack()
         assert [isinstance(x, Undecodable) for x in got] == [True] * 7 + [False], got
         assert got[7] == {"ok": 1}
         reasons = " | ".join(x.reason for x in got[:7])
