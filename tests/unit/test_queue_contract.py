@@ -305,3 +305,30 @@ def test_files_planted_in_the_folder_queue_are_set_aside(tmp_path: Path, how: st
                          "not valid base64"):
             assert expected in reasons, reasons
         assert not list((folder / "messages").iterdir()) and not list((folder / "claimed").iterdir())
+
+
+@pytest.mark.parametrize("how", ["get", "drain"])
+def test_headers_nested_deep_stop_no_consumer(url: str, how: str) -> None:
+    """py-amqp read such headers recursively inside drain_events: the RecursionError stopped the
+    consumer at every delivery of the message."""
+    import sys
+
+    from gridhpo.protocol.broker import Undecodable
+
+    headers: dict[str, Any] = {}
+    for _ in range(3000):
+        headers = {"a": headers}
+    with Broker(url) as b:
+        b.purge("ev")
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(20_000)  # the attacker's client writes them recursively too
+        try:
+            publish_raw(url, "ev", b'{"x": 1}', "application/json", headers={"deep": headers})
+        finally:
+            sys.setrecursionlimit(limit)
+        b.publish("ev", {"ok": 1})
+        got = [d.body for d in receive(b, how, 2)]
+    # py-amqp's reader and the folder queue's JSON reader each say it their way
+    assert isinstance(got[0], Undecodable), got
+    assert "headers nested too deep" in got[0].reason or "not JSON: RecursionError" in got[0].reason
+    assert got[1:] == [{"ok": 1}]
