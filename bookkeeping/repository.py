@@ -249,16 +249,21 @@ class Repository:
                 q = q.where(T_PILOT.c.task_id == task_id)
             return list(conn.execute(q))
 
-    def attempt_ids(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
-        """Ids of attempts by (point_id, number), for events about attempts not in memory."""
+    def attempt_ids(self, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], tuple[int, str]]:
+        """Ids and states of attempts by (task_id, point_id, number), for events about attempts
+        not in memory. The task is part of the key: an event's credentials are its task's, so it
+        must never find an attempt of another task's point."""
         if not keys:
             return {}
-        pids = sorted({k[0] for k in keys})
+        wanted = set(keys)
+        pids = sorted({k[1] for k in wanted})
         with self._tx("read attempt ids") as conn:
             rows = conn.execute(
-                select(T_ATTEMPT.c.id, T_ATTEMPT.c.point_id, T_ATTEMPT.c.number).where(T_ATTEMPT.c.point_id.in_(pids))
+                select(T_ATTEMPT.c.id, T_ATTEMPT.c.state, T_ATTEMPT.c.point_id, T_ATTEMPT.c.number, T_POINT.c.task_id)
+                .join(T_POINT, T_POINT.c.id == T_ATTEMPT.c.point_id)
+                .where(T_ATTEMPT.c.point_id.in_(pids), T_POINT.c.task_id.in_(sorted({k[0] for k in wanted})))
             )
-            return {(r.point_id, r.number): r.id for r in rows}
+            return {key: (r.id, r.state) for r in rows if (key := (r.task_id, r.point_id, r.number)) in wanted}
 
     # ------------------------------------------------------------------ batches
 

@@ -16,6 +16,7 @@ from gridhpo.checkpoints._base import (
     check_key,
     sha256_file,
 )
+from gridhpo.config import redact
 from gridhpo.errors import ConfigError, unknown_name
 
 
@@ -37,7 +38,7 @@ STORES: dict[str, Callable[[str], ObjectStore]] = {"file": _local, "s3": _s3}
 def open_store(url: str) -> ObjectStore:
     scheme = urlsplit(url).scheme
     if not scheme:
-        raise ConfigError(f"store URL {url!r} has no scheme (file:///path or s3://bucket/prefix)")
+        raise ConfigError(f"store URL {redact(url)!r} has no scheme (file:///path or s3://bucket/prefix)")
     if scheme not in STORES:
         raise unknown_name("store URL scheme", scheme, STORES)
     return STORES[scheme](url)

@@ -111,7 +111,7 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
     repo = _repo(db)
     lock = SteeringLock(repo)
     if not lock.acquire():
-        raise click.ClickException(f"another steering already serves {repo.engine.url.render_as_string()}")
+        raise click.ClickException(f"another steering already serves {config.redact(repo.url)}")
     stop = threading.Event()
     _stop_on_signals(stop)
     # the steering's own messages need no publisher confirms: a lost point message is

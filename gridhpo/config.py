@@ -6,6 +6,7 @@ default under ``GRIDHPO_HOME`` (``~/.gridhpo``) that needs no server.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -27,11 +28,25 @@ def store_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get("GRIDHPO_STORE") or f"file://{home() / 'store'}"
 
 
+# a query parameter whose name says it holds a secret: ?password=, &aws_secret_access_key=,
+# &X-Amz-Signature=, &token=, &sslkey=...
+_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|secret|token|key|auth|credential|signature)[^=&;#]*=)[^&;#]*",
+                           re.IGNORECASE)
+
+# a URL given as a query parameter (?endpoint=http://user:password@host)
+_NESTED_USERINFO = re.compile(r"(://[^:/?#@&;\s]*:)[^@/?#&;\s]*@")
+
+
 def redact(url: str) -> str:
-    """A URL with its password replaced, fit for logs and error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    """A URL with every secret in it replaced by ``***``, fit for logs and error messages: the
+    password of its user part (``scheme://user:***@host``) and the value of any query parameter
+    whose name says it holds one. The one place URLs are redacted; it works on text that is not
+    a well-formed URL too, as an error about a bad URL must hide its secrets as well."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    head, tail = url[:cut], _SECRET_PARAM.sub(r"\1***", _NESTED_USERINFO.sub(r"\1***@", url[cut:]))
+    scheme, sep, rest = head.partition("://")
+    if sep and "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        if ":" in creds:
+            head = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return head + tail

@@ -13,6 +13,7 @@ truth and the steering re-sends such points (see ``steering.service``).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,15 @@ from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
-from gridhpo.protocol.messages import DEAD_LETTER_QUEUE, MAX_MESSAGE_BYTES
+from gridhpo.protocol.fstransport import UNREADABLE_HEADER
+from gridhpo.protocol.messages import (
+    DEAD_LETTER_QUEUE,
+    JSON_CONTENT_TYPE,
+    MAX_MESSAGE_BYTES,
+    decode_body,
+    without_secrets,
+)
+from gridhpo.protocol.messages import Undecodable as Undecodable  # where the consumers look for it
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +65,22 @@ class Delivery:
         return len(raw) if isinstance(raw, (bytes, str)) else 0
 
     def dead_letter(self, reason: str) -> None:
-        """Set the message aside in the dead-letter queue with the reason, and acknowledge it."""
-        body = self.body if not isinstance(self.body, Undecodable) else None
+        """Set the message aside in the dead-letter queue with the reason, and acknowledge it.
+        The record keeps no credential: secret fields are dropped, and an undecodable body is
+        kept only as a short preview with anything that looks like a secret masked."""
+        decoded = not isinstance(self.body, Undecodable)
         raw = getattr(self._message, "body", b"")
-        record = {"reason": reason, "time": time.time(), "body": body if self.size <= MAX_MESSAGE_BYTES else None,
-                  "raw": raw[:4096].decode("utf-8", "replace") if isinstance(raw, bytes) and body is None else None}
-        log.error("message set aside in %s: %s", DEAD_LETTER_QUEUE, reason)
+        record = {
+            "reason": reason, "time": time.time(), "queue": self.queue, "size": self.size,
+            "content_type": str(getattr(self._message, "content_type", None))[:80],
+            "body": without_secrets(self.body) if decoded and self.size <= MAX_MESSAGE_BYTES else None,
+            "raw": None if decoded else _preview(raw),
+        }
+        log.error("message from %s set aside in %s: %s", self.queue, DEAD_LETTER_QUEUE, reason)
         try:
             self._broker.publish(DEAD_LETTER_QUEUE, record)
         except QueueError as exc:
-            log.error("the dead-letter queue is unreachable too (%s); the message is dropped: %.300r", exc, body)
+            log.error("the dead-letter queue is unreachable too (%s); the message is dropped", exc)
         self.ack()
 
     def ack(self) -> None:
@@ -106,7 +121,12 @@ def _connection(url: str, confirm: bool) -> Connection:
     options: dict[str, Any] = {"polling_interval": 0.005}
     if parsed.scheme in ("amqp", "pyamqp", "amqps") and confirm:
         options["confirm_publish"] = True
-    return Connection(url, transport_options=options, heartbeat=0)
+    transport: Any = None
+    if parsed.scheme in ("amqp", "pyamqp", "amqps"):
+        from gridhpo.protocol import amqptransport
+
+        transport = amqptransport.SSLTransport if parsed.scheme == "amqps" else amqptransport.Transport
+    return Connection(url, transport=transport, transport_options=options, heartbeat=0)
 
 
 class Broker:
@@ -117,9 +137,12 @@ class Broker:
         self.lock = threading.RLock()
         try:
             self._conn = _connection(url, confirm)
+        except (TypeError, ValueError) as exc:  # kombu's URL parsing: ?password= gives a TypeError
+            raise QueueError(f"broker URL {redact(url)} is not valid: {redact(str(exc))}") from exc
+        try:
             self._conn.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5)
         except _CONNECTION_ERRORS as exc:
-            raise QueueError(f"cannot connect to the broker {redact(url)}: {exc}") from exc
+            raise QueueError(f"cannot connect to the broker {redact(url)}: {redact(str(exc))}") from exc
         self.confirm = confirm
         self._declared: set[str] = set()
         # publishing on a connection that also consumes makes py-amqp read pending
@@ -222,9 +245,13 @@ class Broker:
 
         def op() -> Delivery | None:
             self._declare(queue)
-            msg = self._queue(queue)(self._conn.default_channel).get(no_ack=False, accept=["json"])
-            if msg is None:
+            # not Queue.get: it re-raises a body kombu could not decompress; the message is
+            # built without decoding it, and _decode never raises
+            channel = self._conn.default_channel
+            raw = channel.basic_get(queue=queue, no_ack=False)
+            if raw is None:
                 return None
+            msg = channel.message_to_python(raw)
             return Delivery(_decode(msg), msg, self, queue)
 
         with self.lock:
@@ -308,12 +335,17 @@ class Broker:
             self._declare(queue)
             buf: list[Delivery] = []
 
-            def on_message(body: Any, message: Any) -> None:
-                buf.append(Delivery(_decode(message), message, self, queue))
+            def on_message(message: Any, exc: BaseException | None = None) -> None:
+                # called inside drain_events: raising here would be taken for a lost
+                # connection, and the message would come back after every reconnection
+                buf.append(Delivery(_decode(message, exc), message, self, queue))
 
+            # on_message: kombu hands over the message undecoded (with callbacks= it would
+            # deserialise it inside drain_events); on_decode_error: a body it could not even
+            # decompress
             consumer = Consumer(
-                self._conn.default_channel, queues=[self._queue(queue)],
-                callbacks=[on_message], accept=["json"], prefetch_count=prefetch,
+                self._conn.default_channel, queues=[self._queue(queue)], on_message=on_message,
+                on_decode_error=on_message, accept=[JSON_CONTENT_TYPE], prefetch_count=prefetch,
             )
             consumer.consume()
             self._consumers[queue] = (consumer, buf)
@@ -360,18 +392,28 @@ def fair_shares(waiting: list[int], total: int) -> list[int]:
     return shares
 
 
-class Undecodable:
-    """The body of a message that is not valid JSON; its reason is kept for the logs."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Undecodable({self.reason!r})"
-
-
-def _decode(message: Any) -> Any:
+def _decode(message: Any, error: BaseException | None = None) -> Any:
+    """The body of a received message, decoded by us (kombu is never let deserialise: its
+    registry includes pickle); ``Undecodable`` for anything but the JSON we accept."""
     try:
-        return message.decode()
-    except Exception as exc:  # kombu raises ContentDisallowed, DecodeError or the codec's error
-        return Undecodable(f"{type(exc).__name__}: {exc}")
+        if error is not None or message.errors:
+            exc = error or message.errors[0][1]
+            return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
+        if UNREADABLE_HEADER in (message.headers or {}):
+            return Undecodable(str(message.headers[UNREADABLE_HEADER])[:300])
+        if "compression" in (message.headers or {}):
+            return Undecodable("compressed messages are not accepted")
+        return decode_body(message.body, message.content_type, message.content_encoding)
+    except Exception as exc:  # a message object of an unexpected shape: never stop the consumer
+        return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+_SECRET_VALUE = re.compile(r"(auth|token|password|passwd|secret)([\"']?\s*[:=]\s*[\"']?)[^\"'\s,;&}]*", re.I)
+
+
+def _preview(raw: object) -> str | None:
+    """The start of an undecodable body for the dead letters, with secret-looking values masked."""
+    if not isinstance(raw, (bytes, str)):
+        return None
+    text = raw[:256].decode("utf-8", "replace") if isinstance(raw, bytes) else raw[:256]
+    return _SECRET_VALUE.sub(r"\1\2***", text)

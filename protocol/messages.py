@@ -2,20 +2,26 @@
 unique ``event_id`` so that a redelivered event can be recognised and applied only once."""
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gridhpo.errors import MessageError
 from gridhpo.tokens import queue_key
+
+_M = TypeVar("_M")
 
 PROTOCOL_VERSION = 2  # 2: one events queue per task (gridhpo.events.<task>)
 EVENT_TYPES = ("started", "heartbeat", "metric", "checkpoint", "finished", "failed", "interrupted")
 MAX_MESSAGE_BYTES = 1 << 20
 DEAD_LETTER_QUEUE = "gridhpo.dead-letter"  # malformed or oversized messages, with the reason
+MAX_DEPTH = 32  # nesting of a message's JSON: ours never exceed a few levels
+JSON_CONTENT_TYPE = "application/json"
 
 
 def points_queue(task_id: int, token: str | None = None) -> str:
@@ -84,6 +90,86 @@ class Event:
         return asdict(self)
 
 
+class Undecodable:
+    """The body of a message that is not JSON we accept; its reason is kept for the dead letters."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Undecodable({self.reason!r})"
+
+
+def decode_body(raw: object, content_type: object, content_encoding: object) -> Any:
+    """A message body as we accept it on the wire: JSON text in UTF-8, at most
+    ``MAX_MESSAGE_BYTES`` long and ``MAX_DEPTH`` deep. Never raises (and never runs a
+    deserialiser other than ``json``): anything else comes back as ``Undecodable``."""
+    try:
+        if content_type != JSON_CONTENT_TYPE:
+            return Undecodable(f"content type {str(content_type)[:80]!r} is not accepted (only {JSON_CONTENT_TYPE})")
+        if content_encoding is not None and str(content_encoding).lower().replace("-", "") != "utf8":
+            return Undecodable(f"content encoding {str(content_encoding)[:40]!r} is not accepted (only utf-8)")
+        if not isinstance(raw, (bytes, str)):
+            return Undecodable(f"a body of type {type(raw).__name__} is not accepted")
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return Undecodable(f"a body of {len(raw)} bytes is over the limit of {MAX_MESSAGE_BYTES}")
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text)
+        if (depth := _depth(value)) > MAX_DEPTH:
+            return Undecodable(f"JSON nested {depth} levels deep, over the limit of {MAX_DEPTH}")
+        return value
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors
+        return Undecodable(f"not JSON: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests, measured without recursion (so any depth can be measured)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break  # deep enough to refuse: no need to walk the rest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+# fields that may hold a credential: never kept in a dead-letter record or a log
+SECRET_FIELDS = frozenset({"auth", "token", "password", "secret", "signing_key"})
+
+
+def without_secrets(value: Any) -> Any:
+    """``value`` with every field named in ``SECRET_FIELDS`` removed, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: without_secrets(v) for k, v in value.items() if str(k).lower() not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [without_secrets(v) for v in value]
+    return value
+
+
+def _total(parse: Callable[[object], _M]) -> Callable[[object], _M]:
+    """``parse`` raising only MessageError: whatever a message holds, a consumer that parses it
+    can set it aside with a reason (a RecursionError or OverflowError once escaped and stopped it)."""
+
+    @functools.wraps(parse)
+    def total(body: object) -> _M:
+        try:
+            return parse(body)
+        except MessageError:
+            raise
+        except (ValueError, TypeError, ArithmeticError, RecursionError, KeyError, AttributeError) as exc:
+            raise MessageError(f"unparseable message: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    return total
+
+
 def _need(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     if key not in body:
         raise MessageError(f"message field {key!r} is missing")
@@ -94,6 +180,8 @@ def _need(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> A
 
 
 def _check_envelope(body: object, kind: str) -> Mapping[str, Any]:
+    if isinstance(body, Undecodable):
+        raise MessageError(body.reason)
     if not isinstance(body, Mapping):
         raise MessageError(f"a {kind} message must be a JSON object, got {type(body).__name__}")
     if body.get("kind") != kind:
@@ -104,6 +192,7 @@ def _check_envelope(body: object, kind: str) -> Mapping[str, Any]:
     return body
 
 
+@_total
 def parse_point(body: object) -> PointMessage:
     b = _check_envelope(body, "point")
     return PointMessage(
@@ -176,6 +265,7 @@ def _auth(b: Mapping[str, Any]) -> str:
     return auth
 
 
+@_total
 def parse_event(body: object) -> Event:
     raw = _check_envelope(body, "event")
     b = _storable(raw, "event")
@@ -221,6 +311,7 @@ class ControlMessage:
         return asdict(self)
 
 
+@_total
 def parse_control(body: object) -> ControlMessage:
     b = _check_envelope(body, "control")
     action = _need(b, "action", str)

@@ -134,7 +134,7 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
                         raise EvaluationError(f"all {group.count} pilots of task {group.task_id} exited; "
                                               f"see their logs in {group.log_dir}")
         else:
-            log.info("another steering serves %s; watching tasks %s", repo.url, task_ids)
+            log.info("another steering serves %s; watching tasks %s", config.redact(repo.url), task_ids)
             while not stop.is_set() and any(repo.task(tid).state == "active" for tid in task_ids):
                 if on_progress is not None:
                     for tid in task_ids:

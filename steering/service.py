@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
+from gridhpo.config import redact
 from gridhpo.errors import GridHPOError, MessageError, OptimiserError
 from gridhpo.protocol import (
     CONTROL_ACTIONS,
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # why an attempt was interrupted, as pilots report it: its end_reason in the bookkeeping
 INTERRUPT_CAUSES = ("walltime", "signal", "site")
+# the states of an attempt the steering gave up on: only these take a late result
+GIVEN_UP = ("lost", "interrupted", "cancelled")
 
 
 class Steering:
@@ -68,7 +71,7 @@ class Steering:
     def run(self, stop: threading.Event | None = None, until_done: set[int] | None = None) -> None:
         """Serve until ``stop`` is set, or until every task in ``until_done`` has ended."""
         stop = stop or threading.Event()
-        log.info("steering started (bookkeeping %s)", self.repo.engine.url.render_as_string(hide_password=True))
+        log.info("steering started (bookkeeping %s)", redact(self.repo.url))
         try:
             self.refresh_tasks(force=True)
             while not stop.is_set():
@@ -510,11 +513,21 @@ class Steering:
         results = [e for e in late if e.type in ("finished", "failed", "metric")]
         if not results:
             return
-        ids = self.repo.retrying("read attempt ids",
-                                 lambda: self.repo.attempt_ids([(e.point_id, e.attempt) for e in results]))
+        ids = self.repo.retrying("read attempt ids", lambda: self.repo.attempt_ids(
+            [(e.task_id, e.point_id, e.attempt) for e in results]))
         for ev in results:
-            aid = ids.get((ev.point_id, ev.attempt))
-            if aid is None:
+            found = ids.get((ev.task_id, ev.point_id, ev.attempt))
+            if found is None:
+                # an unknown attempt, or one of another task (its token does not cover it)
+                log.warning("%s event of pilot %s: task %d has no point %d attempt %d; ignored",
+                            ev.type, ev.pilot_id, ev.task_id, ev.point_id, ev.attempt)
+                continue
+            aid, state = found
+            if ev.type != "metric" and state not in GIVEN_UP:
+                # the attempt ended with its own result (a redelivered or repeated report):
+                # that result stands
+                log.info("%s event for point %d attempt %d, which ended %s: ignored",
+                         ev.type, ev.point_id, ev.attempt, state)
                 continue
             if ev.type == "metric":
                 changes.metrics.append(self._metric_row(ev.point_id, aid, None, ev))

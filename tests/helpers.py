@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import Broker
@@ -43,3 +44,55 @@ def process_ended(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(")") + 2] in "ZX"
+
+
+class _Opens:
+    """A pickle whose loading would create ``path``: proof that nothing unpickled it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def publish_raw(url: str, queue: str, body: bytes, content_type: str, encoding: str = "utf-8",
+                headers: dict[str, Any] | None = None) -> None:
+    """Publish bytes as any client of the broker can, with whatever content type it claims
+    (the queue must exist: RabbitMQ drops what goes to a queue that does not)."""
+    from kombu.messaging import Producer
+
+    from gridhpo.protocol.broker import _connection
+
+    conn = _connection(url, False)
+    try:
+        Producer(conn.default_channel).publish(body, routing_key=queue, exchange="", content_type=content_type,
+                                               content_encoding=encoding, headers=headers or {})
+    finally:
+        conn.release()
+
+
+BOMB = 50_000_000
+# what each poison message below is dead-lettered for
+POISON_REASONS = ["content type 'application/x-python-serialize' is not accepted", "not JSON: UnicodeDecodeError",
+                  "JSON nested 33 levels deep", "compressed messages are not accepted"]
+
+
+def poison(url: str, queue: str, marker: Path, compressed: bool = True) -> list[str]:
+    """Publish the messages that once stopped a consumer for good (a pickle whose loading
+    creates ``marker``, bytes labelled JSON, a 600-deep JSON, a compression bomb); returns the
+    reasons they are set aside for."""
+    import pickle
+    import zlib
+
+    with Broker(url) as b:
+        b.size(queue)  # declares it
+    publish_raw(url, queue, pickle.dumps(_Opens(marker)), "application/x-python-serialize", "binary")
+    publish_raw(url, queue, b"\xff\xfe not JSON {", "application/json")
+    publish_raw(url, queue, b"[" * 600 + b"]" * 600, "application/json")
+    if not compressed:
+        return POISON_REASONS[:3]
+    # 50 MB of blanks in 50 KB: kombu used to inflate it before any of our code ran
+    publish_raw(url, queue, zlib.compress(b" " * BOMB), "application/json",
+                headers={"compression": "application/x-gzip"})
+    return POISON_REASONS

@@ -7,6 +7,7 @@ import json
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -311,11 +312,36 @@ def test_a_parsed_finished_event_has_a_finite_value(body: Any) -> None:
 
 # ----------------------------------------------------------------------------- the steering
 
-@pytest.fixture(scope="module")
-def steering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Steering, Broker, int, list[dict[str, Any]]]]:
-    tmp: Path = tmp_path_factory.mktemp("fuzz-steering")
-    repo = Repository(f"sqlite:///{tmp / 'b.db'}")
-    broker = Broker(f"filesystem://{tmp / 'q'}")
+@dataclass
+class FuzzedTask:
+    """One steering serving one task, and what its pilots (holding the task's token) were given."""
+
+    steering: Steering
+    broker: Broker
+    task_id: int
+    token: str
+    points: list[dict[str, Any]] = field(default_factory=list)  # every point message taken
+    ended: dict[int, tuple[str, float | None]] = field(default_factory=dict)  # point id: its end
+
+    def current_points(self) -> list[dict[str, Any]]:
+        """The messages of the attempts the steering has open now."""
+        state = self.steering.tasks.get(self.task_id)
+        if state is None:
+            return []
+        return [m for m in self.points
+                if (op := state.open.get(m["point_id"])) is not None and op.attempt == m["attempt"]]
+
+    def take_points(self) -> None:
+        while (d := self.broker.get(points_queue(self.task_id, self.token))) is not None:
+            assert isinstance(d.body, dict), d.body
+            self.points.append(d.body)
+            d.ack()
+
+
+@pytest.fixture
+def fuzzed(tmp_path: Path) -> Iterator[FuzzedTask]:
+    repo = Repository(f"sqlite:///{tmp_path / 'b.db'}")
+    broker = Broker(f"filesystem://{tmp_path / 'q'}")
     tid, _ = submit(repo, parse_task({
         "name": "fuzz", "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
         "optimiser": {"backend": "random", "seed": 1},
@@ -323,13 +349,14 @@ def steering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Steerin
         "evaluation": {"command": "true", "heartbeat": 1, "lost_after": 1000},
         "early_stopping": {"scheduler": "asha", "resource": "epoch", "max_resource": 9},
     }))
+    token = repo.task(tid).token
+    assert token
     s = Steering(repo, broker)
     s.step()
-    msgs = []
-    while (d := broker.get(points_queue(tid))) is not None:
-        msgs.append(d.body)
-        d.ack()
-    yield s, broker, tid, msgs
+    task = FuzzedTask(s, broker, tid, token)
+    task.take_points()
+    assert task.points, "the steering handed out no point"
+    yield task
     broker.close()
     repo.close()
 
@@ -343,34 +370,88 @@ valid_events = st.builds(
                          json_like, max_size=6),
     time=st.floats(0, 2e9),
 )
+# data a pilot really sends, by event type: events that the steering applies, not only refuses
+sound_data = {
+    "started": st.fixed_dictionaries({"host": st.text(max_size=8)}),
+    "heartbeat": st.just({}),
+    "metric": st.fixed_dictionaries({"seq": st.integers(0, 20), "step": st.integers(0, 12),
+                                     "values": st.fixed_dictionaries({"loss": numbers, "epoch": st.integers(0, 12)})}),
+    "checkpoint": st.fixed_dictionaries({"key": st.text(min_size=1, max_size=8), "size": st.integers(0, 99),
+                                         "sha256": st.just("0" * 64), "sequence": st.integers(0, 9)}),
+    "finished": st.fixed_dictionaries({"value": st.floats(-1e6, 1e6), "message": st.text(max_size=8)}),
+    "failed": st.fixed_dictionaries({"reason": st.text(max_size=8), "stderr": st.text(max_size=8)}),
+    "interrupted": st.fixed_dictionaries({"reason": st.text(max_size=8)},
+                                         optional={"decision": st.sampled_from(["stop", "pause", "x"]),
+                                                   "cause": st.sampled_from(["walltime", "signal", "x"])}),
+}
+TERMINAL = ("finished", "failed", "stopped", "cancelled")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(valid_events, min_size=1, max_size=6), st.data())
-def test_the_steering_survives_any_valid_shaped_event(
-        steering: tuple[Steering, Broker, int, list[dict[str, Any]]], events: list[Event], data: st.DataObject) -> None:
-    """Events for unknown tasks, unknown points, old attempts, and junk data for open points:
-    the round that receives them never raises; what it cannot use it drops and logs."""
-    s, broker, tid, msgs = steering
-    aimed = []
-    for ev in events:
-        body = ev.to_json()
-        aim: bool = data.draw(st.booleans())
-        if msgs and aim:  # aim some at a point the steering handed out
-            m = msgs[data.draw(st.integers(0, 10**6)) % len(msgs)]
-            body.update(task_id=tid, point_id=m["point_id"], attempt=m["attempt"])
-        try:
-            aimed.append(parse_event(json.loads(json.dumps(body))))
-        except MessageError:
-            continue  # malformed events are dropped before apply_events; covered above
-    s.apply_events([e for e in aimed if e.task_id != tid])  # unknown tasks: nothing to do, nothing raised
-    # into this task's queue: those of other tasks are refused there
-    broker.publish_many([(events_queue(tid), e.to_json()) for e in aimed])
-    s.step()
-    while (d := broker.get(points_queue(tid))) is not None:
-        msgs.append(d.body)
-        d.ack()
-    assert tid in s.tasks or s.repo.task(tid).state != "active"
+def check_invariants(task: FuzzedTask) -> None:
+    """What no sequence of events may break: an ended point never changes again (it never
+    finishes twice), a finished point's value is its last attempt's, the steering's counts
+    and open points are the bookkeeping's."""
+    repo = task.steering.repo
+    points = repo.points(task.task_id)
+    attempts: dict[int, list[Any]] = {}
+    for a in repo.attempts(task_id=task.task_id):
+        attempts.setdefault(a.point_id, []).append(a)
+    for p in points:
+        numbers = [a.number for a in attempts.get(p.id, [])]
+        assert len(numbers) == len(set(numbers)) and all(1 <= n <= p.attempt for n in numbers), (p, numbers)
+        if p.id in task.ended:
+            assert (p.state, p.value) == task.ended[p.id], f"point {p.id} ended twice"
+        elif p.state in TERMINAL:
+            task.ended[p.id] = (p.state, p.value)
+        if p.state == "finished":
+            [last] = [a for a in attempts[p.id] if a.number == p.attempt]
+            assert (last.state, last.value) == ("finished", p.value)
+    state = task.steering.tasks.get(task.task_id)
+    if state is not None:
+        assert state.finished == sum(p.state == "finished" for p in points)
+        assert state.failed == sum(p.state == "failed" for p in points)
+        assert set(state.open) == {p.id for p in points if p.state not in TERMINAL}
+    metric_attempts = {m.attempt_id for m in repo.metrics(task.task_id)}
+    assert metric_attempts <= {a.id for rows in attempts.values() for a in rows}
+
+
+def test_the_steering_survives_any_valid_shaped_event(fuzzed: FuzzedTask) -> None:
+    """Events for unknown tasks, unknown points, old attempts, and junk or sound data for the
+    task's open points, sent with the task's token: the round that receives them never
+    raises, what it cannot use it drops and logs, and the bookkeeping stays consistent."""
+    task = fuzzed
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(valid_events, min_size=1, max_size=6), st.data())
+    def rounds(events: list[Event], data: st.DataObject) -> None:
+        aimed = []
+        for ev in events:
+            body = ev.to_json()
+            if data.draw(st.booleans()):  # aim it at a point the steering handed out, as its pilot
+                current = task.current_points()  # mostly the open points' attempts, sometimes old ones
+                pool = current if current and data.draw(st.integers(0, 3)) else task.points
+                m = pool[data.draw(st.integers(0, 10**6)) % len(pool)]
+                body.update(task_id=task.task_id, point_id=m["point_id"], attempt=m["attempt"], auth=task.token)
+                if data.draw(st.booleans()):
+                    body["data"] = data.draw(sound_data[ev.type])
+            try:
+                aimed.append(parse_event(json.loads(json.dumps(body))))
+            except MessageError:
+                continue  # malformed events are dropped before apply_events; covered above
+        task.steering.apply_events([e for e in aimed if e.task_id != task.task_id])  # unknown tasks: no effect
+        # into this task's queue: those of other tasks are refused there
+        task.broker.publish_many([(events_queue(task.task_id), e.to_json()) for e in aimed])
+        task.steering.step()
+        task.take_points()
+        check_invariants(task)
+        assert task.task_id in task.steering.tasks or task.steering.repo.task(task.task_id).state != "active"
+
+    rounds()
+    # the events reached the task's points: some ran, finished, failed or came back as new attempts
+    repo = task.steering.repo
+    assert any(state == "finished" for state, _ in task.ended.values()), task.ended
+    assert any(a.number > 1 for a in repo.attempts(task_id=task.task_id)), "no point was re-queued"
+    assert repo.metrics(task.task_id), "no metric was recorded"
 
 
 def test_events_are_made_storable_or_refused() -> None:

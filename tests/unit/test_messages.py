@@ -78,3 +78,54 @@ def test_pilot_messages_round_trip_and_bad_ones_are_refused() -> None:
         parse_hello_reply({**reply.to_json(), "accepted": "yes"})
     with pytest.raises(MessageError, match="task-end state 'paused' is not one of"):
         parse_task_end({**end.to_json(), "state": "paused"})
+
+
+def test_parsers_raise_only_message_error_on_any_nesting() -> None:
+    """A 10,000-deep reason once raised RecursionError out of parse_control, which no
+    consumer caught."""
+    deep: object = "x"
+    for _ in range(10_000):
+        deep = [deep]
+    body = {"kind": "control", "v": PROTOCOL_VERSION, "task_id": 1, "point_id": 1, "attempt": 1,
+            "action": "stop", "reason": deep}
+    from gridhpo.protocol import parse_control
+
+    with pytest.raises(MessageError, match="RecursionError"):
+        parse_control(body)
+
+
+@pytest.mark.parametrize(("raw", "content_type", "encoding", "reason"), [
+    (b'{"a": 1}', "application/x-python-serialize", "binary", "content type 'application/x-python-serialize'"),
+    (b'{"a": 1}', "application/x-yaml", "utf-8", "content type 'application/x-yaml' is not accepted"),
+    (b'{"a": 1}', "application/json", "latin-1", "content encoding 'latin-1' is not accepted"),
+    (b"\xff{", "application/json", "utf-8", "not JSON: UnicodeDecodeError"),
+    (b"{not json", "application/json", "utf-8", "not JSON: JSONDecodeError"),
+    (b"[" * 600 + b"]" * 600, "application/json", "utf-8", "JSON nested 33 levels deep"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", "utf-8", "not JSON: RecursionError"),
+    (b"1" * 5000, "application/json", "utf-8", "not JSON: ValueError"),  # past int's digit limit
+    (b" " * (1 << 20) + b"{}", "application/json", "utf-8", "over the limit"),
+])
+def test_decode_body_accepts_only_bounded_json(raw: bytes, content_type: str, encoding: str, reason: str) -> None:
+    from gridhpo.protocol.messages import Undecodable, decode_body
+
+    got = decode_body(raw, content_type, encoding)
+    assert isinstance(got, Undecodable) and reason in got.reason, got
+    with pytest.raises(MessageError, match=reason.split(":")[0]):
+        parse_event(got)
+
+
+def test_decode_body_gives_our_json() -> None:
+    from gridhpo.protocol.messages import MAX_DEPTH, decode_body
+
+    nested: object = 1
+    for _ in range(MAX_DEPTH - 1):
+        nested = {"a": nested}
+    assert decode_body(json.dumps([nested]).encode(), "application/json", "utf-8") == [nested]
+    assert decode_body('{"x": "é"}', "application/json", None) == {"x": "é"}
+
+
+def test_without_secrets_drops_credentials_at_any_depth() -> None:
+    from gridhpo.protocol.messages import without_secrets
+
+    body = {"auth": "t", "data": {"Token": "t", "keep": [{"password": "p", "n": 1}]}, "x": 1}
+    assert without_secrets(body) == {"data": {"keep": [{"n": 1}]}, "x": 1}

@@ -430,3 +430,18 @@ def test_a_redelivered_event_is_applied_once(env: tuple[Repository, Broker]) -> 
     feed(again, broker, [finished])
     assert [p.points_done for p in repo.pilots(tid)] == [1]
     assert [p.state for p in repo.points(tid)].count("finished") == 1
+
+
+def test_a_report_after_an_attempt_finished_leaves_its_result(env: tuple[Repository, Broker]) -> None:
+    """Found by the steering fuzzer: a failed or second finished event for an attempt that had
+    finished was recorded as a late result, wiping the attempt's value (the point kept it)."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    feed(s, broker, [ev("started", m), ev("finished", m, value=0.5)])
+    feed(s, broker, [ev("failed", m, reason="late"), ev("finished", m, value=9.0)])
+    [a] = repo.attempts(point_ids=[m["point_id"]])
+    assert (a.state, a.value, a.message) == ("finished", 0.5, None)
+    assert [(p.state, p.value) for p in repo.points(tid) if p.id == m["point_id"]] == [("finished", 0.5)]
