@@ -23,12 +23,17 @@ def test_a_second_steering_on_the_same_sqlite_file_is_refused(tmp_path: Path) ->
 
 
 def _end_session(lock: SteeringLock) -> None:
-    """What a PostgreSQL restart does to the session holding the advisory lock."""
+    """What a PostgreSQL restart does to the session holding the advisory lock.
+
+    ``pg_terminate_backend(pid)`` only signals the backend and returns at once: on a loaded
+    machine the backend may still hold the lock when the next statement runs (the CI flake).
+    With a timeout it returns once the backend has exited, after it released its locks."""
     assert lock._conn is not None
     pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()
     lock._conn.commit()
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        row = admin.execute("SELECT pg_terminate_backend(%s, 60000)", (pid,)).fetchone()
+        assert row is not None and row[0], f"backend {pid} did not exit within 60 s"
 
 
 def test_the_postgresql_lock_is_taken_again_after_its_session_ended(pg_url: str) -> None:
