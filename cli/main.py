@@ -249,16 +249,24 @@ def status(task: str | None, db: str | None) -> None:
 @task_argument
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
+@click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
 @db_option
-def results(task: str, fmt: str, sort: str, db: str | None) -> None:
-    """Every point of TASK with its parameters, state, value and attempts."""
+def results(task: str, fmt: str, sort: str, number: int | None, db: str | None) -> None:
+    """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
-    from gridhpo.steering.reports import format_results
+    from gridhpo.steering.reports import format_point, format_results
     from gridhpo.steering.reports import results as get_results
 
     repo = _repo(db)
     row = repo.task(task)
-    rows = get_results(repo, row)
+    rows = get_results(repo, row, number)
+    if number is not None:
+        if not rows:
+            raise click.ClickException(f"task {row.name!r} has no point {number} "
+                                       f"(it has {sum(repo.counts(row.id).values())} points)")
+        click.echo(format_point(rows[0], fmt))
+        return
     if sort == "value":
         sign = 1 if row.spec["objective"]["mode"] == "min" else -1
         rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
