@@ -53,3 +53,37 @@ def test_a_steering_whose_lock_was_taken_meanwhile_stops(pg_url: str) -> None:
     with pytest.raises(BookkeepingError, match="another steering took the lock"):
         first.verify()
     second.release()
+
+
+def test_hard_links_to_one_sqlite_file_share_its_lock(tmp_path: Path) -> None:
+    """Two names of one file (a hard link, a symlink) are one bookkeeping: one steering."""
+    db = tmp_path / "a" / "b.db"
+    db.parent.mkdir()
+    Repository(f"sqlite:///{db}").close()
+    (tmp_path / "other").mkdir()
+    hard, soft = tmp_path / "other" / "hard.db", tmp_path / "soft.db"
+    hard.hardlink_to(db)
+    soft.symlink_to(db)
+    first = SteeringLock(Repository(f"sqlite:///{db}"))
+    assert first.acquire()
+    for name in (hard, soft):
+        assert not SteeringLock(Repository(f"sqlite:///{name}")).acquire(), name
+    first.release()
+    via_link = SteeringLock(Repository(f"sqlite:///{hard}"))
+    assert via_link.acquire()
+    assert not SteeringLock(Repository(f"sqlite:///{db}")).acquire()
+    via_link.release()
+
+
+def test_the_sqlite_lock_survives_the_bookkeeping_closing_its_connections(tmp_path: Path) -> None:
+    """A POSIX lock would go when SQLite closes any of its descriptors of the file; a steering
+    keeps using (and closing) connections while it holds the lock."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    repo = Repository(url)
+    lock = SteeringLock(repo)
+    assert lock.acquire()
+    repo.tasks()
+    repo.engine.dispose()  # closes every pooled connection, so every descriptor SQLite held
+    repo.tasks()
+    assert not SteeringLock(Repository(url)).acquire()
+    lock.release()
