@@ -201,8 +201,9 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
 
 def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, groups: list[LocalPilots],
                                stop: threading.Event) -> None:
-    """A task whose local pilots all exited would wait forever: it fails, with the pilots'
-    last error lines as its reason, and the run ends with them."""
+    """A task whose local pilots all exited would wait forever: the run ends with the pilots'
+    last error lines. When one of them died (an error, a signal) the task fails with them as its
+    reason; pilots that all ended cleanly (their walltime, --max-points) leave it active."""
     dead = [g for g in groups if g.count > 0 and g.alive() == 0 and not stop.is_set()]
     if not dead:
         return
@@ -217,6 +218,11 @@ def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, grou
         if (steering is not None and group.task_id not in steering.tasks) or \
                 (steering is None and repo.task(group.task_id).state != "active"):
             continue
+        lines = "\n".join(f"  {line}" for line in group.last_lines())
+        if all(p.returncode == 0 for p in group.procs):
+            errors.append(f"all {group.count} pilots of task {group.task_id} ended; the task stays active "
+                          f"(`gridhpo steer` with pilots continues it; logs in {group.log_dir}):\n{lines}")
+            continue
         reason = f"all {group.count} local pilots exited: {group.last_errors()}"
         if steering is not None:
             task = steering.tasks[group.task_id]
@@ -225,7 +231,7 @@ def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, grou
         else:
             repo.set_task_state(group.task_id, "failed", reason)
         errors.append(f"all {group.count} pilots of task {group.task_id} exited, so it is marked failed "
-                      f"(logs in {group.log_dir}):\n" + "\n".join(f"  {line}" for line in group.last_lines()))
+                      f"(logs in {group.log_dir}):\n{lines}")
     if errors:
         raise EvaluationError("\n".join(errors))
 

@@ -240,3 +240,21 @@ def test_two_runs_of_the_same_file_both_finish(home: Path, tmp_path: Path) -> No
         assert p.returncode == 0, err
         assert "finished: 4 finished, 0 failed" in err
     assert [json.loads(out)["task"] for out, _ in outs] == ["twice", "twice-2"]
+
+
+def test_run_whose_pilots_end_cleanly_leaves_the_task_active(home: Path, tmp_path: Path) -> None:
+    """Pilots that reached their own limit (here --max-points) did nothing wrong: the run
+    says so and the task stays active for other pilots."""
+    from gridhpo import config
+    from gridhpo.bookkeeping import Repository
+    from gridhpo.errors import EvaluationError
+    from gridhpo.steering.runner import run_task, submit
+    from gridhpo.steering.taskfile import load_task
+
+    (tmp_path / "ok.py").write_text('import json\njson.dump({"status": 0, "loss": 1.0}, open("output.json", "w"))\n')
+    repo = Repository()
+    tid, _ = submit(repo, load_task(_task_file(tmp_path, "short", 'python "$GRIDHPO_TASK_DIR/ok.py"', 6)))
+    with pytest.raises(EvaluationError, match=r"all 1 pilots of task 1 ended; the task stays active") as err:
+        run_task(repo, config.broker_url(), tid, pilots=1, pilot_args=["--max-points", "1"])
+    assert "pilot 0 (exit 0): " in str(err.value)
+    assert repo.task(tid).state == "active" and repo.counts(tid).get("finished") == 1
