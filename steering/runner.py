@@ -204,7 +204,12 @@ def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, grou
     """A task whose local pilots all exited would wait forever: the run ends with the pilots'
     last error lines. When one of them died (an error, a signal) the task fails with them as its
     reason; pilots that all ended cleanly (their walltime, --max-points) leave it active."""
-    dead = [g for g in groups if g.count > 0 and g.alive() == 0 and not stop.is_set()]
+    def waiting(group: LocalPilots) -> bool:
+        if steering is not None:
+            return group.task_id in steering.tasks
+        return repo.task(group.task_id).state == "active"
+
+    dead = [g for g in groups if g.count > 0 and g.alive() == 0 and not stop.is_set() and waiting(g)]
     if not dead:
         return
     if steering is not None:
@@ -215,8 +220,7 @@ def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, grou
                 break
     errors = []
     for group in dead:
-        if (steering is not None and group.task_id not in steering.tasks) or \
-                (steering is None and repo.task(group.task_id).state != "active"):
+        if not waiting(group):
             continue
         lines = "\n".join(f"  {line}" for line in group.last_lines())
         if all(p.returncode == 0 for p in group.procs):
