@@ -1,4 +1,4 @@
-"""The repository's top-level folders (DESIGN.md) are the subpackages of ``gridhpo``:
+"""The repository's top-level folders are the subpackages of ``gridhpo``:
 ``gridhpo/steering`` is a link to ``steering/``, and so on, so that every tool (setuptools,
 mypy, pytest) sees one ordinary package. Metadata lives in pyproject.toml."""
 from __future__ import annotations

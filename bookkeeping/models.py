@@ -1,6 +1,6 @@
 """The bookkeeping schema. Times are UNIX seconds (float, UTC) for speed and portability.
 
-Point lifecycle (DESIGN.md): queued -> running -> finished | failed | stopped | paused;
+Point lifecycle: queued -> running -> finished | failed | stopped | paused;
 running -> interrupted (walltime, lost pilot) -> queued again while attempts remain.
 Attempt states: running, finished, failed, interrupted, lost, stopped, paused.
 """

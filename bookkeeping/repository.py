@@ -206,11 +206,13 @@ class Repository:
         changes = Changes(new_points=[{"task_id": task_id, "number": n, "params": p} for n, p in points])
         return self.apply(changes).point_ids if points else []
 
-    def points(self, task_id: int, states: Sequence[str] | None = None) -> list[Any]:
+    def points(self, task_id: int, states: Sequence[str] | None = None, number: int | None = None) -> list[Any]:
         with self._tx("read points") as conn:
             q = select(T_POINT).where(T_POINT.c.task_id == task_id).order_by(T_POINT.c.number)
             if states is not None:
                 q = q.where(T_POINT.c.state.in_(list(states)))
+            if number is not None:
+                q = q.where(T_POINT.c.number == number)
             return list(conn.execute(q))
 
     def counts(self, task_id: int) -> dict[str, int]:
@@ -229,17 +231,21 @@ class Repository:
                 q = q.where(T_ATTEMPT.c.point_id.in_(_task_points(task_id)))
             return list(conn.execute(q))
 
-    def metrics(self, task_id: int) -> list[Any]:
+    def metrics(self, task_id: int, point_ids: Sequence[int] | None = None) -> list[Any]:
         with self._tx("read metrics") as conn:
             q = (select(T_METRIC).where(T_METRIC.c.point_id.in_(_task_points(task_id)))
                  .order_by(T_METRIC.c.point_id, T_METRIC.c.attempt_id, T_METRIC.c.seq))
+            if point_ids is not None:
+                q = q.where(T_METRIC.c.point_id.in_(list(point_ids)))
             return list(conn.execute(q))
 
-    def checkpoints(self, task_id: int) -> list[Any]:
+    def checkpoints(self, task_id: int, point_ids: Sequence[int] | None = None) -> list[Any]:
         """Checkpoint records of a task's attempts, by point, attempt and sequence."""
         with self._tx("read checkpoints") as conn:
             q = (select(T_CHECKPOINT).where(T_CHECKPOINT.c.point_id.in_(_task_points(task_id)))
                  .order_by(T_CHECKPOINT.c.point_id, T_CHECKPOINT.c.attempt_id, T_CHECKPOINT.c.sequence))
+            if point_ids is not None:
+                q = q.where(T_CHECKPOINT.c.point_id.in_(list(point_ids)))
             return list(conn.execute(q))
 
     def pilots(self, task_id: int | None = None) -> list[Any]:

@@ -237,26 +237,11 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
                f"{spec.optimiser.backend} search, {pilots} pilots", err=True)
     stop = threading.Event()
     _stop_on_signals(stop)
-    bar = click.progressbar(length=spec.budget.max_points, label="points", file=sys.stderr,
-                            show_pos=True, item_show_func=lambda s: s)
-    done = [0]
-    last_line = [0.0]
-    tty = sys.stderr.isatty()
-
-    def on_progress(p: dict[str, Any]) -> None:
-        ended = p["finished"] + p["failed"]
-        best = p["best_value"]
-        if ended > done[0]:
-            bar.update(ended - done[0], None if best is None else f"best {best:.6g}")
-            done[0] = ended
-        if not tty and time.monotonic() - last_line[0] >= 5.0:
-            # no bar without a terminal (a batch log): a line every few seconds instead
-            last_line[0] = time.monotonic()
-            click.echo(f"points: {ended}/{p['max_points']} ended ({p['failed']} failed), {p['running']} running"
-                       + ("" if best is None else f", best {best:.6g}"), err=True)
-
-    with bar:
-        result = run_task(repo, config.broker_url(broker), task_id, pilots, on_progress=on_progress, stop=stop)
+    progress = _Progress(task_name, spec.budget.max_points, sys.stderr.isatty())
+    try:
+        result = run_task(repo, config.broker_url(broker), task_id, pilots, on_progress=progress.update, stop=stop)
+    finally:
+        progress.close()
     from gridhpo.steering.reports import best_point
 
     p = result.progress
@@ -301,16 +286,24 @@ def status(task: str | None, db: str | None) -> None:
 @task_argument
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
+@click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
 @db_option
-def results(task: str, fmt: str, sort: str, db: str | None) -> None:
-    """Every point of TASK with its parameters, state, value and attempts."""
+def results(task: str, fmt: str, sort: str, number: int | None, db: str | None) -> None:
+    """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
-    from gridhpo.steering.reports import format_results
+    from gridhpo.steering.reports import format_point, format_results
     from gridhpo.steering.reports import results as get_results
 
     repo = _repo(db)
     row = repo.task(task)
-    rows = get_results(repo, row)
+    rows = get_results(repo, row, number)
+    if number is not None:
+        if not rows:
+            raise click.ClickException(f"task {row.name!r} has no point {number} "
+                                       f"(it has {sum(repo.counts(row.id).values())} points)")
+        click.echo(format_point(rows[0], fmt))
+        return
     if sort == "value":
         sign = 1 if row.spec["objective"]["mode"] == "min" else -1
         rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
@@ -356,6 +349,39 @@ def token(task: str, revoke: bool, expires: str | None, db: str | None) -> None:
         if revoke:
             click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
     click.echo(value)
+
+
+class _Progress:
+    """``gridhpo run``'s progress on stderr: a bar on a terminal; elsewhere (a batch log, a
+    pipe) a whole line now and then, never a bar's partial line."""
+
+    EVERY = 5.0  # seconds between lines without a terminal
+
+    def __init__(self, name: str, max_points: int, tty: bool) -> None:
+        self.name, self.max_points, self.tty = name, max_points, tty
+        self.ended = 0
+        self.last_line: float | None = None
+        self.bar: Any = None
+        if tty:
+            self.bar = click.progressbar(length=max_points, label="points", file=sys.stderr, show_pos=True,
+                                         item_show_func=lambda s: s)
+            self.bar.__enter__()
+
+    def update(self, p: dict[str, Any]) -> None:
+        ended = p["finished"] + p["failed"]
+        best = p["best_value"]
+        if self.bar is not None:
+            if ended > self.ended:
+                self.bar.update(ended - self.ended, None if best is None else f"best {best:.6g}")
+        elif ended > self.ended and (self.last_line is None or time.monotonic() - self.last_line >= self.EVERY):
+            self.last_line = time.monotonic()
+            click.echo(f"task {self.name!r}: {p['finished']}/{self.max_points} finished, {p['failed']} failed, "
+                       f"{p['running']} running" + ("" if best is None else f", best {best:.6g}"), err=True)
+        self.ended = max(self.ended, ended)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -61,7 +61,9 @@ class Dashboard:
         # task id -> (state and counts, (built at, build seconds), version, payload)
         self._cache: dict[int, tuple[tuple[Any, ...], tuple[float, float], str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._js: bytes | None = None
+        # loaded before listening: without plotly the page could not draw a thing, so the
+        # command fails at once with the extra to install instead of serving a broken page
+        self._js: bytes | None = plotly_js("the dashboard").encode()
         self._thread: threading.Thread | None = None
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))

@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 DATA_ID = "gridhpo-data"
 
 
-def plotly_js() -> str:
+def plotly_js(what: str = "the HTML report") -> str:
     """The plotly.js bundle shipped with the plotly Python package."""
     try:
         from plotly.offline import get_plotlyjs
     except ImportError as exc:
-        raise ConfigError("the HTML report needs plotly: pip install 'gridhpo[plot]'") from exc
+        raise ConfigError(f"{what} needs plotly: pip install 'gridhpo[plot]'") from exc
     return str(get_plotlyjs())
 
 

@@ -1,14 +1,21 @@
 """One steering per bookkeeping: two would hand out and count the same points twice.
 
-SQLite: an exclusive ``flock`` on a file beside the database. PostgreSQL: a session-level
-advisory lock held on a dedicated connection. The lock dies with its process, so a steering
-killed with SIGKILL never blocks its successor.
+SQLite: an exclusive lock on the database file itself, so it follows the file's identity
+(device and inode): hard links, symlinks and bind mounts of one file share it, where a lock
+file named after the path did not. It is an open-file-description lock on a byte SQLite never
+locks (its own locks are POSIX locks on bytes 0x40000000-0x400001ff, which a whole-file lock
+would block, as ``flock`` does on NFS), and unlike a POSIX lock it survives SQLite closing its
+own descriptors of the file. PostgreSQL: a session-level advisory lock held on a dedicated
+connection. The lock dies with its process, so a steering killed with SIGKILL never blocks its
+successor.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,7 @@ from gridhpo.errors import BookkeepingError
 
 log = logging.getLogger(__name__)
 _PG_KEY = 0x67726964  # "grid"
+_SQLITE_BYTE = 0x40000400  # in SQLite's lock-byte page (from 0x40000000), past its 512 lock bytes
 
 
 class SteeringLock:
@@ -35,19 +43,8 @@ class SteeringLock:
             db = engine.url.database
             if not db or db == ":memory:":
                 return True
-            path = Path(db).expanduser().with_suffix(".steering.lock")
-            f = path.open("a+")
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                return False
-            f.seek(0)
-            f.truncate()
-            f.write(str(os.getpid()))
-            f.flush()
-            self._file = f
-            return True
+            self._file = _lock_sqlite(Path(db).expanduser())
+            return self._file is not None
         if engine.dialect.name == "postgresql":
             return self._acquire_pg()
         log.warning("no steering lock for %s databases: run one steering only", engine.dialect.name)
@@ -98,8 +95,7 @@ class SteeringLock:
 
     def release(self) -> None:
         if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
+            self._file.close()  # the last descriptor of its open file description: the lock goes
             self._file = None
         if self._conn is not None:
             self._conn.invalidate()  # a real close ends the session, which releases the lock
@@ -111,3 +107,24 @@ class SteeringLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _lock_sqlite(path: Path) -> Any:
+    """The database file, opened and locked; None when another steering holds it."""
+    try:
+        f = path.open("r+b")
+    except OSError as exc:
+        raise BookkeepingError(f"{path}: cannot open the database to lock it: {exc.strerror}") from exc
+    try:
+        if hasattr(fcntl, "F_OFD_SETLK"):
+            # struct flock {short l_type, l_whence; off_t l_start, l_len; pid_t l_pid} (0 for OFD)
+            fcntl.fcntl(f.fileno(), fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET,
+                                                                    _SQLITE_BYTE, 1, 0))
+        else:  # no OFD locks (not Linux): flock on the file
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        f.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise BookkeepingError(f"{path}: cannot lock the database for the steering: {exc.strerror}") from exc
+    return f

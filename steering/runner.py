@@ -56,6 +56,7 @@ class LocalPilots:
     token: str | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _log_starts: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,7 @@ class LocalPilots:
         for i in range(self.count):
             logf = (self.log_dir / f"pilot-{self.task_id}-{i}.log").open("ab")
             self._logs.append(logf)
+            self._log_starts.append(logf.tell())
             cmd = [sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(self.task_id),
                    "--pilot-id", f"local-{self.task_id}-{i}-{os.getpid()}", "--site", "local", *self.extra_args]
             self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
@@ -72,6 +74,25 @@ class LocalPilots:
 
     def alive(self) -> int:
         return sum(1 for p in self.procs if p.poll() is None)
+
+    def last_lines(self) -> list[str]:
+        """Per pilot that exited: its exit status and the last error line of its log (the
+        part this run wrote), e.g. ``pilot 0 (exit 1): gridhpo: error: ...``."""
+        out = []
+        for i, (proc, logf, start) in enumerate(zip(self.procs, self._logs, self._log_starts, strict=True)):
+            code = proc.poll()
+            if code is None:
+                continue
+            status = f"exit {code}" if code >= 0 else f"killed by {_signal_name(-code)}"
+            out.append(f"pilot {i} ({status}): {_last_error(Path(logf.name), start) or 'its log is empty'}")
+        return out
+
+    def last_errors(self) -> str:
+        """The pilots' last error lines in one line, the same line once."""
+        seen: dict[str, None] = {}
+        for line in self.last_lines():
+            seen.setdefault(line.split("): ", 1)[-1], None)
+        return "; ".join(seen)
 
     def stop(self, grace: float = 10.0) -> None:
         for p in self.procs:
@@ -86,6 +107,32 @@ class LocalPilots:
                 p.wait()
         for f in self._logs:
             f.close()
+
+
+TAIL_BYTES = 16_384  # of a pilot's log: enough for its last lines, bounded however large the log grew
+ERROR_MARKS = ("error", "Error", "ERROR", "CRITICAL", "Traceback", "exception", "Exception")
+
+
+def _last_error(path: Path, start: int) -> str:
+    """The last line of the log from ``start`` that names an error, else its last line."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(start, size - TAIL_BYTES))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    for line in reversed(lines):
+        if any(mark in line for mark in ERROR_MARKS):
+            return line[:500]
+    return lines[-1][:500] if lines else ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 @dataclass
@@ -108,7 +155,12 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
               on_progress: Callable[[dict[str, Any]], None] | None = None,
               pilot_args: list[str] | None = None, stop: threading.Event | None = None) -> list[RunResult]:
     """``run_task`` for several tasks at once, one steering, ``pilots`` local pilots each (or
-    ``pilots[i]`` for ``task_ids[i]``)."""
+    ``pilots[i]`` for ``task_ids[i]``).
+
+    The run that holds the steering lock serves every active task, not only its own: a second
+    ``gridhpo run`` on the same bookkeeping finds the lock taken and watches, and its task is
+    served by the first. A watching run takes the lock over as soon as it is free (the first
+    run ended), so every run's task is served to its end."""
     stop = stop or threading.Event()
     counts = [pilots] * len(task_ids) if isinstance(pilots, int) else list(pilots)
     if len(counts) != len(task_ids):
@@ -116,30 +168,29 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
     groups = [LocalPilots(tid, n, broker_url, config.home() / "logs", pilot_args or [], repo.task(tid).token)
               for tid, n in zip(task_ids, counts, strict=False)]  # lengths checked above
     lock = SteeringLock(repo)
-    own_steering = lock.acquire()
     broker = Broker(broker_url, confirm=False)  # see Steering: its point messages need no confirms
     steering: Steering | None = None
     try:
         for group in groups:
             group.start()
-        if own_steering:
-            steering = Steering(repo, broker, dispatch_only=set(task_ids), lock=lock)
-            if on_progress is not None:
-                steering.on_progress = lambda t: on_progress(t.progress())
-            steering.refresh_tasks(force=True)
-            while not stop.is_set() and any(tid in steering.tasks for tid in task_ids):
+        while not stop.is_set():
+            if steering is None and lock.acquire():
+                steering = Steering(repo, broker, lock=lock)
+                if on_progress is not None:
+                    steering.on_progress = lambda t: on_progress(t.progress()) if t.id in task_ids else None
+                steering.refresh_tasks(force=True)
+            if steering is not None:
+                if not any(tid in steering.tasks for tid in task_ids):
+                    break
                 steering.step()
-                for group in groups:
-                    if group.task_id in steering.tasks and group.alive() == 0 and group.count > 0:
-                        raise EvaluationError(f"all {group.count} pilots of task {group.task_id} exited; "
-                                              f"see their logs in {group.log_dir}")
-        else:
-            log.info("another steering serves %s; watching tasks %s", config.redact(repo.url), task_ids)
-            while not stop.is_set() and any(repo.task(tid).state == "active" for tid in task_ids):
+            else:
+                if not any(repo.task(tid).state == "active" for tid in task_ids):
+                    break
                 if on_progress is not None:
                     for tid in task_ids:
                         on_progress(progress_from_db(repo, tid))
-                time.sleep(0.5)
+                stop.wait(0.5)  # watching: the steering of another run or `gridhpo steer` serves
+            _fail_tasks_without_pilots(repo, steering, groups, stop)
     finally:
         if steering is not None:
             steering.close()
@@ -148,6 +199,47 @@ def run_tasks(repo: Repository, broker_url: str, task_ids: list[int], pilots: in
         broker.close()
         lock.release()
     return [RunResult(tid, (row := repo.task(tid)).name, row.state, progress_from_db(repo, tid)) for tid in task_ids]
+
+
+def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, groups: list[LocalPilots],
+                               stop: threading.Event) -> None:
+    """A task whose local pilots all exited would wait forever: the run ends with the pilots'
+    last error lines. When one of them died (an error, a signal) the task fails with them as its
+    reason; pilots that all ended cleanly (their walltime, --max-points) leave it active."""
+    def waiting(group: LocalPilots) -> bool:
+        if steering is not None:
+            return group.task_id in steering.tasks
+        return repo.task(group.task_id).state == "active"
+
+    dead = [g for g in groups if g.count > 0 and g.alive() == 0 and not stop.is_set() and waiting(g)]
+    if not dead:
+        return
+    if steering is not None:
+        # what the pilots reported before they exited is applied first: a task they finished
+        # ends as finished
+        for _ in range(100):
+            if steering.step() == 0:
+                break
+    errors = []
+    for group in dead:
+        if not waiting(group):
+            continue
+        lines = "\n".join(f"  {line}" for line in group.last_lines())
+        if all(p.returncode == 0 for p in group.procs):
+            errors.append(f"all {group.count} pilots of task {group.task_id} ended; the task stays active "
+                          f"(`gridhpo steer` with pilots continues it; logs in {group.log_dir}):\n{lines}")
+            continue
+        reason = f"all {group.count} local pilots exited: {group.last_errors()}"
+        if steering is not None:
+            task = steering.tasks[group.task_id]
+            task.error = reason
+            steering.finish_if_done(task)
+        else:
+            repo.set_task_state(group.task_id, "failed", reason)
+        errors.append(f"all {group.count} pilots of task {group.task_id} exited, so it is marked failed "
+                      f"(logs in {group.log_dir}):\n{lines}")
+    if errors:
+        raise EvaluationError("\n".join(errors))
 
 
 def progress_from_db(repo: Repository, task_id: int) -> dict[str, Any]:

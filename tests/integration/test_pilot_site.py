@@ -16,6 +16,7 @@ from gridhpo.checkpoints.local import LocalStore
 from gridhpo.evaluation.pilot import Pilot, PilotConfig
 from gridhpo.evaluation.runtimes.process import ProcessHandle
 from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_event, points_queue
+from gridhpo.protocol.messages import message_kind
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
 from gridhpo.steering.taskfile import parse_task
@@ -47,7 +48,8 @@ class Events:
 
     def read(self) -> list[Event]:
         while (d := self.broker.get(events_queue(TASK_ID))) is not None:
-            self.seen.append(parse_event(d.body))
+            if message_kind(d.body) != "hello":  # the pilot's question about its token: no steering here
+                self.seen.append(parse_event(d.body))
             d.ack()
         return self.seen
 

@@ -186,7 +186,7 @@ time.sleep(60)
 
 
 def test_a_consumer_killed_holding_a_message(url: str) -> None:
-    """What DESIGN.md asks us to check: RabbitMQ redelivers, the folder transport cannot
+    """What the steering must allow for: RabbitMQ redelivers, the folder transport cannot
     (the steering then re-sends the point, see test_steering). ``redelivers`` says which."""
     with Broker(url) as b:
         b.publish("k", {"i": 7})

@@ -28,6 +28,21 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert test_command in ci
 
 
+def test_the_test_command_shows_why_tests_were_skipped() -> None:
+    addopts = re.findall(r'^addopts\s*=\s*"([^"]*)"', (REPO / "pyproject.toml").read_text(), re.M)
+    assert re.search(r"-r\w*[sa]", " ".join([readme_commands()[1], *addopts])), "pytest's -rs (or -ra) is missing"
+
+
+def test_the_repository_cites_no_file_outside_it() -> None:
+    """The project's own docs are its reference: nothing points to a design file or shared
+    folder that a clone of the repository does not have."""
+    outside = [f"DESIGN{'.md'}", f"..{'/shared'}"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    found = [f"{name}: {word}" for name in tracked.splitlines() if (REPO / name).is_file()
+             for word in outside if word in (REPO / name).read_text(errors="replace")]
+    assert not found, found
+
+
 @pytest.mark.parametrize("tool", ["ruff", "mypy"])
 def test_code_is_lint_and_type_clean(tool: str) -> None:
     exe = Path(sys.executable).parent / tool
