@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import GridHPOError
+from gridhpo.protocol.messages import json_depth
 
 log = logging.getLogger(__name__)
 
@@ -107,25 +108,9 @@ def parse_json(text: bytes | str, what: str) -> Any:
         raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
         raise OutputError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
-    if depth(value) > MAX_DEPTH:
+    if json_depth(value, MAX_DEPTH) > MAX_DEPTH:
         raise OutputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
     return value
-
-
-def depth(value: Any) -> int:
-    """Nesting depth of objects and arrays, counted without recursion."""
-    most = 0
-    stack = [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict):
-            v = list(v.values())
-        if isinstance(v, list):
-            most = max(most, d)
-            if most > MAX_DEPTH:
-                return most
-            stack.extend((x, d + 1) for x in v)
-    return most
 
 
 def read_output(workdir: Path) -> dict[str, Any] | None:

@@ -115,15 +115,16 @@ def decode_body(raw: object, content_type: object, content_encoding: object) -> 
             return Undecodable(f"a body of {len(raw)} bytes is over the limit of {MAX_MESSAGE_BYTES}")
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         value = json.loads(text)
-        if (depth := _depth(value)) > MAX_DEPTH:
+        if (depth := json_depth(value)) > MAX_DEPTH:
             return Undecodable(f"JSON nested {depth} levels deep, over the limit of {MAX_DEPTH}")
         return value
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors
         return Undecodable(f"not JSON: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests, measured without recursion (so any depth can be measured)."""
+def json_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``value`` nests (objects and arrays), measured without recursion so that any
+    depth can be measured; the walk stops once it is past ``limit``."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -135,7 +136,7 @@ def _depth(value: Any) -> int:
         else:
             continue
         deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
+        if depth > limit:
             break  # deep enough to refuse: no need to walk the rest
         stack.extend((child, depth + 1) for child in children)
     return deepest
