@@ -473,3 +473,22 @@ def test_an_attempt_write_with_no_row_to_go_to_is_logged_as_an_error(env: tuple[
     assert [p.state for p in repo.points(tid)] == ["finished"]
     assert any(r.levelname == "ERROR" and f"point {m['point_id']} attempt 1: no attempt row to record finished"
                in r.getMessage() for r in caplog.records)
+
+
+def test_a_result_repeated_after_the_attempt_finished_leaves_its_record_alone(env: tuple[Repository, Broker]) -> None:
+    """A finished attempt holds its point's value: a second pilot's result for the same
+    attempt, or the same result redelivered to a restarted steering, is not recorded on it
+    as a late result of an attempt given up."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1, max_points=2))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    finished = ev("finished", m, value=1.0, message="done")
+    feed(s, broker, [ev("started", m), finished])
+    feed(s, broker, [ev("finished", m, value=99.0)])  # a second pilot ran the same attempt
+    again = Steering(repo, broker)  # a restart: the result is redelivered (its ack was lost)
+    again.refresh_tasks(force=True)
+    feed(again, broker, [finished])
+    [a] = repo.attempts(point_ids=[m["point_id"]])
+    assert (a.state, a.value, a.message) == ("finished", 1.0, "done")
