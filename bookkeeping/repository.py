@@ -296,8 +296,10 @@ class Repository:
             if changes.point_updates:
                 conn.execute(self._upd_point, list(changes.point_updates.values()))
             if changes.late_attempts:
+                # a finished attempt holds its point's result: a repeat of it (redelivered, or
+                # a second pilot's run of the same attempt) is no late result to record
                 conn.execute(
-                    update(T_ATTEMPT).where(T_ATTEMPT.c.id == bindparam("b_id"))
+                    update(T_ATTEMPT).where(T_ATTEMPT.c.id == bindparam("b_id"), T_ATTEMPT.c.state != "finished")
                     .values(value=bindparam("value"), message=bindparam("message")),
                     changes.late_attempts,
                 )

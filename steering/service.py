@@ -329,7 +329,7 @@ class Steering:
         changes = Changes()
         publishes: list[tuple[str, dict[str, Any]]] = []
         late: list[Event] = []
-        heartbeats: dict[int, OpenPoint] = {}
+        heartbeats: dict[int, tuple[TaskState, OpenPoint]] = {}
         for ev in events:
             task = self.tasks.get(ev.task_id)
             if task is None:
@@ -351,7 +351,7 @@ class Steering:
             elif ev.type == "heartbeat":
                 if op.state == "running":
                     op.last_seen = max(op.last_seen, received)
-                    heartbeats[op.id] = op
+                    heartbeats[op.id] = task, op
             elif ev.type == "metric":
                 self._start(changes, task, op, ev)
                 changes.metrics.append(self._metric_row(op.id, op.attempt_id, (op.id, op.attempt), ev))
@@ -374,8 +374,12 @@ class Steering:
                     cause = ev.data.get("cause")
                     self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
                                     ev.time, publishes, cause if cause in INTERRUPT_CAUSES else "interrupted")
-        for op in heartbeats.values():
-            if op.state == "running":
+        for task, op in heartbeats.values():
+            # only attempts still running at the end of the batch: a point that ended later in
+            # the batch (a steering behind, or restarted, gets a heartbeat and the result
+            # together) leaves the open set with its state unchanged, and writing "running" now
+            # would replace the attempt's end in this batch's writes
+            if task.open.get(op.id) is op and op.state == "running":
                 self._attempt(changes, op, "running")
         if late:
             self._record_late(changes, late)
@@ -573,6 +577,11 @@ class Steering:
             changes.attempt_updates[op.attempt_id] = {"b_id": op.attempt_id, **fields}
         elif (op.id, op.attempt) in changes.new_attempts:
             changes.new_attempts[(op.id, op.attempt)].update(fields)
+        else:
+            # every open point past "queued" has its attempt's row, committed or in this batch:
+            # a write with nowhere to go is a bug in the steering, never to pass unnoticed
+            log.error("point %d attempt %d: no attempt row to record %s (%s) on; the point's own row is "
+                      "still written", op.id, op.attempt, state, end_reason or message or "no reason")
 
     # ------------------------------------------------------------------ timeouts
 

@@ -28,9 +28,12 @@ def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[
     db, broker = servers
     shutil.copy(EVALS / "behave.py", tmp_path / "behave.py")
     n = 30
+    # each evaluation outlasts its heartbeat (0.8 s > 0.5 s): the events sent while the steering
+    # is down then hold heartbeats followed by their points' results, which the restarted
+    # steering applies in one batch (a heartbeat written last once left the attempt running)
     (tmp_path / "task.yaml").write_text(yaml.safe_dump({
         "name": "restart",
-        "search_space": {"x": {"type": "float", "low": -3, "high": 3}, "sleep": {"type": "fixed", "value": 0.2}},
+        "search_space": {"x": {"type": "float", "low": -3, "high": 3}, "sleep": {"type": "fixed", "value": 0.8}},
         "optimiser": {"backend": "random", "seed": 5},
         "budget": {"max_points": n, "parallel": 4, "max_attempts": 5},
         "evaluation": {"command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 0.5, "lost_after": 3},
@@ -67,5 +70,7 @@ def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[
     assert all(p.state == "finished" for p in points)
     for p in points:
         assert abs(p.value - p.params["x"] ** 2) < 1e-12
-    finished_attempts = Counter(a.point_id for a in repo.attempts(task_id=tid) if a.state == "finished")
-    assert finished_attempts == Counter({p.id: 1 for p in points})
+    attempts = repo.attempts(task_id=tid)
+    finished_attempts = Counter(a.point_id for a in attempts if a.state == "finished")
+    assert finished_attempts == Counter({p.id: 1 for p in points}), [
+        (a.point_id, a.number, a.state) for a in attempts if finished_attempts[a.point_id] != 1]

@@ -81,3 +81,22 @@ def test_a_batch_is_written_whole_and_duplicate_metrics_are_ignored(db_url: str)
     metrics = repo.metrics(tid)
     assert len(metrics) == 1 and metrics[0].values == {"loss": 2.0}
     assert repo.counts(tid) == {"running": 1}
+
+
+def test_a_late_result_is_kept_on_an_attempt_given_up_never_on_a_finished_one(db_url: str) -> None:
+    repo = Repository(db_url)
+    tid = repo.create_task("late", SPEC)
+    [pid] = repo.add_points(tid, [(0, {"x": 1})])
+    now = time.time()
+    c = Changes()
+    for number, state, value in [(1, "lost", None), (2, "finished", 1.0)]:
+        c.new_attempts[(pid, number)] = {
+            "point_id": pid, "number": number, "pilot_id": "p", "site": "s", "started_at": now, "state": state,
+            "last_seen": now, "ended_at": now, "end_reason": state, "value": value, "message": "done",
+            "stderr_tail": None}
+    ids = repo.apply(c).attempt_ids
+    late = Changes()
+    late.late_attempts += [{"b_id": ids[(pid, n)], "value": 7.0, "message": "late finished"} for n in (1, 2)]
+    repo.apply(late)
+    assert [(a.number, a.state, a.value, a.message) for a in repo.attempts(point_ids=[pid])] == [
+        (1, "lost", 7.0, "late finished"), (2, "finished", 1.0, "done")]

@@ -445,3 +445,65 @@ def test_a_report_after_an_attempt_finished_leaves_its_result(env: tuple[Reposit
     [a] = repo.attempts(point_ids=[m["point_id"]])
     assert (a.state, a.value, a.message) == ("finished", 0.5, None)
     assert [(p.state, p.value) for p in repo.points(tid) if p.id == m["point_id"]] == [("finished", 0.5)]
+
+
+def test_a_heartbeat_batched_with_its_result_does_not_undo_the_attempts_end(env: tuple[Repository, Broker]) -> None:
+    """A steering that falls behind (a loaded machine, or a restart: the events sent while it
+    was down come in one batch) applies a point's heartbeat and its result together. The
+    attempt ends with the point, whether its row is new in the batch or from before a restart."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=3, max_points=3, max_attempts=1))
+    s1 = Steering(repo, broker)
+    s1.step()
+    fresh, restarted, failing = take(broker, tid)
+    feed(s1, broker, [ev("started", restarted), ev("started", failing)])
+    del s1  # killed: only the bookkeeping and the queue remain
+    s2 = Steering(repo, broker)
+    s2.refresh_tasks(force=True)
+    feed(s2, broker, [
+        ev("started", fresh), ev("heartbeat", fresh), ev("finished", fresh, value=1.0),
+        ev("heartbeat", restarted), ev("finished", restarted, value=2.0),
+        ev("heartbeat", failing), ev("failed", failing, reason="exit status 3"),
+    ])
+    ends = {p.number: (p.state, p.value) for p in repo.points(tid)}
+    assert sorted(ends.values(), key=str) == sorted([("finished", 1.0), ("finished", 2.0), ("failed", None)], key=str)
+    by_point = {a.point_id: a for a in repo.attempts(task_id=tid)}
+    assert [(by_point[m["point_id"]].state, by_point[m["point_id"]].value, by_point[m["point_id"]].ended_at is not None)
+            for m in (fresh, restarted, failing)] == [("finished", 1.0, True), ("finished", 2.0, True),
+                                                      ("failed", None, True)]
+
+
+def test_an_attempt_write_with_no_row_to_go_to_is_logged_as_an_error(env: tuple[Repository, Broker],
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The steering's in-memory view lost an attempt's id (a bug): the result still ends the
+    point, and the attempt write that had nowhere to go is reported, not dropped in silence."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1, max_points=1))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    feed(s, broker, [ev("started", m)])
+    s.tasks[tid].open[m["point_id"]].attempt_id = None  # the inconsistency this check is for
+    feed(s, broker, [ev("finished", m, value=1.0)])
+    assert [p.state for p in repo.points(tid)] == ["finished"]
+    assert any(r.levelname == "ERROR" and f"point {m['point_id']} attempt 1: no attempt row to record finished"
+               in r.getMessage() for r in caplog.records)
+
+
+def test_a_result_repeated_after_the_attempt_finished_leaves_its_record_alone(env: tuple[Repository, Broker]) -> None:
+    """A finished attempt holds its point's value: a second pilot's result for the same
+    attempt, or the same result redelivered to a restarted steering, is not recorded on it
+    as a late result of an attempt given up."""
+    repo, broker = env
+    tid, _ = submit(repo, spec(parallel=1, max_points=2))
+    s = Steering(repo, broker)
+    s.step()
+    [m] = take(broker, tid)
+    finished = ev("finished", m, value=1.0, message="done")
+    feed(s, broker, [ev("started", m), finished])
+    feed(s, broker, [ev("finished", m, value=99.0)])  # a second pilot ran the same attempt
+    again = Steering(repo, broker)  # a restart: the result is redelivered (its ack was lost)
+    again.refresh_tasks(force=True)
+    feed(again, broker, [finished])
+    [a] = repo.attempts(point_ids=[m["point_id"]])
+    assert (a.state, a.value, a.message) == ("finished", 1.0, "done")
