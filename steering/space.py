@@ -270,7 +270,9 @@ class Normal(Param):
 
     def decode(self, y: float) -> float:
         """The value for a draw ``y`` of ``N(mu, sigma)``."""
-        x = math.exp(min(y, 700.0)) if self.log else y
+        # clamped both ways: exp overflows above ~709 and underflows to 0.0 (outside a log
+        # space) below ~-745, which a wide sigma reaches (found by the space fuzzer)
+        x = math.exp(min(max(y, -700.0), 700.0)) if self.log else y
         if self.step is not None:
             x = round(round(x / self.step) * self.step, 12)
         return float(x)

@@ -149,3 +149,13 @@ def test_round_trip_through_dict() -> None:
     again = parse_space(space.to_dict())
     assert again.to_dict() == space.to_dict()
     assert isinstance(again.by_name["o"], Categorical)
+
+
+def test_a_wide_lognormal_never_draws_zero() -> None:
+    """exp of a draw below about -745 is 0.0, outside a log space: once drawn by a fuzzer."""
+    space = parse_space({"a": {"type": "normal", "mu": 0, "sigma": 372.0, "log": True}})
+    p = space.params[0]
+    assert p.decode(-1000.0) > 0 and p.contains(p.decode(-1000.0))
+    rng = random.Random(1)
+    for _ in range(2000):
+        space.validate_point(space.sample(rng))
