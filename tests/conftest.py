@@ -7,7 +7,36 @@ import pytest
 
 from gridhpo.checkpoints import STORES, ObjectStore, open_store
 from tests.seaweed import s3_store_url, seaweedfs
+from tests import servers as _servers
 from tests.servers import postgres_database, rabbitmq_vhost
+
+# A test marked integration reaches real servers; ``pytest -m "not integration"`` is the fast
+# tier that needs none. A fixture with an embedded and a server variant marks only the latter.
+integration = pytest.mark.integration
+
+# the fixtures that are a server: a test using one, even through getfixturevalue, must be marked
+SERVER_FIXTURES = {"pg_url": "PostgreSQL", "amqp_url": "RabbitMQ", "s3_endpoint": "SeaweedFS S3",
+                   "podman": "Podman"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture, session ones included, so a server helper knows which test asks
+    _servers.current_test = item
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _servers.current_test = None
+
+
+@pytest.fixture(autouse=True)
+def _servers_need_the_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keeps the tiers true: a session server fixture reused by an unmarked test fails it
+    (its first user was already stopped by ``use_server`` in the helper that started it)."""
+    yield
+    used = sorted(SERVER_FIXTURES[name] for name in request.fixturenames if name in SERVER_FIXTURES)
+    if used and request.node.get_closest_marker("integration") is None:
+        pytest.fail(f"{request.node.nodeid} uses {', '.join(used)} but is not marked integration", pytrace=False)
 
 
 @pytest.fixture
@@ -33,7 +62,7 @@ def amqp_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["embedded", "production"])
+@pytest.fixture(params=["embedded", pytest.param("production", marks=integration)])
 def servers(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[str, str]]:
     """(db_url, broker_url): the embedded defaults, then PostgreSQL + RabbitMQ."""
     if request.param == "embedded":
@@ -50,7 +79,7 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[name if name == "file" else pytest.param(name, marks=integration) for name in sorted(STORES)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     """An empty object store of each backend: a local folder, and S3 on the SeaweedFS server."""
     if request.param == "file":
