@@ -19,10 +19,18 @@ SERVER_FIXTURES = {"pg_url": "PostgreSQL", "amqp_url": "RabbitMQ", "s3_endpoint"
                    "podman": "Podman"}
 
 
+def _unmarked_user(item: pytest.Item, names: list[str]) -> None:
+    used = sorted({SERVER_FIXTURES[n] for n in names if n in SERVER_FIXTURES})
+    if used and item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} uses {', '.join(used)} but is not marked integration", pytrace=False)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # before any fixture, session ones included, so a server helper knows which test asks
+    # before any fixture, session ones included, so a server helper knows which test asks,
+    # and an unmarked test naming a server fixture fails before it reaches the server
     _servers.current_test = item
+    _unmarked_user(item, list(getattr(item, "fixturenames", [])))
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
@@ -31,12 +39,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def _servers_need_the_marker(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Keeps the tiers true: a session server fixture reused by an unmarked test fails it
-    (its first user was already stopped by ``use_server`` in the helper that started it)."""
+    """A session server fixture asked for through getfixturevalue by an unmarked test fails it
+    (only its first user meets ``use_server`` in the helper that starts the server)."""
     yield
-    used = sorted(SERVER_FIXTURES[name] for name in request.fixturenames if name in SERVER_FIXTURES)
-    if used and request.node.get_closest_marker("integration") is None:
-        pytest.fail(f"{request.node.nodeid} uses {', '.join(used)} but is not marked integration", pytrace=False)
+    _unmarked_user(request.node, [n for n in request.fixturenames if n not in request.node.fixturenames])
 
 
 @pytest.fixture
