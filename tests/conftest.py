@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from gridhpo.checkpoints import STORES, ObjectStore, open_store
-from tests.seaweed import s3_store_url, seaweedfs
 from tests import servers as _servers
+from tests.seaweed import s3_store_url, seaweedfs
 from tests.servers import postgres_database, rabbitmq_vhost
 
 # A test marked integration reaches real servers; ``pytest -m "not integration"`` is the fast
