@@ -26,8 +26,12 @@ AMQP_HOST = os.environ.get("GRIDHPO_TEST_AMQP_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("GRIDHPO_TEST_AMQP_PORT", "5672"))
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def required() -> bool:
-    return os.environ.get("GRIDHPO_REQUIRE_SERVERS", "") not in ("", "0")
+    return _flag("GRIDHPO_REQUIRE_SERVERS")
 
 
 def unavailable(reason: str) -> None:
@@ -48,7 +52,7 @@ def use_server(kind: str) -> None:
         pytest.fail(f"{item.nodeid} uses {kind} but is not marked integration "
                     "(add @pytest.mark.integration, or pytest.param(..., marks=pytest.mark.integration))",
                     pytrace=False)
-    if os.environ.get("GRIDHPO_NO_SERVERS", "") not in ("", "0"):
+    if _flag("GRIDHPO_NO_SERVERS"):
         pytest.fail(f"GRIDHPO_NO_SERVERS is set: no {kind} for {item.nodeid if item else 'this test'}",
                     pytrace=False)
 
