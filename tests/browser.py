@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.servers import unavailable
+from tests.servers import unavailable, use_server
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -33,6 +33,7 @@ def _above(fd: int, low: int) -> int:
 
 class Browser:
     def __init__(self, user_data_dir: Path, width: int = 1400, height: int = 1000) -> None:
+        use_server("Chromium")
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if exe is None:
             unavailable("chromium is not installed (.ci/setup-chromium.sh installs Debian's package)")

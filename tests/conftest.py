@@ -6,8 +6,43 @@ from pathlib import Path
 import pytest
 
 from gridhpo.checkpoints import STORES, ObjectStore, open_store
+from tests import servers as _servers
 from tests.seaweed import s3_store_url, seaweedfs
 from tests.servers import postgres_database, rabbitmq_vhost
+
+# A test marked integration reaches real servers; ``pytest -m "not integration"`` is the fast
+# tier that needs none. A fixture with an embedded and a server variant marks only the latter.
+integration = pytest.mark.integration
+
+# the fixtures that are a server: a test using one, even through getfixturevalue, must be marked
+SERVER_FIXTURES = {"pg_url": "PostgreSQL", "amqp_url": "RabbitMQ", "s3_endpoint": "SeaweedFS S3",
+                   "podman": "Podman"}
+
+
+def _unmarked_user(item: pytest.Item, names: list[str]) -> None:
+    used = sorted({SERVER_FIXTURES[n] for n in names if n in SERVER_FIXTURES})
+    if used and item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} uses {', '.join(used)} but is not marked integration", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture, session ones included, so a server helper knows which test asks,
+    # and an unmarked test naming a server fixture fails before it reaches the server
+    _servers.current_test = item
+    _unmarked_user(item, list(getattr(item, "fixturenames", [])))
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _servers.current_test = None
+
+
+@pytest.fixture(autouse=True)
+def _servers_need_the_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A session server fixture asked for through getfixturevalue by an unmarked test fails it
+    (only its first user meets ``use_server`` in the helper that starts the server)."""
+    yield
+    _unmarked_user(request.node, [n for n in request.fixturenames if n not in request.node.fixturenames])
 
 
 @pytest.fixture
@@ -33,7 +68,7 @@ def amqp_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["embedded", "production"])
+@pytest.fixture(params=["embedded", pytest.param("production", marks=integration)])
 def servers(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[str, str]]:
     """(db_url, broker_url): the embedded defaults, then PostgreSQL + RabbitMQ."""
     if request.param == "embedded":
@@ -50,7 +85,7 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[name if name == "file" else pytest.param(name, marks=integration) for name in sorted(STORES)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     """An empty object store of each backend: a local folder, and S3 on the SeaweedFS server."""
     if request.param == "file":

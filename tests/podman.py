@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import unavailable
+from tests.servers import unavailable, use_server
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "containers" / "podman"
@@ -52,6 +52,7 @@ class Podman:
 
 @contextmanager
 def podman_service(tmp: Path) -> Iterator[Podman]:
+    use_server("Podman")
     if shutil.which("podman") is None or shutil.which("runc") is None:
         unavailable("podman/runc not installed (.ci/setup-podman.sh installs them)")
     tmp.mkdir(parents=True, exist_ok=True)

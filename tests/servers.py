@@ -2,6 +2,12 @@
 
 A test that needs a server it cannot reach skips with the reason on a developer's machine
 and fails in CI, where ``GRIDHPO_REQUIRE_SERVERS=1`` is set by ``.ci/run``.
+
+Tests run in two tiers: ``pytest -m "not integration"`` needs no server at all. Every helper
+that reaches a server (PostgreSQL, RabbitMQ, SeaweedFS S3, Podman, Slurm, Chromium) first calls
+``use_server``, which fails a test that is not marked ``integration``, so the fast tier stays
+server-free on every run; ``GRIDHPO_NO_SERVERS=1`` additionally makes every helper fail, to
+prove a tier needs no server without stopping the machine's servers.
 """
 from __future__ import annotations
 
@@ -20,8 +26,12 @@ AMQP_HOST = os.environ.get("GRIDHPO_TEST_AMQP_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("GRIDHPO_TEST_AMQP_PORT", "5672"))
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def required() -> bool:
-    return os.environ.get("GRIDHPO_REQUIRE_SERVERS", "") not in ("", "0")
+    return _flag("GRIDHPO_REQUIRE_SERVERS")
 
 
 def unavailable(reason: str) -> None:
@@ -29,6 +39,22 @@ def unavailable(reason: str) -> None:
     if required():
         pytest.fail(f"required server missing in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+# the test now running, set by tests/conftest.py, so that a helper knows who asks for a server
+current_test: pytest.Item | None = None
+
+
+def use_server(kind: str) -> None:
+    """Called by every helper before it reaches a server: only integration tests may."""
+    item = current_test
+    if item is not None and item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} uses {kind} but is not marked integration "
+                    "(add @pytest.mark.integration, or pytest.param(..., marks=pytest.mark.integration))",
+                    pytrace=False)
+    if _flag("GRIDHPO_NO_SERVERS"):
+        pytest.fail(f"GRIDHPO_NO_SERVERS is set: no {kind} for {item.nodeid if item else 'this test'}",
+                    pytrace=False)
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -42,6 +68,7 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database; dropped afterwards."""
+    use_server("PostgreSQL")
     try:
         import psycopg
     except ImportError:
@@ -66,6 +93,7 @@ def postgres_database() -> Iterator[str]:
 @contextmanager
 def rabbitmq_vhost() -> Iterator[str]:
     """An AMQP URL on a fresh RabbitMQ virtual host, so tests never share queues."""
+    use_server("RabbitMQ")
     if not port_open(AMQP_HOST, AMQP_PORT):
         unavailable(f"RabbitMQ at {AMQP_HOST}:{AMQP_PORT} unreachable")
     ctl = shutil.which("rabbitmqctl")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import unavailable
+from tests.servers import unavailable, use_server
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "mungekey")
 
@@ -53,6 +53,7 @@ def _stop(pid_file: Path) -> None:
 @contextmanager
 def slurm_cluster(tmp: Path, cpus: int = 8) -> Iterator[dict[str, str]]:
     """Start the cluster; yields the environment variables its clients need (SLURM_CONF)."""
+    use_server("Slurm")
     missing = [d for d in DAEMONS if shutil.which(d) is None]
     if missing:
         unavailable(f"Slurm/munge not installed ({', '.join(missing)}; .ci/setup-slurm.sh installs them)")

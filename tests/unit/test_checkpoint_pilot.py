@@ -19,7 +19,7 @@ from tests.unit.test_checkpoint_archive import chain_members
 from tests.unit.test_checkpoint_manifest import plant_newest
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.integration)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "file":
         return f"file://{tmp_path / 'store'}"

@@ -16,7 +16,7 @@ from tests.servers import postgres_database
 SPEC = {"name": "t", "objective": {"mode": "min"}, "budget": {"max_points": 3}}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
     if request.param == "sqlite":
         r = Repository(f"sqlite:///{tmp_path / 'b.db'}")

@@ -36,6 +36,7 @@ def _end_session(lock: SteeringLock) -> None:
         assert row is not None and row[0], f"backend {pid} did not exit within 60 s"
 
 
+@pytest.mark.integration
 def test_the_postgresql_lock_is_taken_again_after_its_session_ended(pg_url: str) -> None:
     first, second = SteeringLock(Repository(pg_url)), SteeringLock(Repository(pg_url))
     assert first.acquire() and not second.acquire()
@@ -45,6 +46,7 @@ def test_the_postgresql_lock_is_taken_again_after_its_session_ended(pg_url: str)
     first.release()
 
 
+@pytest.mark.integration
 def test_a_steering_whose_lock_was_taken_meanwhile_stops(pg_url: str) -> None:
     first, second = SteeringLock(Repository(pg_url)), SteeringLock(Repository(pg_url))
     assert first.acquire()

@@ -22,7 +22,7 @@ from tests.helpers import BOMB, poison, publish_raw
 from tests.servers import rabbitmq_vhost
 
 
-@pytest.fixture(params=["filesystem", "amqp"])
+@pytest.fixture(params=["filesystem", pytest.param("amqp", marks=pytest.mark.integration)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "filesystem":
         yield f"filesystem://{tmp_path / 'q'}"

@@ -16,7 +16,8 @@ from gridhpo.evaluation.runtimes.process import ProcessRuntime, wait
 from tests.podman import BUSYBOX_IMAGE, Podman, busybox_context
 from tests.podman import podman as podman  # session fixture
 
-RUNTIMES = ["process", "docker", "apptainer"]
+# the container runtimes need Podman or Apptainer: integration tests
+RUNTIMES = ["process", *(pytest.param(n, marks=pytest.mark.integration) for n in ("docker", "apptainer"))]
 
 
 @pytest.fixture(params=RUNTIMES)

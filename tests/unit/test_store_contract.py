@@ -173,6 +173,7 @@ def test_local_store_driver_errors_name_the_store(tmp_path: Path) -> None:
         open_store(f"file://{blocker}/sub")
 
 
+@pytest.mark.integration
 def test_s3_missing_bucket_is_a_checkpoint_error_with_context(s3_endpoint: str, tmp_path: Path) -> None:
     s = open_store(f"s3://test:test@no-such-bucket-{uuid.uuid4().hex[:8]}/p?endpoint={s3_endpoint}")
     with pytest.raises(CheckpointError, match=r"store s3://test:\*\*\*@no-such-bucket.*upload of 'k' failed"):
@@ -180,6 +181,7 @@ def test_s3_missing_bucket_is_a_checkpoint_error_with_context(s3_endpoint: str, 
     s.close()
 
 
+@pytest.mark.integration
 def test_s3_settings_from_the_environment(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Endpoint, region and credentials may come from the usual AWS variables instead of the URL."""
     url = s3_store_url(s3_endpoint)
