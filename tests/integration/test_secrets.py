@@ -160,12 +160,11 @@ def test_evaluations_of_local_pilot_jobs_read_no_secret(tmp_path: Path, servers:
     records = snoops(tmp_path)
     assert len(records) == 2
     for record in records:
-        # the job's own process (timeout, started by bash) is the pilot's parent
-        chain = [a for a in record["ancestors"] if "gridhpo.cli pilot" in a["cmdline"].get("text", "")]
-        assert len(chain) == 1
-        index = record["ancestors"].index(chain[0])
-        launcher = record["ancestors"][index + 1]
-        assert launcher["cmdline"]["text"].startswith("timeout ")
+        # the job's own process (bash, which exec'd timeout) is the pilot's parent
+        ancestors = record["ancestors"]
+        index = next(i for i, a in enumerate(ancestors) if a["cmdline"].get("text", "").startswith("timeout "))
+        pilot, launcher = ancestors[index - 1], ancestors[index]
+        assert "gridhpo.cli pilot" in pilot["cmdline"]["text"] and "--env-file" in pilot["cmdline"]["text"]
         assert "environ" in launcher and "text" in launcher["environ"], "timeout is dumpable: its environ is read"
         assert_nothing_read(record, found, launcher["pid"])
-        assert "PermissionError" in chain[0]["environ"]["error"]
+        assert "PermissionError" in pilot["environ"]["error"]
