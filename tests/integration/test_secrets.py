@@ -126,7 +126,8 @@ def assert_nothing_read(record: dict[str, Any], found: dict[str, str], ours: int
 def test_evaluations_under_gridhpo_run_read_no_secret(tmp_path: Path, servers: tuple[str, str],
                                                       request: pytest.FixtureRequest) -> None:
     env, found = setup(tmp_path, servers, "production" in request.node.callspec.id)
-    proc = subprocess.Popen(gridhpo("run", str(tmp_path / "task.yaml"), "--pilots", "2"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(gridhpo("run", str(tmp_path / "task.yaml"), "--pilots", "2"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     found["token"] = cli(env, "token", "snoop").stdout.strip()
