@@ -169,3 +169,25 @@ def test_evaluations_of_local_pilot_jobs_read_no_secret(tmp_path: Path, servers:
         assert "environ" in launcher and "text" in launcher["environ"], "timeout is dumpable: its environ is read"
         assert_nothing_read(record, found, launcher["pid"])
         assert "PermissionError" in pilot["environ"]["error"]
+
+
+def test_a_pilot_reads_its_token_from_a_file(tmp_path: Path, home: Path) -> None:
+    env, found = setup(tmp_path, (f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"), False)
+    tid = int(cli(env, "submit", str(tmp_path / "task.yaml")).stdout.strip())
+    token = cli(env, "token", str(tid)).stdout.strip()
+    (tmp_path / "token").write_text(token + "\n")
+    (tmp_path / "token").chmod(0o600)
+    env.pop("GRIDHPO_TOKEN", None)
+    missing = cli(env, "pilot", "--task", str(tid), "--token-file", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and f"--token-file {tmp_path / 'nothing'}: No such file" in missing.stderr
+    repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
+    with steering(repo, env["GRIDHPO_BROKER"], tid):
+        done = cli(env, "pilot", "--task", str(tid), "--token-file", str(tmp_path / "token"), "--max-points", "2")
+    assert done.returncode == 0, done.stderr
+    assert "2 finished" in done.stderr
+    records = snoops(tmp_path)
+    assert len(records) == 2
+    found["token"] = token
+    for record in records:
+        ps = " ".join(cmd for _, cmd in record["cmdlines"].values())
+        assert not [what for what, value in found.items() if value in ps]
