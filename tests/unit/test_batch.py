@@ -32,13 +32,15 @@ def test_remaining_walltime_from_the_environment() -> None:
 
 def test_slurm_script_has_the_time_limit_and_a_pilot_id_per_job(tmp_path: Path) -> None:
     script = tmp_path / "p.sh"
-    pilots.write_script("slurm", 7, "cern", 5400.5, script, tmp_path / "p.log", broker="amqp://u:p@mq//")
+    pilots.write_script("slurm", 7, "cern", 5400.5, script, tmp_path / "p.log", broker="amqp://u:p@mq//",
+                        token="tok-7-secret")
     text = script.read_text()
     assert "#SBATCH --time=0-01:30:01" in text and f"#SBATCH --output={tmp_path / 'p.log'}" in text
     assert "--pilot-id cern-slurm-$SLURM_JOB_ID" in text and "--walltime" not in text  # asks Slurm instead
     # the broker's password is on no line of the script, only in its 0600 .env file
-    assert "u:p@" not in text and f"--env-file {tmp_path / 'p.env'}" in text
-    assert "GRIDHPO_BROKER=amqp://u:p@mq//\n" in (tmp_path / "p.env").read_text()
+    assert "u:p@" not in text and "tok-7-secret" not in text and f"--env-file {tmp_path / 'p.env'}" in text
+    assert (tmp_path / "p.env").read_text().splitlines()[-2:] == ["GRIDHPO_BROKER=amqp://u:p@mq//",
+                                                                  "GRIDHPO_TOKEN=tok-7-secret"]
     assert (tmp_path / "p.env").stat().st_mode & 0o077 == 0
 
 
