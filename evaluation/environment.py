@@ -136,8 +136,9 @@ PR_SET_DUMPABLE = 4  # linux/prctl.h
 def make_undumpable() -> bool:
     """Make this process non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``), so that other processes of
     the same user — its evaluations — can no longer read its ``/proc/<pid>/environ``, ``mem``,
-    ``maps``, ``fd/``, ``cwd``, ``exe`` nor ptrace it (the kernel's ptrace access check fails and
-    the entries belong to root). ``cmdline``, ``stat`` and ``status`` stay readable by everyone.
+    ``maps``, ``smaps``, ``auxv``, ``stack``, the links of ``fd/``, ``cwd``, ``exe`` nor ptrace
+    it (the kernel's ptrace access check fails and the entries belong to root). ``cmdline``,
+    ``stat``, ``status`` and ``comm`` stay readable by everyone: they must hold no secret.
     Children get their own dumpable flag back at ``execve``. Also no core dumps of this process,
     and no ``py-spy``/``gdb`` by the same user. False where there is no prctl (not Linux)."""
     if not sys.platform.startswith("linux"):
