@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -142,7 +143,14 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 @click.option("--keep-failed-size", default="1G", show_default=True, metavar="SIZE",
               help="Total size of the kept work directories of failed points (e.g. 500M, 2G).")
 @click.option("--token", envvar="GRIDHPO_TOKEN", default=None,
-              help="The task's token (`gridhpo token TASK`); without the right one a pilot gets no point.")
+              help="The task's token (`gridhpo token TASK`); without the right one a pilot gets no point. "
+                   "On the command line it is visible in `ps` to every user of the node: prefer "
+                   "GRIDHPO_TOKEN or --token-file.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file (mode 0600) holding the task's token; wins over --token / GRIDHPO_TOKEN.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file (mode 0600) of NAME=VALUE lines added to this pilot's environment first: "
+                   "GRIDHPO_TOKEN, GRIDHPO_BROKER, AWS_*... kept off the command line (`ps`).")
 @click.option("--store", default=None, metavar="URL",
               help="Checkpoint store (file:///path, s3://bucket/prefix?endpoint=URL); default: the task "
                    "file's evaluation.checkpoint.store, else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
@@ -151,10 +159,11 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 @verbosity
 def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
           idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool, keep_failed: int,
-          keep_failed_size: str, token: str | None, store: str | None, broker: str | None, db: str | None,
-          verbose: int) -> None:
+          keep_failed_size: str, token: str | None, token_file: Path | None, env_file: Path | None,
+          store: str | None, broker: str | None, db: str | None, verbose: int) -> None:
     """Evaluate points of one task until its budget, walltime or --max-points ends."""
     _setup_logging(verbose, logging.INFO)
+    token, broker = _pilot_secrets(token, token_file, env_file, broker)
     from gridhpo.evaluation.pilot import Pilot, PilotConfig
     from gridhpo.evaluation.workdirs import parse_size
     from gridhpo.protocol import Broker
@@ -189,6 +198,27 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
                f"{stats.interrupted} interrupted; {stats.exit_reason}", err=True)
     if stats.exit_code:
         sys.exit(stats.exit_code)  # evaluation/handshake.py: 3 when the steering refused the token
+
+
+def _pilot_secrets(token: str | None, token_file: Path | None, env_file: Path | None,
+                   broker: str | None) -> tuple[str | None, str | None]:
+    """The token and broker URL of a pilot, after --env-file and --token-file are read; the pilot
+    becomes non-dumpable so that its evaluations cannot read them in its /proc entries."""
+    from gridhpo.evaluation import environment
+
+    environment.make_undumpable()
+    try:
+        if env_file is not None:
+            loaded = environment.read_env_file(env_file)
+            os.environ.update(loaded)
+            token = token or loaded.get("GRIDHPO_TOKEN")
+            broker = broker or loaded.get("GRIDHPO_BROKER")
+        if token_file is not None:
+            token = environment.read_token_file(token_file)
+    except GridHPOError as exc:
+        raise click.UsageError(str(exc)) from None
+    environment.register_url(config.broker_url(broker))
+    return token, broker
 
 
 def _task_id_by_name(name: str, db: str | None) -> int:
@@ -226,6 +256,9 @@ def _duration(value: str | None, name: str, parse: Any) -> float | None:
 def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: str | None, verbose: int) -> None:
     """Submit TASK_FILE, steer it with N local pilots, show progress, print the best point."""
     _setup_logging(verbose)
+    from gridhpo.evaluation.environment import make_undumpable
+
+    make_undumpable()  # the evaluations of its pilots must not read its environment (GRIDHPO_DB...)
     from gridhpo.steering.runner import run_task
     from gridhpo.steering.runner import submit as do_submit
     from gridhpo.steering.taskfile import load_task

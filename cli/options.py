@@ -10,11 +10,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 db_option = click.option(
     "--db", "db", envvar="GRIDHPO_DB", default=None, metavar="URL",
-    help="Bookkeeping database (SQLAlchemy URL). Default: SQLite under GRIDHPO_HOME.",
+    help="Bookkeeping database (SQLAlchemy URL). Default: SQLite under GRIDHPO_HOME. A password on the "
+         "command line is visible in `ps`: set GRIDHPO_DB instead.",
 )
 broker_option = click.option(
     "--broker", "broker", envvar="GRIDHPO_BROKER", default=None, metavar="URL",
-    help="Message broker (kombu URL, e.g. amqp://guest:guest@127.0.0.1:5672//). Default: a folder under GRIDHPO_HOME.",
+    help="Message broker (kombu URL, e.g. amqp://guest:guest@127.0.0.1:5672//). Default: a folder under "
+         "GRIDHPO_HOME. A password on the command line is visible in `ps`: set GRIDHPO_BROKER instead.",
 )
 task_argument = click.argument("task", metavar="TASK")
 

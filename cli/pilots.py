@@ -42,9 +42,24 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
     if token is None:
         from gridhpo.bookkeeping import Repository
 
-        token = Repository(db).task(int(task)).token
+        row = Repository(db).task(int(task))
+        token = row.token
+        _register_signing_key(row.spec)
     for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime, token):
         click.echo(f"{s.backend} job {s.job_id}: pilot for task {s.task_id} at {s.site} (script {s.script})")
+
+
+def _register_signing_key(spec: dict[str, object]) -> None:
+    """The task's checkpoint signing key, when read from a variable of any name (``env:NAME``), is
+    a secret: it goes to the pilot in its .env file, not in the job's environment."""
+    import os
+
+    from gridhpo.evaluation.environment import register_secret
+    from gridhpo.steering.taskfile import TaskSpec
+
+    key = TaskSpec.from_dict(spec).evaluation.checkpoint.signing_key
+    if key and key.startswith("env:"):
+        register_secret(os.environ.get(key[4:]))
 
 
 @pilots.command()

@@ -23,6 +23,7 @@ from gridhpo.checkpoints import ObjectStore, open_store
 from gridhpo.checkpoints.archive import CheckpointTooLargeError, fingerprint
 from gridhpo.checkpoints.manifest import Entry, Manifest, point_prefix
 from gridhpo.errors import CheckpointError, ConfigError
+from gridhpo.evaluation import environment
 from gridhpo.protocol import PointMessage
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Settings:
         c = evaluation.get("checkpoint") or {}
         url = pilot_store or c.get("store") or config.store_url(None)
         key = c.get("signing_key")
+        environment.register_url(url)
         secret: bytes | None = None
         if key:
             if str(key).startswith("env:"):
@@ -52,6 +54,7 @@ class Settings:
                     raise ConfigError(f"evaluation.checkpoint.signing_key: environment variable {name} "
                                       "is not set on this pilot")
                 secret = value.encode()
+                environment.register_secret(value)  # and so no evaluation gets variable NAME
             else:
                 secret = str(key).encode()
         return cls(url, float(c.get("interval", 300.0)), int(c.get("keep", 3)), int(c.get("max_size", 1 << 30)),

@@ -25,7 +25,7 @@ from typing import Any
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import EvaluationError, GridHPOError, MessageError
-from gridhpo.evaluation import runtimes
+from gridhpo.evaluation import environment, runtimes
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.handshake import Handshake
 from gridhpo.evaluation.heartbeat import Heartbeat
@@ -98,6 +98,7 @@ class Pilot:
     def __init__(self, broker: Broker, config: PilotConfig) -> None:
         self.broker = broker
         self.cfg = config
+        environment.register_secret(config.token)  # no evaluation gets a variable holding it
         self.stats = PilotStats()
         self.started = time.monotonic()
         self.stop_requested = threading.Event()

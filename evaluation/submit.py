@@ -22,6 +22,7 @@ from typing import Any
 
 from gridhpo import config
 from gridhpo.errors import ConfigError, EvaluationError, unknown_name
+from gridhpo.evaluation import environment
 from gridhpo.evaluation.batch import parse_slurm_duration
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,21 @@ def slurm_time(seconds: float) -> str:
 
 def write_script(backend: str, task_id: int, site: str, walltime: float, path: Path, log_path: Path,
                  broker: str | None = None, runtime: str | None = None, token: str | None = None) -> None:
-    """The batch script of one pilot; 0700, since it may carry the broker URL and the task's token."""
+    """The batch script of one pilot, and next to it (``.env``, 0600) the secrets it needs: the
+    broker URL, the task's token and the secret variables of this environment (AWS_*...). They
+    reach the pilot through ``--env-file``, never on a command line (`ps`, /proc/PID/cmdline),
+    and not in the environment of the launcher either (``timeout`` is the local pilot's parent,
+    and its /proc/PID/environ is readable by the pilot's evaluations)."""
     python = shlex.quote(sys.executable)
-    pilot = [python, "-m", "gridhpo.cli", "pilot", "--task", str(task_id), "--site", shlex.quote(site)]
+    env_file = path.with_suffix(".env")
+    secrets = environment.secret_part(os.environ)
+    if broker:
+        secrets["GRIDHPO_BROKER"] = broker
+    if token:
+        secrets["GRIDHPO_TOKEN"] = token
+    environment.write_env_file(env_file, secrets)
+    pilot = [python, "-m", "gridhpo.cli", "pilot", "--task", str(task_id), "--site", shlex.quote(site),
+             "--env-file", shlex.quote(str(env_file))]
     if runtime:
         pilot += ["--runtime", shlex.quote(runtime)]
     lines = ["#!/bin/bash"]
@@ -73,22 +86,18 @@ def write_script(backend: str, task_id: int, site: str, walltime: float, path: P
         lines.append(f"export GRIDHPO_WALLTIME_END=$(( $(date +%s) + {int(-(-walltime // 1))} ))")
         pilot += ["--pilot-id", f"{shlex.quote(site)}-local-{uuid.uuid4().hex[:8]}"]
         pilot = ["timeout", "-s", "TERM", "-k", str(LOCAL_KILL_AFTER), f"{walltime:g}", *pilot]
-    lines.append("# written by gridhpo pilots submit")
+    lines.append("# written by gridhpo pilots submit; its secrets are in " + shlex.quote(str(env_file)))
     for var in ("GRIDHPO_HOME",):
         if os.environ.get(var):
             lines.append(f"export {var}={shlex.quote(os.environ[var])}")
-    if broker:
-        lines.append(f"export GRIDHPO_BROKER={shlex.quote(broker)}")
-    if token:
-        lines.append(f"export GRIDHPO_TOKEN={shlex.quote(token)}")
     lines.append("exec " + " ".join(pilot))
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o700)
 
 
-def _run(argv: list[str], what: str) -> str:
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> str:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EvaluationError(f"{what} failed: {exc}") from exc
     if proc.returncode != 0:
@@ -112,6 +121,8 @@ def submit(task_id: int, backend: str, count: int, walltime: float, site: str | 
     except ValueError as exc:
         raise ConfigError(f"--extra {extra!r}: {exc}") from None
     site = site or backend
+    # sbatch hands its environment to the job, bash to timeout: the secrets go in the .env file
+    launcher_env = environment.scrubbed(os.environ)
     out: list[Submission] = []
     for _ in range(count):
         stamp = f"{task_id}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -119,10 +130,11 @@ def submit(task_id: int, backend: str, count: int, walltime: float, site: str | 
         log_path = pilots_dir() / f"pilot-{stamp}.log"
         write_script(backend, task_id, site, walltime, script, log_path, broker, runtime, token)
         if backend == "slurm":
-            job_id = _run(["sbatch", "--parsable", *extra_args, str(script)], "sbatch").strip().split(";")[0]
+            job_id = _run(["sbatch", "--parsable", *extra_args, str(script)], "sbatch",
+                          launcher_env).strip().split(";")[0]
         else:
             with log_path.open("ab") as logf:
-                proc = subprocess.Popen(["bash", str(script)], stdout=logf, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen(["bash", str(script)], stdout=logf, stderr=subprocess.STDOUT, env=launcher_env,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             job_id = str(proc.pid)
         sub = Submission(backend, job_id, task_id, site, str(script), str(log_path), walltime, time.time())

@@ -14,6 +14,7 @@ import shutil
 from typing import ClassVar
 
 from gridhpo.errors import EvaluationError
+from gridhpo.evaluation.environment import scrubbed
 from gridhpo.evaluation.runtimes._base import Handle, Job
 from gridhpo.evaluation.runtimes.process import SECRET_VARIABLES, ProcessRuntime
 
@@ -60,5 +61,5 @@ class ApptainerRuntime(ProcessRuntime):
     def start(self, job: Job) -> Handle:
         self.check(job)
         # apptainer itself needs PATH and HOME; what it passes on is decided by --cleanenv/--env
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+        env = scrubbed(os.environ)
         return self.spawn(job, self.argv(job), env, f"apptainer for {job.image!r}")

@@ -11,26 +11,19 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from gridhpo.errors import EvaluationError
+from gridhpo.evaluation.environment import SECRET_NAMES, evaluation_environment
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.proctree import Descendants
 
 log = logging.getLogger(__name__)
 
-# the pilot's own secrets never reach an evaluation
-SECRET_VARIABLES = ("GRIDHPO_DB", "GRIDHPO_BROKER", "GRIDHPO_STORE", "GRIDHPO_TOKEN",
-                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
-
-
-def evaluation_environment(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env.update(extra)
-    return env
+# what of a task's own evaluation.env the container runtimes hold back (environment.py decides
+# what of the pilot's environment reaches an evaluation)
+SECRET_VARIABLES = (*sorted(SECRET_NAMES), "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 TAIL_BYTES = 64 << 10  # of stderr.log / stdout.log read for a failed point's tail

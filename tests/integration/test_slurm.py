@@ -67,6 +67,7 @@ def test_pilots_in_slurm_jobs_stop_at_their_walltime_and_points_finish_elsewhere
     tid, _ = submit(repo, spec)
     with steering(repo, broker, tid):
         [knows] = pilots.submit(tid, "slurm", 1, 60, site="cluster", token=repo.task(tid).token)
+        assert str(repo.task(tid).token) not in Path(knows.script).read_text(), "the token is in the .env file"
         [told_nothing] = pilots.submit(tid, "slurm", 1, 60, site="cluster",
                                        extra="--export=ALL,GRIDHPO_WALLTIME_END=99999999999",
                                        token=repo.task(tid).token)

@@ -32,12 +32,16 @@ def test_remaining_walltime_from_the_environment() -> None:
 
 def test_slurm_script_has_the_time_limit_and_a_pilot_id_per_job(tmp_path: Path) -> None:
     script = tmp_path / "p.sh"
-    pilots.write_script("slurm", 7, "cern", 5400.5, script, tmp_path / "p.log", broker="amqp://u:p@mq//")
+    pilots.write_script("slurm", 7, "cern", 5400.5, script, tmp_path / "p.log", broker="amqp://u:p@mq//",
+                        token="tok-7-secret")
     text = script.read_text()
     assert "#SBATCH --time=0-01:30:01" in text and f"#SBATCH --output={tmp_path / 'p.log'}" in text
     assert "--pilot-id cern-slurm-$SLURM_JOB_ID" in text and "--walltime" not in text  # asks Slurm instead
-    assert "export GRIDHPO_BROKER=amqp://u:p@mq//" in text
-    assert script.stat().st_mode & 0o077 == 0, "the script may carry the broker's password"
+    # the broker's password is on no line of the script, only in its 0600 .env file
+    assert "u:p@" not in text and "tok-7-secret" not in text and f"--env-file {tmp_path / 'p.env'}" in text
+    assert (tmp_path / "p.env").read_text().splitlines()[-2:] == ["GRIDHPO_BROKER=amqp://u:p@mq//",
+                                                                  "GRIDHPO_TOKEN=tok-7-secret"]
+    assert (tmp_path / "p.env").stat().st_mode & 0o077 == 0
 
 
 def test_bad_submissions_are_refused(home: Path) -> None:
@@ -56,8 +60,10 @@ def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path)
                                "--walltime", "4", "--site", "laptop"])
     assert out.exit_code == 0, out.output
     assert out.output.count("local job ") == 2
-    # the scripts carry the task's token, read from the bookkeeping
-    assert all(f"export GRIDHPO_TOKEN={token}" in Path(s.script).read_text() for s in pilots.submissions(1))
+    # the pilots get the task's token, read from the bookkeeping, in their .env file, not in the script
+    for s in pilots.submissions(1):
+        assert token not in Path(s.script).read_text()
+        assert f"GRIDHPO_TOKEN={token}\n" in Path(s.script).with_suffix(".env").read_text()
     status = runner.invoke(main, ["pilots", "status"])
     assert status.output.count(" running ") == 2 and "laptop" in status.output
     deadline = time.monotonic() + 30
