@@ -242,12 +242,9 @@ def _storable(value: Any, where: str) -> Any:
 
 def _check_limits(b: Mapping[str, Any], etype: str, data: Mapping[str, Any]) -> None:
     for key in ("task_id", "point_id", "attempt"):
-        v = _need(b, key, int)
-        if not -_INT32 <= v < _INT32:
-            raise MessageError(f"message field {key!r}: {v} is out of the 32-bit range")
+        _int32(b, key)
     for key, limit in _EVENT_TEXT.items():
-        if len(_need(b, key, str)) > limit:
-            raise MessageError(f"message field {key!r}: longer than {limit} characters")
+        _text(b, key, limit)
     for key, most in _DATA_TEXT.items():
         v = data.get(key)
         if v is not None and (not isinstance(v, str) or (most is not None and len(v) > most)):
@@ -332,6 +329,14 @@ def message_kind(body: object) -> str | None:
     return None
 
 
+def _int32(b: Mapping[str, Any], key: str) -> int:
+    """An integer field the bookkeeping stores in 32 bits."""
+    value = _need(b, key, int)
+    if not -_INT32 <= value < _INT32:
+        raise MessageError(f"message field {key!r}: {value} is out of the 32-bit range")
+    return int(value)
+
+
 def _text(b: Mapping[str, Any], key: str, most: int) -> str:
     value = _need(b, key, str)
     if len(value) > most:
@@ -386,10 +391,7 @@ class Hello:
 
 def parse_hello(body: object) -> Hello:
     b = _check_envelope(body, "hello")
-    task_id = _need(b, "task_id", int)
-    if not -_INT32 <= task_id < _INT32:
-        raise MessageError(f"message field 'task_id': {task_id} is out of the 32-bit range")
-    return Hello(task_id=task_id, pilot_id=_text(b, "pilot_id", _EVENT_TEXT["pilot_id"]),
+    return Hello(task_id=_int32(b, "task_id"), pilot_id=_text(b, "pilot_id", _EVENT_TEXT["pilot_id"]),
                  site=_text(b, "site", _EVENT_TEXT["site"]), host=_text(b, "host", 255),
                  hello_id=_text(b, "hello_id", 64), auth=_auth(b))
 
