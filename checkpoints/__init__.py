@@ -46,3 +46,10 @@ def open_store(url: str) -> ObjectStore:
 
 __all__ = ["STORES", "CorruptObjectError", "MissingObjectError", "ObjectStore", "RefusedCheckpointError", "check_key",
            "open_store", "sha256_file"]
+
+
+# One import identity: this folder is gridhpo.checkpoints; imported as a top-level `checkpoints` (from the
+# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
+if __name__ != "gridhpo.checkpoints":
+    raise ImportError(f"import gridhpo.checkpoints, not {__name__}: the repository's top-level folders are "
+                      "subpackages of gridhpo")

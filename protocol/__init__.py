@@ -34,3 +34,10 @@ __all__ = [
     "parse_point",
     "points_queue",
 ]
+
+
+# One import identity: this folder is gridhpo.protocol; imported as a top-level `protocol` (from the
+# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
+if __name__ != "gridhpo.protocol":
+    raise ImportError(f"import gridhpo.protocol, not {__name__}: the repository's top-level folders are "
+                      "subpackages of gridhpo")
