@@ -107,7 +107,7 @@ def test_replaying_the_same_reports_gives_the_same_decisions() -> None:
             for i in range(6):
                 pop.checkpoint(i, step, f"c{i}.{step}")
                 out.append(pop.report(i, step, rng.random()))
-        return out + [pop.lineage]
+        return [*out, pop.lineage]
 
     first = run()
     assert any(isinstance(d, Exploit) for d in first)
