@@ -1,7 +1,9 @@
-"""Walltime from the batch system, and pilot jobs on the local backend (real processes)."""
+"""Walltime from the batch system, the pilot backend contract (gridhpo.testing.backends) over
+every backend, and pilot jobs on the local backend (real processes)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,30 @@ from click.testing import CliRunner
 
 from gridhpo.cli import main
 from gridhpo.errors import ConfigError, UnknownNameError
+from gridhpo.evaluation import backends
 from gridhpo.evaluation import submit as pilots
+from gridhpo.evaluation.backends import PilotBackend
 from gridhpo.evaluation.batch import parse_slurm_duration, remaining_walltime
+from gridhpo.testing.backends import BackendContract
+from tests.slurm import fake_slurm, slurm_cluster
+
+
+class TestBackends(BackendContract):
+    """Every registered backend; Slurm both as the fake (fast tier) and as a real cluster."""
+
+    @pytest.fixture(params=[*sorted(set(backends.REGISTRY) - {"slurm"}), "slurm-fake",
+                            pytest.param("slurm", marks=pytest.mark.integration)])
+    def pilot_backend(self, request: pytest.FixtureRequest, home: Path, tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[PilotBackend]:
+        name = str(request.param)
+        if not name.startswith("slurm"):
+            yield backends.get(name)()
+            return
+        harness = fake_slurm if name == "slurm-fake" else slurm_cluster
+        with harness(tmp_path_factory.mktemp(name)) as env:
+            for k, v in env.items():
+                monkeypatch.setenv(k, v)
+            yield backends.get("slurm")()
 
 
 @pytest.mark.parametrize("text, seconds", [("0:45", 45), ("59:59", 3599), ("1:00:00", 3600),
