@@ -18,6 +18,7 @@ import click
 from gridhpo import __version__, config
 from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
 from gridhpo.errors import GridHPOError
+from gridhpo.extras import install_hint
 from gridhpo.evaluation.workdirs import KEEP_FAILED
 
 log = logging.getLogger("gridhpo")
@@ -38,7 +39,8 @@ def _repo(db: str | None) -> Any:
 
 
 class _Group(click.Group):
-    """Every GridHPOError becomes a one-line error and exit code 1, never a traceback."""
+    """Every GridHPOError becomes a one-line error and exit code 1, never a traceback; so does a
+    library of an extra that is not installed (the light install of a site has no SQLAlchemy)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,6 +48,21 @@ class _Group(click.Group):
         except GridHPOError as exc:
             click.echo(f"gridhpo: error: {exc}", err=True)
             ctx.exit(1)
+        except ModuleNotFoundError as exc:
+            hint = install_hint(_command_name(ctx), exc)
+            if hint is None:
+                raise
+            click.echo(f"gridhpo: error: {hint}", err=True)
+            ctx.exit(1)
+
+
+def _command_name(ctx: click.Context) -> str:
+    """``gridhpo pilots submit``: the command that ``ctx``, a group's context, was invoking."""
+    names = [ctx.invoked_subcommand or ""]
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["gridhpo", *reversed([n for n in names if n])])
 
 
 @click.group(cls=_Group)

@@ -5,10 +5,11 @@ import datetime
 
 import click
 
+from gridhpo.cli.main import _Group
 from gridhpo.cli.options import broker_option, db_option, verbosity
 
 
-@click.group()
+@click.group(cls=_Group)
 def pilots() -> None:
     """Pilot jobs at a site: submit them to a batch system, show them."""
 
@@ -70,7 +71,7 @@ def _register_signing_key(spec: dict[str, object]) -> None:
 def status(task: int | None) -> None:
     """The submitted pilot jobs and their state."""
     from gridhpo.evaluation.submit import status as get_status
-    from gridhpo.steering.reports import render_table
+    from gridhpo.steering.tables import render_table
 
     rows = get_status(task)
     if not rows:

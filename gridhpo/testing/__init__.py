@@ -13,7 +13,7 @@ module                class                 fixture the subclass defines
 ``runtimes``          RuntimeContract       ``runtime_case`` -> RuntimeCase
 ``runtimes``          CommandRuntimeContract ``command_runtime`` -> (Runtime, image or None)
 ``queues``            QueueContract         ``url`` -> a broker URL (empty queues)
-``backends``          BackendContract       ``backend_case`` -> BackendCase
+``backends``          BackendContract       ``pilot_backend`` -> PilotBackend
 ====================  ====================  ===============================================
 
 This package imports pytest; ``import gridhpo`` never imports it (docs/architecture.md).
