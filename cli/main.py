@@ -314,7 +314,8 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
 def status(task: str | None, db: str | None) -> None:
     """Show every task (or one TASK, by id or name) with its points by state."""
     _setup_logging(0)
-    from gridhpo.steering.reports import render_table, status_rows
+    from gridhpo.steering.reports import status_rows
+    from gridhpo.steering.tables import render_table
 
     repo = _repo(db)
     tasks = [repo.task(task)] if task else repo.tasks()

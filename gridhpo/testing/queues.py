@@ -96,7 +96,7 @@ class QueueContract:
             while len(mine) < 2 and time.monotonic() < deadline:
                 mine += sub.drain("work", max_messages=2, timeout=0.5)
             assert len(mine) == 2  # not acknowledged: still held by this consumer
-            theirs = []
+            theirs: list[int] = []
             while len(theirs) < 4 and time.monotonic() < deadline:
                 if (d := other.wait("work", timeout=0.5)) is not None:
                     theirs.append(d.body["i"])
@@ -118,9 +118,9 @@ class QueueContract:
                     d.ack()
             sub.stop_consuming("held")
             while len(got) < 5 and time.monotonic() < deadline:
-                if (d := other.wait("held", timeout=0.5)) is not None:
-                    got.append(d.body["i"])
-                    d.ack()
+                if (late := other.wait("held", timeout=0.5)) is not None:
+                    got.append(late.body["i"])
+                    late.ack()
             assert sorted(got) == list(range(5))
 
     def test_size_and_purge(self, url: str) -> None:
