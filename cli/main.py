@@ -18,8 +18,8 @@ import click
 from gridhpo import __version__, config
 from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
 from gridhpo.errors import GridHPOError
-from gridhpo.extras import install_hint
 from gridhpo.evaluation.workdirs import KEEP_FAILED
+from gridhpo.extras import install_hint
 
 log = logging.getLogger("gridhpo")
 

@@ -86,3 +86,11 @@ def test_a_server_command_names_the_extra_to_install_in_one_line(home: Path, tmp
         assert proc.stderr.strip() == (f"gridhpo: error: gridhpo {name} needs the server extra: "
                                        "pip install 'gridhpo[server]'")
         assert tried, "the command never reached the bookkeeping"
+
+
+def test_gridhpo_imports_no_test_library() -> None:
+    """``gridhpo.testing`` (the contract suites) imports pytest; gridhpo itself never imports it."""
+    code = ("import sys, gridhpo, gridhpo.cli.main, gridhpo.evaluation.pilot, gridhpo.evaluation.backends; "
+            "print(sorted(m for m in sys.modules if m.startswith(('pytest', '_pytest', 'gridhpo.testing'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr
