@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,8 +193,6 @@ def fake_slurm(tmp: Path) -> Iterator[dict[str, str]]:
     """``sbatch`` and ``squeue`` that run each job as a local process with the variables Slurm
     sets (SLURM_JOB_ID, SLURM_JOB_END_TIME): the fast tier's Slurm. Yields the environment
     (PATH first) its clients need; the jobs still running at the end are killed."""
-    import sys
-
     bin_dir, state = tmp / "bin", tmp / "state"
     bin_dir.mkdir(parents=True)
     state.mkdir()
