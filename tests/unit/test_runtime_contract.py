@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gridhpo.evaluation import runtimes
 from gridhpo.evaluation.runtimes import Runtime
 from gridhpo.evaluation.runtimes.apptainer import ApptainerRuntime
 from gridhpo.evaluation.runtimes.docker import DockerRuntime
@@ -17,8 +18,10 @@ from gridhpo.testing.runtimes import CommandRuntimeContract, RuntimeCase, Runtim
 from tests.podman import BUSYBOX_IMAGE, Podman, busybox_context
 from tests.podman import podman as podman  # session fixture
 
-# the container runtimes need Podman or Apptainer: integration tests
-CONTAINERS = [pytest.param(n, marks=pytest.mark.integration) for n in ("docker", "apptainer")]
+# every registered runtime; the container runtimes need Podman or Apptainer: integration tests
+ALL = [n if n in ("process", "python") else pytest.param(n, marks=pytest.mark.integration)
+       for n in sorted(runtimes.REGISTRY)]
+COMMANDS = [n for n in ALL if n != "python"]  # all but the in-process one run a command
 
 
 def command_runtime_named(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Runtime, str | None]:
@@ -28,6 +31,7 @@ def command_runtime_named(name: str, request: pytest.FixtureRequest, tmp_path: P
     if name == "docker":
         pm: Podman = request.getfixturevalue("podman")
         return DockerRuntime(base_url=pm.url), BUSYBOX_IMAGE
+    assert name == "apptainer", f"no fixture for the runtime {name!r} yet: add one here"
     binary = shutil.which("apptainer") or shutil.which("singularity")
     if binary is None:
         pytest.skip("apptainer/singularity not installed (not packaged in Debian)")
@@ -36,7 +40,7 @@ def command_runtime_named(name: str, request: pytest.FixtureRequest, tmp_path: P
 
 
 class TestCommandRuntimes(CommandRuntimeContract):
-    @pytest.fixture(params=["process", *CONTAINERS])
+    @pytest.fixture(params=COMMANDS)
     def command_runtime(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Runtime, str | None]]:
         runtime, image = command_runtime_named(request.param, request, tmp_path)
         try:
@@ -46,7 +50,7 @@ class TestCommandRuntimes(CommandRuntimeContract):
 
 
 class TestRuntimes(RuntimeContract):
-    @pytest.fixture(params=["python", "process", *CONTAINERS])
+    @pytest.fixture(params=ALL)
     def runtime_case(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeCase]:
         if request.param == "python":
             case = RuntimeCase(InProcessRuntime(), python_job)
