@@ -2,8 +2,10 @@
 every backend, and pilot jobs on the local backend (real processes)."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,11 @@ def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path)
     logs = [Path(r["log"]).read_text() for r in pilots.status(1)]
     assert all("not enough walltime left" in text for text in logs), logs
     assert runner.invoke(main, ["pilots", "status", "--task", "2"]).output.strip() == "no pilot submitted for task 2"
+
+
+def test_status_shows_jobs_of_a_backend_no_longer_installed(home: Path) -> None:
+    """A submission recorded by a plug-in backend since uninstalled is shown, its state unknown."""
+    gone = pilots.Submission("pbs", "42.server", 3, "site", "s.sh", "s.log", 60.0, time.time())
+    (pilots.pilots_dir() / "submitted.jsonl").write_text(json.dumps(asdict(gone)) + "\n")
+    [row] = pilots.status()
+    assert (row["backend"], row["job"], row["state"], row["left"]) == ("pbs", "42.server", "unknown", None)
