@@ -7,5 +7,6 @@ from setuptools import find_packages, setup
 
 setup(
     packages=find_packages(include=["gridhpo", "gridhpo.*"]),
-    package_data={"gridhpo.bookkeeping": ["migrations/script.py.mako"]},
+    # py.typed: the package's type hints are for its users' type checkers too (PEP 561)
+    package_data={"gridhpo": ["py.typed"], "gridhpo.bookkeeping": ["migrations/script.py.mako"]},
 )

@@ -19,6 +19,7 @@ from gridhpo import __version__, config
 from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
 from gridhpo.errors import GridHPOError
 from gridhpo.evaluation.workdirs import KEEP_FAILED
+from gridhpo.extras import install_hint
 
 log = logging.getLogger("gridhpo")
 
@@ -38,7 +39,8 @@ def _repo(db: str | None) -> Any:
 
 
 class _Group(click.Group):
-    """Every GridHPOError becomes a one-line error and exit code 1, never a traceback."""
+    """Every GridHPOError becomes a one-line error and exit code 1, never a traceback; so does a
+    library of an extra that is not installed (the light install of a site has no SQLAlchemy)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,6 +48,21 @@ class _Group(click.Group):
         except GridHPOError as exc:
             click.echo(f"gridhpo: error: {exc}", err=True)
             ctx.exit(1)
+        except ModuleNotFoundError as exc:
+            hint = install_hint(_command_name(ctx), exc)
+            if hint is None:
+                raise
+            click.echo(f"gridhpo: error: {hint}", err=True)
+            ctx.exit(1)
+
+
+def _command_name(ctx: click.Context) -> str:
+    """``gridhpo pilots submit``: the command that ``ctx``, a group's context, was invoking."""
+    names = [ctx.invoked_subcommand or ""]
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["gridhpo", *reversed([n for n in names if n])])
 
 
 @click.group(cls=_Group)
@@ -297,7 +314,8 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
 def status(task: str | None, db: str | None) -> None:
     """Show every task (or one TASK, by id or name) with its points by state."""
     _setup_logging(0)
-    from gridhpo.steering.reports import render_table, status_rows
+    from gridhpo.steering.reports import status_rows
+    from gridhpo.steering.tables import render_table
 
     repo = _repo(db)
     tasks = [repo.task(task)] if task else repo.tasks()

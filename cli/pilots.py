@@ -5,17 +5,19 @@ import datetime
 
 import click
 
+from gridhpo.cli.main import _Group
 from gridhpo.cli.options import broker_option, db_option, verbosity
 
 
-@click.group()
+@click.group(cls=_Group)
 def pilots() -> None:
     """Pilot jobs at a site: submit them to a batch system, show them."""
 
 
 @pilots.command()
 @click.option("--task", "task", required=True, help="Task id (a number, as `gridhpo submit` prints).")
-@click.option("--backend", type=click.Choice(["slurm", "local"]), required=True, help="Where the pilots run.")
+@click.option("--backend", required=True, metavar="NAME",
+              help="Where the pilots run: a pilot backend (slurm, local; gridhpo.evaluation.backends).")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many pilot jobs.")
 @click.option("--walltime", required=True, metavar="DURATION", help="Each job's time limit (e.g. 3600, 90m, 1h).")
 @click.option("--site", default=None, help="Site name in every event (default: the backend's name).")
@@ -30,6 +32,7 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
            runtime: str | None, token: str | None, broker: str | None, db: str | None, verbose: int) -> None:
     """Write and submit COUNT pilot batch scripts for TASK."""
     from gridhpo.cli.main import _duration, _setup_logging
+    from gridhpo.evaluation import backends
     from gridhpo.evaluation import submit as sub
     from gridhpo.steering.taskfile import parse_duration
 
@@ -37,6 +40,7 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
     if not task.isdigit():
         raise click.BadParameter("pilots take the task id (a number), which `gridhpo submit` prints",
                                  param_hint="--task")
+    backends.get(backend)  # a typo fails here, with close matches, before the bookkeeping is read
     seconds = _duration(walltime, "--walltime", parse_duration)
     assert seconds is not None
     if token is None:
@@ -67,7 +71,7 @@ def _register_signing_key(spec: dict[str, object]) -> None:
 def status(task: int | None) -> None:
     """The submitted pilot jobs and their state."""
     from gridhpo.evaluation.submit import status as get_status
-    from gridhpo.steering.reports import render_table
+    from gridhpo.steering.tables import render_table
 
     rows = get_status(task)
     if not rows:

@@ -1,9 +1,9 @@
 """``gridhpo pilots submit|status``: pilot jobs written as batch scripts and submitted to a backend.
 
-Backends: ``slurm`` (``sbatch``; the pilot reads its remaining time from Slurm, see batch.py)
-and ``local`` (a background process under ``timeout``, which sends SIGTERM at the walltime as a
-batch system would). Every submission is appended to ``GRIDHPO_HOME/pilots/submitted.jsonl`` so
-that ``status`` can show it later.
+Backends are registered by name in ``gridhpo.evaluation.backends`` (``slurm``: ``sbatch``, the
+pilot reads its remaining time from Slurm; ``local``: a background process under ``timeout``).
+Every submission is appended to ``GRIDHPO_HOME/pilots/submitted.jsonl`` so that ``status`` can
+show it later.
 """
 from __future__ import annotations
 
@@ -11,37 +11,20 @@ import json
 import logging
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from gridhpo import config
-from gridhpo.errors import ConfigError, EvaluationError, unknown_name
-from gridhpo.evaluation import environment
-from gridhpo.evaluation.batch import parse_slurm_duration
+from gridhpo.errors import ConfigError, UnknownNameError
+from gridhpo.evaluation import backends, environment
+from gridhpo.evaluation.backends import ENDED, JobState, PilotBackend, Submission
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("slurm", "local")
-# what a local pilot gets after its walltime's SIGTERM before SIGKILL, as Slurm's KillWait
-LOCAL_KILL_AFTER = 60
-
-
-@dataclass
-class Submission:
-    backend: str
-    job_id: str
-    task_id: int
-    site: str
-    script: str
-    log: str
-    walltime: float
-    submitted_at: float
 
 
 def pilots_dir() -> Path:
@@ -50,21 +33,14 @@ def pilots_dir() -> Path:
     return path
 
 
-def slurm_time(seconds: float) -> str:
-    """Seconds as Slurm's ``--time`` (``D-HH:MM:SS``), rounded up to a whole second."""
-    s = int(-(-seconds // 1))
-    days, s = divmod(s, 86400)
-    return f"{days}-{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def write_script(backend: str, task_id: int, site: str, walltime: float, path: Path, log_path: Path,
+def write_script(backend: str | PilotBackend, task_id: int, site: str, walltime: float, path: Path, log_path: Path,
                  broker: str | None = None, runtime: str | None = None, token: str | None = None) -> None:
     """The batch script of one pilot, and next to it (``.env``, 0600) the secrets it needs: the
     broker URL, the task's token and the secret variables of this environment (AWS_*...). They
     reach the pilot through ``--env-file``, never on a command line (`ps`, /proc/PID/cmdline),
     and not in the environment of the launcher either (``timeout`` is the local pilot's parent,
     and its /proc/PID/environ is readable by the pilot's evaluations)."""
-    python = shlex.quote(sys.executable)
+    chosen = backends.get(backend)() if isinstance(backend, str) else backend
     env_file = path.with_suffix(".env")
     secrets = environment.secret_part(os.environ)
     if broker:
@@ -72,50 +48,29 @@ def write_script(backend: str, task_id: int, site: str, walltime: float, path: P
     if token:
         secrets["GRIDHPO_TOKEN"] = token
     environment.write_env_file(env_file, secrets)
-    pilot = [python, "-m", "gridhpo.cli", "pilot", "--task", str(task_id), "--site", shlex.quote(site),
-             "--env-file", shlex.quote(str(env_file))]
+    pilot = [shlex.quote(sys.executable), "-m", "gridhpo.cli", "pilot", "--task", str(task_id),
+             "--site", shlex.quote(site), "--env-file", shlex.quote(str(env_file))]
     if runtime:
         pilot += ["--runtime", shlex.quote(runtime)]
-    lines = ["#!/bin/bash"]
-    if backend == "slurm":
-        lines += [f"#SBATCH --job-name=gridhpo-{task_id}", f"#SBATCH --time={slurm_time(walltime)}",
-                  f"#SBATCH --output={log_path}", "#SBATCH --cpus-per-task=1"]
-        pilot += ["--pilot-id", f"{shlex.quote(site)}-slurm-$SLURM_JOB_ID"]
-    else:
-        # the pilot reads the job's end (batch.py) like under Slurm; timeout is the batch system's kill
-        lines.append(f"export GRIDHPO_WALLTIME_END=$(( $(date +%s) + {int(-(-walltime // 1))} ))")
-        pilot += ["--pilot-id", f"{shlex.quote(site)}-local-{uuid.uuid4().hex[:8]}"]
-        pilot = ["timeout", "-s", "TERM", "-k", str(LOCAL_KILL_AFTER), f"{walltime:g}", *pilot]
+    lines = ["#!/bin/bash", *chosen.header(task_id, walltime, log_path)]
     lines.append("# written by gridhpo pilots submit; its secrets are in " + shlex.quote(str(env_file)))
     for var in ("GRIDHPO_HOME",):
         if os.environ.get(var):
             lines.append(f"export {var}={shlex.quote(os.environ[var])}")
-    lines.append("exec " + " ".join(pilot))
+    lines.append("exec " + " ".join(chosen.pilot_command(pilot, site, walltime)))
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o700)
-
-
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EvaluationError(f"{what} failed: {exc}") from exc
-    if proc.returncode != 0:
-        raise EvaluationError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}")
-    return proc.stdout
 
 
 def submit(task_id: int, backend: str, count: int, walltime: float, site: str | None = None,
            extra: str = "", broker: str | None = None, runtime: str | None = None,
            token: str | None = None) -> list[Submission]:
-    if backend not in BACKENDS:
-        raise unknown_name("pilot backend", backend, BACKENDS)
+    chosen = backends.get(backend)()
     if walltime <= 0:
         raise ConfigError(f"--walltime must be positive, not {walltime:g}s")
-    if extra and backend != "slurm":
-        raise ConfigError("--extra passes options to sbatch: only with --backend slurm")
-    if backend == "slurm" and shutil.which("sbatch") is None:
-        raise EvaluationError("--backend slurm needs sbatch on PATH (run this on a Slurm login node)")
+    if extra and not chosen.takes_extra:
+        raise ConfigError(f"--extra passes options to sbatch and the like: --backend {backend} takes none")
+    chosen.check()
     try:
         extra_args = shlex.split(extra)
     except ValueError as exc:
@@ -128,15 +83,8 @@ def submit(task_id: int, backend: str, count: int, walltime: float, site: str | 
         stamp = f"{task_id}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         script = pilots_dir() / f"pilot-{stamp}.sh"
         log_path = pilots_dir() / f"pilot-{stamp}.log"
-        write_script(backend, task_id, site, walltime, script, log_path, broker, runtime, token)
-        if backend == "slurm":
-            job_id = _run(["sbatch", "--parsable", *extra_args, str(script)], "sbatch",
-                          launcher_env).strip().split(";")[0]
-        else:
-            with log_path.open("ab") as logf:
-                proc = subprocess.Popen(["bash", str(script)], stdout=logf, stderr=subprocess.STDOUT, env=launcher_env,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-            job_id = str(proc.pid)
+        write_script(chosen, task_id, site, walltime, script, log_path, broker, runtime, token)
+        job_id = chosen.launch(script, log_path, launcher_env, extra_args)
         sub = Submission(backend, job_id, task_id, site, str(script), str(log_path), walltime, time.time())
         with (pilots_dir() / "submitted.jsonl").open("a") as f:
             f.write(json.dumps(asdict(sub)) + "\n")
@@ -163,48 +111,34 @@ def submissions(task_id: int | None = None) -> list[Submission]:
     return subs
 
 
-def _slurm_states(job_ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not job_ids or shutil.which("squeue") is None:
-        return {}
-    out = _run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%M|%L"], "squeue")
-    states: dict[str, dict[str, Any]] = {}
-    for line in out.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 4:
-            states[parts[0]] = {"state": parts[1].lower(), "elapsed": parse_slurm_duration(parts[2]),
-                                "left": parse_slurm_duration(parts[3])}
-    return states
-
-
-def _local_alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a finished child of this very process is a zombie until reaped: not alive
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+def _states(subs: list[Submission]) -> dict[tuple[str, str], JobState]:
+    """(backend, job id) -> state, one query per backend."""
+    by_backend: dict[str, list[Submission]] = defaultdict(list)
+    for s in subs:
+        by_backend[s.backend].append(s)
+    out: dict[tuple[str, str], JobState] = {}
+    for name, group in by_backend.items():
+        try:
+            klass = backends.get(name)
+        except UnknownNameError as exc:  # a backend no longer installed: its jobs are shown, unknown
+            log.warning("%s", exc)
+            out.update({(name, s.job_id): JobState("unknown", None, None) for s in group})
+            continue
+        out.update({(name, job): state for job, state in klass().states(group).items()})
+    return out
 
 
 def status(task_id: int | None = None) -> list[dict[str, Any]]:
     """Each submitted pilot with its state now (``ended`` once the batch system forgot it)."""
     subs = submissions(task_id)
-    slurm = _slurm_states([s.job_id for s in subs if s.backend == "slurm"])
+    states = _states(subs)
     rows = []
     for s in subs:
-        row: dict[str, Any] = {"backend": s.backend, "job": s.job_id, "task": s.task_id, "site": s.site,
-                               "walltime": s.walltime, "submitted": s.submitted_at, "log": s.log}
-        if s.backend == "slurm":
-            row.update(slurm.get(s.job_id, {"state": "ended", "elapsed": None, "left": None}))
-        else:
-            alive = _local_alive(s.job_id)
-            row.update({"state": "running" if alive else "ended",
-                        "elapsed": time.time() - s.submitted_at if alive else None,
-                        "left": max(0.0, s.submitted_at + s.walltime - time.time()) if alive else None})
-        rows.append(row)
+        state = states.get((s.backend, s.job_id), ENDED)
+        rows.append({"backend": s.backend, "job": s.job_id, "task": s.task_id, "site": s.site,
+                     "walltime": s.walltime, "submitted": s.submitted_at, "log": s.log,
+                     "state": state.state, "elapsed": state.elapsed, "left": state.left})
     return rows
+
+
+__all__ = ["Submission", "pilots_dir", "status", "submissions", "submit", "write_script"]

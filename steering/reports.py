@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Repository, TaskRow
+from gridhpo.steering.tables import render_table
 
 RESULT_FORMATS = ("table", "csv", "json")
 
@@ -161,14 +162,6 @@ def attempt_history(attempts: list[dict[str, Any]]) -> str:
 
 def _cell(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def render_table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def status_rows(repo: Repository, tasks: list[TaskRow], now: float | None = None) -> tuple[list[str], list[list[Any]]]:

@@ -1,138 +1,31 @@
 """``gridhpo run``: submit a task, steer it and run local pilots until it is done.
 
-Importable and tested without the CLI; the CLI only parses options and prints.
+Importable and tested without the CLI; the CLI only parses options and prints. Submission
+(submission.py), the local pilot processes (local_pilots.py) and progress from the bookkeeping
+(progress.py) are modules of their own; this one holds the run: serve while holding the
+steering lock, watch while another steering serves, and end a task whose pilots all exited.
 """
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 from gridhpo import config
 from gridhpo.bookkeeping.repository import Repository
 from gridhpo.errors import EvaluationError
 from gridhpo.protocol import Broker
+from gridhpo.steering.local_pilots import LocalPilots
 from gridhpo.steering.lock import SteeringLock
-from gridhpo.steering.reports import best_point
+from gridhpo.steering.progress import progress_from_db
 from gridhpo.steering.service import Steering
-from gridhpo.steering.taskfile import TaskSpec, check_name
-from gridhpo.tokens import new_token
+from gridhpo.steering.submission import submit
 
 log = logging.getLogger(__name__)
 
-
-def submit(repo: Repository, spec: TaskSpec, name: str | None = None, unique: bool = False) -> tuple[int, str]:
-    """Record a new active task; with ``unique`` a taken name gets a ``-2``, ``-3``... suffix."""
-    if name is not None:
-        check_name(name, "--name")
-    base = name or spec.name
-    candidate = base
-    for n in range(2, 10_000):
-        if not unique or repo.find_task(candidate) is None:
-            break
-        candidate = f"{base}-{n}"
-    data = spec.to_dict()
-    data["name"] = candidate
-    return repo.create_task(candidate, data, token=new_token()), candidate
-
-
-@dataclass
-class LocalPilots:
-    """N ``gridhpo pilot`` processes on this machine, stopped together."""
-
-    task_id: int
-    count: int
-    broker_url: str
-    log_dir: Path
-    extra_args: list[str] = field(default_factory=list)
-    token: str | None = None
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    _logs: list[IO[bytes]] = field(default_factory=list)
-    _log_starts: list[int] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, GRIDHPO_BROKER=self.broker_url)
-        if self.token:
-            env["GRIDHPO_TOKEN"] = self.token
-        for i in range(self.count):
-            logf = (self.log_dir / f"pilot-{self.task_id}-{i}.log").open("ab")
-            self._logs.append(logf)
-            self._log_starts.append(logf.tell())
-            cmd = [sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(self.task_id),
-                   "--pilot-id", f"local-{self.task_id}-{i}-{os.getpid()}", "--site", "local", *self.extra_args]
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL))
-
-    def alive(self) -> int:
-        return sum(1 for p in self.procs if p.poll() is None)
-
-    def last_lines(self) -> list[str]:
-        """Per pilot that exited: its exit status and the last error line of its log (the
-        part this run wrote), e.g. ``pilot 0 (exit 1): gridhpo: error: ...``."""
-        out = []
-        for i, (proc, logf, start) in enumerate(zip(self.procs, self._logs, self._log_starts, strict=True)):
-            code = proc.poll()
-            if code is None:
-                continue
-            status = f"exit {code}" if code >= 0 else f"killed by {_signal_name(-code)}"
-            out.append(f"pilot {i} ({status}): {_last_error(Path(logf.name), start) or 'its log is empty'}")
-        return out
-
-    def last_errors(self) -> str:
-        """The pilots' last error lines in one line, the same line once."""
-        seen: dict[str, None] = {}
-        for line in self.last_lines():
-            seen.setdefault(line.split("): ", 1)[-1], None)
-        return "; ".join(seen)
-
-    def stop(self, grace: float = 10.0) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in self._logs:
-            f.close()
-
-
-TAIL_BYTES = 16_384  # of a pilot's log: enough for its last lines, bounded however large the log grew
-ERROR_MARKS = ("error", "Error", "ERROR", "CRITICAL", "Traceback", "exception", "Exception")
-
-
-def _last_error(path: Path, start: int) -> str:
-    """The last line of the log from ``start`` that names an error, else its last line."""
-    try:
-        with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(start, size - TAIL_BYTES))
-            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror}"
-    for line in reversed(lines):
-        if any(mark in line for mark in ERROR_MARKS):
-            return line[:500]
-    return lines[-1][:500] if lines else ""
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+__all__ = ["LocalPilots", "RunResult", "progress_from_db", "run_task", "run_tasks", "submit"]
 
 
 @dataclass
@@ -240,17 +133,3 @@ def _fail_tasks_without_pilots(repo: Repository, steering: Steering | None, grou
                       f"(logs in {group.log_dir}):\n{lines}")
     if errors:
         raise EvaluationError("\n".join(errors))
-
-
-def progress_from_db(repo: Repository, task_id: int) -> dict[str, Any]:
-    row = repo.task(task_id)
-    spec = TaskSpec.from_dict(row.spec)
-    counts = repo.counts(task_id)
-    best = best_point(repo, row)
-    return {
-        "task": row.name, "id": task_id, "max_points": spec.budget.max_points,
-        "created": sum(counts.values()), "finished": counts.get("finished", 0), "failed": counts.get("failed", 0),
-        "queued": counts.get("queued", 0), "running": counts.get("running", 0),
-        "best_value": best[1] if best else None, "best_number": best[0] if best else None,
-    }
-

@@ -6,11 +6,13 @@ nor touch the machine's own Slurm. Clients find it through ``SLURM_CONF``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,3 +130,78 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         time.sleep(0.5)
         for pid_file in pid_files:
             _stop(pid_file)
+
+
+FAKE = r'''\
+"""A fake of Slurm's sbatch and squeue (tests/slurm.py, fake_slurm): what gridhpo calls of them."""
+import os, re, subprocess, sys, time
+from pathlib import Path
+
+STATE = Path(os.environ["GRIDHPO_FAKE_SLURM"])
+
+
+def seconds(text):
+    m = re.match(r"^(?:(\d+)-)?(\d+):(\d+):(\d+)$", text)
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def clock(secs):
+    secs = max(0, int(secs))
+    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+
+
+def sbatch(args):
+    script = Path(args[-1])
+    opts = dict(re.findall(r"^#SBATCH --([a-z-]+)=(.*)$", script.read_text(), re.M))
+    job = str(len(list(STATE.glob("*.job"))) + 1000)
+    limit = seconds(opts["time"])
+    out = open(opts.get("output", f"slurm-{job}.out"), "ab")
+    env = dict(os.environ, SLURM_JOB_ID=job, SLURM_JOB_END_TIME=str(int(time.time()) + limit))
+    proc = subprocess.Popen(["bash", str(script)], stdout=out, stderr=subprocess.STDOUT, env=env,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    (STATE / f"{job}.job").write_text(f"{proc.pid} {time.time()} {limit}")
+    print(job)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def squeue(args):
+    fmt = args[args.index("-o") + 1]
+    wanted = args[args.index("-j") + 1].split(",") if "-j" in args else None
+    for path in sorted(STATE.glob("*.job")):
+        job = path.stem
+        pid, start, limit = path.read_text().split()
+        if (wanted is None or job in wanted) and alive(int(pid)):
+            ran = time.time() - float(start)
+            fields = {"%i": job, "%T": "RUNNING", "%M": clock(ran), "%L": clock(float(limit) - ran)}
+            print(re.sub(r"%[iTML]", lambda m: fields[m.group(0)], fmt))
+
+
+{"sbatch": sbatch, "squeue": squeue}[Path(sys.argv[0]).name](sys.argv[1:])
+'''
+
+
+@contextmanager
+def fake_slurm(tmp: Path) -> Iterator[dict[str, str]]:
+    """``sbatch`` and ``squeue`` that run each job as a local process with the variables Slurm
+    sets (SLURM_JOB_ID, SLURM_JOB_END_TIME): the fast tier's Slurm. Yields the environment
+    (PATH first) its clients need; the jobs still running at the end are killed."""
+    bin_dir, state = tmp / "bin", tmp / "state"
+    bin_dir.mkdir(parents=True)
+    state.mkdir()
+    for name in ("sbatch", "squeue"):
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{FAKE}")
+        (bin_dir / name).chmod(0o755)
+    try:
+        yield {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "GRIDHPO_FAKE_SLURM": str(state)}
+    finally:
+        for job in state.glob("*.job"):
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.killpg(int(job.read_text().split()[0]), signal.SIGKILL)

@@ -20,6 +20,8 @@ from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 
 
 class DoneHandle(Handle):
+    """An evaluation that ended before ``start`` returned: an in-process call is synchronous."""
+
     def __init__(self, code: int, stderr: str) -> None:
         self.code = code
         self.stderr = stderr
@@ -81,7 +83,11 @@ class InProcessRuntime(Runtime):
         return None, f"{ref} returned {type(result).__name__}, not a number or a dict"
 
     def start(self, job: Job) -> Handle:
-        assert job.python is not None
+        """The contract's start (gridhpo.testing.runtimes): the function is called with
+        ``job.params`` and its result written to the work directory's output.json, as a command
+        would write it; a failure's traceback is the handle's output tail."""
+        self.check(job)
+        assert job.python is not None  # check refused a job without it
         out, error = self.call(job.python, job.source_dir, job.params)
         if out is None:
             return DoneHandle(1, error)

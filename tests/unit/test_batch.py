@@ -1,7 +1,11 @@
-"""Walltime from the batch system, and pilot jobs on the local backend (real processes)."""
+"""Walltime from the batch system, the pilot backend contract (gridhpo.testing.backends) over
+every backend, and pilot jobs on the local backend (real processes)."""
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -9,8 +13,30 @@ from click.testing import CliRunner
 
 from gridhpo.cli import main
 from gridhpo.errors import ConfigError, UnknownNameError
+from gridhpo.evaluation import backends
 from gridhpo.evaluation import submit as pilots
+from gridhpo.evaluation.backends import PilotBackend
 from gridhpo.evaluation.batch import parse_slurm_duration, remaining_walltime
+from gridhpo.testing.backends import BackendContract
+from tests.slurm import fake_slurm, slurm_cluster
+
+
+class TestBackends(BackendContract):
+    """Every registered backend; Slurm both as the fake (fast tier) and as a real cluster."""
+
+    @pytest.fixture(params=[*sorted(set(backends.REGISTRY) - {"slurm"}), "slurm-fake",
+                            pytest.param("slurm", marks=pytest.mark.integration)])
+    def pilot_backend(self, request: pytest.FixtureRequest, home: Path, tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[PilotBackend]:
+        name = str(request.param)
+        if not name.startswith("slurm"):
+            yield backends.get(name)()
+            return
+        harness = fake_slurm if name == "slurm-fake" else slurm_cluster
+        with harness(tmp_path_factory.mktemp(name)) as env:
+            for k, v in env.items():
+                monkeypatch.setenv(k, v)
+            yield backends.get("slurm")()
 
 
 @pytest.mark.parametrize("text, seconds", [("0:45", 45), ("59:59", 3599), ("1:00:00", 3600),
@@ -73,3 +99,11 @@ def test_local_pilots_run_until_their_walltime_and_status_shows_them(home: Path)
     logs = [Path(r["log"]).read_text() for r in pilots.status(1)]
     assert all("not enough walltime left" in text for text in logs), logs
     assert runner.invoke(main, ["pilots", "status", "--task", "2"]).output.strip() == "no pilot submitted for task 2"
+
+
+def test_status_shows_jobs_of_a_backend_no_longer_installed(home: Path) -> None:
+    """A submission recorded by a plug-in backend since uninstalled is shown, its state unknown."""
+    gone = pilots.Submission("pbs", "42.server", 3, "site", "s.sh", "s.log", 60.0, time.time())
+    (pilots.pilots_dir() / "submitted.jsonl").write_text(json.dumps(asdict(gone)) + "\n")
+    [row] = pilots.status()
+    assert (row["backend"], row["job"], row["state"], row["left"]) == ("pbs", "42.server", "unknown", None)

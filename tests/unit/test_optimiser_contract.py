@@ -1,7 +1,7 @@
-"""The optimiser contract, one suite over every backend and algorithm."""
+"""The optimiser contract (gridhpo.testing.optimisers), one suite over every backend and algorithm,
+then what each backend does beyond it."""
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,8 @@ import pytest
 from gridhpo.errors import ConfigError
 from gridhpo.steering import optimisers
 from gridhpo.steering.optimisers import Optimiser
-from gridhpo.steering.space import Categorical, Numeric, SearchSpace, parse_space
+from gridhpo.steering.space import Categorical, SearchSpace, parse_space
+from gridhpo.testing.optimisers import MIXED, OptimiserCase, OptimiserContract, objective, run
 
 BACKENDS: list[tuple[str, str | None]] = [
     ("random", None), ("grid", None),
@@ -26,27 +27,6 @@ BACKENDS: list[tuple[str, str | None]] = [
 STEERING = Path(__file__).parents[1] / "integration" / "evals" / "idds_steering.py"
 IDS = [f"{b}-{a}" if a else b for b, a in BACKENDS]
 
-MIXED = {
-    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-    "width": {"type": "int", "low": 16, "high": 256, "log": True},
-    "layers": {"type": "int", "low": 1, "high": 4},
-    "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
-    "decay": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True, "step": 1e-4},
-    "flag": {"type": "categorical", "choices": [True, 1, 1.0, "1"]},
-    "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
-    "momentum": {"type": "float", "low": 0.0, "high": 0.9, "step": 0.1, "when": {"opt": "sgd"}},
-    "seed": {"type": "fixed", "value": 3},
-}
-# 5 * 4 * 4 * 3 * 2 * 6 = 2,880 combinations (>= 1,000), every point on a grid
-DISCRETE = {
-    "a": {"type": "int", "low": 0, "high": 4},
-    "b": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1},
-    "c": {"type": "categorical", "choices": [True, 1, 1.0, "1"]},
-    "d": {"type": "int", "low": 2, "high": 8, "step": 3},
-    "e": {"type": "categorical", "choices": ["x", "y"]},
-    "f": {"type": "int", "low": 1, "high": 6, "log": True},
-}
-
 
 def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
          options: dict[str, Any] | None = None, **kw: Any) -> Optimiser:
@@ -57,7 +37,8 @@ def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
         opts.setdefault("acq_optimizer", "sampling")
         opts.setdefault("acq_optimizer_kwargs", {"n_points": 500})
     if backend == "grid":
-        opts.setdefault("resolution", 3)
+        # enough points on one parameter for the contract (8), few on many
+        opts.setdefault("resolution", 20 if len(space) == 1 else 3)
     if (backend, algorithm) == ("optuna", "gp"):
         # PyTorch is not in the optimisers extra (its wheels bring gigabytes of CUDA libraries)
         pytest.importorskip("torch", reason="optuna's gp sampler needs PyTorch, which is not installed")
@@ -68,112 +49,15 @@ def make(backend: str, algorithm: str | None, space: SearchSpace, seed: int = 7,
     return klass(space, seed=seed, algorithm=algorithm, options=opts, **kw)
 
 
-def objective(point: dict[str, Any]) -> float:
-    value = 0.0
-    for v in point.values():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            value += math.log1p(abs(float(v)))
-        else:
-            value += len(str(v)) + (0.5 if isinstance(v, bool) else 0.0)
-    return value
+class TestOptimisers(OptimiserContract):
+    @pytest.fixture(params=BACKENDS, ids=IDS)
+    def optimiser_case(self, request: pytest.FixtureRequest) -> OptimiserCase:
+        backend, algorithm = request.param
 
-
-def run(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
-    """Ask ``batch``, tell them (every fifth a failure); return every suggestion."""
-    asked = []
-    for _ in range(rounds):
-        got = opt.ask(batch)
-        asked.extend(got)
-        for s in got:
-            if s.number % 5 == 4:
-                opt.tell_failure(s.number)
-            else:
-                opt.tell(s.number, objective(s.params))
-    return asked
-
-
-@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
-def test_points_are_valid_and_keep_types_apart(backend: str, algorithm: str | None) -> None:
-    space = parse_space(MIXED)
-    opt = make(backend, algorithm, space)
-    asked = run(opt, rounds=3, batch=4)
-    assert [s.number for s in asked] == list(range(12))
-    for s in asked:
-        space.validate_point(s.params)  # bounds, steps, active parameters only
-        flag = s.params["flag"]
-        assert any(type(flag) is type(c) and flag == c for c in (True, 1, 1.0, "1"))
-        assert ("momentum" in s.params) == (s.params["opt"] == "sgd")
-        for p in space:
-            if isinstance(p, Numeric) and p.is_int and p.name in s.params:
-                assert type(s.params[p.name]) is int
-
-
-@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
-def test_parallel_asks_never_repeat_a_point(backend: str, algorithm: str | None) -> None:
-    space = parse_space(DISCRETE)
-    assert space.grid_size(100) >= 1000
-    opt = make(backend, algorithm, space, max_points=48, parallel=16)
-    keys: list[str] = []
-    in_flight = opt.ask(16)
-    keys += [space.key(s.params) for s in in_flight]
-    for _ in range(2):
-        # half of the points finish, the other half stay in flight while 8 more are asked
-        for s in in_flight[:8]:
-            opt.tell(s.number, objective(s.params))
-        in_flight = in_flight[8:] + opt.ask(8)
-        keys += [space.key(s.params) for s in in_flight[-8:]]
-    assert len(keys) == 32
-    assert len(set(keys)) == len(keys)
-
-
-@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
-def test_restore_continues_without_evaluating(backend: str, algorithm: str | None) -> None:
-    space = parse_space(MIXED)
-    live = make(backend, algorithm, space)
-    asked = run(live, rounds=2, batch=4)
-    pending = live.ask(2)  # still in flight at the restart
-    restored = make(backend, algorithm, space)
-    restored.restore([live.trials[n] if live.trials[n].value is None else
-                      type(live.trials[n])(n, live.trials[n].params, live.trials[n].state, live.trials[n].value)
-                      for n in sorted(live.trials)])
-    assert restored.next_number == live.next_number == len(asked) + len(pending)
-    assert {t.number for t in restored.pending} == {s.number for s in pending}
-    a, b = live.ask(3), restored.ask(3)
-    assert [s.number for s in a] == [s.number for s in b]
-    known = {space.key(s.params) for s in asked + pending}
-    for s in b:
-        space.validate_point(s.params)
-        assert space.key(s.params) not in known
-    if live.deterministic_restore:
-        assert [s.params for s in a] == [s.params for s in b]
-
-
-@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
-def test_same_seed_same_points_other_seed_other_points(backend: str, algorithm: str | None) -> None:
-    if backend == "grid":
-        pytest.skip("a grid has no seed")
-    space = parse_space(MIXED)
-    first = [s.params for s in run(make(backend, algorithm, space, seed=1), 2, 3)]
-    again = [s.params for s in run(make(backend, algorithm, space, seed=1), 2, 3)]
-    other = [s.params for s in run(make(backend, algorithm, space, seed=2), 2, 3)]
-    assert first == again
-    assert first != other
-
-
-@pytest.mark.parametrize(("backend", "algorithm"), BACKENDS, ids=IDS)
-def test_failures_are_not_fake_results(backend: str, algorithm: str | None) -> None:
-    space = parse_space({"x": {"type": "float", "low": -5.0, "high": 5.0}})
-    opt = make(backend, algorithm, space, options={"resolution": 20} if backend == "grid" else None)
-    got = opt.ask(4)
-    for s in got:
-        opt.tell_failure(s.number)
-    assert all(t.state == "failed" and t.value is None for t in opt.trials.values())
-    more = opt.ask(4)
-    assert len(more) == 4
-    for s in more:
-        space.validate_point(s.params)
-        opt.tell(s.number, s.params["x"] ** 2)
-    assert opt.trials[more[0].number].state == "done"
+        def make_it(space: SearchSpace, seed: int = 7, options: dict[str, Any] | None = None,
+                    **kw: Any) -> Optimiser:
+            return make(backend, algorithm, space, seed, options, **kw)
+        return OptimiserCase(make_it, seeded=backend != "grid")
 
 
 def test_maximisation_is_turned_into_minimisation() -> None:

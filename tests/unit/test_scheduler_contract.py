@@ -1,7 +1,6 @@
-"""One suite over every scheduler, then each rule on constructed metric histories."""
+"""One suite over every scheduler (gridhpo.testing.schedulers), then each rule on constructed metric histories."""
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import pytest
@@ -9,48 +8,15 @@ import pytest
 from gridhpo.errors import UnknownNameError
 from gridhpo.steering import schedulers
 from gridhpo.steering.schedulers import Decision
-from gridhpo.steering.taskfile import EarlyStopping
+from gridhpo.testing.schedulers import CONFIG, SchedulerCase, SchedulerContract, history
 
-CONFIG = EarlyStopping(scheduler="asha", min_resource=1, max_resource=27, reduction_factor=3, grace=1)
 ALL = sorted(schedulers.REGISTRY)
 
 
-def history(seed: int, points: int = 30) -> list[tuple[int, float, float]]:
-    """Reports (number, step, value) of points that start one after another and learn at
-    different speeds, interleaved as pilots would deliver them."""
-    rng = random.Random(seed)
-    quality = [rng.uniform(0.1, 1.0) for _ in range(points)]
-    reports = [(n, float(step), quality[n] + 1.0 / step) for n in range(points) for step in range(1, 28)]
-    reports.sort(key=lambda r: (r[0] // 3 + r[1] / 4, r[0]))
-    return reports
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_decisions_are_deterministic(name: str) -> None:
-    a, b = schedulers.get(name)(CONFIG), schedulers.get(name)(CONFIG)
-    reports = history(1)
-    assert [a.report(*r) for r in reports] == [b.report(*r) for r in reports]
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_never_stops_inside_the_grace_period_or_at_the_end(name: str) -> None:
-    s = schedulers.get(name)(replace(CONFIG, grace=5))
-    for n, step, value in history(2):
-        d = s.report(n, step, value)
-        if step < 5 or step >= 27:
-            assert d is Decision.CONTINUE
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_revive_turns_stops_into_pauses(name: str) -> None:
-    stop = schedulers.get(name)(CONFIG)
-    pause = schedulers.get(name)(replace(CONFIG, revive=True))
-    decisions = [(stop.report(*r), pause.report(*r)) for r in history(3)]
-    for d_stop, d_pause in decisions:
-        assert (d_stop is Decision.STOP) == (d_pause is Decision.PAUSE)
-        assert d_pause is not Decision.STOP
-    if name != "none":
-        assert any(d is Decision.STOP for d, _ in decisions), "the rule never stopped a bad point"
+class TestSchedulers(SchedulerContract):
+    @pytest.fixture(params=ALL)
+    def scheduler_case(self, request: pytest.FixtureRequest) -> SchedulerCase:
+        return SchedulerCase(schedulers.get(request.param), stops=request.param != "none")
 
 
 def test_none_lets_everything_run() -> None:
