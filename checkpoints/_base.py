@@ -41,6 +41,11 @@ class ObjectStore(abc.ABC):
       not a regular file (a folder store's symbolic link, FIFO or folder), without blocking;
     - ``list(prefix)`` returns the sorted keys starting with ``prefix`` (a plain string prefix);
     - ``delete(key)`` removes an object; deleting a missing key is not an error;
+    - ``copy(src, dst, max_bytes)`` makes ``dst`` a byte-identical copy of ``src`` (inside the
+      store, server-side where the store can), visible only once complete; it raises
+      ``MissingObjectError`` for a missing ``src`` and ``CorruptObjectError`` for one that is
+      not a regular file or holds more than ``max_bytes``, writing nothing then. Population-
+      based training copies a member's checkpoint for another this way;
     - every failure of the underlying driver is raised as ``CheckpointError`` naming the
       store and the key.
     """
@@ -58,6 +63,16 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def copy(self, src: str, dst: str, max_bytes: int | None = None) -> None:
+        """Through a local temporary file; backends that can copy inside the store override it."""
+        fd, tmp = tempfile.mkstemp(prefix="gridhpo-copy-")
+        os.close(fd)
+        try:
+            self.get(src, Path(tmp), max_bytes)
+            self.put(dst, Path(tmp))
+        finally:
+            os.unlink(tmp)
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

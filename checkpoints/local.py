@@ -83,6 +83,20 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise CheckpointError(f"store {self.url}: cannot read {key} ({exc})") from exc
 
+    def copy(self, src: str, dst: str, max_bytes: int | None = None) -> None:
+        # read with get()'s checks straight into a temporary name beside the target, then
+        # rename: one copy of the bytes, and no reader sees a partial object
+        target = self._path(dst)
+        tmp = target.parent / f"{_TMP}{uuid.uuid4().hex}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.get(src, tmp, max_bytes)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise CheckpointError(f"store {self.url}: cannot copy {src} to {dst} ({exc})") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def list(self, prefix: str = "") -> list[str]:
         # walk only the deepest folder the prefix names, not the whole store
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root

@@ -137,6 +137,27 @@ class S3Store(ObjectStore):
             raise self._error("listing of", prefix, exc) from exc
         return sorted(out)
 
+    def copy(self, src: str, dst: str, max_bytes: int | None = None) -> None:
+        """Server-side (CopyObject, multipart above 5 GB): the bytes never leave the store. The
+        size is checked on the object whose ETag is then copied, so a replacement in between
+        fails the copy instead of slipping past the limit."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(src))
+            if max_bytes is not None and int(head["ContentLength"]) > max_bytes:
+                raise too_large(self.url, src, max_bytes)
+            self.client.copy({"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst),
+                             ExtraArgs={"CopySourceIfMatch": head["ETag"]}, Config=self.transfer)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise MissingObjectError(f"store {self.url}: no object {src}") from exc
+            raise self._error(f"copy to {dst!r} of", src, exc) from exc
+        except (BotoCoreError, Boto3Error) as exc:
+            raise self._error(f"copy to {dst!r} of", src, exc) from exc
+
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -64,6 +64,23 @@ class StoreContract:
             store.get_bytes("d/k")
 
 
+    def test_copy_makes_a_byte_identical_object_and_leaves_the_source(self, store: ObjectStore) -> None:
+        data = os.urandom(70_000)
+        store.put_bytes("m1/ckpt/00000001.tar", data)
+        store.copy("m1/ckpt/00000001.tar", "m2/ckpt/00000001.tar", max_bytes=len(data))
+        assert store.get_bytes("m2/ckpt/00000001.tar") == data == store.get_bytes("m1/ckpt/00000001.tar")
+        store.put_bytes("m2/ckpt/00000001.tar", b"old")
+        store.copy("m1/ckpt/00000001.tar", "m2/ckpt/00000001.tar")  # replaces, as put does
+        assert store.get_bytes("m2/ckpt/00000001.tar") == data
+
+    def test_copy_of_a_missing_or_oversized_object_writes_nothing(self, store: ObjectStore) -> None:
+        with pytest.raises(MissingObjectError, match="no object none/x"):
+            store.copy("none/x", "dst/x")
+        store.put_bytes("big/x", b"y" * 500)
+        with pytest.raises(CorruptObjectError, match="holds more than the 499 bytes expected"):
+            store.copy("big/x", "dst/x", max_bytes=499)
+        assert store.list("dst/") == []
+
     @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a/"])
     def test_bad_keys_are_refused(self, store: ObjectStore, key: str) -> None:
         with pytest.raises(CheckpointError, match="not a relative path"):
