@@ -12,12 +12,19 @@ Restoring trusts nothing read from the store: it takes the newest entry whose si
 back to the previous one with a warning for each that does not. Entries that do not verify
 never count: not for the next sequence number, not for retention (see ``checkpoints/entry.py``
 for the entry format and its parser).
+
+Population-based training hands a member another member's weights with ``adopt``: the
+source's verified archive is copied inside the store (server-side on S3) into the member's
+own manifest as a new, signed entry, and a pin (``pinned-<sequence>``) keeps that entry past
+the retention limit until the member has restored exactly it (``restore(..., exact=key)``,
+then ``unpin``), so a late save of the member's own weights can neither replace nor prune it.
 """
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -30,6 +37,8 @@ from gridhpo.checkpoints.extract import DEFAULT_MAX_SIZE, unpack
 from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)
+
+_PIN = re.compile(r"pinned-(\d{8})")
 
 
 def point_prefix(task_id: int, task_name: str, number: int) -> str:
@@ -118,12 +127,40 @@ class Manifest:
             self.store.put(f"{base}.tar", tmp)
         finally:
             tmp.unlink(missing_ok=True)
-        entry = Entry(task, point, attempt, sequence, size, digest, time.time(), f"{base}.tar")
-        if self.signing_key is not None:
-            entry = Entry(**{**asdict(entry), "signature": sign(self.signing_key, entry.payload())})
-        self.store.put_bytes(f"{base}.json", json.dumps(asdict(entry), indent=1).encode())
+        entry = self._record(Entry(task, point, attempt, sequence, size, digest, time.time(), f"{base}.tar"))
         self._prune([*verified, entry], [*listing, f"{base}.tar", f"{base}.json"])
         return entry
+
+    def _record(self, entry: Entry) -> Entry:
+        """Sign (when signing is on) and write ``entry``, after its archive is complete."""
+        if self.signing_key is not None:
+            entry = Entry(**{**asdict(entry), "signature": sign(self.signing_key, entry.payload())})
+        self.store.put_bytes(entry.key[: -len(".tar")] + ".json", json.dumps(asdict(entry), indent=1).encode())
+        return entry
+
+    def adopt(self, source: Manifest, key: str, *, task: int, point: int, attempt: int) -> Entry:
+        """Copy ``source``'s verified entry ``key`` (and its archive) in as this manifest's newest
+        checkpoint, pinned until ``unpin``; raises RefusedCheckpointError if it does not verify
+        and MissingObjectError if retention removed it meanwhile (choose another then)."""
+        origin = source.read_entry(key)
+        listing = self.store.list(self.prefix)
+        sequence = self.next_sequence(self.entries(listing), listing)
+        base = f"{self.prefix}{sequence:08d}-a{attempt}"
+        # the pin goes first: from the moment the entry exists, nothing prunes it
+        pin = f"{self.prefix}pinned-{sequence:08d}"
+        self.store.put_bytes(pin, key.encode())
+        try:
+            self.store.copy(origin.key, f"{base}.tar", max_bytes=origin.size)
+            return self._record(Entry(task, point, attempt, sequence, origin.size, origin.sha256, time.time(),
+                                      f"{base}.tar"))
+        except BaseException:
+            self.store.delete(f"{base}.tar")
+            self.store.delete(pin)
+            raise
+
+    def unpin(self, entry: Entry) -> None:
+        """``entry`` was restored: retention may treat it as any other checkpoint again."""
+        self.store.delete(f"{self.prefix}pinned-{entry.sequence:08d}")
 
     def prune(self) -> None:
         """Keep the newest ``keep`` verified checkpoints; also drop older archives that have no entry."""
@@ -133,13 +170,15 @@ class Manifest:
     def _prune(self, verified: list[Entry], listing: list[str]) -> None:
         # only entries that verify count and are deleted: an entry that does not verify (planted,
         # unsigned with signing on) neither pushes a genuine checkpoint out nor is touched
+        pinned = {int(m.group(1)) for k in listing
+                  if k.startswith(self.prefix) and (m := _PIN.fullmatch(k[len(self.prefix):]))}
         verified = sorted(verified, key=lambda e: (e.sequence, e.attempt))
-        drop = verified[: max(0, len(verified) - self.keep)]
+        drop = [e for e in verified[: max(0, len(verified) - self.keep)] if e.sequence not in pinned]
         for e in drop:
             # the entry goes first: an entry never names a deleted archive
             self.store.delete(e.key[: -len(".tar")] + ".json")
             self.store.delete(e.key)
-        kept = verified[len(drop):]
+        kept = [e for e in verified if e not in drop]
         if not kept:
             return
         oldest_kept = (kept[0].sequence, kept[0].attempt)
@@ -168,16 +207,19 @@ class Manifest:
                                          f"manifest says {entry.sha256[:12]}…)")
 
     def restore(self, dest: Path, workspace: Path, on_skip: Callable[[str, str], None] | None = None,
-                max_size: int = DEFAULT_MAX_SIZE) -> Entry | None:
+                max_size: int = DEFAULT_MAX_SIZE, exact: str | None = None) -> Entry | None:
         """Restore the newest checkpoint that verifies into ``dest``; None if there is none.
 
         ``on_skip(key, reason)`` is told about each checkpoint passed over. ``max_size``
         bounds what is downloaded and written. A store that cannot be reached raises
         CheckpointError: starting afresh would throw work away; a store whose content is
         wrong (CorruptObjectError included) is the checkpoint's fault and only skips it.
+        With ``exact`` (an entry key) only that checkpoint is restored, never another: a
+        member told to start from adopted weights must not fall back to its own.
         """
         tmp = workspace / ".restore.tar"
-        for key in reversed(self.entry_keys()):
+        keys = [exact] if exact is not None else list(reversed(self.entry_keys()))
+        for key in keys:
             try:
                 entry = self.read_entry(key)
                 self.fetch(entry, tmp, max_size)
