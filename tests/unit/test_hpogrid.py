@@ -127,7 +127,7 @@ def test_bad_separate_files_name_file_and_key(tmp_path: Path, file: str, text: s
 
 
 def test_not_a_project(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not an hpogrid project: .*hpo_config.json, model_config.json"):
+    with pytest.raises(ConfigError, match=r"not an hpogrid project: .*hpo_config\.json, model_config\.json"):
         hpogrid.load_project(tmp_path)
 
 
