@@ -86,7 +86,7 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, hpo
 
         click.echo(yaml.safe_dump_all([raw for _, raw in submission.tasks], sort_keys=False, width=1000), nl=False)
         return
-    for task_id, task_name in sources.submit(_repo(db), submission, name):
+    for task_id, task_name in sources.submit(_repo(db), submission):
         click.echo(task_id)
         click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it; "
                    f"pilots need its token: `gridhpo token {task_id}`", err=True)

@@ -15,6 +15,7 @@ from gridhpo.steering.taskfile import TaskSpec, load_task, parse_task
 class Submission:
     tasks: list[tuple[TaskSpec, dict[str, Any]]]  # each validated spec with the task file it prints as
     warnings: list[str] = field(default_factory=list)
+    name: str | None = None  # --name for a task file (a converted source has it in its tasks already)
 
 
 def read(task_file: Path | None = None, phpo_file: Path | None = None, hpogrid_path: Path | None = None,
@@ -22,7 +23,7 @@ def read(task_file: Path | None = None, phpo_file: Path | None = None, hpogrid_p
     """Exactly one of the three sources, converted and validated (nothing is submitted)."""
     if task_file is not None:
         spec = load_task(task_file)
-        return Submission([(spec, spec.to_dict())])
+        return Submission([(spec, spec.to_dict())], name=name)
     if phpo_file is not None:
         from gridhpo.steering import phpo
 
@@ -37,7 +38,7 @@ def read(task_file: Path | None = None, phpo_file: Path | None = None, hpogrid_p
     raise ConfigError("nothing to submit: give a task file, a phpo options file or an hpogrid project")
 
 
-def submit(repo: Repository, submission: Submission, name: str | None = None) -> list[tuple[int, str]]:
+def submit(repo: Repository, submission: Submission) -> list[tuple[int, str]]:
     """Record every task of ``submission``; a name already taken refuses them all, before any is
     recorded (a segmented task is one submission)."""
     from gridhpo.steering.runner import submit as submit_one
@@ -47,4 +48,4 @@ def submit(repo: Repository, submission: Submission, name: str | None = None) ->
             if repo.find_task(spec.name) is not None:
                 raise ConfigError(f"task name {spec.name!r} is taken: nothing submitted (use --name)")
         return [submit_one(repo, spec) for spec, _ in submission.tasks]
-    return [submit_one(repo, submission.tasks[0][0], name)]
+    return [submit_one(repo, submission.tasks[0][0], submission.name)]

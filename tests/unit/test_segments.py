@@ -106,3 +106,11 @@ def test_one_submission_and_one_report(home: Path, tmp_path: Path) -> None:
     assert [t.name for t in repo.tasks()] == ["config_dev.name_A", "config_dev.name_B"]
     code, _, err = invoke("segments", "nothing")
     assert code == 1 and "no segmented task 'nothing'" in err
+
+
+def test_one_segment_keeps_its_suffix_under_name(home: Path, tmp_path: Path) -> None:
+    code, out, err = invoke("submit", "--phpo", str(options(tmp_path, segs=[{"name": "only"}])), "--name", "puppet")
+    assert code == 0, err
+    repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
+    assert repo.task(int(out)).name == "puppet.only"
+    assert [r["segment"] for r in segments.report(repo, "puppet")] == ["only"]
