@@ -82,9 +82,7 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, hpo
     for warning in submission.warnings:
         click.echo(f"gridhpo: warning: {warning}", err=True)
     if dry_run:
-        import yaml
-
-        click.echo(yaml.safe_dump_all([raw for _, raw in submission.tasks], sort_keys=False, width=1000), nl=False)
+        click.echo(sources.dump(submission), nl=False)
         return
     for task_id, task_name in sources.submit(_repo(db), submission):
         click.echo(task_id)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gridhpo.bookkeeping import Repository
 from gridhpo.errors import ConfigError
 from gridhpo.steering.taskfile import TaskSpec, load_task, parse_task
@@ -49,3 +51,20 @@ def submit(repo: Repository, submission: Submission) -> list[tuple[int, str]]:
                 raise ConfigError(f"task name {spec.name!r} is taken: nothing submitted (use --name)")
         return [submit_one(repo, spec) for spec, _ in submission.tasks]
     return [submit_one(repo, submission.tasks[0][0], submission.name)]
+
+
+class _Dumper(yaml.SafeDumper):
+    """A multi-line string (hpogrid's trial command) as a ``|`` block: the printed task file reads
+    as the script it holds, and loads back the same."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(submission: Submission) -> str:
+    """The task files of ``--dry-run``: one YAML document per task."""
+    return yaml.dump_all([raw for _, raw in submission.tasks], Dumper=_Dumper, sort_keys=False, width=1000)

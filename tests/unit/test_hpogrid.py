@@ -186,6 +186,9 @@ def test_cli_dry_run_prints_a_task_file_that_loads(home: Path, tmp_path: Path) -
     (tmp_path / "task.yaml").write_text(out)
     spec = load_task(tmp_path / "task.yaml")
     assert spec.optimiser.backend == "nevergrad" and spec.budget.max_points == 200
+    assert "  command: |\n    python3 - mnist_cnn.py MNIST_CNN 1 loss '{}' <<'GRIDHPO_HPOGRID_TRIAL'\n" in out
+    assert spec.evaluation.command == hpogrid.convert(hpogrid.load_project(DATA / "MNIST_CNN.yaml")).task[
+        "evaluation"]["command"]
     assert not (home / "gridhpo.db").exists()
 
 
