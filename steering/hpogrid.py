@@ -171,7 +171,9 @@ def _from_project_file(path: Path) -> Project:
     top = _checked(raw, str(path), "", _PROJECT, "project")
     folder = path.resolve().parent
     scripts = top.raw.get("scripts_path")
-    return Project(name=top.raw.get("project_name") or path.stem,
+    # without project_name: the project's folder when the file has one of hpogrid's own names
+    unnamed = folder.name if path.name in PROJECT_FILES else path.stem
+    return Project(name=top.raw.get("project_name") or unnamed,
                    scripts_dir=_scripts_dir(folder, scripts, top) if scripts else folder,
                    hpo=_checked(top.raw["hpo_config"], str(path), "hpo_config.", _HPO, "hpo_config"),
                    model=_checked(top.raw["model_config"], str(path), "model_config.", _MODEL, "model_config"),

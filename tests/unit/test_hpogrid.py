@@ -199,3 +199,14 @@ def test_cli_submits_and_refuses_bad_files(home: Path, tmp_path: Path) -> None:
     path = project(tmp_path, algorithm="ax")
     code, _, err = invoke("submit", "--hpogrid", str(path))
     assert code == 1 and err.startswith(f"gridhpo: error: {path}: hpo_config.algorithm") and err.count("\n") == 1
+
+
+def test_a_project_without_a_name_is_named_after_its_folder(tmp_path: Path) -> None:
+    raw = yaml.safe_load((DATA / "simple_objective" / "config.yaml").read_text())
+    del raw["project_name"], raw["scripts_path"]
+    (tmp_path / "bbyy").mkdir()
+    (tmp_path / "bbyy" / "config.json").write_text(json.dumps(raw))
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(raw))
+    assert conv(tmp_path / "bbyy").task["name"] == "bbyy"
+    assert conv(tmp_path / "bbyy").task["evaluation"]["source_dir"] == str(tmp_path / "bbyy")
+    assert conv(tmp_path / "other.yaml").task["name"] == "other"
