@@ -206,6 +206,7 @@ def convert(project: Project, name: str | None = None) -> Conversion:
     max_concurrent, its scheduler where gridhpo has one, and the model run by hpogrid_trial.py."""
     out = Conversion(task={})
     hpo, model, grid = project.hpo, project.model, project.grid
+    _check_space(project.space)
     for section in (hpo, grid):
         for key in sorted(section.raw):
             if key in IGNORED and section.raw[key] not in (None, "", [], {}, 0, False):
@@ -235,6 +236,16 @@ def convert(project: Project, name: str | None = None) -> Conversion:
     if early is not None:
         out.task["early_stopping"] = early
     return out
+
+
+def _check_space(space: Section) -> None:
+    """The space's own errors name its own file (the task is checked as a whole afterwards)."""
+    from gridhpo.steering.atlas import parse_atlas_space
+
+    try:
+        parse_atlas_space(space.raw, space.where.rstrip(".") or "search_space")
+    except ConfigError as exc:
+        raise ConfigError(f"{space.file}: {exc}") from None
 
 
 def task_name(project_name: str) -> str:

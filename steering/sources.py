@@ -30,7 +30,8 @@ def read(task_file: Path | None = None, phpo_file: Path | None = None, hpogrid_p
         from gridhpo.steering import phpo
 
         conv = phpo.convert(phpo.load_options(phpo_file), str(phpo_file), phpo_file.resolve().parent, name)
-        return Submission([(parse_task(t, str(phpo_file)), t) for t in conv.tasks], conv.warnings)
+        return Submission([(_parse_one(t, str(phpo_file), len(conv.tasks) > 1), t) for t in conv.tasks],
+                          conv.warnings)
     if hpogrid_path is not None:
         from gridhpo.steering import hpogrid
 
@@ -38,6 +39,15 @@ def read(task_file: Path | None = None, phpo_file: Path | None = None, hpogrid_p
         h = hpogrid.convert(project, name)
         return Submission([(parse_task(h.task, project.hpo.file), h.task)], h.warnings)
     raise ConfigError("nothing to submit: give a task file, a phpo options file or an hpogrid project")
+
+
+def _parse_one(task: dict[str, Any], source: str, segmented: bool) -> TaskSpec:
+    try:
+        return parse_task(task, source)
+    except ConfigError as exc:
+        if segmented:  # which segment's task (each has its own space)
+            raise ConfigError(f"{exc} (in the task of segment {task['name']!r})") from None
+        raise
 
 
 def submit(repo: Repository, submission: Submission) -> list[tuple[int, str]]:

@@ -117,6 +117,8 @@ def test_bad_project_files_are_one_line_errors(tmp_path: Path, changes: dict[str
     ("model_config.json", '{"script": "t.py", "model": "m", "param": [1]}', "model_config.json: param: [1] is not"),
     ("grid_config.json", '{"container": 5}', "grid_config.json: container: 5 is not a string or null"),
     ("search_space.json", "[]", "search_space.json: search_space: must be a non-empty mapping"),
+    ("search_space.json", '{"lr": {"method": "logunifrom", "dimension": {}}}',
+     "search_space.json: search_space.lr.method: unknown method 'logunifrom'; did you mean 'loguniform'"),
 ])
 def test_bad_separate_files_name_file_and_key(tmp_path: Path, file: str, text: str, message: str) -> None:
     shutil.copytree(DATA / "my_example", tmp_path / "p")

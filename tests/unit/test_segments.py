@@ -114,3 +114,11 @@ def test_one_segment_keeps_its_suffix_under_name(home: Path, tmp_path: Path) -> 
     repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
     assert repo.task(int(out)).name == "puppet.only"
     assert [r["segment"] for r in segments.report(repo, "puppet")] == ["only"]
+
+
+def test_an_error_in_one_segments_space_names_the_segment(home: Path, tmp_path: Path) -> None:
+    good = {"x": {"method": "uniform", "dimension": {"low": 0, "high": 1}}}
+    bad = {"x": {"method": "uniform", "dimension": {"low": 2, "high": 1}}}
+    code, _, err = invoke("submit", "--phpo", str(options(tmp_path, space=[good, bad])))
+    assert code == 1 and "low (2) must be less than high (1)" in err, err
+    assert "(in the task of segment 'config_dev.name_B')" in err and err.count("\n") == 1
