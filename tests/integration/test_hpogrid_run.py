@@ -76,5 +76,5 @@ def test_asynchyperband_stops_trials_as_asha(home: Path, tmp_path: Path) -> None
     states = {row["state"] for row in rows}
     assert "stopped" in states and states <= {"stopped", "finished"}, rows
     for row in rows:  # each reported once per iteration, as training_iteration; the value is its last report
-        assert (row["reached"] == 9) == (row["state"] == "finished"), row
+        assert row["state"] == "stopped" or row["reached"] == 9, row  # a stop may come just after the 9th
         assert row["value"] == pytest.approx((row["params"]["x"] - 0.3) ** 2 * 0.5 ** row["reached"])
