@@ -80,39 +80,31 @@ def main() -> None:
 @click.option("--name", default=None, help="Use this task name instead of the file's.")
 @click.option("--phpo", "phpo_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Read phpo's options file (its --loadJson/--dumpJson JSON) instead of a task file.")
+@click.option("--hpogrid", "hpogrid_path", type=click.Path(path_type=Path), default=None,
+              help="Read an hpogrid project (its project file, or a folder of hpo_config.json, model_config.json, "
+                   "search_space.json) instead of a task file.")
 @click.option("--dry-run", is_flag=True, help="Print the task file (YAML) that would be submitted, and stop.")
 @db_option
 @verbosity
-def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, dry_run: bool, db: str | None,
-           verbose: int) -> None:
-    """Validate TASK_FILE (or --phpo OPTIONS), record it as a new task and print its id."""
+def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, hpogrid_path: Path | None,
+           dry_run: bool, db: str | None, verbose: int) -> None:
+    """Validate TASK_FILE (or --phpo OPTIONS, --hpogrid PROJECT), record it as a new task and print
+    its id (a segmented phpo task: one task per segment, one id per line)."""
     _setup_logging(verbose)
-    from gridhpo.steering.runner import submit as do_submit
-    from gridhpo.steering.taskfile import load_task, parse_task
+    from gridhpo.steering import sources
 
-    if (task_file is None) == (phpo_file is None):
-        raise click.UsageError("give a TASK_FILE or --phpo OPTIONS (exactly one)")
-    if phpo_file is not None:
-        from gridhpo.steering import phpo
-
-        conv = phpo.convert(phpo.load_options(phpo_file), str(phpo_file), phpo_file.resolve().parent, name)
-        for warning in conv.warnings:
-            click.echo(f"gridhpo: warning: {warning}", err=True)
-        spec, raw = parse_task(conv.task, str(phpo_file)), conv.task
-    else:
-        assert task_file is not None
-        spec = load_task(task_file)
-        raw = spec.to_dict()
+    if sum(x is not None for x in (task_file, phpo_file, hpogrid_path)) != 1:
+        raise click.UsageError("give a TASK_FILE, --phpo OPTIONS or --hpogrid PROJECT (exactly one)")
+    submission = sources.read(task_file, phpo_file, hpogrid_path, name)
+    for warning in submission.warnings:
+        click.echo(f"gridhpo: warning: {warning}", err=True)
     if dry_run:
-        import yaml
-
-        click.echo(yaml.safe_dump(raw, sort_keys=False, width=1000), nl=False)
+        click.echo(sources.dump(submission), nl=False)
         return
-    repo = _repo(db)
-    task_id, task_name = do_submit(repo, spec, name)
-    click.echo(task_id)
-    click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it; "
-               f"pilots need its token: `gridhpo token {task_id}`", err=True)
+    for task_id, task_name in sources.submit(_repo(db), submission):
+        click.echo(task_id)
+        click.echo(f"submitted task {task_name!r} (id {task_id}); start `gridhpo steer` and pilots to run it; "
+                   f"pilots need its token: `gridhpo token {task_id}`", err=True)
 
 
 @main.command()
@@ -450,6 +442,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["plot"]).plot)
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["dashboard"]).dashboard)
 main.add_command(__import__("gridhpo.cli.pilots", fromlist=["pilots"]).pilots)
+main.add_command(__import__("gridhpo.cli.segments", fromlist=["segments"]).segments)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ class OptimiserDriver:
         with self._wake:
             self._closed = True
             self._wake.notify()
+        # a backend that runs a program (backend steering) ends it now, not at its time limit
+        close = getattr(self.optimiser, "close", None)
+        if callable(close):
+            close()
 
     @property
     def stopped(self) -> bool:

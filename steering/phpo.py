@@ -77,8 +77,12 @@ _WORKDIR_SOURCES = ("$(pwd)", "$PWD", "${PWD}", "`pwd`")
 
 @dataclass
 class Conversion:
-    task: dict[str, Any]
+    tasks: list[dict[str, Any]]  # one; with segmentSpecFile one per segment (steering/segments.py)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return self.tasks[0]
 
 
 def load_options(path: Path) -> dict[str, Any]:
@@ -100,12 +104,10 @@ def convert(raw: Mapping[str, Any], source: str, folder: Path, name: str | None 
         if key not in KNOWN:
             raise ConfigError(f"{source}: {unknown_name('phpo option', str(key), KNOWN)}")
     opts = {**DEFAULTS, **{k: _typed(k, v, source) for k, v in raw.items() if v is not None}}
-    out = Conversion(task={})
+    out = Conversion(tasks=[])
     for key in sorted(raw):
         if key in IGNORED and raw[key] not in (None, False, "") and raw[key] != DEFAULTS.get(key):
             out.warnings.append(f"{source}: {key}: ignored ({IGNORED[key]})")
-    if "segmentSpecFile" in opts:
-        raise ConfigError(f"{source}: segmentSpecFile: segmented HPO is not supported yet (issue 18 item 4)")
     for key in ("evaluationInput", "evaluationOutput"):
         if opts[key] != DEFAULTS[key]:
             raise ConfigError(f"{source}: {key}: {opts[key]!r}: custom file names are not supported yet "
@@ -116,28 +118,50 @@ def convert(raw: Mapping[str, Any], source: str, folder: Path, name: str | None 
 
     space_file = folder / opts["searchSpaceFile"]
     space = _read_space(space_file)
-    if not isinstance(space, dict):
-        raise ConfigError(f"{space_file}: a search space is a JSON object of name: {{method, dimension}}")
+    base = name or task_name(opts.get("outDS"), source)
+    program = steering_program(opts, source)
+    if "segmentSpecFile" in opts:
+        from gridhpo.steering import segments
 
-    optimiser: dict[str, Any] = {"backend": "steering", **steering_program(opts, source),
+        segs = segments.load(folder / opts["segmentSpecFile"])
+        if any(s.inputs for s in segs):
+            out.warnings.append(f"{source}: segmentSpecFile: the segments' files/datasets are ignored (no "
+                                "training dataset is given to evaluations yet, issue 18 item 3); %SEGMENT_NAME "
+                                "and $GRIDHPO_SEGMENT tell an evaluation its segment")
+        for seg, seg_space in zip(segs, segments.spaces(space, segs, str(space_file)), strict=True):
+            task = _task(opts, program, seg_space, str(space_file), folder, f"{base}.{seg.name}", out.warnings,
+                         seg.name)
+            out.tasks.append(segments.segment_task(task, seg, base))
+    else:
+        if not isinstance(space, dict):
+            raise ConfigError(f"{space_file}: a search space is a JSON object of name: {{method, dimension}}")
+        out.tasks.append(_task(opts, program, space, str(space_file), folder, base, out.warnings, None))
+    out.warnings = list(dict.fromkeys(out.warnings))  # a cloned space warns once, not once per segment
+    return out
+
+
+def _task(opts: Mapping[str, Any], program: Mapping[str, Any], space: dict[str, Any], space_source: str,
+          folder: Path, name: str, warnings: list[str], segment: str | None) -> dict[str, Any]:
+    """One task of the options ``opts`` with ``space``; ``segment`` replaces %SEGMENT_NAME."""
+    optimiser: dict[str, Any] = {"backend": "steering", **copy.deepcopy(dict(program)),
                                  "options": {"points_per_call": opts["nPointsPerIteration"],
                                              "opt_space": copy.deepcopy(space)}}
     if "mount" in optimiser:
         optimiser["options"]["mount"] = optimiser.pop("mount")
-    evaluation: dict[str, Any] = {"command": SANDBOX_COPY + opts["evaluationExec"], "source_dir": str(folder),
+    command = opts["evaluationExec"] if segment is None else opts["evaluationExec"].replace("%SEGMENT_NAME", segment)
+    evaluation: dict[str, Any] = {"command": SANDBOX_COPY + command, "source_dir": str(folder),
                                   "checkpoint": {"interval": f"{opts['checkPointInterval']}m"}}
     if "evaluationContainer" in opts:
         evaluation["image"] = opts["evaluationContainer"]
-    out.task = {
-        "name": name or task_name(opts.get("outDS"), source),
-        "search_space": _distinct_categories(space, str(space_file), out.warnings),
+    return {
+        "name": name,
+        "search_space": _distinct_categories(space, space_source, warnings),
         "objective": {"metric": "loss", "mode": "min"},
         "optimiser": optimiser,
         "budget": {"max_points": opts["maxPoints"], "parallel": opts["nParallelEvaluation"],
                    "min_queued": opts["minUnevaluatedPoints"], "max_attempts": 3},
         "evaluation": evaluation,
     }
-    return out
 
 
 def _distinct_categories(space: dict[str, Any], source: str, warnings: list[str]) -> dict[str, Any]:

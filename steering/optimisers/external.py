@@ -33,6 +33,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
@@ -120,6 +121,9 @@ class ExternalSteering(Optimiser):
         self._buffer: deque[Point] = deque()
         self._ended = False
         self._runtime: Runtime | None = None
+        self._closed = threading.Event()
+        self._running: Handle | None = None  # the steering run in progress, for close()
+        self._running_lock = threading.Lock()
 
     @classmethod
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
@@ -166,6 +170,18 @@ class ExternalSteering(Optimiser):
         self._buffer.clear()
         self._ended = False
 
+    def close(self) -> None:
+        """The task ended (finished, failed, cancelled) or the steering service is stopping: a
+        steering run in progress is ended now, its whole process group (or its container) killed,
+        never left running for up to ``timeout``. Called from the steering's thread (through its
+        driver) while the run waits in the driver's worker thread; the steering is stateless, so
+        killing it loses nothing a restart would not ask again."""
+        self._closed.set()
+        with self._running_lock:
+            handle = self._running
+        if handle is not None:
+            handle.stop(grace=0.0)
+
     # ------------------------------------------------------------------ one steering run
 
     def _input(self) -> dict[str, Any]:
@@ -185,9 +201,14 @@ class ExternalSteering(Optimiser):
             return
         failures: list[_RunFailed] = []
         while len(failures) <= self.retries:
+            if self._closed.is_set():  # the task ended: no run, no retry, no error
+                self._ended = True
+                return
             try:
                 fresh = self._run_once(wanted)
             except _RunFailed as exc:
+                if self._closed.is_set():
+                    continue  # stopped by close(): not a failure of the steering
                 failures.append(exc)
                 log.warning("steering run %d of %d failed: %s", len(failures), self.retries + 1, exc.reason)
                 continue
@@ -235,18 +256,25 @@ class ExternalSteering(Optimiser):
             handle: Handle = self._get_runtime().start(job)
         except GridHPOError as exc:  # daemon unreachable, image missing: iDDS retries a failed run too
             raise _RunFailed(f"could not start: {exc}", "") from None
+        with self._running_lock:
+            self._running = handle
         try:
+            if self._closed.is_set():  # closed while it started: close() did not see it
+                handle.stop(grace=0.0)
             deadline = time.monotonic() + self.timeout
             code = handle.poll()
-            while code is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            while code is None and time.monotonic() < deadline and not self._closed.wait(0.05):
                 code = handle.poll()
+            if self._closed.is_set():
+                raise _RunFailed("stopped: the task ended", "")
             if code is None:
                 handle.stop(grace=5.0)
                 raise _RunFailed(f"timed out after {self.timeout:g}s (optimiser.timeout)",
                                  handle.output_tail(_TAIL_LINES))
             return code, handle.output_tail(_TAIL_LINES)
         finally:
+            with self._running_lock:
+                self._running = None
             handle.cleanup()
 
     def _get_runtime(self) -> Runtime:

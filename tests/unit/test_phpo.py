@@ -90,7 +90,7 @@ def test_dump_json_output_is_read(tmp_path: Path) -> None:
     ({"nPointsPerIteration": 0}, "nPointsPerIteration: 0 must be at least 1"),
     ({"steeringExec": 5}, "steeringExec: 5 is not a non-empty string"),
     ({"steeringExec": None}, "steeringExec: is missing"),
-    ({"segmentSpecFile": "seg.json"}, "segmentSpecFile: segmented HPO is not supported yet"),
+    ({"segmentSpecFile": "nowhere.json"}, "cannot read the segment spec file"),
     ({"evaluationOutput": "result.json"}, "evaluationOutput: 'result.json': custom file names are not supported"),
     ({"steeringContainer": None, "steeringExec": "run --gpus all img gen %IN %OUT"},
      "docker option '--gpus' is not supported"),
@@ -140,4 +140,4 @@ def test_cli_bad_phpo_files(home: Path, tmp_path: Path, text: str, message: str)
 
 def test_cli_needs_one_source(home: Path, tmp_path: Path) -> None:
     code, _, err = invoke("submit")
-    assert code == 2 and "give a TASK_FILE or --phpo OPTIONS" in err
+    assert code == 2 and "give a TASK_FILE, --phpo OPTIONS or --hpogrid PROJECT (exactly one)" in err
