@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from gridhpo.steering.reports import render_table  # noqa: E402
+from gridhpo.steering.tables import render_table  # noqa: E402
 from tests.chaos_harness import ChaosPlan, ChaosResult, Restarts, run_chaos  # noqa: E402
 from tests.private_servers import private_postgres, private_rabbitmq  # noqa: E402
 
