@@ -1,7 +1,7 @@
 """The long chaos run of issue 8: a 1,000-point task on PostgreSQL + RabbitMQ, 8 pilot
 processes, a pilot SIGKILLed (with its evaluation) every few seconds and replaced (preferably
 one mid-evaluation with a checkpoint saved), the steering SIGKILLed and restarted twice,
-RabbitMQ and PostgreSQL restarted once each.
+a private RabbitMQ and a private PostgreSQL restarted once each.
 
     .venv/bin/python benchmarks/chaos.py [--points 1000] [--pilots 8] [--kill-every 4]
                                          [--steering-kills 2] [--rabbitmq-restarts 1]
@@ -9,9 +9,10 @@ RabbitMQ and PostgreSQL restarted once each.
 
 Prints one table: points lost, results double-counted, wrong values, points resumed from a
 checkpoint, attempts, the disruptions that happened and the total time. Goal: 0 lost, 0
-double-counted, task complete. Restarts this machine's RabbitMQ and PostgreSQL:
-run it when no one else is using them. --embedded runs on SQLite + the folder queue instead
-(no server restarts).
+double-counted, task complete. The servers it restarts are a private PostgreSQL cluster and a
+private RabbitMQ node started for the run (tests/private_servers.py: the machine's binaries,
+loopback, free ports, removed afterwards), never the machine's shared servers. --embedded runs
+on SQLite + the folder queue instead (no server restarts).
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from gridhpo.steering.reports import render_table  # noqa: E402
-from tests.chaos_harness import ChaosPlan, ChaosResult, run_chaos  # noqa: E402
-from tests.servers import postgres_database, rabbitmq_vhost  # noqa: E402
+from gridhpo.steering.tables import render_table  # noqa: E402
+from tests.chaos_harness import ChaosPlan, ChaosResult, Restarts, run_chaos  # noqa: E402
+from tests.private_servers import private_postgres, private_rabbitmq  # noqa: E402
 
 
 def main() -> int:
@@ -57,9 +58,9 @@ def main() -> int:
                       plan, say)
         where = "SQLite + folder queue"
     else:
-        with postgres_database() as db, rabbitmq_vhost() as broker:
-            r = run_chaos(work, db, broker, plan, say)
-        where = "PostgreSQL + RabbitMQ"
+        with private_postgres(work) as (db, restart_pg), private_rabbitmq(work) as (broker, restart_mq):
+            r = run_chaos(work, db, broker, plan, say, Restarts(rabbitmq=restart_mq, postgres=restart_pg))
+        where = "private PostgreSQL + RabbitMQ"
     print(report(r, plan, where))
     for crash in r.steering_crashes:
         print(f"steering crash: {crash}", file=sys.stderr)

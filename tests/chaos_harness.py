@@ -1,8 +1,8 @@
 """Chaos for a whole campaign: real steering and pilot processes (``python -m gridhpo.cli``),
 a pilot SIGKILLed (with its evaluation) every few seconds and replaced, preferably one that
-is mid-evaluation with a checkpoint saved, the steering SIGKILLed and started again,
-RabbitMQ and PostgreSQL restarted under them. Then the bookkeeping is audited: every point
-finished exactly once, with the value its parameters give. Shared by
+is mid-evaluation with a checkpoint saved, the steering SIGKILLed and started again, private
+RabbitMQ and PostgreSQL instances (tests/private_servers.py) restarted under them. Then the
+bookkeeping is audited: every point finished exactly once, with the value its parameters give. Shared by
 tests/integration/test_chaos.py and benchmarks/chaos.py.
 """
 from __future__ import annotations
@@ -78,20 +78,12 @@ class ChaosResult:
     log_dir: Path = Path()
 
 
-def rabbitmq_restart(outage: float) -> None:
-    """Stop and start this machine's RabbitMQ application (vhosts and durable queues survive)."""
-    try:
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
-        time.sleep(outage)
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
-
-
-def postgres_restart() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-                   check=True, capture_output=True, timeout=120)
+@dataclass
+class Restarts:
+    """How to restart the servers under the campaign: the private instances of
+    tests/private_servers.py, never the machine's shared ones, which other tests are using."""
+    rabbitmq: Callable[[float], None] | None = None   # restart(outage)
+    postgres: Callable[[], None] | None = None
 
 
 class _Procs:
@@ -139,9 +131,27 @@ def _checkpointed(repo: Repository, tid: int, pilots: list[tuple[str, subprocess
     return next((i for i, (pid, _) in enumerate(pilots) if pid in running), None)
 
 
+def _disrupt(kind: str, steer: subprocess.Popen[bytes], procs: _Procs, servers: Restarts,
+             outage: float) -> subprocess.Popen[bytes]:
+    """One scheduled disruption; returns the steering process running afterwards."""
+    if kind == "steering":
+        _kill(steer)
+        time.sleep(1.0)
+        return procs.start("steer", "steer", "-v")
+    restart_rabbitmq, restart_postgres = servers.rabbitmq, servers.postgres
+    if kind == "rabbitmq" and restart_rabbitmq is not None:
+        restart_rabbitmq(outage)
+    elif kind == "postgres" and restart_postgres is not None:
+        restart_postgres()
+    return steer
+
+
 def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
-              progress: Callable[[str], None] | None = None) -> ChaosResult:
+              progress: Callable[[str], None] | None = None, restarts: Restarts | None = None) -> ChaosResult:
     say = progress or (lambda _msg: None)
+    servers = restarts or Restarts()
+    if (plan.rabbitmq_restarts and servers.rabbitmq is None) or (plan.postgres_restarts and servers.postgres is None):
+        raise ValueError(f"the plan restarts a server it was given no restart for: {plan}, {servers}")
     rng = random.Random(plan.seed)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -198,14 +208,7 @@ def run_chaos(workdir: Path, db: str, broker: str, plan: ChaosPlan,
             if schedule and 0 <= schedule[0][0] <= finished:
                 _, kind = schedule.pop(0)
                 say(f"{finished} finished: {kind}")
-                if kind == "steering":
-                    _kill(steer)
-                    time.sleep(1.0)
-                    steer = procs.start("steer", "steer", "-v")
-                elif kind == "rabbitmq":
-                    rabbitmq_restart(plan.outage)
-                else:
-                    postgres_restart()
+                steer = _disrupt(kind, steer, procs, servers, plan.outage)
                 done[kind] += 1
             if time.monotonic() >= next_kill:
                 i = _checkpointed(repo, tid, pilots)

@@ -1,39 +1,42 @@
 """Chaos: pilots SIGKILLed every few seconds, the steering SIGKILLed and restarted, and in
-production RabbitMQ and PostgreSQL restarted under them. The task still completes with no
-point lost, none counted twice, every value right, and no steering crash we did not cause.
-The long version is benchmarks/chaos.py."""
+production a private RabbitMQ and a private PostgreSQL (tests/private_servers.py, never the
+machine's shared servers, which other tests are using) restarted under them. The task still
+completes with no point lost, none counted twice, every value right, and no steering crash we
+did not cause. The long version is benchmarks/chaos.py."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gridhpo.protocol import Broker
-from tests.chaos_harness import ChaosPlan, run_chaos
-from tests.servers import unavailable
+from tests.chaos_harness import ChaosPlan, Restarts, run_chaos
+from tests.private_servers import private_postgres, private_rabbitmq
 
 
-def _restart_tools() -> None:
-    import shutil
-
-    for tool in ("rabbitmqctl", "pg_ctlcluster"):
-        if shutil.which(tool) is None:
-            unavailable(f"{tool} not found: the chaos test restarts this machine's servers with it")
-    if not Path("/etc/postgresql").is_dir():
-        unavailable("no local PostgreSQL cluster in /etc/postgresql to restart")
+@pytest.fixture(params=["embedded", pytest.param("production", marks=pytest.mark.integration)])
+def chaos_servers(request: pytest.FixtureRequest, home: Path,
+                  tmp_path: Path) -> Iterator[tuple[str, str, Restarts | None]]:
+    """(db_url, broker_url, restarts): the embedded defaults, then a private PostgreSQL and a
+    private RabbitMQ the test may restart."""
+    if request.param == "embedded":
+        yield f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}", None
+        return
+    with private_postgres(tmp_path) as (db, restart_pg), private_rabbitmq(tmp_path) as (broker, restart_mq):
+        yield db, broker, Restarts(rabbitmq=restart_mq, postgres=restart_pg)
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-def test_chaos_completes_without_losing_or_doubling(servers: tuple[str, str], tmp_path: Path) -> None:
-    db, broker = servers
-    production = db.startswith("postgresql")
-    if production:
-        _restart_tools()
+def test_chaos_completes_without_losing_or_doubling(chaos_servers: tuple[str, str, Restarts | None],
+                                                    tmp_path: Path) -> None:
+    db, broker, restarts = chaos_servers
+    production = restarts is not None
     plan = ChaosPlan(points=150, pilots=4, kill_every=3.0, steering_kills=1,
                      rabbitmq_restarts=int(production), postgres_restarts=int(production), timeout=180.0)
-    r = run_chaos(tmp_path, db, broker, plan)
+    r = run_chaos(tmp_path, db, broker, plan, restarts=restarts)
     where = f"(logs in {r.log_dir})"
     assert r.state == "finished", f"task ended {r.state} {where}"
     assert r.pilot_kills >= 3 and r.steering_kills == 1, f"too little chaos happened: {r}"

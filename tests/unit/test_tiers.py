@@ -14,26 +14,31 @@ import pytest
 from tests import servers
 from tests.browser import Browser
 from tests.podman import podman_service
+from tests.private_servers import private_postgres, private_rabbitmq
 from tests.seaweed import seaweedfs
 from tests.servers import postgres_database, rabbitmq_vhost
 from tests.slurm import slurm_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 
-HELPERS: dict[str, Callable[[Path], Any]] = {
-    "PostgreSQL": lambda tmp: postgres_database().__enter__(),
-    "RabbitMQ": lambda tmp: rabbitmq_vhost().__enter__(),
-    "SeaweedFS S3": lambda tmp: seaweedfs().__enter__(),
-    "Podman": lambda tmp: podman_service(tmp).__enter__(),
-    "Slurm": lambda tmp: slurm_cluster(tmp).__enter__(),
-    "Chromium": lambda tmp: Browser(tmp),
+# each server helper, with the kind of server it names when it refuses
+HELPERS: dict[str, tuple[str, Callable[[Path], Any]]] = {
+    "postgres_database": ("PostgreSQL", lambda tmp: postgres_database().__enter__()),
+    "private_postgres": ("PostgreSQL", lambda tmp: private_postgres(tmp).__enter__()),
+    "rabbitmq_vhost": ("RabbitMQ", lambda tmp: rabbitmq_vhost().__enter__()),
+    "private_rabbitmq": ("RabbitMQ", lambda tmp: private_rabbitmq(tmp).__enter__()),
+    "seaweedfs": ("SeaweedFS S3", lambda tmp: seaweedfs().__enter__()),
+    "podman_service": ("Podman", lambda tmp: podman_service(tmp).__enter__()),
+    "slurm_cluster": ("Slurm", lambda tmp: slurm_cluster(tmp).__enter__()),
+    "Browser": ("Chromium", lambda tmp: Browser(tmp)),
 }
 
 
-@pytest.mark.parametrize("kind", sorted(HELPERS))
-def test_a_server_helper_refuses_a_test_not_marked_integration(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("helper", sorted(HELPERS))
+def test_a_server_helper_refuses_a_test_not_marked_integration(helper: str, tmp_path: Path) -> None:
+    kind, start = HELPERS[helper]
     with pytest.raises(pytest.fail.Exception, match=f"uses {kind} but is not marked integration"):
-        HELPERS[kind](tmp_path)
+        start(tmp_path)
 
 
 def test_no_servers_by_design_makes_a_helper_fail_even_for_an_integration_test(
