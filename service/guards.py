@@ -92,7 +92,8 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-    return error(exc.status_code, detail, None, headers)
+    # FastAPI's 400: a body its JSON parser gave up on (nested too deep for it)
+    return error(exc.status_code, detail, "body" if exc.status_code == 400 else None, headers)
 
 
 async def _gridhpo(_request: Request, exc: Exception) -> JSONResponse:
