@@ -10,9 +10,10 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
 
 from gridhpo import __version__, config
 from gridhpo.bookkeeping.repository import Repository, TaskRow
@@ -23,8 +24,10 @@ from gridhpo.service.accounts import Accounts, AuthError, UserRow
 log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `gridhpo admin token create USER`.")
+# errors are JSON on every route, the HTML report's included (whose answer is text/html)
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": schemas.Error, "description": what}
+    code: {"model": schemas.Error, "description": what, "content": _JSON_ERROR}
     for code, what in ((400, "Malformed JSON"), (401, "Missing, unknown, expired or revoked API token"),
                        (404, "No such task among the user's"), (413, "Body larger than 1 MiB"),
                        (422, "A field is missing, unknown or invalid"))
@@ -58,6 +61,11 @@ def _user(request: Request,
 
 
 User = Annotated[UserRow, Depends(_user)]
+# the bookkeeping's ids are 32-bit: a larger one is refused (422) before any database sees it
+MAX_ID = 2**31 - 1
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]
+Also = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+                 Query(max_length=20, description="More of the user's tasks, side by side.")]
 
 
 def _routes(app: FastAPI, ctx: Context) -> None:
@@ -83,33 +91,33 @@ def _routes(app: FastAPI, ctx: Context) -> None:
         return schemas.TaskList(tasks=[schemas.TaskStatus(**r) for r in rows])
 
     @app.get("/api/v1/tasks/{id}", response_model=schemas.TaskStatus, tags=["tasks"])
-    def task_status(id: int, user: User) -> schemas.TaskStatus:
+    def task_status(id: TaskId, user: User) -> schemas.TaskStatus:
         """One task's status, with its message and pilots."""
         return schemas.TaskStatus(**ops.status(ctx.repo, [own(user, id)], detail=True)[0])
 
     @app.get("/api/v1/tasks/{id}/results", response_model=schemas.Results, tags=["tasks"])
-    def task_results(id: int, user: User, sort: Literal["number", "value"] = "number",
-                     number: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None) -> schemas.Results:
+    def task_results(id: TaskId, user: User, sort: Literal["number", "value"] = "number",
+                     number: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> schemas.Results:
         """Every point (or point ``number``) with its attempts, as `gridhpo results` shows them."""
         return schemas.Results(**ops.task_results(ctx.repo, own(user, id), sort, number))
 
     @app.post("/api/v1/tasks/{id}/cancel", response_model=schemas.TaskRef, tags=["tasks"],
               responses={409: {"model": schemas.Error, "description": "The task is not active"}})
-    def cancel(id: int, user: User) -> schemas.TaskRef:
+    def cancel(id: TaskId, user: User) -> schemas.TaskRef:
         """No new points; the steering ends the open ones."""
         row = ops.cancel(ctx.repo, own(user, id))
         log.info("user %s cancelled task %r (id %d)", user.name, row.name, row.id)
         return schemas.TaskRef(id=row.id, name=row.name, state=row.state)
 
     @app.post("/api/v1/tasks/{id}/token", response_model=schemas.PilotToken, tags=["tasks"])
-    def token(id: int, user: User, body: schemas.TokenRequest | None = None) -> schemas.PilotToken:
+    def token(id: TaskId, user: User, body: schemas.TokenRequest | None = None) -> schemas.PilotToken:
         """The task's pilot token (as `gridhpo token` prints it), replaced with ``revoke``."""
         body = body or schemas.TokenRequest(revoke=False, expires=None)
         return schemas.PilotToken(**ops.pilot_token(ctx.repo, own(user, id), body.revoke, body.expires))
 
     @app.get("/api/v1/tasks/{id}/report", response_class=HTMLResponse, tags=["tasks"],
              responses={200: {"content": {"text/html": {}}, "description": "The self-contained HTML report"}})
-    def report(id: int, user: User, also: Annotated[list[int] | None, Query(max_length=20)] = None,
+    def report(id: TaskId, user: User, also: Also = None,
                top: Annotated[int, Query(ge=1, le=10_000)] = 10, table: Annotated[int, Query(ge=1, le=10_000)] = 50,
                importance: Literal["forest", "anova"] = "forest") -> HTMLResponse:
         """The HTML report of `gridhpo plot` (``also``: more of the user's tasks beside it)."""

@@ -43,7 +43,7 @@ def test_login_writes_the_token_for_its_server_in_a_file_of_mode_0600(tmp_path: 
     save_login("https://b.example.org", "ghpo_b")
     assert path == old and path.stat().st_mode & 0o777 == 0o600
     assert api_token("https://a.example.org") == "ghpo_a" and api_token("https://b.example.org/") == "ghpo_b"
-    with pytest.raises(ConfigError, match="no API token for https://c.example.org: set GRIDHPO_API_TOKEN"):
+    with pytest.raises(ConfigError, match=r"no API token for https://c\.example\.org: set GRIDHPO_API_TOKEN"):
         api_token("https://c.example.org")
     monkeypatch.setenv("GRIDHPO_API_TOKEN", "ghpo_env")
     assert api_token("https://a.example.org") == "ghpo_env"
@@ -52,7 +52,7 @@ def test_login_writes_the_token_for_its_server_in_a_file_of_mode_0600(tmp_path: 
 class _Redirect(http.server.BaseHTTPRequestHandler):
     seen: list[str | None] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         _Redirect.seen.append(self.headers.get("Authorization"))
         self.send_response(302)
         self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/elsewhere")

@@ -27,5 +27,5 @@ def test_https_needs_both_files_and_they_must_exist(tmp_path: Path) -> None:
     cert.write_text("x")
     with pytest.raises(ConfigError, match="--certfile and --keyfile go together"):
         check(ServerOptions(host="0.0.0.0", certfile=cert))
-    with pytest.raises(ConfigError, match="key.pem: no such file"):
+    with pytest.raises(ConfigError, match=r"key\.pem: no such file"):
         check(ServerOptions(host="0.0.0.0", certfile=cert, keyfile=tmp_path / "key.pem"))
