@@ -17,7 +17,7 @@ from pydantic import Field
 
 from gridhpo import __version__, config
 from gridhpo.bookkeeping.repository import Repository, TaskRow
-from gridhpo.service import guards, schemas
+from gridhpo.service import dashboard, guards, schemas
 from gridhpo.service import tasks as ops
 from gridhpo.service.accounts import Accounts, AuthError, UserRow
 
@@ -48,6 +48,7 @@ def create_app(repo: Repository, store_url: str | None = None, max_body: int = g
     app.state.ctx = ctx
     guards.install(app)
     _routes(app, ctx)
+    dashboard.install(app, ctx.accounts)
     app.add_middleware(guards.BodyLimit, limit=max_body)
     return app
 

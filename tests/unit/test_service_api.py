@@ -184,3 +184,25 @@ def test_the_openapi_page_describes_the_routes_and_needs_no_token(client: TestCl
     post = spec["paths"]["/api/v1/tasks"]["post"]
     assert {"201", "400", "401", "413", "422"} <= set(post["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_the_dashboard_asks_for_the_token_once_and_shows_only_the_users_tasks(client: TestClient, users: Users) -> None:
+    mine, theirs = submit(client, users, "alice"), submit(client, users, "bob", name="other")
+    page = client.get("/dashboard/")
+    assert page.status_code == 401 and 'name="token"' in page.text and 'method="post"' in page.text
+    wrong = client.post("/dashboard/login", data={"token": "ghpo_wrong"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "not valid" in wrong.text and "set-cookie" not in wrong.headers
+    assert client.get("/dashboard/api/tasks").status_code == 401
+    assert client.get("/dashboard/static/plotly.js").status_code == 200  # the public library, no data
+    ok = client.post("/dashboard/login", data={"token": users.token["alice"]}, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/dashboard/"
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+    page = client.get("/dashboard/")
+    assert page.status_code == 200 and "gridhpo dashboard" in page.text
+    assert users.token["alice"] not in page.text  # the page's script never holds the token
+    assert [t["id"] for t in client.get("/dashboard/api/tasks").json()] == [mine]
+    assert client.get(f"/dashboard/api/task/{mine}").json()["task"]["summary"]["name"] == "quad"
+    assert client.get(f"/dashboard/api/task/{theirs}").status_code == 404
+    users.accounts.revoke(user="alice")
+    assert client.get("/dashboard/api/tasks").status_code == 401  # the cookie's token is revoked too
