@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -70,6 +71,33 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error(413, f"the request body is larger than {self.limit} bytes", "body")
         await response(scope, receive, send)
+
+
+class CatchAll:
+    """A bug answers 500 ``{"error": "internal error"}`` and the service goes on. The log gets
+    the exception's type and traceback but not its text, which may quote a secret (a
+    database driver's error quotes the statement's parameters)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            where = f"{scope.get('method', '')} {scope.get('path', '')}"
+            trace = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("%s failed: %s (message withheld)\n%s", where, type(exc).__name__, trace)
+            if scope["type"] != "http" or started:
+                raise
+            await error(500, "internal error")(scope, receive, send)
 
 
 def _loc_field(loc: tuple[Any, ...]) -> str | None:

@@ -206,3 +206,19 @@ def test_the_dashboard_asks_for_the_token_once_and_shows_only_the_users_tasks(cl
     assert client.get(f"/dashboard/api/task/{theirs}").status_code == 404
     users.accounts.revoke(user="alice")
     assert client.get("/dashboard/api/tasks").status_code == 401  # the cookie's token is revoked too
+
+
+def test_a_bug_answers_500_in_json_without_its_message_and_the_service_goes_on(
+        client: TestClient, users: Users, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from gridhpo.service import tasks as ops
+
+    secret = "-".join(("s3cret", "pilot", "token"))  # a value, as a real one: not in a source line
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"INSERT ... [parameters: ({secret!r},)]")
+
+    monkeypatch.setattr(ops, "submit", broken)
+    r = client.post("/api/v1/tasks", json={"task": TASK}, headers=users.auth("alice"))
+    assert (r.status_code, r.json()) == (500, {"error": "internal error", "field": None})
+    assert "RuntimeError" in caplog.text and secret not in caplog.text
+    assert client.get("/api/v1/tasks", headers=users.auth("alice")).status_code == 200
