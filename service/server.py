@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,11 @@ def serve(options: ServerOptions) -> None:
         steerer.start()
         watchdog = threading.Thread(target=_stop_with, args=(steerer, server), name="steering-watch", daemon=True)
         watchdog.start()
+    # Uvicorn raises the signal that stopped it again once it has stopped, to die of it with
+    # the handler found before; that handler is this one, so the steering is stopped and its
+    # lock released before the process exits (0, as `gridhpo steer`)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: steerer.stop.set() if steerer is not None else None)
     scheme = "https" if options.certfile is not None else "http"
     log.info("serving %s://%s:%d (bookkeeping %s)", scheme, options.host, options.port, config.redact(repo.url))
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,23 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
     replaced = service.cli("alice", "token", "remote", "--revoke")
     assert replaced.exit_code == 0 and replaced.stdout.strip() != token.stdout.strip()
     assert "token replaced" in replaced.stderr
+    log = service.log.read_text()  # at -v: every request in the access log
+    assert f"POST /api/v1/tasks/{tid}/token" in log
+    for secret in [*service.tokens.values(), token.stdout.strip(), replaced.stdout.strip()]:
+        assert secret not in log
+
+
+def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service) -> None:
+    from tests.service_harness import free_port
+
+    env = dict(os.environ, GRIDHPO_DB=service.db, GRIDHPO_BROKER=service.broker)
+    second = subprocess.run([sys.executable, "-m", "gridhpo.cli", "server", "--port", str(free_port())], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and "gridhpo: error: another steering already serves" in second.stderr
+    assert service.answers()
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(60) == 0
+    assert "steering stopped" in service.log.read_text()
 
 
 def test_one_user_never_reaches_anothers_task_and_a_revoked_token_stops_at_once(service: Service,
