@@ -35,6 +35,11 @@ class AuthError(GridHPOError):
     """An API token that is missing, unknown, expired or revoked (HTTP 401)."""
 
 
+class NameTaken(ConfigError):
+    """A task name another task holds (HTTP 409): names are unique across the service, and
+    the error says no more about that task (whose it is, its id) than that the name is taken."""
+
+
 @dataclass(frozen=True)
 class UserRow:
     id: int
@@ -153,7 +158,7 @@ class Accounts:
                     name=name, spec=spec, state="active", created_at=time.time(), token=token, owner=owner.id)
                     .returning(T_TASK.c.id)).scalar_one())
         except IntegrityError as exc:
-            raise ConfigError(f"a task named {name!r} exists already; choose another name") from exc
+            raise NameTaken(f"a task named {name!r} exists already; choose another name") from exc
 
     def visible_ids(self, user: UserRow) -> list[int] | None:
         """The ids of the tasks ``user`` may see; None: every task (an admin)."""

@@ -82,7 +82,8 @@ def me(user: User) -> schemas.Me:
     return schemas.Me(name=user.name, admin=user.admin)
 
 
-@router.post("/tasks", status_code=201, response_model=schemas.TaskRef, tags=["tasks"])
+@router.post("/tasks", status_code=201, response_model=schemas.TaskRef, tags=["tasks"],
+             responses={409: {"model": schemas.Error, "description": "The task name is taken"}})
 def submit(body: schemas.SubmitRequest, user: User, ctx: Ctx) -> schemas.TaskRef:
     """Validate a task file (as a JSON mapping) and record it as a new task of the user."""
     task_id, name = ops.submit(ctx.accounts, user, body.task, body.name)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridhpo.errors import BookkeepingError, ConfigError, GridHPOError, NotFoundError
-from gridhpo.service.accounts import AuthError
+from gridhpo.service.accounts import AuthError, NameTaken
 from gridhpo.service.tasks import StateError, error_field
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ async def _gridhpo(_request: Request, exc: Exception) -> JSONResponse:
         return error(404, str(exc))
     if isinstance(exc, StateError):
         return error(409, str(exc))
+    if isinstance(exc, NameTaken):
+        return error(409, str(exc), "name")
     if isinstance(exc, ConfigError):
         return error(422, str(exc), error_field(str(exc), "task"))
     if isinstance(exc, BookkeepingError):

@@ -125,16 +125,22 @@ def test_bad_input_gets_its_status_code_and_names_the_field(client: TestClient, 
         assert r.status_code == status, (body[:80], r.text)
         assert r.json()["field"] == field and r.json()["error"], r.json()
     assert repo.tasks() == []  # nothing recorded half-way
+    submit(client, users, "bob")
+    r = client.post("/api/v1/tasks", json={"task": TASK}, headers=alice)
+    # names are unique across the service; the answer tells nothing of the task holding it
+    assert (r.status_code, r.json()) == (409, {"error": "a task named 'quad' exists already; choose another name",
+                                               "field": "name"})
+    assert len(repo.tasks()) == 1
     r = client.post("/api/v1/tasks/1/token", json={"revoke": True, "expires": "soon"}, headers=alice)
     assert r.status_code == 404
-    tid = submit(client, users, "alice")
+    tid = submit(client, users, "alice", name="quad2")
     r = client.post(f"/api/v1/tasks/{tid}/token", json={"expires": "soon"}, headers=alice)
     assert r.status_code == 422 and "'soon' is not a duration" in r.json()["error"]
     r = client.get(f"/api/v1/tasks/{tid}/results?sort=best", headers=alice)
     assert r.status_code == 422 and r.json()["field"] == "sort"
     assert client.post(f"/api/v1/tasks/{tid}/cancel", headers=alice).status_code == 200
     r = client.post(f"/api/v1/tasks/{tid}/cancel", headers=alice)
-    assert r.status_code == 409 and r.json()["error"] == "task 'quad' is cancelled, not active"
+    assert r.status_code == 409 and r.json()["error"] == "task 'quad2' is cancelled, not active"
 
 
 def test_a_chunked_body_beyond_the_limit_is_refused(client: TestClient, users: Users, repo: Repository) -> None:
