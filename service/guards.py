@@ -73,10 +73,16 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+# on every answer: no cache keeps one (a pilot token, a user's results), no browser guesses
+# another content type than the one given
+_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+
 class CatchAll:
     """A bug answers 500 ``{"error": "internal error"}`` and the service goes on. The log gets
     the exception's type and traceback but not its text, which may quote a secret (a
-    database driver's error quotes the statement's parameters)."""
+    database driver's error quotes the statement's parameters). Every answer gets _HEADERS
+    (where a route set none of its own)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,7 +92,10 @@ class CatchAll:
 
         async def watch(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in present)]
             await send(message)
 
         try:

@@ -156,7 +156,9 @@ def test_a_chunked_body_beyond_the_limit_is_refused(client: TestClient, users: U
 def test_the_pilot_token_is_the_tasks_and_revoke_replaces_it(client: TestClient, users: Users,
                                                              repo: Repository) -> None:
     tid = submit(client, users, "alice")
-    first = client.post(f"/api/v1/tasks/{tid}/token", headers=users.auth("alice")).json()
+    answer = client.post(f"/api/v1/tasks/{tid}/token", headers=users.auth("alice"))
+    assert answer.headers["cache-control"] == "no-store"  # no proxy or browser cache keeps the secret
+    first = answer.json()
     assert first["token"] == repo.task(tid).token and first["expires_at"] is None
     again = client.post(f"/api/v1/tasks/{tid}/token", json={"revoke": True, "expires": "1h"},
                         headers=users.auth("alice")).json()
