@@ -119,9 +119,12 @@ def test_login_keeps_the_token_for_the_server_only_its_owner_can_read(service: S
 
     from gridhpo.cli.main import main
 
+    saved = tmp_path / "config" / "gridhpo" / "client.json"
+    wrong = CliRunner().invoke(main, ["login", "--token-stdin"], env=env, input="ghpo_wrong\n")
+    assert wrong.exit_code == 1 and "refused the API token: the API token is not valid" in wrong.stderr
+    assert not saved.exists()  # a token the service refuses is not kept
     out = CliRunner().invoke(main, ["login"], env=env)
     assert out.exit_code == 0 and "as 'alice'" in out.output, out.output
-    saved = tmp_path / "config" / "gridhpo" / "client.json"
     assert saved.stat().st_mode & 0o777 == 0o600
     listed = CliRunner().invoke(main, ["status"], env=env | {"GRIDHPO_API_TOKEN": None})
     assert listed.exit_code == 0 and listed.stdout.startswith("no tasks yet")

@@ -86,6 +86,17 @@ def test_another_users_task_is_not_found_for_every_action(client: TestClient, us
     assert [t["id"] for t in listed] == [tid]  # an admin sees every task
 
 
+def test_a_task_submitted_with_the_bookkeepings_credentials_is_seen_by_admins_only(
+        client: TestClient, users: Users, repo: Repository) -> None:
+    from gridhpo.steering.taskfile import parse_task
+
+    spec = parse_task(TASK | {"name": "local"}).to_dict()
+    tid = repo.create_task("local", spec)  # `gridhpo submit` without --server
+    assert client.get(f"/api/v1/tasks/{tid}", headers=users.auth("alice")).status_code == 404
+    assert client.get("/api/v1/tasks", headers=users.auth("alice")).json() == {"tasks": []}
+    assert client.get(f"/api/v1/tasks/{tid}", headers=users.auth("root")).json()["name"] == "local"
+
+
 def test_a_revoked_or_expired_token_stops_working_at_once(client: TestClient, users: Users) -> None:
     alice = users.auth("alice")
     assert client.get("/api/v1/tasks", headers=alice).status_code == 200
