@@ -72,7 +72,6 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, dry
            server: str | None, verbose: int) -> None:
     """Validate TASK_FILE (or --phpo OPTIONS), record it as a new task and print its id."""
     _setup_logging(verbose)
-    from gridhpo.steering.runner import submit as do_submit
     from gridhpo.steering.taskfile import load_task, parse_task
 
     if (task_file is None) == (phpo_file is None):
@@ -95,6 +94,8 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, dry
         return
     if server:
         return remote.submit(server, spec.to_dict(), name)
+    from gridhpo.steering.runner import submit as do_submit  # the bookkeeping's: not on a light install
+
     repo = _repo(db)
     task_id, task_name = do_submit(repo, spec, name)
     click.echo(task_id)

@@ -98,7 +98,10 @@ def test_the_remote_commands_need_no_sqlalchemy(tmp_path: Path) -> None:
         "sys.meta_path.insert(0, Block())\n")
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                GRIDHPO_SERVER="http://127.0.0.1:1", GRIDHPO_API_TOKEN="t", GRIDHPO_HOME=str(tmp_path / "home"))
-    for args in (["status"], ["results", "3"], ["cancel", "3"], ["token", "3"]):
+    task = tmp_path / "task.yaml"
+    task.write_text("name: light\nsearch_space: {x: {type: float, low: 0, high: 1}}\nevaluation: {command: 'true'}\n")
+    for args in (["submit", str(task)], ["status"], ["results", "3"], ["cancel", "3"], ["token", "3"],
+                 ["plot", "3", "-o", str(tmp_path / "r.html")]):
         proc = subprocess.run([sys.executable, "-m", "gridhpo.cli", *args], env=env, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 1 and proc.stderr.startswith("gridhpo: error: cannot reach the service"), \
