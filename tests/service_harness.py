@@ -83,7 +83,8 @@ class Service:
 
 
 @contextmanager
-def running_service(db: str, broker: str, folder: Path, tls: bool = True) -> Iterator[Service]:
+def running_service(db: str, broker: str, folder: Path, tls: bool = True, extra: tuple[str, ...] = ()
+                    ) -> Iterator[Service]:
     """``gridhpo server`` on a free loopback port: HTTPS with a throw-away certificate, or
     plain HTTP (``tls=False``, for clients that cannot be told a private CA)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,8 +95,8 @@ def running_service(db: str, broker: str, folder: Path, tls: bool = True) -> Ite
     env.pop("GRIDHPO_SERVER", None)
     https = ["--certfile", str(cert), "--keyfile", str(key)] if tls else []
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "server", "--port", str(port), *https, "-v"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "gridhpo.cli", "server", "--port", str(port), *https, *extra, "-v"]
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     service = Service(f"{'https' if tls else 'http'}://127.0.0.1:{port}", db, broker, cert, proc, log)
     try:
         until(service.answers, 60, "the server to answer")

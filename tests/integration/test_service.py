@@ -83,13 +83,17 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
         assert secret not in log
 
 
-def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service) -> None:
+def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service,
+                                                                                     tmp_path: Path) -> None:
     from tests.service_harness import free_port
 
     env = dict(os.environ, GRIDHPO_DB=service.db, GRIDHPO_BROKER=service.broker)
     second = subprocess.run([sys.executable, "-m", "gridhpo.cli", "server", "--port", str(free_port())], env=env,
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 1 and "gridhpo: error: another steering already serves" in second.stderr
+    with running_service(service.db, service.broker, tmp_path / "api", extra=("--no-steer",)) as api_only:
+        api_only.tokens = service.tokens  # the API only, on the same bookkeeping, beside the steering one
+        assert api_only.cli("alice", "status").stdout.startswith("no tasks yet")
     assert service.answers()
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(60) == 0

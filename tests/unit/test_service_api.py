@@ -145,8 +145,10 @@ def test_bad_input_gets_its_status_code_and_names_the_field(client: TestClient, 
     r = client.post("/api/v1/tasks/1/token", json={"revoke": True, "expires": "soon"}, headers=alice)
     assert r.status_code == 404
     tid = submit(client, users, "alice", name="quad2")
-    r = client.post(f"/api/v1/tasks/{tid}/token", json={"expires": "soon"}, headers=alice)
+    before = repo.task(tid).token
+    r = client.post(f"/api/v1/tasks/{tid}/token", json={"revoke": True, "expires": "soon"}, headers=alice)
     assert r.status_code == 422 and "'soon' is not a duration" in r.json()["error"]
+    assert repo.task(tid).token == before  # not replaced half-way
     r = client.get(f"/api/v1/tasks/{tid}/results?sort=best", headers=alice)
     assert r.status_code == 422 and r.json()["field"] == "sort"
     assert client.post(f"/api/v1/tasks/{tid}/cancel", headers=alice).status_code == 200
