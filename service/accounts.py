@@ -13,15 +13,18 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gridhpo.bookkeeping.models import ApiToken, Task, User
 from gridhpo.bookkeeping.repository import Repository, TaskRow
-from gridhpo.errors import ConfigError, GridHPOError, NotFoundError, unknown_name
+from gridhpo.config import redact
+from gridhpo.errors import BookkeepingError, ConfigError, GridHPOError, NotFoundError, unknown_name
 
 T_USER = cast(Table, User.__table__)
 T_TOKEN = cast(Table, ApiToken.__table__)
@@ -73,12 +76,25 @@ class Accounts:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
 
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[Connection]:
+        """One transaction; a driver's error becomes a BookkeepingError naming the (redacted)
+        bookkeeping and the first line of the error, never the statement's parameters."""
+        try:
+            with self.repo.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BookkeepingError(f"bookkeeping {redact(self.repo.url)}: {what} failed: {first}") from exc
+
     # ------------------------------------------------------------------ users
 
     def add_user(self, name: str, admin: bool = False) -> UserRow:
         check_user_name(name)
         try:
-            with self.repo._tx("add user") as conn:
+            with self._tx("add user") as conn:
                 now = time.time()
                 uid = conn.execute(insert(T_USER).values(name=name, admin=admin, created_at=now)
                                    .returning(T_USER.c.id)).scalar_one()
@@ -87,7 +103,7 @@ class Accounts:
         return UserRow(int(uid), name, admin, now)
 
     def users(self) -> list[UserRow]:
-        with self.repo._tx("list users") as conn:
+        with self._tx("list users") as conn:
             return [UserRow(r.id, r.name, bool(r.admin), r.created_at)
                     for r in conn.execute(select(T_USER).order_by(T_USER.c.id))]
 
@@ -105,7 +121,7 @@ class Accounts:
         row = self.user(user)
         text = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
-        with self.repo._tx("create token") as conn:
+        with self._tx("create token") as conn:
             tid = conn.execute(insert(T_TOKEN).values(
                 user_id=row.id, digest=digest(text), created_at=now,
                 expires_at=None if expires_in is None else now + expires_in).returning(T_TOKEN.c.id)).scalar_one()
@@ -115,7 +131,7 @@ class Accounts:
         q = (select(T_TOKEN, T_USER.c.name).join(T_USER, T_USER.c.id == T_TOKEN.c.user_id).order_by(T_TOKEN.c.id))
         if user is not None:
             q = q.where(T_USER.c.id == self.user(user).id)
-        with self.repo._tx("list tokens") as conn:
+        with self._tx("list tokens") as conn:
             return [TokenRow(r.id, r.name, r.created_at, r.expires_at, r.revoked_at) for r in conn.execute(q)]
 
     def revoke(self, token_id: int | None = None, user: str | None = None) -> int:
@@ -129,13 +145,13 @@ class Accounts:
             q = q.where(T_TOKEN.c.user_id == self.user(user).id)
         else:
             raise ConfigError("name a token id or a user")
-        with self.repo._tx("revoke token") as conn:
+        with self._tx("revoke token") as conn:
             return int(conn.execute(q).rowcount)
 
     def authenticate(self, token: str, now: float | None = None) -> UserRow:
         """The user a presented token belongs to; AuthError when it is not a live token."""
         wanted = digest(token)
-        with self.repo._tx("check token") as conn:
+        with self._tx("check token") as conn:
             r = conn.execute(select(T_TOKEN, T_USER.c.name, T_USER.c.admin, T_USER.c.created_at.label("since"))
                              .join(T_USER, T_USER.c.id == T_TOKEN.c.user_id)
                              .where(T_TOKEN.c.digest == wanted)).first()
@@ -153,7 +169,7 @@ class Accounts:
     def create_task(self, owner: UserRow, name: str, spec: dict[str, Any], token: str) -> int:
         """A new active task owned by ``owner``, in one transaction (owner and all)."""
         try:
-            with self.repo._tx("create task") as conn:
+            with self._tx("create task") as conn:
                 return int(conn.execute(insert(T_TASK).values(
                     name=name, spec=spec, state="active", created_at=time.time(), token=token, owner=owner.id)
                     .returning(T_TASK.c.id)).scalar_one())
@@ -164,7 +180,7 @@ class Accounts:
         """The ids of the tasks ``user`` may see; None: every task (an admin)."""
         if user.admin:
             return None
-        with self.repo._tx("list own tasks") as conn:
+        with self._tx("list own tasks") as conn:
             return [int(r[0]) for r in conn.execute(select(T_TASK.c.id).where(T_TASK.c.owner == user.id))]
 
     def tasks(self, user: UserRow) -> list[TaskRow]:
@@ -175,7 +191,7 @@ class Accounts:
     def task(self, user: UserRow, task_id: int) -> TaskRow:
         """A task ``user`` may see. Another user's task is reported missing, exactly as a task
         that does not exist, so that ids cannot be probed."""
-        with self.repo._tx("read task owner") as conn:
+        with self._tx("read task owner") as conn:
             q = select(T_TASK.c.id).where(T_TASK.c.id == task_id)
             if not user.admin:
                 q = q.where(T_TASK.c.owner == user.id)
