@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TASK_STATES = ("active", "finished", "failed", "cancelled")
@@ -34,6 +34,10 @@ class Task(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     token: Mapped[str | None] = mapped_column(String(64), nullable=True)  # see gridhpo/tokens.py
     token_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the user who submitted it through the service (service/); None: submitted with the
+    # bookkeeping's own credentials (`gridhpo submit` without --server), seen by admins only
+    owner: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_tasks_owner"), nullable=True,
+                                              index=True)
 
 
 class Point(Base):
@@ -117,3 +121,29 @@ class CheckpointRecord(Base):
     source_attempt: Mapped[int] = mapped_column(Integer)  # the attempt that saved it
     saved_at: Mapped[float] = mapped_column(Float)
     at: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    """A user of the service (``gridhpo admin user add``); an admin sees every task."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A user's API token, stored as the SHA-256 digest of its text (service/accounts.py)."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("digest", name="uq_api_tokens_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from gridhpo import __version__, config
-from gridhpo.cli.options import broker_option, db_option, task_argument, verbosity
+from gridhpo.cli import remote
+from gridhpo.cli.options import broker_option, db_option, server_option, task_argument, verbosity
 from gridhpo.errors import GridHPOError
 from gridhpo.evaluation.workdirs import KEEP_FAILED
 from gridhpo.extras import install_hint
@@ -85,11 +86,13 @@ def main() -> None:
                    "search_space.json) instead of a task file.")
 @click.option("--dry-run", is_flag=True, help="Print the task file (YAML) that would be submitted, and stop.")
 @db_option
+@server_option
 @verbosity
 def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, hpogrid_path: Path | None,
-           dry_run: bool, db: str | None, verbose: int) -> None:
+           dry_run: bool, db: str | None, server: str | None, verbose: int) -> None:
     """Validate TASK_FILE (or --phpo OPTIONS, --hpogrid PROJECT), record it as a new task and print
-    its id (a segmented phpo task: one task per segment, one id per line)."""
+    its id (a segmented phpo task: one task per segment, one id per line); with --server, through
+    the service."""
     _setup_logging(verbose)
     from gridhpo.steering import sources
 
@@ -100,6 +103,11 @@ def submit(task_file: Path | None, name: str | None, phpo_file: Path | None, hpo
         click.echo(f"gridhpo: warning: {warning}", err=True)
     if dry_run:
         click.echo(sources.dump(submission), nl=False)
+        return
+    if server:
+        # a segmented submission's tasks carry their own names (<name>.<segment>)
+        for spec, _ in submission.tasks:
+            remote.submit(server, spec.to_dict(), submission.name if len(submission.tasks) == 1 else None)
         return
     for task_id, task_name in sources.submit(_repo(db), submission):
         click.echo(task_id)
@@ -303,9 +311,12 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
 @main.command()
 @click.argument("task", required=False, metavar="[TASK]")
 @db_option
-def status(task: str | None, db: str | None) -> None:
+@server_option
+def status(task: str | None, db: str | None, server: str | None) -> None:
     """Show every task (or one TASK, by id or name) with its points by state."""
     _setup_logging(0)
+    if server:
+        return remote.status(server, task)
     from gridhpo.steering.reports import status_rows
     from gridhpo.steering.tables import render_table
 
@@ -332,9 +343,12 @@ def status(task: str | None, db: str | None) -> None:
 @click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
 @db_option
-def results(task: str, fmt: str, sort: str, number: int | None, db: str | None) -> None:
+@server_option
+def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
+    if server:
+        return remote.results(server, task, fmt, sort, number)
     from gridhpo.steering.reports import format_point, format_results
     from gridhpo.steering.reports import results as get_results
 
@@ -356,9 +370,12 @@ def results(task: str, fmt: str, sort: str, number: int | None, db: str | None) 
 @main.command()
 @task_argument
 @db_option
-def cancel(task: str, db: str | None) -> None:
+@server_option
+def cancel(task: str, db: str | None, server: str | None) -> None:
     """Cancel TASK: no new points; the steering ends its open ones."""
     _setup_logging(0)
+    if server:
+        return remote.cancel(server, task)
     repo = _repo(db)
     row = repo.task(task)
     if row.state != "active":
@@ -372,9 +389,12 @@ def cancel(task: str, db: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Replace the token: pilots holding the old one get nothing more.")
 @click.option("--expires", default=None, metavar="DURATION", help="The token stops working after this long.")
 @db_option
-def token(task: str, revoke: bool, expires: str | None, db: str | None) -> None:
+@server_option
+def token(task: str, revoke: bool, expires: str | None, db: str | None, server: str | None) -> None:
     """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN)."""
     _setup_logging(0)
+    if server:
+        return remote.token(server, task, revoke, expires)
     from gridhpo.steering.taskfile import parse_duration
     from gridhpo.tokens import new_token
 
@@ -443,6 +463,9 @@ main.add_command(__import__("gridhpo.cli.plot", fromlist=["plot"]).plot)
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["dashboard"]).dashboard)
 main.add_command(__import__("gridhpo.cli.pilots", fromlist=["pilots"]).pilots)
 main.add_command(__import__("gridhpo.cli.segments", fromlist=["segments"]).segments)
+main.add_command(__import__("gridhpo.cli.admin", fromlist=["admin"]).admin)
+main.add_command(__import__("gridhpo.cli.service", fromlist=["server"]).server)
+main.add_command(__import__("gridhpo.cli.service", fromlist=["login"]).login)
 
 
 if __name__ == "__main__":

@@ -23,3 +23,8 @@ task_argument = click.argument("task", metavar="TASK")
 
 def verbosity(f: F) -> F:
     return click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(f)
+server_option = click.option(
+    "--server", "server", envvar="GRIDHPO_SERVER", default=None, metavar="URL",
+    help="A gridhpo service (https://HOST:PORT) to talk to instead of the bookkeeping; the API token "
+         "comes from GRIDHPO_API_TOKEN or `gridhpo login`.",
+)

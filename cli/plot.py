@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gridhpo.cli.options import db_option, verbosity
+from gridhpo.cli.options import db_option, server_option, verbosity
 
 IMPORTANCE_CHOICES = ("forest", "anova")
 
@@ -30,14 +30,19 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--importance", type=click.Choice(IMPORTANCE_CHOICES), default="forest", show_default=True,
               help="forest: random-forest impurity importance; anova: first-order variance decomposition.")
 @db_option
+@server_option
 @verbosity
 def plot(tasks: tuple[str, ...], output: Path | None, png_dir: Path | None, top_k: int, table_k: int,
-         importance: str, db: str | None, verbose: int) -> None:
+         importance: str, db: str | None, server: str | None, verbose: int) -> None:
     """Draw TASK (several tasks side by side) into one self-contained HTML report.
 
     The report opens offline: plotly's JavaScript is inside the file.
     """
     _setup_logging(verbose)
+    if server:
+        from gridhpo.cli import remote
+
+        return remote.plot(server, tasks, output, png_dir, top_k, table_k, importance)
     from gridhpo.bookkeeping import Repository
 
     repo = Repository(db)

@@ -16,8 +16,8 @@ def segments(name: str, fmt: str, db: str | None) -> None:
     """Each segment of the segmented task NAME (`gridhpo submit --phpo` with segmentSpecFile):
     its task, state, points and its own best point."""
     from gridhpo.cli.main import _repo, _setup_logging
-    from gridhpo.steering.reports import render_table
     from gridhpo.steering.segments import report
+    from gridhpo.steering.tables import render_table
 
     _setup_logging(0)
     rows = report(_repo(db), name)

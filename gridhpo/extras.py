@@ -9,6 +9,7 @@ from __future__ import annotations
 # the top-level module a library is imported as -> the extra that installs it
 EXTRAS: dict[str, str] = {
     "sqlalchemy": "server", "alembic": "server", "numpy": "server",
+    "fastapi": "server", "uvicorn": "server", "starlette": "server", "pydantic": "server", "httpx": "server",
     "psycopg": "postgres",
     "hyperopt": "optimisers", "skopt": "optimisers", "nevergrad": "optimisers", "lightgbm": "optimisers",
     "optuna": "optimisers", "cmaes": "optimisers",

@@ -46,54 +46,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Dashboard:
-    """The dashboard server; ``start()`` serves in a thread, ``serve_forever()`` in this one."""
+class DashboardContent:
+    """What the dashboard serves, without a server: the page, the task list and each task's
+    figures (cached). ``Dashboard`` serves it on its own; ``gridhpo server`` behind its users'
+    API tokens (service/dashboard.py)."""
 
-    def __init__(self, repo: Repository, host: str = "127.0.0.1", port: int = 8050, token: str | None = None,
-                 refresh: float = 5.0, importance: str = DEFAULT_IMPORTANCE, top_k: int = 10,
-                 table_k: int = 50) -> None:
+    def __init__(self, repo: Repository, refresh: float = 5.0, importance: str = DEFAULT_IMPORTANCE,
+                 top_k: int = 10, table_k: int = 50) -> None:
         if refresh <= 0:
             raise ConfigError(f"--refresh {refresh}: must be a positive number of seconds")
         self.repo, self.refresh = repo, refresh
         self.importance, self.top_k, self.table_k = importance, top_k, table_k
-        self.loopback = is_loopback(host)
-        self.token = token or (None if self.loopback else secrets.token_urlsafe(24))
+        self.token: str | None = None
         # task id -> (state and counts, (built at, build seconds), version, payload)
         self._cache: dict[int, tuple[tuple[Any, ...], tuple[float, float], str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         # loaded before listening: without plotly the page could not draw a thing, so the
         # command fails at once with the extra to install instead of serving a broken page
         self._js: bytes | None = plotly_js("the dashboard").encode()
-        self._thread: threading.Thread | None = None
-        try:
-            self.server = ThreadingHTTPServer((host, port), _handler(self))
-        except OSError as exc:
-            raise ConfigError(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self.server.daemon_threads = True
-        self.host, self.port = host, int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            import socket
-
-            host = socket.getfqdn()
-        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token)}" if self.token else "")
-
-    def serve_forever(self) -> None:
-        log.info("dashboard on %s", self.url)
-        self.server.serve_forever(poll_interval=0.5)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="dashboard", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     # ------------------------------------------------------------------ content
 
@@ -102,9 +72,12 @@ class Dashboard:
             self._js = plotly_js().encode()
         return self._js
 
-    def tasks(self) -> list[dict[str, Any]]:
+    def tasks(self, only: set[int] | None = None) -> list[dict[str, Any]]:
+        """Every task (or those with an id in ``only``) with its points by state."""
         out = []
         for t in self.repo.tasks():
+            if only is not None and t.id not in only:
+                continue
             counts = self.repo.counts(t.id)
             out.append({"id": t.id, "name": t.name, "state": t.state, "counts": counts,
                         "points": sum(counts.values())})
@@ -141,6 +114,47 @@ class Dashboard:
             f"<script>{JS}</script><script>const DASH={script_json(config)};{_DASH_JS}</script>"
             "</body></html>\n"
         ).encode()
+
+
+class Dashboard(DashboardContent):
+    """The dashboard server; ``start()`` serves in a thread, ``serve_forever()`` in this one."""
+
+    def __init__(self, repo: Repository, host: str = "127.0.0.1", port: int = 8050, token: str | None = None,
+                 refresh: float = 5.0, importance: str = DEFAULT_IMPORTANCE, top_k: int = 10,
+                 table_k: int = 50) -> None:
+        super().__init__(repo, refresh, importance, top_k, table_k)
+        self.loopback = is_loopback(host)
+        self.token = token or (None if self.loopback else secrets.token_urlsafe(24))
+        self._thread: threading.Thread | None = None
+        try:
+            self.server = ThreadingHTTPServer((host, port), _handler(self))
+        except OSError as exc:
+            raise ConfigError(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self.server.daemon_threads = True
+        self.host, self.port = host, int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            import socket
+
+            host = socket.getfqdn()
+        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token)}" if self.token else "")
+
+    def serve_forever(self) -> None:
+        log.info("dashboard on %s", self.url)
+        self.server.serve_forever(poll_interval=0.5)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="dashboard", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def authorised(self, query: dict[str, list[str]], headers: Any) -> bool:
         if self.token is None:

@@ -6,10 +6,12 @@ import io
 import json
 import time
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.steering.tables import render_table
+
+if TYPE_CHECKING:  # the formatting serves `gridhpo --server` too, on a light install without SQLAlchemy
+    from gridhpo.bookkeeping.repository import Repository, TaskRow
 
 RESULT_FORMATS = ("table", "csv", "json")
 

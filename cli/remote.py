@@ -1,0 +1,88 @@
+"""The commands submit, status, results, cancel, token and plot against a gridhpo service
+(``--server URL`` / GRIDHPO_SERVER): the same output as locally, from the service's answers.
+Needs only the standard library (gridhpo.service.client) and the formatting of
+gridhpo.steering.reports."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gridhpo.errors import ConfigError
+from gridhpo.service.client import ConflictError, Service, api_token, check_url
+from gridhpo.steering.reports import format_point, format_results
+from gridhpo.steering.tables import render_table
+
+STATUS_HEADER = ["id", "name", "state", "points", "queued", "running", "stale", "resuming", "paused", "finished",
+                 "stopped", "failed", "best"]
+
+
+def service(server: str) -> Service:
+    return Service(check_url(server), api_token(server))
+
+
+def submit(server: str, raw: dict[str, Any], name: str | None) -> None:
+    answer = service(server).submit(raw, name)
+    click.echo(answer["id"])
+    click.echo(f"submitted task {answer['name']!r} (id {answer['id']}) to {check_url(server)}; pilots need its "
+               f"token: `gridhpo token {answer['id']} --server {check_url(server)}`", err=True)
+
+
+def status(server: str, task: str | None) -> None:
+    svc = service(server)
+    rows = [svc.task(svc.resolve(task))] if task else svc.tasks()
+    if not rows:
+        click.echo("no tasks yet: `gridhpo submit TASK_FILE`")
+        return
+    click.echo(render_table(STATUS_HEADER, [[r[k] for k in STATUS_HEADER] for r in rows]))
+    if task:
+        if rows[0]["message"]:
+            click.echo(f"message: {rows[0]['message']}")
+        if rows[0]["pilots"]:
+            click.echo(f"pilots: {rows[0]['pilots']} ({', '.join(rows[0]['sites'])})")
+
+
+def results(server: str, task: str, fmt: str, sort: str, number: int | None) -> None:
+    svc = service(server)
+    answer = svc.results(svc.resolve(task), sort, number)
+    if number is not None:
+        if not answer["points"]:
+            raise click.ClickException(f"task {answer['name']!r} has no point {number} "
+                                       f"(it has {answer['total']} points)")
+        click.echo(format_point(answer["points"][0], fmt))
+        return
+    click.echo(format_results(answer["points"], fmt, answer["mode"]))
+
+
+def cancel(server: str, task: str) -> None:
+    svc = service(server)
+    try:
+        answer = svc.cancel(svc.resolve(task))
+    except ConflictError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"task {answer['name']!r} (id {answer['id']}) cancelled")
+
+
+def token(server: str, task: str, revoke: bool, expires: str | None) -> None:
+    svc = service(server)
+    answer = svc.token(svc.resolve(task), revoke, expires)
+    if revoke:
+        click.echo(f"task {answer['name']!r}: token replaced; pilots holding the old one get nothing more", err=True)
+    click.echo(answer["token"])
+
+
+def plot(server: str, tasks: tuple[str, ...], output: Path | None, png_dir: Path | None, top_k: int, table_k: int,
+         importance: str) -> None:
+    if png_dir is not None:
+        raise click.UsageError("--png draws from the bookkeeping; with --server, write the HTML report (-o)")
+    svc = service(server)
+    ids = [svc.resolve(t) for t in tasks]
+    text = svc.report(ids[0], ids[1:], top_k, table_k, importance)
+    output = output or Path("report.html")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report {output}: {exc.strerror or exc}") from None
+    click.echo(f"report of {len(tasks)} task(s) written to {output}", err=True)

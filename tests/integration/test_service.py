@@ -1,0 +1,134 @@
+"""A real ``gridhpo server`` (HTTPS) on the embedded defaults and on PostgreSQL + RabbitMQ:
+the CLI's remote mode gives what the local CLI gives, a task submitted through the API is run
+to its end by ordinary pilots, and one user never reaches another's tasks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridhpo.plots.report import read_payload
+from tests.service_harness import Service, running_service
+
+pytest.importorskip("fastapi")
+EVALS = Path(__file__).parent / "evals"
+
+
+@pytest.fixture
+def service(servers: tuple[str, str], tmp_path: Path) -> Iterator[Service]:
+    db, broker = servers
+    with running_service(db, broker, tmp_path / "server") as s:
+        s.add_user("alice")
+        s.add_user("bob")
+        yield s
+
+
+def task_file(folder: Path, points: int = 6) -> Path:
+    shutil.copy(EVALS / "behave.py", folder / "behave.py")
+    path = folder / "task.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "remote", "search_space": {"x": {"type": "float", "low": -2, "high": 2}},
+        "optimiser": {"backend": "random", "seed": 5}, "budget": {"max_points": points, "parallel": 2},
+        "evaluation": {"command": 'python "$GRIDHPO_TASK_DIR/behave.py"', "heartbeat": 1}}))
+    return path
+
+
+def run_pilots(service: Service, task_id: int, token: str, count: int, folder: Path) -> None:
+    """Ordinary pilots (`gridhpo pilot`) with the pilot token the service gave, to the task's end."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GRIDHPO_DB", "GRIDHPO_SERVER")}
+    env.update(GRIDHPO_BROKER=service.broker, GRIDHPO_TOKEN=token)
+    procs = [subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(task_id), "--idle-timeout",
+                               "60", "--workdir", str(folder / f"w{i}")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for i in range(count)]
+    for p in procs:
+        out, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, out.decode()[-3000:]
+
+
+def test_every_command_works_through_the_service_as_locally(service: Service, tmp_path: Path) -> None:
+    submitted = service.cli("alice", "submit", str(task_file(tmp_path)))
+    assert submitted.exit_code == 0, submitted.output
+    tid = int(submitted.stdout.strip())
+    token = service.cli("alice", "token", str(tid))
+    assert token.exit_code == 0 and token.stdout.strip() == service.local("token", str(tid)).stdout.strip()
+    run_pilots(service, tid, token.stdout.strip(), 2, tmp_path)
+    for args in (["status"], ["status", str(tid)], ["status", "remote"], ["results", "remote"],
+                 ["results", str(tid), "--format", "csv", "--sort", "value"], ["results", str(tid), "--format", "json"],
+                 ["results", str(tid), "--point", "1"], ["results", str(tid), "--point", "99"],
+                 ["cancel", str(tid)], ["status", "nosuch"]):
+        remote, local = service.cli("alice", *args), service.local(*args)
+        assert remote.exit_code == local.exit_code, (args, remote.output, local.output)
+        if remote.exit_code == 0:
+            assert remote.stdout == local.stdout, args
+    rows = json.loads(service.cli("alice", "results", str(tid), "--format", "json").stdout)
+    assert len(rows) == 6 and all(r["state"] == "finished" for r in rows)
+    assert "is finished, not active" in service.cli("alice", "cancel", str(tid)).output
+    report = tmp_path / "report.html"
+    assert service.cli("alice", "plot", str(tid), "-o", str(report)).exit_code == 0
+    assert read_payload(report.read_text())["tasks"][0]["summary"]["name"] == "remote"
+    replaced = service.cli("alice", "token", "remote", "--revoke")
+    assert replaced.exit_code == 0 and replaced.stdout.strip() != token.stdout.strip()
+    assert "token replaced" in replaced.stderr
+    log = service.log.read_text()  # at -v: every request in the access log
+    assert f"POST /api/v1/tasks/{tid}/token" in log
+    for secret in [*service.tokens.values(), token.stdout.strip(), replaced.stdout.strip()]:
+        assert secret not in log
+
+
+def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service,
+                                                                                     tmp_path: Path) -> None:
+    from tests.service_harness import free_port
+
+    env = dict(os.environ, GRIDHPO_DB=service.db, GRIDHPO_BROKER=service.broker)
+    second = subprocess.run([sys.executable, "-m", "gridhpo.cli", "server", "--port", str(free_port())], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and "gridhpo: error: another steering already serves" in second.stderr
+    with running_service(service.db, service.broker, tmp_path / "api", extra=("--no-steer",)) as api_only:
+        api_only.tokens = service.tokens  # the API only, on the same bookkeeping, beside the steering one
+        assert api_only.cli("alice", "status").stdout.startswith("no tasks yet")
+    assert service.answers()
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(60) == 0
+    assert "steering stopped" in service.log.read_text()
+
+
+def test_one_user_never_reaches_anothers_task_and_a_revoked_token_stops_at_once(service: Service,
+                                                                              tmp_path: Path) -> None:
+    tid = int(service.cli("alice", "submit", str(task_file(tmp_path))).stdout.strip())
+    assert service.cli("bob", "status").stdout.startswith("no tasks yet")
+    for args in (["status", str(tid)], ["results", str(tid)], ["cancel", str(tid)], ["token", str(tid)],
+                 ["plot", str(tid), "-o", str(tmp_path / "r.html")], ["status", "remote"]):
+        out = service.cli("bob", *args)
+        assert out.exit_code == 1 and out.stderr.startswith("gridhpo: error: no task"), (args, out.output)
+    assert not (tmp_path / "r.html").exists()
+    assert service.local("status", str(tid)).stdout.splitlines()[2].split()[2] == "active"
+    assert service.cli("alice", "status", str(tid)).exit_code == 0
+    assert service.admin("token", "revoke", "--user", "alice").stdout.strip() == "1 token(s) revoked"
+    refused = service.cli("alice", "status", str(tid))
+    assert refused.exit_code == 1 and "the API token was revoked" in refused.stderr
+    assert service.cli("bob", "status").exit_code == 0  # the service goes on
+
+
+def test_login_keeps_the_token_for_the_server_only_its_owner_can_read(service: Service, tmp_path: Path) -> None:
+    env = service.env("alice") | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    from click.testing import CliRunner
+
+    from gridhpo.cli.main import main
+
+    saved = tmp_path / "config" / "gridhpo" / "client.json"
+    wrong = CliRunner().invoke(main, ["login", "--token-stdin"], env=env, input="ghpo_wrong\n")
+    assert wrong.exit_code == 1 and "refused the API token: the API token is not valid" in wrong.stderr
+    assert not saved.exists()  # a token the service refuses is not kept
+    out = CliRunner().invoke(main, ["login"], env=env)
+    assert out.exit_code == 0 and "as 'alice'" in out.output, out.output
+    assert saved.stat().st_mode & 0o777 == 0o600
+    listed = CliRunner().invoke(main, ["status"], env=env | {"GRIDHPO_API_TOKEN": None})
+    assert listed.exit_code == 0 and listed.stdout.startswith("no tasks yet")

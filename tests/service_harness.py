@@ -1,0 +1,110 @@
+"""A real ``gridhpo server`` process for the service tests: HTTPS with a throw-away
+certificate, users made with ``gridhpo admin``, and the CLI run as a user of the service."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from gridhpo.cli.main import main
+from tests.helpers import until
+
+# a bookkeeping no user of the service can reach: a command that used it would fail
+NO_DB = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    return cert, key
+
+
+@dataclass
+class Service:
+    url: str
+    db: str
+    broker: str
+    cafile: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def admin(self, *args: str) -> Result:
+        """``gridhpo admin ...`` on the server's machine (its bookkeeping)."""
+        return CliRunner().invoke(main, ["admin", *args, "--db", self.db], catch_exceptions=False)
+
+    def add_user(self, name: str, admin: bool = False) -> str:
+        assert self.admin("user", "add", name, *(["--admin"] if admin else [])).exit_code == 0
+        out = self.admin("token", "create", name, "--expires", "1d")
+        assert out.exit_code == 0, out.output
+        self.tokens[name] = out.stdout.strip().splitlines()[-1]
+        return self.tokens[name]
+
+    def env(self, user: str | None) -> dict[str, str | None]:
+        return {"GRIDHPO_SERVER": self.url, "GRIDHPO_API_TOKEN": self.tokens[user] if user else None,
+                "GRIDHPO_DB": NO_DB, "GRIDHPO_BROKER": None, "SSL_CERT_FILE": str(self.cafile)}
+
+    def cli(self, user: str, *args: str) -> Result:
+        """A gridhpo command as ``user`` of the service, with no bookkeeping reachable."""
+        return CliRunner().invoke(main, list(args), env=self.env(user), catch_exceptions=False)
+
+    def local(self, *args: str) -> Result:
+        """The same command against the bookkeeping itself."""
+        env: dict[str, str | None] = {"GRIDHPO_SERVER": None, "GRIDHPO_DB": self.db}
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/openapi.json", timeout=2,
+                                        context=ssl.create_default_context(cafile=str(self.cafile))) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            assert self.proc.poll() is None, f"the server exited: {self.log.read_text()[-3000:]}"
+            return False
+
+
+@contextmanager
+def running_service(db: str, broker: str, folder: Path, tls: bool = True, extra: tuple[str, ...] = ()
+                    ) -> Iterator[Service]:
+    """``gridhpo server`` on a free loopback port: HTTPS with a throw-away certificate, or
+    plain HTTP (``tls=False``, for clients that cannot be told a private CA)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = self_signed(folder)
+    port = free_port()
+    log = folder / "server.log"
+    env = dict(os.environ, GRIDHPO_DB=db, GRIDHPO_BROKER=broker)
+    env.pop("GRIDHPO_SERVER", None)
+    https = ["--certfile", str(cert), "--keyfile", str(key)] if tls else []
+    with log.open("ab") as out:
+        cmd = [sys.executable, "-m", "gridhpo.cli", "server", "--port", str(port), *https, *extra, "-v"]
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    service = Service(f"{'https' if tls else 'http'}://127.0.0.1:{port}", db, broker, cert, proc, log)
+    try:
+        until(service.answers, 60, "the server to answer")
+        yield service
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
