@@ -18,11 +18,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.steering.reports import best_point
+
+if TYPE_CHECKING:  # the bookkeeping needs the server extra; submit --server does not
+    from gridhpo.bookkeeping.repository import Repository, TaskRow
 
 GROUP_ENV = "GRIDHPO_SEGMENTED_TASK"
 SEGMENT_ENV = "GRIDHPO_SEGMENT"

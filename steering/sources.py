@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from gridhpo.bookkeeping import Repository
 from gridhpo.errors import ConfigError
 from gridhpo.steering.taskfile import TaskSpec, load_task, parse_task
+
+if TYPE_CHECKING:  # the bookkeeping needs the server extra; submit --server does not
+    from gridhpo.bookkeeping import Repository
 
 
 @dataclass
