@@ -297,6 +297,7 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
 def status(task: str | None, db: str | None) -> None:
     """Show every task (or one TASK, by id or name) with its points by state."""
     _setup_logging(0)
+    from gridhpo.steering.optimisers import describe
     from gridhpo.steering.reports import render_table, status_rows
 
     repo = _repo(db)
@@ -308,6 +309,7 @@ def status(task: str | None, db: str | None) -> None:
     click.echo(render_table(header, rows))
     if task:
         t = tasks[0]
+        click.echo(f"optimiser: {describe(t.spec['optimiser'])}")
         if t.message:
             click.echo(f"message: {t.message}")
         pilots = repo.pilots(t.id)
