@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gridhpo.errors import ConfigError
@@ -84,9 +84,7 @@ def resolve(section: OptimiserSection, space: SearchSpace, budget: Budget) -> Op
         if getattr(section, key) is not None:
             raise ConfigError(f"optimiser.{key}: backend auto chooses the algorithm itself; "
                               f"name a backend to choose one")
-    if section.options:
-        raise ConfigError("optimiser.options: backend auto takes no options (they belong to one backend); "
-                          "name a backend to set them")
+    AutoSearch.check_space(space, None, section.options)
     choice = choose(space, budget.max_points, budget.parallel + budget.min_queued, installed())
     log.info("optimiser auto chose %s", choice.describe())
     return dataclasses.replace(section, backend=choice.backend, algorithm=choice.algorithm, auto=choice.reason)
@@ -97,6 +95,12 @@ class AutoSearch(Optimiser):
 
     name = NAME
     algorithms = (NAME,)
+
+    @classmethod
+    def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
+        if options:
+            raise ConfigError("optimiser.options: backend auto takes no options (they belong to one backend); "
+                              "name a backend to set them")
 
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)

@@ -46,6 +46,15 @@ from gridhpo.steering.space import Categorical, Normal, Numeric, Param, Point, S
 log = logging.getLogger(__name__)
 
 DEFAULT = "CMA"
+# the default where the space has a categorical or a discrete parameter: CMA is worse than
+# random search there (docs/optimisers.md, "nevergrad's default")
+DISCRETE_DEFAULT = "DiscreteOnePlusOne"
+
+
+def default_algorithm(space: SearchSpace) -> str:
+    discrete = any(isinstance(p, Categorical) or (isinstance(p, Numeric) and is_indexed(p))
+                   for p in free_params(space))
+    return DISCRETE_DEFAULT if discrete else DEFAULT
 _REDRAWS = 16
 
 
@@ -60,7 +69,7 @@ class NevergradSearch(Optimiser):
         import nevergrad as ng
 
         check_options("nevergrad", options, ("budget", "num_workers"))
-        name = algorithm or DEFAULT
+        name = algorithm or default_algorithm(space)
         if name not in ng.optimizers.registry:
             err = unknown_name("nevergrad optimiser", name, ng.optimizers.registry,
                                full_list="nevergrad.optimizers.registry")
@@ -73,7 +82,7 @@ class NevergradSearch(Optimiser):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if self.algorithm == "*":
-            self.algorithm = DEFAULT
+            self.algorithm = default_algorithm(space)
         self._free = free_params(space)
         self._names = [p.name for p in self._free]
         self._opt: Any = None
