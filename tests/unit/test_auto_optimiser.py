@@ -1,0 +1,116 @@
+"""backend auto: its choices on representative spaces, and how a task records and shows them."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gridhpo.errors import ConfigError
+from gridhpo.steering import optimisers
+from gridhpo.steering.optimisers.auto import AutoSearch, choose
+from gridhpo.steering.space import parse_space
+from gridhpo.steering.taskfile import TaskSpec, parse_task
+
+ALL = frozenset({"optuna", "hyperopt"})
+CONTINUOUS = {"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "float", "low": 0.0, "high": 15.0}}
+# the HPOBench tabular space as a user writes it: mostly categorical
+TABULAR = {"alpha": {"type": "categorical", "choices": [1e-8, 1e-4, 1.0]},
+           "batch_size": {"type": "categorical", "choices": [4, 16, 64, 256]},
+           "depth": {"type": "int", "low": 1, "high": 3},
+           "width": {"type": "categorical", "choices": [16, 64, 256, 1024]}}
+MIXED = {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
+         "k": {"type": "int", "low": 1, "high": 20},
+         "s": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.1},
+         "c": {"type": "categorical", "choices": ["a", "b", "c"]}}
+CONDITIONAL = {"opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+               "momentum": {"type": "float", "low": 0.0, "high": 0.9, "when": {"opt": "sgd"}},
+               "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
+NORMAL = {"x": {"type": "normal", "mu": 0.0, "sigma": 1.0}, "y": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def chosen(raw: dict[str, Any], max_points: int = 100, parallel: int = 8,
+           available: frozenset[str] = ALL) -> tuple[str, str | None]:
+    c = choose(parse_space(raw), max_points, parallel, available)
+    assert c.reason, "every choice says why"
+    return c.backend, c.algorithm
+
+
+@pytest.mark.parametrize("raw", [CONTINUOUS, TABULAR, MIXED, CONDITIONAL], ids=["continuous", "tabular", "mixed",
+                                                                                 "conditional"])
+@pytest.mark.parametrize("parallel", [1, 8, 64])
+def test_bounded_spaces_get_optunas_tpe(raw: dict[str, Any], parallel: int) -> None:
+    assert chosen(raw, parallel=parallel) == ("optuna", "tpe")
+
+
+def test_an_unbounded_normal_gets_hyperopt_which_models_it() -> None:
+    assert chosen(NORMAL) == ("hyperopt", "tpe")
+    assert chosen(NORMAL, available=frozenset({"optuna"})) == ("random", None)
+
+
+def test_a_budget_inside_the_random_start_up_gets_random_search() -> None:
+    assert chosen(MIXED, max_points=10) == ("random", None)
+    assert chosen(MIXED, max_points=11) == ("optuna", "tpe")
+
+
+def test_nothing_to_search_gets_random() -> None:
+    assert chosen({"a": {"type": "fixed", "value": 3}, "b": {"type": "categorical", "choices": ["only"]}}) == \
+        ("random", None)
+
+
+def test_without_optuna_hyperopt_then_random() -> None:
+    assert chosen(MIXED, available=frozenset({"hyperopt"})) == ("hyperopt", "tpe")
+    c = choose(parse_space(MIXED), 100, 8, frozenset())
+    assert (c.backend, c.algorithm) == ("random", None) and "pip install 'gridhpo[optimisers]'" in c.reason
+
+
+def task(optimiser: dict[str, Any] | None = None, **budget: Any) -> TaskSpec:
+    raw: dict[str, Any] = {"name": "t", "search_space": MIXED, "budget": {"max_points": 50, "parallel": 4, **budget},
+                           "evaluation": {"command": "true"}}
+    if optimiser is not None:
+        raw["optimiser"] = optimiser
+    return parse_task(raw)
+
+
+def test_a_task_naming_no_backend_records_autos_choice_which_a_restart_keeps() -> None:
+    spec = task()
+    assert (spec.optimiser.backend, spec.optimiser.algorithm) == ("optuna", "tpe")
+    assert spec.optimiser.auto is not None and "4 in flight" in spec.optimiser.auto
+    stored = spec.to_dict()
+    again = TaskSpec.from_dict(stored)
+    assert again.optimiser == spec.optimiser, "the stored choice is read back, not chosen again"
+    line = optimisers.describe(stored["optimiser"])
+    assert line.startswith("optuna tpe (chosen by auto: ") and spec.optimiser.auto in line
+
+
+def test_a_named_backend_is_kept_as_before() -> None:
+    spec = task({"backend": "random", "seed": 2})
+    assert (spec.optimiser.backend, spec.optimiser.auto) == ("random", None)
+    assert optimisers.describe(spec.to_dict()["optimiser"]) == "random"
+    assert task({"backend": "auto"}).optimiser.backend == "optuna"
+
+
+def test_older_stored_tasks_without_the_record_are_described() -> None:
+    assert optimisers.describe({"backend": "hyperopt", "algorithm": "tpe"}) == "hyperopt tpe"
+
+
+@pytest.mark.parametrize(("section", "field"), [({"algorithm": "tpe"}, "optimiser.algorithm"),
+                                                ({"options": {"n_startup_trials": 5}}, "optimiser.options")])
+def test_auto_refuses_what_belongs_to_one_backend(section: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        task({"backend": "auto", **section})
+    msg = str(err.value)
+    assert msg.startswith(f"<task>: {field}: backend auto") and "name a backend" in msg and "\n" not in msg
+
+
+def test_a_typo_of_auto_is_told_the_name() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'auto'"):
+        task({"backend": "atuo"})
+
+
+def test_auto_search_delegates_to_its_choice() -> None:
+    opt = optimisers.get("auto")(parse_space(CONTINUOUS), seed=3, max_points=100, parallel=8)
+    assert isinstance(opt, AutoSearch) and opt.inner.name == "optuna" and opt.inner.algorithm == "tpe"
+    first = opt.ask(3)
+    assert [s.number for s in first] == [0, 1, 2] and len(opt.pending) == 3
+    opt.tell(0, 1.5)
+    assert opt.trials[0].state == "done" and opt.next_number == 3
