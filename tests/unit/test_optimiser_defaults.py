@@ -18,8 +18,8 @@ def objective(p: dict[str, Any]) -> float:
     return float((p["x"] - 0.3) ** 2 + p["y"])
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(CONTINUOUS, "CMA"), (WITH_CHOICE, "DiscreteOnePlusOne"),
-                                               (WITH_INT, "DiscreteOnePlusOne")])
+@pytest.mark.parametrize(("raw", "expected"), [(CONTINUOUS, "CMA"), (WITH_CHOICE, "Portfolio"),
+                                               (WITH_INT, "Portfolio")])
 def test_nevergrad_default_suits_the_space(raw: dict[str, Any], expected: str) -> None:
     opt = optimisers.get("nevergrad")(parse_space(raw), seed=1, max_points=30, parallel=4)
     assert opt.algorithm == expected
