@@ -1,9 +1,12 @@
 """nevergrad: any optimiser of ``nevergrad.optimizers.registry`` by its name (``algorithm``).
 
-Default: ``CMA``. nevergrad's own wizard ``NGOpt`` (any name of the registry can be chosen)
+Default: ``CMA`` on a continuous space, ``Portfolio`` where the space has a categorical, int or
+stepped parameter (``default_algorithm``: on such spaces CMA was worse than random search in
+benchmarks/quality.py, docs/optimisers.md). nevergrad's own wizard ``NGOpt`` (any name of the registry can be chosen)
 picks, on continuous spaces of a few dimensions, a metamodel optimiser that fails with numpy
 2.4 after a dozen points (nevergrad 1.0.12, the latest release: ``float()`` of a one-element
-array), so it cannot be the default. The budget (``budget.max_points``) and the number of
+array), so it cannot be the default. The budget (``budget.max_points`` plus twice the points in
+flight, which the steering may ask past the end) and the number of
 workers (``budget.parallel + budget.min_queued``) are given to every algorithm. Options:
 ``budget`` and ``num_workers`` override those two.
 
@@ -116,7 +119,9 @@ class NevergradSearch(Optimiser):
 
             param = ng.p.Dict(**{p.name: self._parameter(p) for p in self._free})
             param.random_state = np.random.RandomState(self.seed)
-            budget = self.options.get("budget", self.max_points or 100)
+            # the steering asks up to ``parallel`` points ahead, past max_points at the end of a
+            # task; Portfolio's samplers refuse an ask past their budget
+            budget = self.options.get("budget", (self.max_points or 100) + 2 * max(self.parallel, 1))
             workers = int(self.options.get("num_workers", max(self.parallel, 1)))
             try:
                 self._opt = ng.optimizers.registry[self.algorithm](parametrization=param, budget=budget,

@@ -1,9 +1,11 @@
 """backend auto: its choices on representative spaces, and how a task records and shows them."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gridhpo.errors import ConfigError
 from gridhpo.steering import optimisers
@@ -123,3 +125,23 @@ def test_auto_search_delegates_to_its_choice() -> None:
     assert [s.number for s in first] == [0, 1, 2] and len(opt.pending) == 3
     opt.tell(0, 1.5)
     assert opt.trials[0].state == "done" and opt.next_number == 3
+
+
+def test_status_and_the_report_show_the_choice(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gridhpo.bookkeeping import Repository
+    from gridhpo.cli.main import main
+    from gridhpo.plots import data
+
+    task_file = tmp_path / "t.yaml"
+    task_file.write_text(yaml.safe_dump({"name": "chosen", "search_space": CONTINUOUS,
+                                         "budget": {"max_points": 40, "parallel": 2},
+                                         "evaluation": {"command": "true"}}))
+    assert CliRunner().invoke(main, ["submit", str(task_file)]).exit_code == 0
+    r = CliRunner().invoke(main, ["status", "chosen"])
+    assert r.exit_code == 0
+    assert "optimiser: optuna tpe (chosen by auto: 2-d space, 40 points, 2 in flight" in r.stdout
+    repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
+    summary = data.summary(data.load(repo, "chosen"))
+    assert summary["optimiser"].startswith("optuna tpe (chosen by auto: ")

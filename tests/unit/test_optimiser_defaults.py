@@ -68,3 +68,14 @@ def test_skopt_fits_its_first_model_after_twice_the_points_in_flight(monkeypatch
         opt.tell(s.number, objective(s.params))
         flight += opt.ask(1)
     assert fits[0] == first_fit
+
+
+def test_nevergrad_portfolio_serves_the_asks_past_max_points_the_steering_makes() -> None:
+    """The steering keeps ``parallel`` points asked ahead, so the last asks of a task come past
+    ``max_points``: Portfolio's samplers refused them ("Over the budget") and failed the task."""
+    opt = optimisers.get("nevergrad")(parse_space(WITH_CHOICE), seed=3, max_points=20, parallel=4)
+    assert opt.algorithm == "Portfolio"
+    for _ in range(7):
+        for s in opt.ask(4):
+            opt.tell(s.number, objective(s.params))
+    assert len(opt.trials) == 28
