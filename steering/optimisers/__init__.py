@@ -71,8 +71,10 @@ def create(spec: TaskSpec) -> Optimiser:
 def describe(stored: Mapping[str, Any]) -> str:
     """One line for ``gridhpo status`` and the report: the backend and algorithm of a stored
     task's optimiser section, and why, when backend auto chose them."""
-    backend, algorithm = stored["backend"], stored["algorithm"]
-    auto = stored["auto"] if "auto" in stored else None  # tasks stored before auto existed lack it
+    # tasks stored before auto existed lack "auto"; a section written by hand may lack more
+    backend = stored["backend"] if "backend" in stored else "unknown"
+    algorithm = stored["algorithm"] if "algorithm" in stored else None
+    auto = stored["auto"] if "auto" in stored else None
     line = f"{backend} {algorithm}" if algorithm else str(backend)
     return f"{line} (chosen by auto: {auto})" if auto else line
 
