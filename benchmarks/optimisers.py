@@ -115,10 +115,11 @@ def single_threaded() -> None:
     threadpool_limits(1)
 
 
-def make(backend: Backend, space: SearchSpace, seed: int, budget: int) -> optimisers.Optimiser:
+def make(backend: Backend, space: SearchSpace, seed: int, budget: int,
+         parallel: int = PARALLEL) -> optimisers.Optimiser:
     name, algorithm, options = backend
     return optimisers.get(name)(space, seed=seed, algorithm=algorithm, options=options,
-                                max_points=budget, parallel=PARALLEL)
+                                max_points=budget, parallel=parallel)
 
 
 def label(backend: Backend) -> str:

