@@ -27,7 +27,7 @@ from typing import Any
 from gridhpo.errors import GridHPOError
 from gridhpo.steering import optimisers
 from gridhpo.steering.optimisers import Trial
-from gridhpo.steering.space import Categorical, Numeric, SearchSpace, parse_space
+from gridhpo.steering.space import Categorical, Fixed, Numeric, SearchSpace, parse_space
 
 warnings.filterwarnings("ignore")
 
@@ -115,10 +115,11 @@ def single_threaded() -> None:
     threadpool_limits(1)
 
 
-def make(backend: Backend, space: SearchSpace, seed: int, budget: int) -> optimisers.Optimiser:
+def make(backend: Backend, space: SearchSpace, seed: int, budget: int,
+         parallel: int = PARALLEL) -> optimisers.Optimiser:
     name, algorithm, options = backend
     return optimisers.get(name)(space, seed=seed, algorithm=algorithm, options=options,
-                                max_points=budget, parallel=PARALLEL)
+                                max_points=budget, parallel=parallel)
 
 
 def label(backend: Backend) -> str:
@@ -196,27 +197,33 @@ def run_optuna(problem: str, seed: int, budget: int) -> float:
     Optuna samples a trial's parameters at its first ``suggest``, not at ``ask``: the whole batch
     is suggested before any of it is told, or each point would see the results of the batch's
     earlier points (a sequential search, not parallelism 8)."""
+    raw, f = PROBLEMS[problem]
+    return min(optuna_native(parse_space(raw), f, seed, budget))
+
+
+def optuna_native(space: SearchSpace, f: Objective, seed: int, budget: int, parallel: int = PARALLEL) -> list[float]:
+    """The values, in order, of Optuna's own TPE asked in batches of ``parallel`` (see ``run_optuna``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    raw, f = PROBLEMS[problem]
-    space = parse_space(raw)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
-    best = math.inf
+    values: list[float] = []
     while len(study.trials) < budget:
-        trials = [study.ask() for _ in range(min(PARALLEL, budget - len(study.trials)))]
+        trials = [study.ask() for _ in range(min(parallel, budget - len(study.trials)))]
         points = [native_point(space, t) for t in trials]
         for t, point in zip(trials, points, strict=True):
             v = f(point)
-            best = min(best, v)
+            values.append(v)
             study.tell(t, v)
-    return best
+    return values
 
 
 def native_point(space: SearchSpace, t: Any) -> dict[str, Any]:
     point: dict[str, Any] = {}
     for p in space:
-        if isinstance(p, Categorical):
+        if isinstance(p, Fixed):
+            point[p.name] = p.value
+        elif isinstance(p, Categorical):
             point[p.name] = p.choices[t.suggest_categorical(p.name, list(range(len(p.choices))))]
         elif isinstance(p, Numeric) and p.is_int:
             point[p.name] = t.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
@@ -238,11 +245,16 @@ def run(job: tuple[str, Backend | None, int, int]) -> tuple[float, float, str]:
 
 
 def parse_backend(text: str, uncapped: bool) -> Backend:
-    """``backend[:algorithm]`` as in the tables; skopt's GP keeps its capped options unless
-    ``uncapped``."""
+    """``backend[:algorithm][/option=value...]`` as in the tables; skopt's GP keeps its capped
+    options unless ``uncapped``."""
+    text, _, extra = text.partition("/")
     name, _, algorithm = text.partition(":")
     capped = (name, algorithm) == ("skopt", "gp") and not uncapped
-    return name, algorithm or None, SKOPT_GP if capped else {}
+    options = dict(SKOPT_GP) if capped else {}
+    for item in filter(None, extra.split("/")):  # backend:algorithm/key=value/key=value
+        key, _, value = item.partition("=")
+        options[key] = int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
+    return name, algorithm or None, options
 
 
 def quality(seeds: int, budget: int, jobs: int, backends: list[Backend], problems: list[str]) -> None:

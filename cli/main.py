@@ -317,6 +317,7 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
     _setup_logging(0)
     if server:
         return remote.status(server, task)
+    from gridhpo.steering.optimisers import describe
     from gridhpo.steering.reports import status_rows
     from gridhpo.steering.tables import render_table
 
@@ -329,6 +330,7 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
     click.echo(render_table(header, rows))
     if task:
         t = tasks[0]
+        click.echo(f"optimiser: {describe(t.spec['optimiser'])}")
         if t.message:
             click.echo(f"message: {t.message}")
         pilots = repo.pilots(t.id)

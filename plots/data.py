@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Repository, TaskRow
+from gridhpo.steering import optimisers
 
 log = logging.getLogger(__name__)
 
@@ -347,4 +348,6 @@ def summary(d: TaskData) -> dict[str, Any]:
             "mode": "max" if d.maximise else "min", "points": len(d.points), "counts": dict(counts),
             "best": None if not ranked else {"number": ranked[0].number, "value": ranked[0].value,
                                              "params": ranked[0].params},
-            "attempts": sum(len(p.attempts) for p in d.points)}
+            "attempts": sum(len(p.attempts) for p in d.points),
+            # a task stored by hand (tests, imports) may lack the section
+            "optimiser": optimisers.describe(d.task.spec["optimiser"]) if "optimiser" in d.task.spec else "unknown"}

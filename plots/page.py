@@ -68,7 +68,7 @@ JS = r"""
     const counts = Object.entries(s.counts).map(([k, v]) => `${k} ${v}`).join(", ");
     col.appendChild(el("div", {class: "note summary dyn"},
       `task ${s.id} (${s.state}): ${s.points} points [${counts}], ${s.attempts} attempts; ` +
-      `objective ${s.metric} (${s.mode}); best ${best}`));
+      `objective ${s.metric} (${s.mode}); best ${best}; optimiser ${s.optimiser}`));
   }
 
   function table(col, t, key) {

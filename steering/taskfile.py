@@ -51,7 +51,7 @@ class Objective:
 
 @dataclass(frozen=True)
 class Optimiser:
-    backend: str = "random"
+    backend: str = "auto"
     algorithm: str | None = None
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +59,8 @@ class Optimiser:
     command: str | None = None
     image: str | None = None
     timeout: float | None = None
+    # why backend auto chose this backend (steering/optimisers/auto.py); None when the user named it
+    auto: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,15 +303,16 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     )
 
     opt = _Section(top.raw.get("optimiser"), "optimiser", source,
-                   {"backend", "algorithm", "seed", "options", "command", "image", "timeout"})
+                   {"backend", "algorithm", "seed", "options", "command", "image", "timeout", "auto"})
     optimiser = Optimiser(
-        backend=opt.text("backend", "random"),
+        backend=opt.text("backend", "auto"),
         algorithm=opt.text("algorithm"),
         seed=opt.integer("seed", None, 0, MAX_SEED),
         options=opt.options("options"),
         command=opt.text("command"),
         image=opt.text("image"),
         timeout=opt.duration("timeout", None),
+        auto=opt.text("auto"),
     )
 
     b = _Section(top.raw.get("budget"), "budget", source,
@@ -392,7 +395,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     if early.max_resource < early.min_resource:
         s.fail("early_stopping.max_resource", f"{early.max_resource} is less than min_resource ({early.min_resource})")
 
-    spec = TaskSpec(name, space, objective, optimiser, budget, evaluation, early)
+    spec = TaskSpec(name, space, objective, _resolve_auto(optimiser, space, budget, source), budget, evaluation,
+                    early)
     _check_plugins(spec, source)
     return spec
 
@@ -404,6 +408,16 @@ def _parse_search_space(raw: object) -> SearchSpace:
         atlas: SearchSpace = parse_atlas_space(raw)
         return atlas
     return parse_space(raw)
+
+
+def _resolve_auto(optimiser: Optimiser, space: SearchSpace, budget: Budget, source: str) -> Optimiser:
+    """Backend auto becomes the backend it chooses, recorded with its reason (stored with the task)."""
+    from gridhpo.steering.optimisers.auto import resolve
+
+    try:
+        return resolve(optimiser, space, budget)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_plugins(spec: TaskSpec, source: str) -> None:

@@ -1,6 +1,7 @@
 """Optimiser backends by name. ``get`` fails loudly, with the closest names, on a typo."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gridhpo import registry
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
 
 # name -> "module:Class"; modules import their library only when chosen
 REGISTRY: dict[str, str] = {
+    "auto": "gridhpo.steering.optimisers.auto:AutoSearch",
     "random": "gridhpo.steering.optimisers.random:RandomSearch",
     "grid": "gridhpo.steering.optimisers.grid:GridSearch",
     "hyperopt": "gridhpo.steering.optimisers.hyperopt:HyperoptSearch",
@@ -66,4 +68,15 @@ def create(spec: TaskSpec) -> Optimiser:
                  max_points=b.max_points, parallel=b.parallel + b.min_queued)
 
 
-__all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "get"]
+def describe(stored: Mapping[str, Any]) -> str:
+    """One line for ``gridhpo status`` and the report: the backend and algorithm of a stored
+    task's optimiser section, and why, when backend auto chose them."""
+    # tasks stored before auto existed lack "auto"; a section written by hand may lack more
+    backend = stored["backend"] if "backend" in stored else "unknown"
+    algorithm = stored["algorithm"] if "algorithm" in stored else None
+    auto = stored["auto"] if "auto" in stored else None
+    line = f"{backend} {algorithm}" if algorithm else str(backend)
+    return f"{line} (chosen by auto: {auto})" if auto else line
+
+
+__all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "describe", "get"]

@@ -36,6 +36,15 @@ _OPTIONS = {
     "atpe": (),
 }
 _REDRAWS = 8
+# hyperopt's TPE leaves its random start-up after n_startup_jobs points *asked* (its default 20),
+# the points in flight included: with `parallel` of them, only 20 - parallel had results when
+# its model began. The start-up is widened by the parallelism so that the model starts from
+# 20 results (docs/optimisers.md, "Start-up points and parallelism")
+_STARTUP_RESULTS = 20
+
+
+def startup_jobs(parallel: int) -> int:
+    return _STARTUP_RESULTS + max(parallel, 1) - 1
 
 
 class HyperoptSearch(Optimiser):
@@ -74,7 +83,10 @@ class HyperoptSearch(Optimiser):
         algo = self.algorithm
         mod = {"tpe": hyperopt.tpe, "random": hyperopt.rand, "anneal": hyperopt.anneal,
                "atpe": hyperopt.atpe}[algo]
-        self._suggest = functools.partial(mod.suggest, **self.options) if self.options else mod.suggest
+        options = dict(self.options)
+        if algo == "tpe":
+            options.setdefault("n_startup_jobs", startup_jobs(self.parallel))
+        self._suggest = functools.partial(mod.suggest, **options) if options else mod.suggest
 
     # ------------------------------------------------------------------ space
 

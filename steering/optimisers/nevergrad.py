@@ -1,9 +1,12 @@
 """nevergrad: any optimiser of ``nevergrad.optimizers.registry`` by its name (``algorithm``).
 
-Default: ``CMA``. nevergrad's own wizard ``NGOpt`` (any name of the registry can be chosen)
+Default: ``CMA`` on a continuous space, ``Portfolio`` where the space has a categorical, int or
+stepped parameter (``default_algorithm``: on such spaces CMA was worse than random search in
+benchmarks/quality.py, docs/optimisers.md). nevergrad's own wizard ``NGOpt`` (any name of the registry can be chosen)
 picks, on continuous spaces of a few dimensions, a metamodel optimiser that fails with numpy
 2.4 after a dozen points (nevergrad 1.0.12, the latest release: ``float()`` of a one-element
-array), so it cannot be the default. The budget (``budget.max_points``) and the number of
+array), so it cannot be the default. The budget (``budget.max_points`` plus twice the points in
+flight, which the steering may ask past the end) and the number of
 workers (``budget.parallel + budget.min_queued``) are given to every algorithm. Options:
 ``budget`` and ``num_workers`` override those two.
 
@@ -46,6 +49,15 @@ from gridhpo.steering.space import Categorical, Normal, Numeric, Param, Point, S
 log = logging.getLogger(__name__)
 
 DEFAULT = "CMA"
+# the default where the space has a categorical or a discrete parameter: CMA is worse than
+# random search there (docs/optimisers.md, "nevergrad's default")
+DISCRETE_DEFAULT = "Portfolio"
+
+
+def default_algorithm(space: SearchSpace) -> str:
+    discrete = any(isinstance(p, Categorical) or (isinstance(p, Numeric) and is_indexed(p))
+                   for p in free_params(space))
+    return DISCRETE_DEFAULT if discrete else DEFAULT
 _REDRAWS = 16
 
 
@@ -60,7 +72,7 @@ class NevergradSearch(Optimiser):
         import nevergrad as ng
 
         check_options("nevergrad", options, ("budget", "num_workers"))
-        name = algorithm or DEFAULT
+        name = algorithm or default_algorithm(space)
         if name not in ng.optimizers.registry:
             err = unknown_name("nevergrad optimiser", name, ng.optimizers.registry,
                                full_list="nevergrad.optimizers.registry")
@@ -73,7 +85,7 @@ class NevergradSearch(Optimiser):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if self.algorithm == "*":
-            self.algorithm = DEFAULT
+            self.algorithm = default_algorithm(space)
         self._free = free_params(space)
         self._names = [p.name for p in self._free]
         self._opt: Any = None
@@ -107,7 +119,9 @@ class NevergradSearch(Optimiser):
 
             param = ng.p.Dict(**{p.name: self._parameter(p) for p in self._free})
             param.random_state = np.random.RandomState(self.seed)
-            budget = self.options.get("budget", self.max_points or 100)
+            # the steering asks up to ``parallel`` points ahead, past max_points at the end of a
+            # task; Portfolio's samplers refuse an ask past their budget
+            budget = self.options.get("budget", (self.max_points or 100) + 2 * max(self.parallel, 1))
             workers = int(self.options.get("num_workers", max(self.parallel, 1)))
             try:
                 self._opt = ng.optimizers.registry[self.algorithm](parametrization=param, budget=budget,

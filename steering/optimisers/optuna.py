@@ -15,7 +15,8 @@ values suggested before it, so an inactive parameter is never drawn):
 - ``fixed`` and single-choice ``categorical`` are constants, never suggested;
 - ``normal`` is refused: every Optuna distribution is bounded.
 
-``tpe`` is multivariate with Optuna's constant liar (points in flight are RUNNING trials of
+``tpe`` is multivariate (option ``multivariate: false``: each parameter modelled alone, Optuna's own
+default) with Optuna's constant liar (points in flight are RUNNING trials of
 the study, and TPE counts them as bad observations); on a conditional space it uses
 ``group=True``, which models each set of parameters that appear together jointly. ``nsga2``
 runs single-objective here. Options are passed to the sampler (per algorithm, see
@@ -79,7 +80,7 @@ log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _OPTIONS: dict[str, tuple[str, ...]] = {
-    "tpe": ("n_startup_trials", "n_ei_candidates"),
+    "tpe": ("n_startup_trials", "n_ei_candidates", "multivariate"),
     "gp": ("n_startup_trials", "deterministic_objective"),
     "cmaes": ("n_startup_trials", "sigma0", "popsize", "restart_strategy", "use_separable_cma", "with_margin",
               "lr_adapt"),
@@ -104,7 +105,10 @@ def _sampler(algorithm: str, seed: int, options: Mapping[str, Any], *, condition
         # group, GP, QMC and warm-started CMA-ES are experimental in Optuna: a warning per ask
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if algorithm == "tpe":
-            return s.TPESampler(seed=seed, multivariate=True, group=conditional, constant_liar=True, **opts)
+            # group needs the multivariate model; without it each parameter is modelled alone
+            multivariate = bool(opts.pop("multivariate", True))
+            return s.TPESampler(seed=seed, multivariate=multivariate, group=conditional and multivariate,
+                                constant_liar=True, **opts)
         if algorithm == "gp":
             return s.GPSampler(seed=seed, warn_independent_sampling=False, **opts)
         if algorithm == "cmaes":
@@ -175,6 +179,8 @@ class OptunaSearch(Optimiser):
                 import torch  # noqa: F401
             except ImportError:
                 raise ConfigError("optimiser.algorithm: optuna's gp needs PyTorch (pip install torch)") from None
+        if not isinstance(options.get("multivariate", True), bool):
+            raise ConfigError(f"optimiser.options.multivariate: {options['multivariate']!r} is not true or false")
         for key in _COUNTS.intersection(options):
             v = options[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

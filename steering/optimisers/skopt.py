@@ -2,7 +2,8 @@
 functions (``acq_func``: gp_hedge, EI, PI, LCB, EIps, PIps; ``acq_optimizer``: auto,
 sampling, lbfgs; ``acq_func_kwargs``, e.g. ``{xi: 0.01, kappa: 1.96}``).
 
-The first ``n_initial_points`` (default 10) points come from the search space's own prior,
+The first ``n_initial_points`` (default ``max(10, 2 * parallel)``, ``initial_points``) points
+come from the search space's own prior,
 so every type keeps its meaning; afterwards the model is fitted on the finished points plus
 the pending ones at a constant-liar value (``liar``: cl_min default, cl_mean, cl_max) and
 skopt proposes the next batch with its own constant-liar strategy. The model is fitted once
@@ -44,6 +45,13 @@ _ACQ_OPT = ("auto", "sampling", "lbfgs")
 _LIARS = ("cl_min", "cl_mean", "cl_max")
 
 
+def initial_points(parallel: int) -> int:
+    """Random points before the model: skopt's 10, and at least twice the points in flight, so
+    that the first model is never fitted on fewer results than it has lies for the points in
+    flight (docs/optimisers.md, "Start-up points and parallelism")."""
+    return max(10, 2 * parallel)
+
+
 class SkoptSearch(Optimiser):
     name = "skopt"
     libraries = ("skopt",)
@@ -73,7 +81,7 @@ class SkoptSearch(Optimiser):
         super().__init__(space, **kwargs)
         self._free = free_params(space)
         self._dims = [self._dimension(p) for p in self._free]
-        self._n_initial = int(self.options.get("n_initial_points", 10))
+        self._n_initial = int(self.options.get("n_initial_points", initial_points(self.parallel)))
         self._liar = str(self.options.get("liar", "cl_min"))
 
     @staticmethod

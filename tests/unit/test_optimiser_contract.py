@@ -22,6 +22,7 @@ BACKENDS: list[tuple[str, str | None]] = [
     ("optuna", "tpe"), ("optuna", "gp"), ("optuna", "cmaes"), ("optuna", "qmc"), ("optuna", "nsga2"),
     ("optuna", "random"),
     ("steering", None),
+    ("auto", None),
 ]
 # a user's own steering (iDDS contract) drawing random points; %SEED is our extension
 STEERING = Path(__file__).parents[1] / "integration" / "evals" / "idds_steering.py"
