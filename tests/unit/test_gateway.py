@@ -1,0 +1,213 @@
+"""The pilot gateway on the embedded defaults: auth, bad input, leases, the pilot's HTTP transport."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from gridhpo.bookkeeping import Repository  # noqa: E402
+from gridhpo.gateway import Gateway, pilot_router, repository_tokens  # noqa: E402
+from gridhpo.gateway.router import MAX_BODY_BYTES  # noqa: E402
+from gridhpo.protocol import Broker, ControlMessage, Event, PointMessage  # noqa: E402
+from gridhpo.protocol.httptransport import GatewayError, GatewayRefused, HttpBroker  # noqa: E402
+from gridhpo.protocol.messages import control_queue, events_queue, points_queue  # noqa: E402
+from gridhpo.tokens import new_token  # noqa: E402
+from tests.gateway_harness import free_port, serving  # noqa: E402
+
+
+@dataclass
+class Setup:
+    repo: Repository
+    broker: Broker
+    gw: Gateway
+    client: TestClient
+    app: FastAPI
+    tid: int
+    token: str
+    other: int  # another task, with a token of its own
+    other_token: str
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token if token is None else token}"}
+
+    def point(self, number: int) -> PointMessage:
+        msg = PointMessage(task_id=self.tid, task_name="t", point_id=number, number=number, attempt=1,
+                           params={"x": number}, evaluation={"command": "true", "heartbeat": 0.2},
+                           objective={"metric": "loss"})
+        self.broker.publish(points_queue(self.tid, self.token), msg.to_json())
+        return msg
+
+    def take(self, request: str = "r1", most: int = 1, wait: float = 0.0) -> list[dict[str, Any]]:
+        r = self.client.post(f"/api/v1/pilot/tasks/{self.tid}/points", headers=self.auth(),
+                             json={"request_id": request, "max": most, "wait": wait})
+        assert r.status_code == 200, r.text
+        return list(r.json()["points"])
+
+
+@pytest.fixture
+def setup(home: Path) -> Iterator[Setup]:
+    repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
+    url = f"filesystem://{home / 'queue'}"
+    token, other_token = new_token(), new_token()
+    tid = repo.create_task("t", {}, token=token)
+    other = repo.create_task("u", {}, token=other_token)
+    broker = Broker(url)
+    gw = Gateway(Broker(url), lease=60.0)
+    app = FastAPI()
+    app.include_router(pilot_router(gw, repository_tokens(repo, ttl=0.0)))
+    with TestClient(app) as client:
+        yield Setup(repo, broker, gw, client, app, tid, token, other, other_token)
+    gw.close()
+    broker.close()
+
+
+def test_bad_requests_get_their_status_code_and_the_gateway_serves_on(setup: Setup) -> None:
+    s = setup
+    url = f"/api/v1/pilot/tasks/{s.tid}/points"
+    good = {"request_id": "r1"}
+    for headers in ({}, {"Authorization": "Basic abc"}, s.auth("wrong"), s.auth(s.other_token), s.auth("")):
+        r = s.client.post(url, headers=headers, json=good)
+        assert r.status_code == 401, (headers, r.text)
+        assert s.token not in r.text
+    assert s.client.post("/api/v1/pilot/tasks/999/points", headers=s.auth(), json=good).status_code == 401
+    bad_json = s.client.post(url, headers={**s.auth(), "Content-Type": "application/json"}, content=b"{not json")
+    assert bad_json.status_code == 400 and "not JSON" in bad_json.json()["detail"]["error"]
+    for body, field in (({"request_id": "r1", "extra": 1}, "extra"), ({}, "request_id"),
+                        ({"request_id": "r1", "max": 0}, "max"), ({"request_id": "r1", "wait": 3600}, "wait"),
+                        ({"request_id": "a b"}, "request_id"), ([1, 2], None)):
+        r = s.client.post(url, headers=s.auth(), json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert field is None or r.json()["detail"]["field"] == field
+    huge = b'{"request_id": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    assert s.client.post(url, headers=s.auth(), content=huge).status_code == 413
+    # chunked, without a Content-Length to trust
+    chunked = s.client.post(url, headers=s.auth(), content=iter([huge[:1000], huge[1000:]]))
+    assert chunked.status_code == 413
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert s.client.post(url, headers=s.auth(), content=deep).status_code in (400, 422)
+    events = f"/api/v1/pilot/tasks/{s.tid}/events"
+    foreign = Event(type="heartbeat", task_id=s.other, point_id=1, attempt=1, pilot_id="p").to_json()
+    r = s.client.post(events, headers=s.auth(), json={"pilot_id": "p", "messages": [foreign]})
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "messages.0"
+    r = s.client.post(events, headers=s.auth(), json={"pilot_id": "p", "messages": [{"kind": "point"}]})
+    assert r.status_code == 422
+    settle = f"/api/v1/pilot/tasks/{s.tid}/settle"
+    assert s.client.post(settle, headers=s.auth(), json={"delivery": "d", "action": "eat"}).status_code == 422
+    assert s.broker.size(events_queue(s.tid)) == 0, "nothing bad was passed on"
+    msg = s.point(1)
+    assert [p["body"]["message_id"] for p in s.take()] == [msg.message_id]
+
+
+def test_a_revoked_token_is_refused_at_once(setup: Setup) -> None:
+    s = setup
+    s.point(1)
+    assert len(s.take()) == 1
+    s.repo.set_token(s.tid, new_token(), None)
+    r = s.client.post(f"/api/v1/pilot/tasks/{s.tid}/points", headers=s.auth(), json={"request_id": "r2"})
+    assert r.status_code == 401
+    s.repo.set_token(s.tid, s.token, time.time() - 1)  # expired
+    assert s.client.post(f"/api/v1/pilot/tasks/{s.tid}/points", headers=s.auth(),
+                         json={"request_id": "r2"}).status_code == 401
+
+
+def test_a_retried_request_gets_the_same_points_and_no_other(setup: Setup) -> None:
+    s = setup
+    sent = [s.point(n).message_id for n in range(3)]
+    first = s.take("again", most=2)
+    assert [p["body"]["message_id"] for p in first] == sent[:2]
+    assert s.take("again", most=2) == first  # the answer was lost: the pilot asks again
+    assert [p["body"]["message_id"] for p in s.take("next", most=2)] == sent[2:]
+
+
+def test_a_point_whose_pilot_goes_silent_goes_back_when_its_lease_expires(setup: Setup) -> None:
+    s = setup
+    msg = s.point(1)
+    held = s.take("a")
+    assert s.take("b") == [] and s.gw.held() == 1
+    s.gw.renew(s.tid, [held[0]["delivery"]])
+    assert s.gw.expire(time.monotonic() + 30) == 0, "renewed: not expired yet"
+    assert s.gw.expire(time.monotonic() + 61) == 1
+    again = s.take("c")
+    assert [p["body"]["message_id"] for p in again] == [msg.message_id]
+    # the silent pilot's late ack changes nothing: the point is held for the other one
+    r = s.client.post(f"/api/v1/pilot/tasks/{s.tid}/settle", headers=s.auth(),
+                      json={"delivery": held[0]["delivery"], "action": "ack"})
+    assert r.json() == {"settled": False} and s.gw.held() == 1
+
+
+def test_settling_acks_requeues_or_sets_aside(setup: Setup) -> None:
+    s = setup
+    settle = f"/api/v1/pilot/tasks/{s.tid}/settle"
+    m1, m2 = s.point(1), s.point(2)
+    d1, d2 = (p["delivery"] for p in s.take(most=2))
+    assert s.client.post(settle, headers=s.auth(), json={"delivery": d1, "action": "requeue"}).json()["settled"]
+    assert s.client.post(settle, headers=s.auth(), json={"delivery": d2, "action": "ack"}).json()["settled"]
+    assert not s.client.post(settle, headers=s.auth(), json={"delivery": d2, "action": "ack"}).json()["settled"]
+    assert [p["body"]["message_id"] for p in s.take("r2", most=2)] == [m1.message_id]
+    assert s.gw.held() == 1 and m2
+
+
+def test_events_pass_on_unchanged_and_the_answer_brings_the_pilots_decisions(setup: Setup) -> None:
+    s = setup
+    ev = Event(type="heartbeat", task_id=s.tid, point_id=1, attempt=1, pilot_id="p1", auth=s.token).to_json()
+    stop = ControlMessage(task_id=s.tid, point_id=1, attempt=1, action="stop", reason="early stopping").to_json()
+    s.broker.publish(control_queue("p1"), stop)
+    r = s.client.post(f"/api/v1/pilot/tasks/{s.tid}/events", headers=s.auth(),
+                      json={"pilot_id": "p1", "messages": [ev]})
+    assert r.status_code == 200 and r.json() == {"control": [stop]}
+    got = s.broker.get(events_queue(s.tid))
+    assert got is not None and got.body == ev
+
+
+def test_the_openapi_page_documents_the_bodies_and_holds_no_secret(setup: Setup) -> None:
+    page = setup.client.get("/openapi.json").json()
+    body = page["paths"]["/api/v1/pilot/tasks/{task_id}/points"]["post"]["requestBody"]
+    assert "request_id" in json.dumps(body)
+    assert setup.token not in json.dumps(page)
+
+
+# ---------------------------------------------------------------------- the pilot's side
+
+
+def test_the_http_broker_is_what_a_pilot_uses_of_a_broker(setup: Setup) -> None:
+    s = setup
+    msg = s.point(1)
+    with serving(s.app) as url, HttpBroker(url, s.tid, s.token, long_poll=0.2) as hb:
+        queue = points_queue(s.tid, s.token)
+        d = hb.get(queue)
+        assert d is not None and d.body == msg.to_json()
+        ev = Event(type="started", task_id=s.tid, point_id=1, attempt=1, pilot_id="p1", auth=s.token)
+        s.broker.publish(control_queue("p1"), ControlMessage(task_id=s.tid, point_id=1, attempt=1,
+                                                             action="pause").to_json())
+        hb.publish(events_queue(s.tid), ev.to_json())
+        d.ack()
+        assert s.gw.held() == 0
+        c = hb.get(control_queue("p1"))
+        assert c is not None and c.body["action"] == "pause"
+        assert hb.get(queue) is None  # waited the long-poll, nothing came
+    got = s.broker.get(events_queue(s.tid))
+    assert got is not None and got.body == ev.to_json()
+
+
+def test_a_wrong_token_is_refused_at_once_and_an_absent_gateway_after_the_patience(setup: Setup) -> None:
+    with serving(setup.app) as url, HttpBroker(url, setup.tid, "wrong", long_poll=0.1) as hb:
+        t0 = time.monotonic()
+        with pytest.raises(GatewayRefused, match="401"):
+            hb.get(points_queue(setup.tid, "wrong"))
+        assert time.monotonic() - t0 < 5
+    nobody = HttpBroker(f"http://127.0.0.1:{free_port()}", setup.tid, setup.token, patience=0.5)
+    with pytest.raises(GatewayError, match="unreachable for 0.5s"):
+        nobody.publish(events_queue(setup.tid), Event(type="heartbeat", task_id=setup.tid, point_id=1, attempt=1,
+                                                      pilot_id="p").to_json())
+    with pytest.raises(GatewayError, match="not an http"):
+        HttpBroker("ftp://example.org", 1, "t")
