@@ -42,6 +42,7 @@ CONTROL_EVERY = 2.0  # seconds between fetches of control messages when no event
 HELLO_CONTROL_EVERY = 0.25  # ... while a hello waits for its answer
 HELLO_WINDOW = 15.0  # seconds after a hello during which control is fetched faster
 _RETRIED_STATUS = (429, 500, 502, 503, 504)
+KEEPALIVE_IDLE = 4.0  # seconds a kept-alive connection may idle before a new one is opened (uvicorn closes at 5)
 
 
 class GatewayError(QueueError):
@@ -73,6 +74,9 @@ class HttpClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and time.monotonic() - getattr(self._local, "used", 0.0) > KEEPALIVE_IDLE:
+            self._drop()  # the server has closed it by now, or is about to
+            conn = None
         if conn is None:
             if self._https:
                 conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
@@ -93,14 +97,19 @@ class HttpClient:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        conn = self._connection()
-        try:
-            conn.request(method, self.base + path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except (OSError, http.client.HTTPException):
-            self._drop()
-            raise
+        for reused in (getattr(self._local, "conn", None) is not None, False):
+            conn = self._connection()
+            try:
+                conn.request(method, self.base + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                self._local.used = time.monotonic()
+                break
+            except (OSError, http.client.HTTPException):
+                self._drop()
+                if not reused:
+                    raise
+                # a kept-alive connection the server closed meanwhile: once more on a new one
         try:
             return resp.status, json.loads(raw) if raw else None
         except ValueError:

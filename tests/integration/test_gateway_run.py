@@ -11,17 +11,15 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("fastapi")
-
-from gridhpo.bookkeeping import Repository  # noqa: E402
-from gridhpo.client import Client, Task, TaskEndedError  # noqa: E402
-from gridhpo.protocol import Broker  # noqa: E402
-from gridhpo.steering.reports import results  # noqa: E402
-from gridhpo.steering.runner import LocalPilots, submit  # noqa: E402
-from gridhpo.steering.service import Steering  # noqa: E402
-from gridhpo.steering.taskfile import parse_task  # noqa: E402
-from tests.gateway_harness import GatewayProcess, gateway_process  # noqa: E402
-from tests.helpers import until  # noqa: E402
+from gridhpo.bookkeeping import Repository
+from gridhpo.client import Client, Task, TaskEndedError
+from gridhpo.protocol import Broker
+from gridhpo.steering.reports import results
+from gridhpo.steering.runner import LocalPilots, submit
+from gridhpo.steering.service import Steering
+from gridhpo.steering.taskfile import parse_task
+from tests.gateway_harness import GatewayProcess, gateway_process
+from tests.helpers import until
 
 EVALS = Path(__file__).parent / "evals"
 NO_BROKER = "amqp://guest:guest@127.0.0.1:1/"  # what an HTTP-only pilot is given: nothing listens there
