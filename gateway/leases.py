@@ -133,11 +133,16 @@ class Gateway:
                 held.delivery.ack()
             elif action == "requeue":
                 held.delivery.requeue()
+                self._empty_at.pop(held.delivery.queue, None)  # it is not empty now
             else:
                 held.delivery.dead_letter(f"set aside by a pilot of task {task_id}: {reason}")
         except Exception as exc:  # a lost connection: the broker has the message back, and redelivers it
             log.warning("task %d: settling a point (%s) failed: %s", task_id, action, exc)
         return True
+
+    def ack_all(self, task_id: int, deliveries: list[str]) -> None:
+        for did in deliveries:
+            self.settle(task_id, did, "ack")
 
     def renew(self, task_id: int, deliveries: list[str]) -> None:
         now = time.monotonic()
@@ -175,6 +180,7 @@ class Gateway:
     def _give_back(self, held: Lease) -> None:
         try:
             held.delivery.requeue()
+            self._empty_at.pop(held.delivery.queue, None)  # it is not empty now
         except Exception as exc:  # the connection is gone, and the broker has it back anyway
             log.warning("giving a point back failed: %s", exc)
 

@@ -40,6 +40,8 @@ MAX_POINTS = 64  # points one request may take
 MAX_MESSAGES = 500  # messages one events request may carry
 LONG_POLL_EVERY = 0.02  # seconds between looks at an empty queue during a long-poll
 _ID = r"^[A-Za-z0-9_.:-]+$"
+MAX_ACKS = 256  # deliveries one request may acknowledge
+_ACKS = "Deliveries to acknowledge first (their start is reported): a pilot's acks ride on its next request."
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -53,6 +55,7 @@ class PointsRequest(_Strict):
                             description="Chosen by the pilot; a retry with the same id gets the same points.")
     max: int = Field(default=1, ge=1, le=MAX_POINTS)
     wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT, description="Seconds to wait for a point at most.")
+    acks: list[str] = Field(default_factory=list, max_length=MAX_ACKS, description=_ACKS)
 
 
 class PointOut(BaseModel):
@@ -79,6 +82,7 @@ class EventsRequest(_Strict):
     messages: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_MESSAGES)
     renew: list[str] = Field(default_factory=list, max_length=MAX_POINTS * 4,
                              description="Deliveries this pilot still holds: their leases are renewed.")
+    acks: list[str] = Field(default_factory=list, max_length=MAX_ACKS, description=_ACKS)
 
 
 class EventsAnswer(BaseModel):
@@ -143,6 +147,8 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         await run_in_threadpool(check, request, task_id)
         body = await _body(request, PointsRequest)
         token = request.headers["authorization"].partition(" ")[2].strip()
+        if body.acks:
+            await run_in_threadpool(gw.ack_all, task_id, body.acks)
         deadline = time.monotonic() + body.wait
         while True:
             taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
@@ -171,6 +177,8 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
             if len(json.dumps(m)) > MAX_MESSAGE_BYTES:
                 raise _error(413, f"messages.{i}: over the limit of {MAX_MESSAGE_BYTES} bytes", f"messages.{i}")
         await run_in_threadpool(gw.renew, task_id, body.renew)
+        if body.acks:
+            await run_in_threadpool(gw.ack_all, task_id, body.acks)
         if body.messages:
             await run_in_threadpool(gw.publish, task_id, body.messages)
         control = await run_in_threadpool(gw.control, task_id, body.pilot_id)

@@ -171,7 +171,10 @@ class HttpDelivery(Delivery):
         self._gateway.settle(self._delivery, action, reason)
 
     def ack(self) -> None:
-        self._settle("ack")
+        if not self._settled:
+            self._settled = True
+            assert self._delivery is not None
+            self._gateway.defer_ack(self._delivery)
 
     def requeue(self) -> None:
         self._settle("requeue")
@@ -196,6 +199,7 @@ class HttpBroker(Broker):
         self.client = HttpClient(server, token, patience=patience, cafile=cafile, timeout=long_poll + 30.0)
         self.lock = threading.RLock()
         self._held: set[str] = set()
+        self._acks: list[str] = []  # acknowledged here, not yet told the gateway
         self._control: dict[str, list[Any]] = {}
         self._control_at: dict[str, float] = {}
         self._fast_until = 0.0
@@ -209,6 +213,10 @@ class HttpBroker(Broker):
         return True
 
     def close(self) -> None:
+        with self.lock:
+            acks, self._acks = self._acks, []
+        for did in acks:  # so that the gateway does not wait for their leases to end
+            self.settle(did, "ack")
         self.client.close()
 
     def __enter__(self) -> HttpBroker:
@@ -246,15 +254,33 @@ class HttpBroker(Broker):
         (longer than a broker's ``timeout``: waiting at the gateway costs nothing)."""
         if queue != points_queue(self.task_id, self.token):
             raise GatewayError(f"the gateway serves task {self.task_id}'s points, not {queue}")
+        acks = self._take_acks()
         body = {"request_id": secrets.token_hex(12), "max": max(1, min(max_messages, 64)),
-                "wait": max(timeout, self.long_poll)}
+                "wait": max(timeout, self.long_poll), "acks": acks}
         answer = self.client.request("POST", self._path("points"), body)
+        self._acked(acks)
         out: list[Delivery] = []
         for p in _items(answer, "points"):
             with self.lock:
                 self._held.add(p["delivery"])
             out.append(HttpDelivery(p["body"], self, queue, p["delivery"]))
         return out
+
+    def defer_ack(self, delivery: str) -> None:
+        """The point's start is reported: the gateway is told with this pilot's next request
+        (one request fewer per point; the lease covers the wait)."""
+        with self.lock:
+            self._acks.append(delivery)
+
+    def _take_acks(self) -> list[str]:
+        with self.lock:
+            return self._acks[:256]
+
+    def _acked(self, acks: list[str]) -> None:
+        with self.lock:
+            done = set(acks)
+            self._acks = [a for a in self._acks if a not in done]
+            self._held -= done
 
     def settle(self, delivery: str, action: str, reason: str = "") -> None:
         self.client.request("POST", self._path("settle"), {"delivery": delivery, "action": action,
@@ -285,10 +311,12 @@ class HttpBroker(Broker):
 
     def post_events(self, pilot_id: str, messages: list[dict[str, Any]]) -> list[Any]:
         """Post ``messages`` (maybe none) for ``pilot_id``; returns the control messages that came back."""
+        acks = self._take_acks()
         with self.lock:
-            renew = sorted(self._held)
+            renew = sorted(self._held - set(acks))[:256]
         answer = self.client.request("POST", self._path("events"),
-                                     {"pilot_id": pilot_id, "messages": messages, "renew": renew})
+                                     {"pilot_id": pilot_id, "messages": messages, "renew": renew, "acks": acks})
+        self._acked(acks)
         control = list(_items(answer, "control"))
         with self.lock:
             self._control_at[pilot_id] = time.monotonic()

@@ -186,8 +186,9 @@ def test_the_http_broker_is_what_a_pilot_uses_of_a_broker(setup: Setup) -> None:
         ev = Event(type="started", task_id=s.tid, point_id=1, attempt=1, pilot_id="p1", auth=s.token)
         s.broker.publish(control_queue("p1"), ControlMessage(task_id=s.tid, point_id=1, attempt=1,
                                                              action="pause").to_json())
-        hb.publish(events_queue(s.tid), ev.to_json())
         d.ack()
+        assert s.gw.held() == 1, "the ack rides on the pilot's next request"
+        hb.publish(events_queue(s.tid), ev.to_json())
         assert s.gw.held() == 0
         c = hb.get(control_queue("p1"))
         assert c is not None and c.body["action"] == "pause"
