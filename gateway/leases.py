@@ -98,7 +98,7 @@ class Gateway:
                         out.points.append((did, held.delivery.body))
                 return out
         queue = points_queue(task_id, token)
-        if time.monotonic() - self._empty_at.get(queue, 0.0) < EMPTY_RECHECK:
+        if self.seems_empty(queue):
             return Taken()
         out = Taken()
         while len(out.points) < most:
@@ -111,6 +111,11 @@ class Gateway:
                 continue
             out.points.append((self._hold(d, task_id, request), d.body))
         return out
+
+    def seems_empty(self, queue: str) -> bool:
+        """The queue was found empty a moment ago: many long-polls of one task cost the broker
+        one look per ``EMPTY_RECHECK``, not one each."""
+        return time.monotonic() - self._empty_at.get(queue, 0.0) < EMPTY_RECHECK
 
     def _hold(self, d: Delivery, task_id: int, request: str) -> str:
         did = secrets.token_urlsafe(16)

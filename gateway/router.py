@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from gridhpo.gateway.auth import TokenLookup, authorised
 from gridhpo.gateway.leases import Gateway
 from gridhpo.protocol import Broker
-from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, message_kind
+from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, message_kind, points_queue
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ MAX_BODY_BYTES = 2 * MAX_MESSAGE_BYTES  # a request's body; one message is at mo
 MAX_WAIT = 30.0  # seconds a long-poll may ask to wait
 MAX_POINTS = 64  # points one request may take
 MAX_MESSAGES = 500  # messages one events request may carry
-LONG_POLL_EVERY = 0.02  # seconds between looks at an empty queue during a long-poll
+LONG_POLL_EVERY = 0.02  # seconds before a long-poll looks at an empty queue again...
+LONG_POLL_MAX_PAUSE = 0.2  # ...growing to this: a point waits at most this long for a waiting pilot
 _ID = r"^[A-Za-z0-9_.:-]+$"
 MAX_ACKS = 256  # deliveries one request may acknowledge
 _ACKS = "Deliveries to acknowledge first (their start is reported): a pilot's acks ride on its next request."
@@ -128,6 +129,23 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _long_poll(gw: Gateway, request: Request, task_id: int, token: str, body: PointsRequest) -> PointsAnswer:
+    """Points, looked for until ``body.wait`` passes: at once (a retried request gets its points
+    again), then after pauses growing to ``LONG_POLL_MAX_PAUSE``, skipping the broker while
+    the queue was just found empty (a thousand waiting pilots cost what one does)."""
+    queue = points_queue(task_id, token)
+    deadline = time.monotonic() + body.wait
+    pause = LONG_POLL_EVERY
+    taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
+    while not taken.points and time.monotonic() < deadline and not await request.is_disconnected():
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, LONG_POLL_MAX_PAUSE)
+        if not gw.seems_empty(queue):
+            taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
+    return PointsAnswer(points=[PointOut(delivery=d, body=b if isinstance(b, dict) else {"value": b})
+                                for d, b in taken.points])
+
+
 def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenLookup, *,
                  prefix: str = PREFIX) -> APIRouter:
     """The gateway's routes, to mount in the service's app. ``broker``: the broker (or a function
@@ -149,14 +167,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         token = request.headers["authorization"].partition(" ")[2].strip()
         if body.acks:
             await run_in_threadpool(gw.ack_all, task_id, body.acks)
-        deadline = time.monotonic() + body.wait
-        while True:
-            taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
-            if taken.points or time.monotonic() >= deadline or await request.is_disconnected():
-                break
-            await asyncio.sleep(min(LONG_POLL_EVERY, max(0.0, deadline - time.monotonic())))
-        return PointsAnswer(points=[PointOut(delivery=d, body=b if isinstance(b, dict) else {"value": b})
-                                    for d, b in taken.points])
+        return await _long_poll(gw, request, task_id, token, body)
 
     @router.post("/tasks/{task_id}/settle", response_model=SettleAnswer, openapi_extra=_schema(SettleRequest))
     async def settle(task_id: int, request: Request) -> SettleAnswer:
