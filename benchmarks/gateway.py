@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ def measure_rate(embedded: bool, points: int, pilots: int, through_gateway: bool
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=2000)
-    ap.add_argument("--pilots", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--pilots", type=int, nargs="*", default=[1, 4], help="pilots for the rate rows (none: skip them)")
     ap.add_argument("--simulated", type=int, nargs="*", default=[1000],
                     help="simulated pilots for the load rows (none: skip them)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds each load row is measured")

@@ -47,10 +47,14 @@ class Taken:
 
 
 class Gateway:
-    """Thread-safe: the broker has its own lock, the lease table this one."""
+    """Thread-safe: the broker has its own lock, the lease table this one. Given a function
+    making a broker, it makes two: points on one connection, events and control messages on
+    the other, so that a heartbeat's publish (which waits for RabbitMQ's confirm under the
+    broker's lock) never waits behind a long-poll's look at a queue, nor the reverse."""
 
     def __init__(self, broker: Broker | Callable[[], Broker], lease: float = LEASE_SECONDS) -> None:
         self._broker: Broker | None = broker if isinstance(broker, Broker) else None
+        self._reports: Broker | None = self._broker
         self._make = broker if not isinstance(broker, Broker) else None
         self.lease = lease
         self._lock = threading.Lock()
@@ -71,6 +75,15 @@ class Gateway:
                 self._sweeper.start()
             return self._broker
 
+    @property
+    def reports(self) -> Broker:
+        """The connection for events and control messages."""
+        with self._lock:
+            if self._reports is None:
+                assert self._make is not None
+                self._reports = self._make()
+            return self._reports
+
     def close(self) -> None:
         self._closed.set()
         with self._lock:
@@ -78,8 +91,8 @@ class Gateway:
             self._requests.clear()
         for held in leases:
             self._give_back(held)
-        if self._broker is not None:
-            self._broker.close()
+        for b in {id(b): b for b in (self._broker, self._reports) if b is not None}.values():
+            b.close()
 
     # ------------------------------------------------------------------ points
 
@@ -200,13 +213,13 @@ class Gateway:
 
     def publish(self, task_id: int, messages: list[dict[str, Any]]) -> None:
         """Pass a pilot's events (and hellos) on to the task's events queue, unchanged."""
-        self.broker.publish_many([(events_queue(task_id), m) for m in messages])
+        self.reports.publish_many([(events_queue(task_id), m) for m in messages])
 
     def control(self, task_id: int, pilot_id: str) -> list[Any]:
         """The steering's messages waiting for this pilot (decisions, verdicts on its token)."""
         out: list[Any] = []
         queue = control_queue(pilot_id)
-        while len(out) < MAX_CONTROL and (d := self.broker.get(queue)) is not None:
+        while len(out) < MAX_CONTROL and (d := self.reports.get(queue)) is not None:
             if isinstance(d.body, Undecodable):
                 d.dead_letter(f"unreadable control message for pilot {pilot_id}: {d.body.reason}")
                 continue
