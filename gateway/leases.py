@@ -211,6 +211,16 @@ class Gateway:
 
     # ------------------------------------------------------------------ events and control
 
+    def report(self, task_id: int, pilot_id: str, messages: list[dict[str, Any]], renew: list[str],
+               acks: list[str]) -> list[Any]:
+        """One events request in one go (one thread hop): leases renewed, acks applied, the
+        messages passed on; returns the control messages waiting for the pilot."""
+        self.renew(task_id, renew)
+        self.ack_all(task_id, acks)
+        if messages:
+            self.publish(task_id, messages)
+        return self.control(task_id, pilot_id)
+
     def publish(self, task_id: int, messages: list[dict[str, Any]]) -> None:
         """Pass a pilot's events (and hellos) on to the task's events queue, unchanged."""
         self.reports.publish_many([(events_queue(task_id), m) for m in messages])

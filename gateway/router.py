@@ -187,12 +187,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
                 raise _error(422, f"messages.{i}: not an event or hello of task {task_id}", f"messages.{i}")
             if len(json.dumps(m)) > MAX_MESSAGE_BYTES:
                 raise _error(413, f"messages.{i}: over the limit of {MAX_MESSAGE_BYTES} bytes", f"messages.{i}")
-        await run_in_threadpool(gw.renew, task_id, body.renew)
-        if body.acks:
-            await run_in_threadpool(gw.ack_all, task_id, body.acks)
-        if body.messages:
-            await run_in_threadpool(gw.publish, task_id, body.messages)
-        control = await run_in_threadpool(gw.control, task_id, body.pilot_id)
+        control = await run_in_threadpool(gw.report, task_id, body.pilot_id, body.messages, body.renew, body.acks)
         return EventsAnswer(control=[c if isinstance(c, dict) else {"value": c} for c in control])
 
     return router
