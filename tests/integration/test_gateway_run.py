@@ -2,7 +2,10 @@
 ask/tell client, a gateway SIGKILLed and restarted. On the embedded defaults and PostgreSQL + RabbitMQ."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.client import Client, Task, TaskEndedError
@@ -166,3 +170,22 @@ def test_the_client_runs_trials_and_records_a_trial_that_raises(servers: tuple[s
     assert all(r["value"] == r["params"]["x"] ** 2 for r in rows if r["state"] == "finished")
     assert len(repo.metrics(tid)) == 6
     assert {p.site for p in repo.pilots(tid)} == {"client"}
+
+
+def test_the_ask_and_tell_example_runs_as_shipped(servers: tuple[str, str], tmp_path: Path) -> None:
+    db, broker = servers
+    repo = Repository(db)
+    example = Path(__file__).resolve().parents[2] / "examples" / "askandtell"
+    raw = yaml.safe_load((example / "task.yaml").read_text())
+    tid, _ = submit(repo, parse_task(raw, str(example / "task.yaml"), base_dir=example))
+    token = repo.task(tid).token
+    assert token
+    with gateway_process(db, broker, tmp_path / "gateway.log") as gw, steering(repo, broker, tid):
+        out = subprocess.run([sys.executable, str(example / "train.py"), "--server", gw.url, "--task", str(tid),
+                              "--pilot-token", token], capture_output=True, text=True, timeout=240,
+                             env={k: v for k, v in os.environ.items() if k != "GRIDHPO_API_TOKEN"})
+    assert out.returncode == 0, out.stderr
+    assert f"task {tid} has ended" in out.stdout
+    rows = results(repo, repo.task(tid))
+    assert len(rows) == raw["budget"]["max_points"] and all(r["state"] == "finished" for r in rows)
+    assert len(repo.metrics(tid)) == 5 * len(rows)
