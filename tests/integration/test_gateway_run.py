@@ -189,3 +189,29 @@ def test_the_ask_and_tell_example_runs_as_shipped(servers: tuple[str, str], tmp_
     rows = results(repo, repo.task(tid))
     assert len(rows) == raw["budget"]["max_points"] and all(r["state"] == "finished" for r in rows)
     assert len(repo.metrics(tid)) == 5 * len(rows)
+
+
+def test_early_stopping_decisions_and_checkpoints_reach_http_pilots(servers: tuple[str, str], home: Path,
+                                                                   tmp_path: Path) -> None:
+    from tests.integration.test_early_stopping import spec as asha_task
+    from tests.integration.test_early_stopping import steps_by_attempt
+
+    db, broker = servers
+    repo = Repository(db)
+    tid, _ = submit(repo, asha_task(tmp_path))
+    token = repo.task(tid).token
+    assert token
+    with gateway_process(db, broker, tmp_path / "gateway.log") as gw, steering(repo, broker, tid):
+        pilots = LocalPilots(tid, 2, NO_BROKER, tmp_path / "logs", token=token, extra_args=[
+            "--server", gw.url, "--store", f"file://{home}/store", "--idle-timeout", "60"])
+        pilots.start()
+        _run(repo, tid, [pilots])
+    points = repo.points(tid)
+    stopped = [p for p in points if p.state == "stopped"]
+    finished = [p for p in points if p.state == "finished"]
+    assert stopped and finished and len(stopped) + len(finished) == 9
+    steps = steps_by_attempt(repo, tid)
+    for p in stopped:
+        assert max(max(s) for s in steps[p.id].values()) < 9.0
+        assert "stopped by the asha scheduler" in (p.message or "")
+    assert repo.checkpoints(tid), "checkpoints went to the store, their records through the gateway"
