@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from gridhpo.bookkeeping import Repository
+from gridhpo.client import Client
+from gridhpo.errors import ConfigError
 from gridhpo.gateway import Gateway, pilot_router, repository_tokens
 from gridhpo.gateway.router import MAX_BODY_BYTES
 from gridhpo.protocol import Broker, ControlMessage, Event, PointMessage
@@ -209,3 +213,43 @@ def test_a_wrong_token_is_refused_at_once_and_an_absent_gateway_after_the_patien
                                                       pilot_id="p").to_json())
     with pytest.raises(GatewayError, match="not an http"):
         HttpBroker("ftp://example.org", 1, "t")
+
+
+# ---------------------------------------------------------------------- the ask/tell client
+
+
+def test_importing_gridhpo_leaves_the_client_until_it_is_used() -> None:
+    code = ("import sys, gridhpo\n"
+            "assert 'gridhpo.client' not in sys.modules and 'gridhpo.protocol' not in sys.modules\n"
+            "assert gridhpo.Client.__module__ == 'gridhpo.client'\n"
+            "assert not {'fastapi', 'sqlalchemy', 'numpy'} & set(sys.modules), 'the client stays light'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_client_submits_a_task_file_and_takes_its_pilot_token(tmp_path: Path) -> None:
+    seen: list[tuple[str, str, Any]] = []
+    api = FastAPI()
+
+    @api.post("/api/v1/tasks", status_code=201)
+    async def create(request: Request) -> dict[str, Any]:
+        seen.append((request.url.path, request.headers["authorization"], await request.json()))
+        return {"id": 7, "name": "mine", "state": "active"}
+
+    @api.post("/api/v1/tasks/{tid}/token")
+    async def token(tid: int, request: Request) -> dict[str, Any]:
+        seen.append((request.url.path, request.headers["authorization"], await request.json()))
+        return {"task": tid, "token": "pilot-token-7", "expires_at": None}
+
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text("name: mine\nsearch_space: {x: {type: float, low: 0, high: 1}}\n")
+    with serving(api) as url:
+        task = Client(url, "api-token").create(task_file, name="renamed")
+    assert (task.id, task.token) == (7, "pilot-token-7")
+    assert seen == [("/api/v1/tasks", "Bearer api-token", {"task": {"name": "mine", "search_space": {
+        "x": {"type": "float", "low": 0, "high": 1}}}, "name": "renamed"}),
+        ("/api/v1/tasks/7/token", "Bearer api-token", {"revoke": False, "expires": None})]
+    task_file.write_text("a: [")
+    with pytest.raises(ConfigError, match="not YAML"):
+        Client(url, "t").create(task_file)  # refused before any request
+    assert len(seen) == 2
