@@ -212,18 +212,18 @@ class Gateway:
     # ------------------------------------------------------------------ events and control
 
     def report(self, task_id: int, pilot_id: str, messages: list[dict[str, Any]], renew: list[str],
-               acks: list[str]) -> list[Any]:
+               acks: list[str], confirm: bool = True) -> list[Any]:
         """One events request in one go (one thread hop): leases renewed, acks applied, the
         messages passed on; returns the control messages waiting for the pilot."""
         self.renew(task_id, renew)
         self.ack_all(task_id, acks)
         if messages:
-            self.publish(task_id, messages)
+            self.publish(task_id, messages, confirm)
         return self.control(task_id, pilot_id)
 
-    def publish(self, task_id: int, messages: list[dict[str, Any]]) -> None:
+    def publish(self, task_id: int, messages: list[dict[str, Any]], confirm: bool = True) -> None:
         """Pass a pilot's events (and hellos) on to the task's events queue, unchanged."""
-        self.reports.publish_many([(events_queue(task_id), m) for m in messages])
+        self.reports.publish_many([(events_queue(task_id), m) for m in messages], confirm)
 
     def control(self, task_id: int, pilot_id: str) -> list[Any]:
         """The steering's messages waiting for this pilot (decisions, verdicts on its token)."""

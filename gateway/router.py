@@ -84,6 +84,8 @@ class EventsRequest(_Strict):
     renew: list[str] = Field(default_factory=list, max_length=MAX_POINTS * 4,
                              description="Deliveries this pilot still holds: their leases are renewed.")
     acks: list[str] = Field(default_factory=list, max_length=MAX_ACKS, description=_ACKS)
+    confirm: bool = Field(default=True, description="Wait for the broker's confirm before answering; false for "
+                          "results whose loss the steering detects (their point is acked later), as on the broker.")
 
 
 class EventsAnswer(BaseModel):
@@ -187,7 +189,8 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
                 raise _error(422, f"messages.{i}: not an event or hello of task {task_id}", f"messages.{i}")
             if len(json.dumps(m)) > MAX_MESSAGE_BYTES:
                 raise _error(413, f"messages.{i}: over the limit of {MAX_MESSAGE_BYTES} bytes", f"messages.{i}")
-        control = await run_in_threadpool(gw.report, task_id, body.pilot_id, body.messages, body.renew, body.acks)
+        control = await run_in_threadpool(gw.report, task_id, body.pilot_id, body.messages, body.renew, body.acks,
+                                           body.confirm)
         return EventsAnswer(control=[c if isinstance(c, dict) else {"value": c} for c in control])
 
     return router

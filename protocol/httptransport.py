@@ -307,15 +307,16 @@ class HttpBroker(Broker):
             by_pilot.setdefault(str(m["pilot_id"]), []).append(m)
         for pilot_id, mine in by_pilot.items():
             for chunk in _chunks(mine, MAX_MESSAGE_BYTES):
-                self.post_events(pilot_id, chunk)
+                self.post_events(pilot_id, chunk, confirm is not False)
 
-    def post_events(self, pilot_id: str, messages: list[dict[str, Any]]) -> list[Any]:
+    def post_events(self, pilot_id: str, messages: list[dict[str, Any]], confirm: bool = True) -> list[Any]:
         """Post ``messages`` (maybe none) for ``pilot_id``; returns the control messages that came back."""
         acks = self._take_acks()
         with self.lock:
             renew = sorted(self._held - set(acks))[:256]
         answer = self.client.request("POST", self._path("events"),
-                                     {"pilot_id": pilot_id, "messages": messages, "renew": renew, "acks": acks})
+                                     {"pilot_id": pilot_id, "messages": messages, "renew": renew, "acks": acks,
+                                      "confirm": confirm})
         self._acked(acks)
         control = list(_items(answer, "control"))
         with self.lock:
