@@ -8,6 +8,7 @@ points does. One real HTTP pilot runs a trivial task beside them. One steering s
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import threading
@@ -15,8 +16,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlparse
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import Broker, Event
@@ -39,20 +39,69 @@ def _task(points: int, evaluation: dict[str, Any]) -> Any:
     }, base_dir=HERE)
 
 
+class _Conn:
+    """One kept-alive HTTP/1.1 connection, as minimal as can be: a thousand of them in one
+    process must cost the simulating side little (a pooled client scans its pool per request)."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        for attempt in (0, 1):
+            try:
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                assert self.reader is not None
+                data = json.dumps(body).encode()
+                self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}"
+                                  f"\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                                  .encode() + data)
+                await self.writer.drain()
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                return status, json.loads(await self.reader.readexactly(length))
+            except (OSError, asyncio.IncompleteReadError, StopIteration):
+                if self.writer is not None:
+                    self.writer.close()
+                self.reader = self.writer = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
 class _Sim:
     def __init__(self, url: str, tid: int, token: str, n: int) -> None:
         self.url, self.tid, self.token, self.n = url, tid, token, n
+        parsed = urlparse(url)
+        self.host, self.port = str(parsed.hostname), int(parsed.port or 80)
         self.latencies: list[float] = []
         self.errors = 0
         self.measuring = False
 
-    async def pilot(self, client: httpx.AsyncClient, i: int, until: float) -> None:
+    async def _post(self, conn: _Conn, path: str, body: dict[str, Any]) -> Any:
+        """The answer of a 200, retried on anything else, as a pilot does."""
+        while True:
+            try:
+                status, answer = await conn.post(path, body)
+                if status == 200:
+                    return answer
+            except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError):
+                pass
+            self.errors += 1
+            await asyncio.sleep(0.5)
+
+    async def pilot(self, i: int, until: float) -> None:
         pid = f"sim-{i}-{uuid.uuid4().hex[:6]}"
         base = f"/api/v1/pilot/tasks/{self.tid}"
+        conn, polls = _Conn(self.host, self.port, self.token), _Conn(self.host, self.port, self.token)
         point = None
+        request = uuid.uuid4().hex  # retried as a pilot does: the same points again
         while point is None and time.monotonic() < until:
-            r = await client.post(f"{base}/points", json={"request_id": uuid.uuid4().hex, "wait": 5})
-            got = r.json()["points"]
+            got = (await self._post(conn, f"{base}/points", {"request_id": request, "wait": 5}))["points"]
             point = got[0] if got else None
         if point is None:
             return
@@ -63,40 +112,30 @@ class _Sim:
                          pilot_id=pid, site="sim", data={"host": "sim"} if etype == "started" else {},
                          auth=self.token).to_json()
 
-        await client.post(f"{base}/events", json={"pilot_id": pid, "messages": [event("started")],
+        await self._post(conn, f"{base}/events", {"pilot_id": pid, "messages": [event("started")],
                                                   "acks": [point["delivery"]]})
-        poller = asyncio.create_task(self._poll(client, base, until))
+        poller = asyncio.create_task(self._poll(polls, base, until))
         await asyncio.sleep(random.uniform(0, BEAT))
         while time.monotonic() < until:
             t0 = time.monotonic()
-            try:
-                r = await client.post(f"{base}/events", json={"pilot_id": pid, "messages": [event("heartbeat")]})
-                r.raise_for_status()
-                if self.measuring:
-                    self.latencies.append(time.monotonic() - t0)
-            except httpx.HTTPError:
-                self.errors += 1
+            await self._post(conn, f"{base}/events", {"pilot_id": pid, "messages": [event("heartbeat")]})
+            if self.measuring:
+                self.latencies.append(time.monotonic() - t0)
             await asyncio.sleep(max(0.0, BEAT - (time.monotonic() - t0)))
         await poller
 
-    async def _poll(self, client: httpx.AsyncClient, base: str, until: float) -> None:
+    async def _poll(self, conn: _Conn, base: str, until: float) -> None:
         while time.monotonic() < until:
-            try:
-                r = await client.post(f"{base}/points", json={"request_id": uuid.uuid4().hex, "wait": 5})
-                for p in r.json()["points"]:  # the task has no point left; if one came, give it back
-                    await client.post(f"{base}/settle", json={"delivery": p["delivery"], "action": "requeue"})
-            except (httpx.HTTPError, ValueError):
-                self.errors += 1
+            answer = await self._post(conn, f"{base}/points", {"request_id": uuid.uuid4().hex, "wait": 5})
+            for p in answer["points"]:  # the task has no point left; if one came, give it back
+                await self._post(conn, f"{base}/settle", {"delivery": p["delivery"], "action": "requeue"})
 
     async def run(self, warmup: float, duration: float) -> None:
-        limits = httpx.Limits(max_connections=2 * self.n + 10, max_keepalive_connections=2 * self.n + 10)
-        async with httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
-                                     limits=limits, timeout=60) as client:
-            until = time.monotonic() + warmup + duration
-            tasks = [asyncio.create_task(self.pilot(client, i, until)) for i in range(self.n)]
-            await asyncio.sleep(warmup)
-            self.measuring = True
-            await asyncio.gather(*tasks)
+        until = time.monotonic() + warmup + duration
+        tasks = [asyncio.create_task(self.pilot(i, until)) for i in range(self.n)]
+        await asyncio.sleep(warmup)
+        self.measuring = True
+        await asyncio.gather(*tasks)
 
 
 def _steer(repo: Repository, mq: str, stop: threading.Event, rounds: list[float]) -> None:

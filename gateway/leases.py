@@ -125,6 +125,11 @@ class Gateway:
             out.points.append((self._hold(d, task_id, request), d.body))
         return out
 
+    def knows(self, task_id: int, request: str) -> bool:
+        """Points are held for this request (its answer was lost: it is asked again)."""
+        with self._lock:
+            return (task_id, request) in self._requests
+
     def seems_empty(self, queue: str) -> bool:
         """The queue was found empty a moment ago: many long-polls of one task cost the broker
         one look per ``EMPTY_RECHECK``, not one each."""
@@ -218,7 +223,9 @@ class Gateway:
         self.renew(task_id, renew)
         self.ack_all(task_id, acks)
         if messages:
-            self.publish(task_id, messages, confirm)
+            # a heartbeat lost with the broker is replaced by the next one (lost_after is several
+            # heartbeats long): waiting for its confirm, the bulk of a busy gateway's work, buys nothing
+            self.publish(task_id, messages, confirm and not all(_heartbeat(m) for m in messages))
         return self.control(task_id, pilot_id)
 
     def publish(self, task_id: int, messages: list[dict[str, Any]], confirm: bool = True) -> None:
@@ -236,3 +243,7 @@ class Gateway:
             d.ack()
             out.append(d.body)
         return out
+
+
+def _heartbeat(message: dict[str, Any]) -> bool:
+    return all(k in message for k in ("kind", "type")) and (message["kind"], message["type"]) == ("event", "heartbeat")

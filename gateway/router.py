@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gridhpo.gateway.auth import TokenLookup, authorised
-from gridhpo.gateway.leases import Gateway
+from gridhpo.gateway.leases import Gateway, Taken
 from gridhpo.protocol import Broker
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, message_kind, points_queue
 
@@ -138,12 +138,19 @@ async def _long_poll(gw: Gateway, request: Request, task_id: int, token: str, bo
     queue = points_queue(task_id, token)
     deadline = time.monotonic() + body.wait
     pause = LONG_POLL_EVERY
-    taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
-    while not taken.points and time.monotonic() < deadline and not await request.is_disconnected():
+    taken = Taken()
+    if gw.knows(task_id, body.request_id) or not gw.seems_empty(queue):
+        taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
+    asked = time.monotonic()
+    while not taken.points and time.monotonic() < deadline:
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, LONG_POLL_MAX_PAUSE)
         if not gw.seems_empty(queue):
             taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
+        if time.monotonic() - asked > 1.0:  # a pilot gone meanwhile: stop waiting for it (not at every look: costly)
+            asked = time.monotonic()
+            if await request.is_disconnected():
+                break
     return PointsAnswer(points=[PointOut(delivery=d, body=b if isinstance(b, dict) else {"value": b})
                                 for d, b in taken.points])
 
