@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.protocol import Broker, Event
+from gridhpo.protocol.httptransport import LONG_POLL
 from gridhpo.steering.runner import LocalPilots, submit
 from gridhpo.steering.service import Steering
 from gridhpo.steering.taskfile import parse_task
@@ -101,7 +102,7 @@ class _Sim:
         point = None
         request = uuid.uuid4().hex  # retried as a pilot does: the same points again
         while point is None and time.monotonic() < until:
-            got = (await self._post(conn, f"{base}/points", {"request_id": request, "wait": 5}))["points"]
+            got = (await self._post(conn, f"{base}/points", {"request_id": request, "wait": LONG_POLL}))["points"]
             point = got[0] if got else None
         if point is None:
             return
@@ -126,7 +127,7 @@ class _Sim:
 
     async def _poll(self, conn: _Conn, base: str, until: float) -> None:
         while time.monotonic() < until:
-            answer = await self._post(conn, f"{base}/points", {"request_id": uuid.uuid4().hex, "wait": 5})
+            answer = await self._post(conn, f"{base}/points", {"request_id": uuid.uuid4().hex, "wait": LONG_POLL})
             for p in answer["points"]:  # the task has no point left; if one came, give it back
                 await self._post(conn, f"{base}/settle", {"delivery": p["delivery"], "action": "requeue"})
 

@@ -61,6 +61,7 @@ class Gateway:
         self._leases: dict[str, Lease] = {}
         self._requests: dict[tuple[int, str], list[str]] = {}
         self._empty_at: dict[str, float] = {}
+        self._looking: dict[str, int] = {}  # queues requests are taking points from now: how many
         self._sweeper: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -96,9 +97,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ points
 
-    def take(self, task_id: int, token: str, request: str, most: int) -> Taken:
+    def take(self, task_id: int, token: str, request: str, most: int, probe: bool = True) -> Taken:
         """Up to ``most`` points of the task, without waiting; the same ones again for a
-        request id seen before whose points are still held."""
+        request id seen before whose points are still held. A ``probe`` (not woken by
+        ``gateway.waiting`` for points known to be ready) gives up at once where the queue was
+        just found empty or another request is looking at it."""
         with self._lock:
             again = self._requests.get((task_id, request))
             if again is not None:
@@ -111,24 +114,41 @@ class Gateway:
                         out.points.append((did, held.delivery.body))
                 return out
         queue = points_queue(task_id, token)
-        if self.seems_empty(queue):
-            return Taken()
+        with self._lock:
+            # one look at a queue at a time: the long-polls that wake together while another
+            # looks wait for their next turn, instead of queueing up on the broker's lock
+            if probe and (self.seems_empty(queue) or self._looking.get(queue, 0) > 0):
+                return Taken()
+            self._looking[queue] = self._looking.get(queue, 0) + 1
         out = Taken()
-        while len(out.points) < most:
-            d = self.broker.get(queue)
-            if d is None:
-                self._empty_at[queue] = time.monotonic()
-                break
-            if isinstance(d.body, Undecodable):
-                d.dead_letter(f"unreadable message on task {task_id}'s point queue: {d.body.reason}")
-                continue
-            out.points.append((self._hold(d, task_id, request), d.body))
+        try:
+            while len(out.points) < most:
+                d = self.broker.get(queue)
+                if d is None:
+                    self._empty_at[queue] = time.monotonic()
+                    break
+                if isinstance(d.body, Undecodable):
+                    d.dead_letter(f"unreadable message on task {task_id}'s point queue: {d.body.reason}")
+                    continue
+                out.points.append((self._hold(d, task_id, request), d.body))
+        finally:
+            with self._lock:
+                self._looking[queue] -= 1
+                if not self._looking[queue]:
+                    del self._looking[queue]
         return out
 
     def knows(self, task_id: int, request: str) -> bool:
         """Points are held for this request (its answer was lost: it is asked again)."""
         with self._lock:
             return (task_id, request) in self._requests
+
+    def looking(self, queue: str) -> bool:
+        """A request is taking points from the queue now (read without the lock: a hint)."""
+        return queue in self._looking
+
+    def found_empty(self, queue: str) -> None:
+        self._empty_at[queue] = time.monotonic()
 
     def seems_empty(self, queue: str) -> bool:
         """The queue was found empty a moment ago: many long-polls of one task cost the broker

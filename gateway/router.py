@@ -15,7 +15,6 @@ for a field that is missing, unknown or out of range, naming it).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gridhpo.gateway.auth import TokenLookup, authorised
 from gridhpo.gateway.leases import Gateway, Taken
+from gridhpo.gateway.waiting import Waiting
 from gridhpo.protocol import Broker
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, message_kind, points_queue
 
@@ -37,9 +37,8 @@ PREFIX = "/api/v1/pilot"
 MAX_BODY_BYTES = 2 * MAX_MESSAGE_BYTES  # a request's body; one message is at most MAX_MESSAGE_BYTES
 MAX_WAIT = 30.0  # seconds a long-poll may ask to wait
 MAX_POINTS = 64  # points one request may take
+DISCONNECT_EVERY = 5.0  # seconds between a long-poll's checks that its pilot is still there
 MAX_MESSAGES = 500  # messages one events request may carry
-LONG_POLL_EVERY = 0.02  # seconds before a long-poll looks at an empty queue again...
-LONG_POLL_MAX_PAUSE = 0.2  # ...growing to this: a point waits at most this long for a waiting pilot
 _ID = r"^[A-Za-z0-9_.:-]+$"
 MAX_ACKS = 256  # deliveries one request may acknowledge
 _ACKS = "Deliveries to acknowledge first (their start is reported): a pilot's acks ride on its next request."
@@ -131,26 +130,21 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _long_poll(gw: Gateway, request: Request, task_id: int, token: str, body: PointsRequest) -> PointsAnswer:
-    """Points, looked for until ``body.wait`` passes: at once (a retried request gets its points
-    again), then after pauses growing to ``LONG_POLL_MAX_PAUSE``, skipping the broker while
-    the queue was just found empty (a thousand waiting pilots cost what one does)."""
+async def _long_poll(gw: Gateway, waiting: Waiting, request: Request, task_id: int, token: str,
+                     body: PointsRequest) -> PointsAnswer:
+    """Points, looked for at once (a retried request gets its points again), then when the
+    queue's watcher says some are ready (``gateway/waiting.py``), until ``body.wait`` passes."""
     queue = points_queue(task_id, token)
     deadline = time.monotonic() + body.wait
-    pause = LONG_POLL_EVERY
     taken = Taken()
     if gw.knows(task_id, body.request_id) or not gw.seems_empty(queue):
         taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
-    asked = time.monotonic()
-    while not taken.points and time.monotonic() < deadline:
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 1.5, LONG_POLL_MAX_PAUSE)
-        if not gw.seems_empty(queue):
-            taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max)
-        if time.monotonic() - asked > 1.0:  # a pilot gone meanwhile: stop waiting for it (not at every look: costly)
-            asked = time.monotonic()
-            if await request.is_disconnected():
-                break
+    while not taken.points and (left := deadline - time.monotonic()) > 0:
+        # in slices: a pilot gone meanwhile is not waited for to the end (asking is not free)
+        if await waiting.wait(queue, min(left, DISCONNECT_EVERY)):
+            taken = await run_in_threadpool(gw.take, task_id, token, body.request_id, body.max, False)
+        elif await request.is_disconnected():
+            break
     return PointsAnswer(points=[PointOut(delivery=d, body=b if isinstance(b, dict) else {"value": b})
                                 for d, b in taken.points])
 
@@ -161,6 +155,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
     making it on first use, or a ready ``Gateway``) the steering uses; ``tokens``: the task's
     pilot token now (``gateway.auth.repository_tokens(repo)``)."""
     gw = broker if isinstance(broker, Gateway) else Gateway(broker)
+    waiting = Waiting(gw)
     router = APIRouter(prefix=prefix, tags=["pilots"], responses=_AUTH_ERRORS)
 
     def check(request: Request, task_id: int) -> None:
@@ -176,7 +171,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         token = request.headers["authorization"].partition(" ")[2].strip()
         if body.acks:
             await run_in_threadpool(gw.ack_all, task_id, body.acks)
-        return await _long_poll(gw, request, task_id, token, body)
+        return await _long_poll(gw, waiting, request, task_id, token, body)
 
     @router.post("/tasks/{task_id}/settle", response_model=SettleAnswer, openapi_extra=_schema(SettleRequest))
     async def settle(task_id: int, request: Request) -> SettleAnswer:

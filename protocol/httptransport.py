@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/pilot"
 PATIENCE = 120.0  # seconds a request is retried before the gateway counts as unreachable
-LONG_POLL = 5.0  # seconds a point request waits at the gateway
+LONG_POLL = 10.0  # seconds a point request waits at the gateway (a pilot stopped meanwhile exits after it)
 CONTROL_EVERY = 2.0  # seconds between fetches of control messages when no event went out
 HELLO_CONTROL_EVERY = 0.25  # ... while a hello waits for its answer
 HELLO_WINDOW = 15.0  # seconds after a hello during which control is fetched faster
