@@ -126,6 +126,7 @@ class _Sim:
         await poller
 
     async def _poll(self, conn: _Conn, base: str, until: float) -> None:
+        await asyncio.sleep(random.uniform(0, LONG_POLL))  # pilots do not all start together
         while time.monotonic() < until:
             answer = await self._post(conn, f"{base}/points", {"request_id": uuid.uuid4().hex, "wait": LONG_POLL})
             for p in answer["points"]:  # the task has no point left; if one came, give it back

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from gridhpo.tokens import same
-
 TOKEN_TTL = 2.0  # seconds a task's token is cached
 MAX_CACHED = 10_000  # tasks remembered at most (made-up ids included): the cache is cleared beyond
 
@@ -33,31 +31,40 @@ class _Tasks(Protocol):
     def find_task(self, ref: str | int) -> _Row | None: ...
 
 
-def repository_tokens(repo: _Tasks, ttl: float = TOKEN_TTL) -> TokenLookup:
-    """A ``TokenLookup`` over a ``gridhpo.bookkeeping.Repository``."""
-    cache: dict[int, tuple[float, str | None, float | None]] = {}
-    lock = threading.Lock()
+class RepositoryTokens:
+    """A ``TokenLookup`` over a ``gridhpo.bookkeeping.Repository``, cached ``ttl`` seconds per task."""
 
-    def lookup(task_id: int) -> str | None:
-        now = time.monotonic()
-        with lock:
-            hit = cache.get(task_id)
-        if hit is None or now - hit[0] > ttl:
-            row = repo.find_task(task_id)
-            token, expires = (row.token, row.token_expires_at) if row is not None else (None, None)
-            with lock:
-                if len(cache) >= MAX_CACHED:
-                    cache.clear()
-                cache[task_id] = (now, token, expires)
-        else:
-            _, token, expires = hit
-        if token is None or (expires is not None and time.time() >= expires):
-            return None
-        return token
+    def __init__(self, repo: _Tasks, ttl: float = TOKEN_TTL) -> None:
+        self.repo = repo
+        self.ttl = ttl
+        self._cache: dict[int, tuple[float, str | None, float | None]] = {}
+        self._lock = threading.Lock()
 
-    return lookup
+    def cached(self, task_id: int) -> tuple[bool, str | None]:
+        """(True, the token) when the cache answers without the database (the gateway then
+        checks a request without handing it to a thread), else (False, None)."""
+        with self._lock:
+            hit = self._cache.get(task_id)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return False, None
+        return True, _valid(hit[1], hit[2])
+
+    def __call__(self, task_id: int) -> str | None:
+        known, token = self.cached(task_id)
+        if known:
+            return token
+        row = self.repo.find_task(task_id)
+        token, expires = (row.token, row.token_expires_at) if row is not None else (None, None)
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[task_id] = (time.monotonic(), token, expires)
+        return _valid(token, expires)
 
 
-def authorised(lookup: TokenLookup, task_id: int, presented: str) -> bool:
-    token = lookup(task_id)
-    return token is not None and bool(presented) and same(presented, token)
+def _valid(token: str | None, expires: float | None) -> str | None:
+    return None if token is None or (expires is not None and time.time() >= expires) else token
+
+
+def repository_tokens(repo: _Tasks, ttl: float = TOKEN_TTL) -> RepositoryTokens:
+    return RepositoryTokens(repo, ttl)

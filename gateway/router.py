@@ -25,11 +25,12 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from gridhpo.gateway.auth import TokenLookup, authorised
+from gridhpo.gateway.auth import RepositoryTokens, TokenLookup
 from gridhpo.gateway.leases import Gateway, Taken
 from gridhpo.gateway.waiting import Waiting
 from gridhpo.protocol import Broker
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, message_kind, points_queue
+from gridhpo.tokens import same
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +159,21 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
     waiting = Waiting(gw)
     router = APIRouter(prefix=prefix, tags=["pilots"], responses=_AUTH_ERRORS)
 
-    def check(request: Request, task_id: int) -> None:
+    async def check(request: Request, task_id: int) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not authorised(tokens, task_id, presented.strip()):
-            raise _error(401, f"task {task_id}: the pilot token is wrong, replaced or expired (Authorization: Bearer)")
+        presented = presented.strip()
+        if scheme.lower() == "bearer" and presented:
+            known, token = tokens.cached(task_id) if isinstance(tokens, RepositoryTokens) else (False, None)
+            if not known:  # the database is asked in a thread
+                token = await run_in_threadpool(tokens, task_id)
+            if token is not None and same(presented, token):
+                return
+        raise _error(401, f"task {task_id}: the pilot token is wrong, replaced or expired (Authorization: Bearer)")
 
     @router.post("/tasks/{task_id}/points", response_model=PointsAnswer, openapi_extra=_schema(PointsRequest))
     async def points(task_id: int, request: Request) -> PointsAnswer:
         """Take points of the task, waiting up to ``wait`` seconds for the first."""
-        await run_in_threadpool(check, request, task_id)
+        await check(request, task_id)
         body = await _body(request, PointsRequest)
         token = request.headers["authorization"].partition(" ")[2].strip()
         if body.acks:
@@ -176,7 +183,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
     @router.post("/tasks/{task_id}/settle", response_model=SettleAnswer, openapi_extra=_schema(SettleRequest))
     async def settle(task_id: int, request: Request) -> SettleAnswer:
         """Acknowledge a point (its start is reported), give it back, or set it aside."""
-        await run_in_threadpool(check, request, task_id)
+        await check(request, task_id)
         body = await _body(request, SettleRequest)
         done = await run_in_threadpool(gw.settle, task_id, body.delivery, body.action, body.reason)
         return SettleAnswer(settled=done)
@@ -184,7 +191,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
     @router.post("/tasks/{task_id}/events", response_model=EventsAnswer, openapi_extra=_schema(EventsRequest))
     async def events(task_id: int, request: Request) -> EventsAnswer:
         """Report events (heartbeats included); the answer holds the steering's decisions for the pilot."""
-        await run_in_threadpool(check, request, task_id)
+        await check(request, task_id)
         body = await _body(request, EventsRequest)
         for i, m in enumerate(body.messages):
             if message_kind(m) not in ("event", "hello") or "task_id" not in m or m["task_id"] != task_id:
