@@ -140,12 +140,22 @@ class Task:
                 except MessageError as exc:
                     d.dead_letter(f"malformed point message for task {self.id}: {exc}")
                     continue
-                trial = Trial(self, msg)
+                try:
+                    trial = Trial(self, msg)
+                except MessageError as exc:  # settings out of range: the point fails, the next one comes
+                    self._failed(msg, str(exc))
+                    d.ack()
+                    continue
                 trial.send("started", {"host": socket.gethostname()})
                 d.ack()
                 return trial
         raise TaskEndedError(f"task {self.id} {self.ended.state}" + (f": {self.ended.reason}" if self.ended.reason
                                                                      else ""))
+
+    def _failed(self, msg: PointMessage, reason: str) -> None:
+        ev = Event(type="failed", task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
+                   pilot_id=self.pilot_id, site=self.site, data={"reason": reason, "stderr": ""}, auth=self.token)
+        self.broker.publish(events_queue(msg.task_id), ev.to_json())
 
     def trials(self) -> Iterator[Trial]:
         """Trial after trial until the task ends (use each in a ``with`` block)."""

@@ -253,3 +253,21 @@ def test_the_client_submits_a_task_file_and_takes_its_pilot_token(tmp_path: Path
     with pytest.raises(ConfigError, match="not YAML"):
         Client(url, "t").create(task_file)  # refused before any request
     assert len(seen) == 2
+
+
+def test_a_point_the_client_cannot_run_fails_and_the_next_one_comes(setup: Setup) -> None:
+    s = setup
+    bad = PointMessage(task_id=s.tid, task_name="t", point_id=9, number=9, attempt=1, params={"x": 9},
+                       evaluation={"command": "true", "heartbeat": -1}, objective={"metric": "loss"})
+    s.broker.publish(points_queue(s.tid, s.token), bad.to_json())
+    good = s.point(1)
+    with serving(s.app) as url:
+        task = Client(url, "unused").attach(s.tid, pilot_token=s.token)
+        trial = task.trial()
+        assert trial.msg.message_id == good.message_id
+        trial.finish(loss=1.0)
+        task.close()
+    sent = [d.body for _ in range(3) if (d := s.broker.get(events_queue(s.tid))) is not None]
+    assert [(e["point_id"], e["type"]) for e in sent] == [(9, "failed"), (1, "started"), (1, "finished")]
+    assert "heartbeat" in sent[0]["data"]["reason"]
+    assert s.gw.held() == 0, "both points acknowledged"
