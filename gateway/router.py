@@ -19,9 +19,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,7 @@ MAX_ACKS = 256  # deliveries one request may acknowledge
 _ACKS = "Deliveries to acknowledge first (their start is reported): a pilot's acks ride on its next request."
 
 _M = TypeVar("_M", bound=BaseModel)
+TaskId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The task's id")]  # the bookkeeping's column
 
 
 class _Strict(BaseModel):
@@ -171,7 +173,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         raise _error(401, f"task {task_id}: the pilot token is wrong, replaced or expired (Authorization: Bearer)")
 
     @router.post("/tasks/{task_id}/points", response_model=PointsAnswer, openapi_extra=_schema(PointsRequest))
-    async def points(task_id: int, request: Request) -> PointsAnswer:
+    async def points(task_id: TaskId, request: Request) -> PointsAnswer:
         """Take points of the task, waiting up to ``wait`` seconds for the first."""
         await check(request, task_id)
         body = await _body(request, PointsRequest)
@@ -181,7 +183,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         return await _long_poll(gw, waiting, request, task_id, token, body)
 
     @router.post("/tasks/{task_id}/settle", response_model=SettleAnswer, openapi_extra=_schema(SettleRequest))
-    async def settle(task_id: int, request: Request) -> SettleAnswer:
+    async def settle(task_id: TaskId, request: Request) -> SettleAnswer:
         """Acknowledge a point (its start is reported), give it back, or set it aside."""
         await check(request, task_id)
         body = await _body(request, SettleRequest)
@@ -189,7 +191,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         return SettleAnswer(settled=done)
 
     @router.post("/tasks/{task_id}/events", response_model=EventsAnswer, openapi_extra=_schema(EventsRequest))
-    async def events(task_id: int, request: Request) -> EventsAnswer:
+    async def events(task_id: TaskId, request: Request) -> EventsAnswer:
         """Report events (heartbeats included); the answer holds the steering's decisions for the pilot."""
         await check(request, task_id)
         body = await _body(request, EventsRequest)

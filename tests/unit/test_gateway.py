@@ -81,6 +81,8 @@ def test_bad_requests_get_their_status_code_and_the_gateway_serves_on(setup: Set
         assert r.status_code == 401, (headers, r.text)
         assert s.token not in r.text
     assert s.client.post("/api/v1/pilot/tasks/999/points", headers=s.auth(), json=good).status_code == 401
+    for tid in ("0", "-1", str(2**63), "x"):
+        assert s.client.post(f"/api/v1/pilot/tasks/{tid}/points", headers=s.auth(), json=good).status_code == 422
     bad_json = s.client.post(url, headers={**s.auth(), "Content-Type": "application/json"}, content=b"{not json")
     assert bad_json.status_code == 400 and "not JSON" in bad_json.json()["detail"]["error"]
     for body, field in (({"request_id": "r1", "extra": 1}, "extra"), ({}, "request_id"),
