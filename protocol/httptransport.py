@@ -42,6 +42,7 @@ CONTROL_EVERY = 2.0  # seconds between fetches of control messages when no event
 HELLO_CONTROL_EVERY = 0.25  # ... while a hello waits for its answer
 HELLO_WINDOW = 15.0  # seconds after a hello during which control is fetched faster
 _RETRIED_STATUS = (429, 500, 502, 503, 504)
+_CONTROL = control_queue("")  # a pilot's control queue is this and its id
 KEEPALIVE_IDLE = 4.0  # seconds a kept-alive connection may idle before a new one is opened (uvicorn closes at 5)
 
 
@@ -244,8 +245,8 @@ class HttpBroker(Broker):
     # ------------------------------------------------------------------ points
 
     def get(self, queue: str) -> Delivery | None:
-        if queue.startswith("gridhpo.control."):
-            return self._next_control(queue.removeprefix("gridhpo.control."))
+        if queue.startswith(_CONTROL):
+            return self._next_control(queue.removeprefix(_CONTROL))
         got = self.drain(queue, 1)
         return got[0] if got else None
 
