@@ -216,6 +216,7 @@ class HttpBroker(Broker):
     def close(self) -> None:
         with self.lock:
             acks, self._acks = self._acks, []
+        self.client.patience = min(self.client.patience, 10.0)  # an exit is not held up for long
         try:
             for did in acks:  # so that the gateway does not wait for their leases to end
                 self.settle(did, "ack")
