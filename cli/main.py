@@ -171,13 +171,16 @@ def steer(db: str | None, broker: str | None, verbose: int) -> None:
 @click.option("--store", default=None, metavar="URL",
               help="Checkpoint store (file:///path, s3://bucket/prefix?endpoint=URL); default: the task "
                    "file's evaluation.checkpoint.store, else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
+@click.option("--server", envvar="GRIDHPO_SERVER", default=None, metavar="URL",
+              help="Take points and report through the service's pilot gateway (https://...) instead of the "
+                   "broker: a site needs only outbound HTTPS (docs/gateway.md). Needs the task's token.")
 @broker_option
 @db_option
 @verbosity
 def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, walltime: str | None,
           idle_timeout: str | None, workdir: Path | None, runtime: str | None, keep_workdirs: bool, keep_failed: int,
           keep_failed_size: str, token: str | None, token_file: Path | None, env_file: Path | None,
-          store: str | None, broker: str | None, db: str | None, verbose: int) -> None:
+          store: str | None, server: str | None, broker: str | None, db: str | None, verbose: int) -> None:
     """Evaluate points of one task until its budget, walltime or --max-points ends."""
     _setup_logging(verbose, logging.INFO)
     token, broker = _pilot_secrets(token, token_file, env_file, broker)
@@ -207,7 +210,11 @@ def pilot(task: str, pilot_id: str | None, site: str, max_points: int | None, wa
     if pilot_id:
         cfg.pilot_id = pilot_id
     cfg.workroot = workdir or config.home() / "work" / cfg.pilot_id
-    with Broker(config.broker_url(broker)) as b:
+    if server is not None and not token:
+        raise click.UsageError("--server needs the task's token (--token-file, GRIDHPO_TOKEN or --token)")
+    from gridhpo.protocol.httptransport import HttpBroker
+
+    with HttpBroker(server, task_id, token) if server and token else Broker(config.broker_url(broker)) as b:
         p = Pilot(b, cfg)
         p.install_signal_handlers()
         stats = p.run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse
@@ -20,6 +20,9 @@ from gridhpo.bookkeeping.repository import Repository
 from gridhpo.service import dashboard, guards, schemas
 from gridhpo.service import tasks as ops
 from gridhpo.service.accounts import Accounts, AuthError, UserRow
+
+if TYPE_CHECKING:
+    from gridhpo.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +44,24 @@ class Context:
     store_url: str  # the checkpoint store of pilots served over HTTP: --store, GRIDHPO_STORE, the default
 
 
-def create_app(repo: Repository, store_url: str | None = None, max_body: int = guards.MAX_BODY) -> FastAPI:
+def create_app(repo: Repository, store_url: str | None = None, max_body: int = guards.MAX_BODY,
+               gateway: Gateway | None = None) -> FastAPI:
+    """The service's app; with ``gateway``, pilots reach their tasks through it too (docs/gateway.md)."""
     app = FastAPI(title="gridhpo", version=__version__, responses=ERRORS,
                   description="Hyperparameter optimisation tasks of the users of one gridhpo service.")
     app.state.ctx = Context(repo, Accounts(repo), config.store_url(store_url))
     guards.install(app)
     app.include_router(router)
     dashboard.install(app, app.state.ctx.accounts)
+    wider: dict[str, int] = {}
+    if gateway is not None:
+        from gridhpo.gateway import PREFIX, pilot_router, repository_tokens
+        from gridhpo.gateway.router import MAX_BODY_BYTES
+
+        app.include_router(pilot_router(gateway, repository_tokens(repo)))
+        wider[PREFIX] = MAX_BODY_BYTES
     app.add_middleware(guards.CatchAll)
-    app.add_middleware(guards.BodyLimit, limit=max_body)
+    app.add_middleware(guards.BodyLimit, limit=max_body, wider=wider)
     return app
 
 

@@ -33,16 +33,20 @@ class BodyLimit:
     """Refuse (413) a request body larger than ``limit`` before the route reads it: a
     Content-Length that says so at once, a chunked body once that many bytes came."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY, wider: dict[str, int] | None = None) -> None:
+        # wider: a limit of its own for the paths under a prefix (the pilot gateway's events
+        # carry up to two messages of MAX_MESSAGE_BYTES each)
+        self.app, self.limit, self.wider = app, limit, dict(wider or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        limit = next((n for prefix, n in self.wider.items() if path.startswith(prefix)), self.limit)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         size, more = 0, True
@@ -53,8 +57,8 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             more = bool(message.get("more_body"))
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
         body = b"".join(chunks)
         sent = False
@@ -68,8 +72,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(413, f"the request body is larger than {self.limit} bytes", "body")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error(413, f"the request body is larger than {limit} bytes", "body")
         await response(scope, receive, send)
 
 

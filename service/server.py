@@ -106,7 +106,13 @@ def serve(options: ServerOptions) -> None:
     kwargs: dict[str, Any] = {}
     if options.certfile is not None:
         kwargs.update(ssl_certfile=str(options.certfile), ssl_keyfile=str(options.keyfile))
-    app = create_app(repo, config.store_url(options.store))
+    from gridhpo.gateway import Gateway
+    from gridhpo.protocol import Broker
+
+    broker_url = config.broker_url(options.broker)
+    # pilots that reach the service over HTTPS alone take points and report through this
+    gateway = Gateway(lambda: Broker(broker_url))
+    app = create_app(repo, config.store_url(options.store), gateway=gateway)
     # the access log holds method, path and status: never a token, which travels only in a header
     server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_config=None, access_log=True,
                                            server_header=False, proxy_headers=False, **kwargs))
@@ -124,6 +130,7 @@ def serve(options: ServerOptions) -> None:
     try:
         server.run()
     finally:
+        gateway.close()  # the points it still holds go back to their queues
         if steerer is not None:
             steerer.close()
         repo.close()
