@@ -19,6 +19,19 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from gridhpo.bookkeeping.db import connect
 from gridhpo.bookkeeping.models import Attempt, CheckpointRecord, MetricReport, Pilot, Point, Task
+from gridhpo.bookkeeping.records import (
+    AttemptFields,
+    AttemptUpdate,
+    CheckpointEvent,
+    LateResult,
+    MetricLine,
+    NewAttempt,
+    NewPoint,
+    PilotDone,
+    PilotSeen,
+    PointUpdate,
+    Record,
+)
 from gridhpo.config import redact
 from gridhpo.errors import BookkeepingError, ConfigError, NotFoundError
 
@@ -51,6 +64,56 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
                     or self.metrics or self.pilots or self.checkpoints or self.new_points)
+
+    def add(self, record: Record) -> bool:
+        """Add one typed record (bookkeeping/records.py) to the batch. False for an attempt
+        update with no row to go to: neither its id nor its creation in this batch."""
+        if isinstance(record, PointUpdate):
+            self.point_updates[record.point_id] = {
+                "b_id": record.point_id, "state": _plain(record.state), "value": record.value,
+                "attempt": record.attempt, "message": record.message, "dispatched_at": record.dispatched_at,
+                "ended_at": record.ended_at}
+        elif isinstance(record, AttemptUpdate):
+            return self._update_attempt(record)
+        elif isinstance(record, NewAttempt):
+            self.new_attempts[(record.point_id, record.number)] = {
+                "point_id": record.point_id, "number": record.number, "pilot_id": record.pilot_id,
+                "site": record.site, "started_at": record.started_at, **_attempt_columns(record.fields)}
+        elif isinstance(record, MetricLine):
+            self.metrics.append({
+                "attempt_id": record.attempt_id, "_key": (record.point_id, record.attempt),
+                "point_id": record.point_id, "seq": record.seq, "step": record.step, "values": record.values,
+                "at": record.at})
+        else:
+            self._add_other(record)
+        return True
+
+    def _add_other(self, record: LateResult | CheckpointEvent | PilotSeen | PilotDone | NewPoint) -> None:
+        if isinstance(record, LateResult):
+            self.late_attempts.append({"b_id": record.attempt_id, "value": record.value, "message": record.message})
+        elif isinstance(record, CheckpointEvent):
+            self.add_checkpoint(record.point_id, record.attempt_id, record.attempt, record.data, record.at)
+        elif isinstance(record, PilotSeen):
+            p = self.pilots.get(record.pilot_id)
+            if p is None:
+                self.pilots[record.pilot_id] = {"id": record.pilot_id, "task_id": record.task_id, "site": record.site,
+                                                "host": record.host, "first_seen": record.at, "last_seen": record.at}
+            else:
+                p["last_seen"] = max(p["last_seen"], record.at)
+        elif isinstance(record, PilotDone):
+            self.pilot_done[record.pilot_id] = self.pilot_done.get(record.pilot_id, 0) + 1
+        else:
+            self.new_points.append({"task_id": record.task_id, "number": record.number, "params": record.params})
+
+    def _update_attempt(self, record: AttemptUpdate) -> bool:
+        columns = _attempt_columns(record.fields)
+        if record.attempt_id is not None:
+            self.attempt_updates[record.attempt_id] = {"b_id": record.attempt_id, **columns}
+        elif (record.point_id, record.number) in self.new_attempts:
+            self.new_attempts[(record.point_id, record.number)].update(columns)
+        else:
+            return False
+        return True
 
     def add_checkpoint(self, point_id: int, attempt_id: int | None, attempt: int, data: dict[str, Any],
                        at: float) -> None:
@@ -340,6 +403,17 @@ class Repository:
                 .values(last_seen=bindparam("last_seen"), points_done=bindparam("points_done")),
                 upd,
             )
+
+
+def _plain(state: str) -> str:
+    """A state as the plain string the column holds (the steering's states are str enums)."""
+    return str.__str__(state)
+
+
+def _attempt_columns(f: AttemptFields) -> dict[str, Any]:
+    return {"state": _plain(f.state), "last_seen": f.last_seen, "ended_at": f.ended_at,
+            "end_reason": None if f.end_reason is None else _plain(f.end_reason),
+            "value": f.value, "message": f.message, "stderr_tail": f.stderr_tail}
 
 
 def _with_attempt_ids(rows: list[dict[str, Any]], new_ids: dict[tuple[int, int], int]) -> list[dict[str, Any]]:
