@@ -74,7 +74,8 @@ class Endings:
 
     def _check(self, row: TaskRow) -> None:
         queue = points_queue(row.id, row.token)
-        open_points = self.repo.retrying("read points", lambda: self.repo.points(row.id, sorted(s.value for s in OPEN_POINT_STATES)))
+        states = sorted(s.value for s in OPEN_POINT_STATES)
+        open_points = self.repo.retrying("read points", lambda: self.repo.points(row.id, states))
         if open_points:
             log.info("task %s (%d) ended while no steering served it: closing its %d open points",
                      row.name, row.id, len(open_points))

@@ -24,7 +24,7 @@ from gridhpo.protocol import Broker, Event, control_queue, events_queue, parse_e
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.endings import Endings
-from gridhpo.steering.lifecycle.effects import Effect, LookUpLate, SendControl, SendPoint, Tell
+from gridhpo.steering.lifecycle.effects import LookUpLate, SendControl, SendPoint, Tell
 from gridhpo.steering.lifecycle.events import (
     AttemptsCreated,
     LateFound,

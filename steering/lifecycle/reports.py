@@ -45,7 +45,9 @@ def receive(life: TaskLifecycle, batch: Received, out: list[Effect]) -> None:
             continue
         out.append(PilotSeen(ev.pilot_id, ev.task_id, ev.site, ev.data.get("host"), batch.now))
         op = life.open.get(ev.point_id)
-        if op is None or ev.attempt != op.attempt:
+        # a paused point's attempt has ended (the pilot stopped it as decided): a report of it
+        # now is a late one, which never changes its point (it would re-queue it, past the depth)
+        if op is None or ev.attempt != op.attempt or op.state == PointState.PAUSED:
             if ev.type in LATE_RESULTS:
                 life.late[ev.event_id] = ev
                 out.append(LookUpLate(ev.task_id, ev.point_id, ev.attempt))
