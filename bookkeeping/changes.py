@@ -38,7 +38,6 @@ class Changes:
     point_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     late_attempts: list[dict[str, Any]] = field(default_factory=list)
     new_points: list[dict[str, Any]] = field(default_factory=list)
-    new_point_ids: list[int] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pilot_done: dict[str, int] = field(default_factory=dict)

@@ -67,6 +67,9 @@ class TaskLifecycle:
         self.pending: list[Suggestion] = []  # suggested, waiting for their PointsCreated
         self.next_number = created if next_number is None else next_number
         self._wire: dict[str, Any] | None = None  # the parts of a point message common to the task
+        # the clock of the last ResendCheck: its queue length is an observation of that moment,
+        # which the messages it sent again have made stale (so one of the same moment is a replay)
+        self._resend_at = -float("inf")
 
     # ------------------------------------------------------------------ views
 
@@ -191,6 +194,9 @@ class TaskLifecycle:
         longer than ``grace`` qualify, so a message in a pilot's hands is left alone. A
         point sent twice is harmless: its events are applied once.
         """
+        if ev.now <= self._resend_at:
+            return
+        self._resend_at = ev.now
         queued = sorted((op for op in self.open.values() if op.state == PointState.QUEUED),
                         key=lambda o: o.dispatched_at)
         stale = [op for op in queued if ev.now - op.dispatched_at > ev.grace]

@@ -96,7 +96,6 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.depth = 4
         self.number = 0  # the optimiser's next suggestion
         self.sent: list[tuple[int, int]] = []  # (point, attempt) of every point message
-        self.last: LifecycleEvent | None = None
         self.closed = False
 
     # ------------------------------------------------------------------ the shell
@@ -104,7 +103,6 @@ class LifecycleMachine(RuleBasedStateMachine):
     def apply(self, event: LifecycleEvent) -> list[Effect]:
         before = self.core.in_flight + len(self.core.pending)
         effects = self.core.apply(event)
-        self.last = event
         # in flight grows only by suggestions within the depth and paused points revived into
         # free slots of ``parallel``; anything else only keeps or ends points
         allowed = before
@@ -136,6 +134,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                 self.sent.append((eff.message.point_id, eff.message.attempt))
         if new_attempts:
             assert self.core.apply(AttemptsCreated(new_attempts)) == []
+        # every event is applied a second time (a redelivery, a retried round): no effect
+        assert self.core.apply(event) == [], f"{type(event).__name__} applied twice had effects"
         return effects
 
     def write_point(self, upd: PointUpdate) -> None:
@@ -162,7 +162,6 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.books.points[i] = ("queued", 1)
         sends = self.apply(PointsCreated(ids, self.now))
         assert [e.message.point_id for e in sends if isinstance(e, SendPoint)] == list(ids)
-        assert self.core.apply(Suggested(points, depth)) == [], "suggestions applied twice"
 
     @rule(dt=st.floats(0, 4))
     def tick(self, dt: float) -> None:
@@ -221,15 +220,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         op = data.draw(st.sampled_from(sorted(self.core.open.values(), key=lambda o: o.id)))
         self.apply(Revoked(op.id, op.attempt, op.pilot_id or "nobody", "token expired", self.now))
 
-    # ------------------------------------------------------------------ idempotence and invariants
-
-    @precondition(lambda self: self.last is not None)
-    @rule()
-    def again(self) -> None:
-        """Whatever event came last, applied again (a redelivery, a retried round): no effect."""
-        assert self.last is not None
-        event = self.last
-        assert self.core.apply(event) == [], f"{type(event).__name__} applied twice had effects"
+    # ------------------------------------------------------------------ invariants
 
     @invariant()
     def books_agree(self) -> None:
@@ -282,3 +273,47 @@ def test_the_task_end_stops_running_pilots_and_ends_every_open_point() -> None:
     assert sorted((e.point_id, e.state) for e in effects if isinstance(e, PointUpdate)) == [
         (1, "cancelled"), (2, "cancelled")]
     assert core.apply(TaskClosed("failed", "too many failures", 6.0)) == []
+
+
+def running_core(pilot: str = "pilot-a", at: float = 0.0) -> TaskLifecycle:
+    """A core with one point, started by ``pilot`` when the steering's clock read ``at``."""
+    spec = task_spec()
+    core = TaskLifecycle(TASK, "core", spec, "q", schedulers.create(spec))
+    core.apply(Suggested((Suggestion(0, {"x": 0.1}),), 4))
+    core.apply(PointsCreated((1,), at))
+    core.apply(Received((Event("started", TASK, 1, 1, pilot),), at))
+    core.apply(AttemptsCreated({(1, 1): 11}))
+    return core
+
+
+def test_an_attempt_is_lost_by_the_steerings_clock_after_lost_after() -> None:
+    core = running_core(at=100.0)
+    assert core.apply(TimeoutCheck(105.0)) == []  # lost_after is 5 s: not yet
+    effects = core.apply(TimeoutCheck(105.5))
+    assert [(e.number, e.fields.state) for e in effects if isinstance(e, AttemptUpdate)] == [(1, "lost")]
+    assert [(e.message.point_id, e.message.attempt) for e in effects if isinstance(e, SendPoint)] == [(1, 2)]
+    assert core.open[1].state == "queued" and core.open[1].dispatched_at == 105.5
+
+
+def test_a_queued_points_lost_message_is_sent_again_after_the_grace_only() -> None:
+    spec = task_spec()
+    core = TaskLifecycle(TASK, "core", spec, "q", schedulers.create(spec))
+    core.apply(Suggested((Suggestion(0, {"x": 0.1}), Suggestion(1, {"x": 0.2})), 4))
+    core.apply(PointsCreated((1, 2), 100.0))
+    assert not core.has_stale(101.0, grace=2.0) and core.has_stale(102.5, grace=2.0)
+    # one of the two messages is still in the queue: the older one is sent again
+    effects = core.apply(ResendCheck(102.5, waiting=1, grace=2.0))
+    assert [e.message.point_id for e in effects if isinstance(e, SendPoint)] == [1]
+    assert core.apply(ResendCheck(102.5, waiting=1, grace=2.0)) == []
+
+
+def test_a_report_of_a_paused_points_ended_attempt_never_requeues_it() -> None:
+    """The pilot paused the attempt as decided; a later report of that attempt (an interrupt
+    by walltime) is a late one: the point stays paused and holds no slot."""
+    core = running_core()
+    core.apply(Received((Event("interrupted", TASK, 1, 1, "pilot-a", data={"decision": "pause"}),), 1.0))
+    assert core.open[1].state == "paused" and core.in_flight == 0
+    late = Event("interrupted", TASK, 1, 1, "pilot-a", data={"reason": "walltime", "cause": "walltime"})
+    effects = core.apply(Received((late,), 2.0))
+    assert all(isinstance(e, PilotSeen) for e in effects) and core.open[1].state == "paused"
+    assert core.in_flight == 0
