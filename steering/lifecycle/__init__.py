@@ -14,7 +14,8 @@ Contract:
 - Idempotent: an event applied twice yields no effect the second time. Pilot events are
   deduplicated by event id (the state alone cannot tell a second metric line from a
   redelivered one); the service's own events by the state (a point already lost, a
-  suggestion's number already created, a late result already resolved).
+  suggestion's number already created, a late result already resolved), and a
+  ``ResendCheck`` by its clock reading (the queue length it carries is stale once acted on).
 - Invariants: a point ends once; at most the depth asked in ``Suggested`` is in flight;
   an event of an attempt that is not the point's current one never changes the point.
 
