@@ -10,13 +10,14 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from gridhpo.bookkeeping.changes import Changes as Changes  # where the batch was, and still is imported from
 from gridhpo.bookkeeping.db import connect
 from gridhpo.bookkeeping.models import Attempt, CheckpointRecord, MetricReport, Pilot, Point, Task
 from gridhpo.config import redact
@@ -30,45 +31,6 @@ T_ATTEMPT = cast(Table, Attempt.__table__)
 T_METRIC = cast(Table, MetricReport.__table__)
 T_PILOT = cast(Table, Pilot.__table__)
 T_CHECKPOINT = cast(Table, CheckpointRecord.__table__)
-
-
-@dataclass
-class Changes:
-    """One batch of writes. Updates are keyed by row id so that a later change of the same
-    row in the batch replaces the earlier one (each update sets every field it owns)."""
-
-    new_attempts: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
-    attempt_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    point_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    late_attempts: list[dict[str, Any]] = field(default_factory=list)
-    new_points: list[dict[str, Any]] = field(default_factory=list)
-    new_point_ids: list[int] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pilot_done: dict[str, int] = field(default_factory=dict)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
-                    or self.metrics or self.pilots or self.checkpoints or self.new_points)
-
-    def add_checkpoint(self, point_id: int, attempt_id: int | None, attempt: int, data: dict[str, Any],
-                       at: float) -> None:
-        """Record a ``checkpoint`` event: one the attempt saved, or (``restored``) started from."""
-        try:
-            row = {
-                "attempt_id": attempt_id, "_key": (point_id, attempt), "point_id": point_id,
-                "kind": "restored" if data.get("restored") else "saved", "sequence": int(data["sequence"]),
-                "key": str(data["key"]), "size": int(data["size"]), "sha256": str(data["sha256"]),
-                "source_attempt": int(data.get("attempt", attempt)), "saved_at": float(data.get("time", at)),
-                "at": at,
-            }
-        except (KeyError, TypeError, ValueError) as exc:
-            # a malformed event from a pilot must not stop the steering's batch
-            log.error("point %d attempt %d: malformed checkpoint event dropped (%r): %.300r",
-                      point_id, attempt, exc, data)
-            return
-        self.checkpoints.append(row)
 
 
 @dataclass(frozen=True)

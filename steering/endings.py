@@ -16,16 +16,17 @@ import logging
 import time
 from typing import Any
 
+from gridhpo.bookkeeping.records import AttemptFields, AttemptUpdate, PointUpdate
 from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
 from gridhpo.errors import GridHPOError
 from gridhpo.protocol import Broker, ControlMessage, control_queue, points_queue
 from gridhpo.protocol.messages import TASK_END_STATES, TaskEnd
+from gridhpo.steering.lifecycle.states import OPEN_POINT_STATES, AttemptState, PointState
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 60.0
 HORIZON = 7 * 86400.0  # pilots of a task that ended longer ago are not expected any more
-OPEN_POINT_STATES = ("queued", "running", "paused")
 
 
 class Endings:
@@ -73,7 +74,8 @@ class Endings:
 
     def _check(self, row: TaskRow) -> None:
         queue = points_queue(row.id, row.token)
-        open_points = self.repo.retrying("read points", lambda: self.repo.points(row.id, OPEN_POINT_STATES))
+        states = sorted(s.value for s in OPEN_POINT_STATES)
+        open_points = self.repo.retrying("read points", lambda: self.repo.points(row.id, states))
         if open_points:
             log.info("task %s (%d) ended while no steering served it: closing its %d open points",
                      row.name, row.id, len(open_points))
@@ -89,20 +91,18 @@ class Endings:
         now = time.time()
         changes = Changes()
         for p in points:
-            paused = p.state == "paused"
-            changes.point_updates[p.id] = {
-                "b_id": p.id, "state": "stopped" if paused else "cancelled", "value": p.value if paused else None,
-                "attempt": p.attempt, "dispatched_at": p.dispatched_at, "ended_at": now,
-                "message": "paused, not revived before the task ended" if paused else "task ended",
-            }
-        current = {p.id: p.attempt for p in points if p.state == "running"}
+            paused = p.state == PointState.PAUSED
+            changes.add(PointUpdate(
+                p.id, PointState.STOPPED if paused else PointState.CANCELLED, p.attempt, p.dispatched_at,
+                p.value if paused else None, "paused, not revived before the task ended" if paused else "task ended",
+                now))
+        current = {p.id: p.attempt for p in points if p.state == PointState.RUNNING}
         stops = []
         for a in self.repo.retrying("read attempts", lambda: self.repo.attempts(point_ids=list(current))):
-            if current.get(a.point_id) != a.number or a.state != "running":
+            if current.get(a.point_id) != a.number or a.state != AttemptState.RUNNING:
                 continue
-            changes.attempt_updates[a.id] = {
-                "b_id": a.id, "state": "cancelled", "last_seen": a.last_seen, "ended_at": now,
-                "end_reason": "task ended", "value": None, "message": None, "stderr_tail": None}
+            changes.add(AttemptUpdate(a.point_id, a.number, a.id,
+                                      AttemptFields(AttemptState.CANCELLED, a.last_seen, now, "task ended")))
             if a.pilot_id:
                 stops.append((control_queue(a.pilot_id), ControlMessage(
                     task_id=row.id, point_id=a.point_id, attempt=a.number, action="stop",

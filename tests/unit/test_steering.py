@@ -123,14 +123,16 @@ def test_interrupted_points_come_back_until_max_attempts(env: tuple[Repository, 
         (1, "interrupted", "walltime"), (2, "interrupted", "signal")]
 
 
-def test_a_silent_attempt_is_lost_and_its_late_result_never_overwrites(env: tuple[Repository, Broker]) -> None:
+def test_a_silent_attempt_is_lost_and_its_late_result_never_overwrites(env: tuple[Repository, Broker],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     repo, broker = env
+    clock = SteeringClock(monkeypatch)
     tid, _ = submit(repo, spec(parallel=1))
     s = Steering(repo, broker, check_interval=0.1)
     s.step()
     [m] = take(broker, tid)
     feed(s, broker, [ev("started", m)])
-    time.sleep(2.5)  # lost_after is 2 s
+    clock.now += 2.5  # lost_after is 2 s
     s.check_timeouts()
     [m2] = take(broker, tid)
     assert m2["attempt"] == 2
@@ -143,15 +145,17 @@ def test_a_silent_attempt_is_lost_and_its_late_result_never_overwrites(env: tupl
     assert a2.state == "finished" and a2.value == 5.0
 
 
-def test_a_point_message_lost_in_transit_is_sent_again(env: tuple[Repository, Broker]) -> None:
+def test_a_point_message_lost_in_transit_is_sent_again(env: tuple[Repository, Broker],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     repo, broker = env
+    clock = SteeringClock(monkeypatch)
     tid, _ = submit(repo, spec(parallel=2))
     s = Steering(repo, broker, requeue_grace=0.5, check_interval=0.1)
     s.step()
     lost = broker.get(points_queue(tid, TOKENS[tid]))  # a pilot took it and died before reporting
     assert lost is not None
     lost.ack()
-    time.sleep(0.7)
+    clock.now += 0.7
     s.check_timeouts()
     again = take(broker, tid)
     assert len(again) == 2  # the one still waiting, and the lost one sent again

@@ -1,0 +1,124 @@
+"""Typed writes of the steering's lifecycle, as the bookkeeping takes them.
+
+The steering's core says *what* changed (a point's new state, an attempt's end, a metric
+line) in these records; only ``bookkeeping.repository`` turns them into rows, so column
+names live in one package. The module imports no database library: the core that builds
+these records runs without one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PointUpdate:
+    """Every field of a point the steering owns, as they are now."""
+
+    point_id: int
+    state: str
+    attempt: int
+    dispatched_at: float
+    value: float | None = None
+    message: str | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AttemptFields:
+    """Every field of an attempt the steering sets after its start."""
+
+    state: str
+    last_seen: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    value: float | None = None
+    message: str | None = None
+    stderr_tail: str | None = None
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    """An attempt a pilot started: its row is created in the batch."""
+
+    point_id: int
+    number: int
+    pilot_id: str
+    site: str
+    started_at: float
+    fields: AttemptFields
+
+
+@dataclass(frozen=True)
+class AttemptUpdate:
+    """The current attempt's fields: by its id, or (id not known yet) by (point, number) when
+    its row is created in the same batch."""
+
+    point_id: int
+    number: int
+    attempt_id: int | None
+    fields: AttemptFields
+
+
+@dataclass(frozen=True)
+class LateResult:
+    """A result for an attempt the steering gave up: kept on the attempt only."""
+
+    attempt_id: int
+    value: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    """One metrics line of an attempt (``attempt_id`` None: the attempt is new in the batch)."""
+
+    point_id: int
+    attempt: int
+    attempt_id: int | None
+    seq: int
+    step: float | None
+    values: dict[str, Any]
+    at: float
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    """A ``checkpoint`` event's payload, recorded on its attempt."""
+
+    point_id: int
+    attempt: int
+    attempt_id: int | None
+    data: dict[str, Any]
+    at: float
+
+
+@dataclass(frozen=True)
+class PilotSeen:
+    """A pilot reported at ``at`` (the first report creates its row)."""
+
+    pilot_id: str
+    task_id: int
+    site: str
+    host: Any
+    at: float
+
+
+@dataclass(frozen=True)
+class PilotDone:
+    """A pilot's result was applied: one more point done."""
+
+    pilot_id: str
+
+
+@dataclass(frozen=True)
+class NewPoint:
+    """A suggestion to record as a queued point."""
+
+    task_id: int
+    number: int
+    params: dict[str, Any]
+
+
+Record = (PointUpdate | NewAttempt | AttemptUpdate | LateResult | MetricLine | CheckpointEvent | PilotSeen
+          | PilotDone | NewPoint)

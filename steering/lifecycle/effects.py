@@ -1,0 +1,49 @@
+"""What the lifecycle core asks for: typed outputs the service carries out.
+
+Records to write (``gridhpo.bookkeeping.records``, committed in one transaction), messages
+to publish once they are committed, results to tell the optimiser, and attempts to look up
+in the bookkeeping (a late result's attempt is not in memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gridhpo.bookkeeping.records import Record
+from gridhpo.protocol import ControlMessage, PointMessage
+
+
+@dataclass(frozen=True)
+class SendPoint:
+    """A point's message for the pilots, on the task's points queue."""
+
+    queue: str
+    message: PointMessage
+
+
+@dataclass(frozen=True)
+class SendControl:
+    """A decision about a running attempt, on its pilot's control queue."""
+
+    pilot_id: str
+    message: ControlMessage
+
+
+@dataclass(frozen=True)
+class Tell:
+    """A point's result for the optimiser (``value`` None: it failed)."""
+
+    number: int
+    value: float | None
+
+
+@dataclass(frozen=True)
+class LookUpLate:
+    """A result for an attempt not open any more: the service reads the attempt's id and
+    state and hands them back as ``LateFound``."""
+
+    task_id: int
+    point_id: int
+    attempt: int
+
+
+Effect = Record | SendPoint | SendControl | Tell | LookUpLate
