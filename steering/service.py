@@ -9,11 +9,9 @@ and applying them twice changes nothing.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
@@ -30,7 +28,15 @@ from gridhpo.protocol import (
     parse_event,
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
-from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
+from gridhpo.protocol.events import (
+    INTERRUPT_CAUSES,
+    FailedData,
+    FinishedData,
+    InterruptedData,
+    MetricData,
+    StartedData,
+)
+from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, PointObjective, ResourceBudget
 from gridhpo.steering.endings import Endings
 from gridhpo.steering.lock import SteeringLock
 from gridhpo.steering.optimisers import Suggestion
@@ -42,7 +48,6 @@ from gridhpo.steering.state import OpenPoint, TaskState, load_task, objective_re
 log = logging.getLogger(__name__)
 
 # why an attempt was interrupted, as pilots report it: its end_reason in the bookkeeping
-INTERRUPT_CAUSES = ("walltime", "signal", "site")
 # the states of an attempt the steering gave up on: only these take a late result
 GIVEN_UP = ("lost", "interrupted", "cancelled")
 
@@ -228,14 +233,15 @@ class Steering:
     def point_message(task: TaskState, op: OpenPoint) -> dict[str, Any]:
         if task.wire is None:
             es = task.spec.early_stopping
-            task.wire = {"evaluation": asdict(task.spec.evaluation),
-                         "objective": {"metric": task.spec.objective.metric, "mode": task.spec.objective.mode},
-                         "budget": {} if es.scheduler == "none" else {
-                             "resource": es.resource, "min_resource": es.min_resource,
-                             "max_resource": es.max_resource, "scheduler": es.scheduler}}
+            # the typed parts common to the task's points, made once
+            task.wire = {"evaluation": task.spec.evaluation,
+                         "objective": PointObjective(metric=task.spec.objective.metric, mode=task.spec.objective.mode),
+                         "budget": None if es.scheduler == "none" else ResourceBudget(
+                             resource=es.resource, min_resource=es.min_resource,
+                             max_resource=es.max_resource, scheduler=es.scheduler)}
         msg = PointMessage(task_id=task.id, task_name=task.row.name, point_id=op.id, number=op.number,
                            attempt=op.attempt, params=op.params, **task.wire)
-        return msg.__dict__.copy()
+        return msg.to_json()
 
     def _publish(self, msgs: list[tuple[str, dict[str, Any]]]) -> None:
         try:
@@ -361,19 +367,21 @@ class Steering:
                 self._finish(changes, task, op, ev)
             elif ev.type == "failed":
                 self._start(changes, task, op, ev)
-                self._fail(changes, task, op, ev.data.get("reason") or "evaluation failed",
-                           ev.data.get("stderr"), ev.time)
+                failed = ev.payload
+                assert isinstance(failed, FailedData)
+                self._fail(changes, task, op, failed.reason, failed.stderr, ev.time)
             elif ev.type == "checkpoint":
                 self._start(changes, task, op, ev)
                 changes.add_checkpoint(op.id, op.attempt_id, op.attempt, ev.data, ev.time)
             elif ev.type == "interrupted":
                 self._start(changes, task, op, ev)
-                if ev.data.get("decision") in CONTROL_ACTIONS:
-                    self._halt(changes, task, op, str(ev.data["decision"]), ev.time)
+                stop = ev.payload
+                assert isinstance(stop, InterruptedData)
+                if stop.decision in CONTROL_ACTIONS:
+                    self._halt(changes, task, op, stop.decision, ev.time)
                 else:
-                    cause = ev.data.get("cause")
-                    self._interrupt(changes, task, op, "interrupted", ev.data.get("reason") or "interrupted",
-                                    ev.time, publishes, cause if cause in INTERRUPT_CAUSES else "interrupted")
+                    self._interrupt(changes, task, op, "interrupted", stop.reason, ev.time, publishes,
+                                    stop.cause if stop.cause in INTERRUPT_CAUSES else "interrupted")
         for task, op in heartbeats.values():
             # only attempts still running at the end of the batch: a point that ended later in
             # the batch (a steering behind, or restarted, gets a heartbeat and the result
@@ -400,8 +408,10 @@ class Steering:
     def _seen_pilot(self, changes: Changes, ev: Event, received: float) -> None:
         p = changes.pilots.get(ev.pilot_id)
         if p is None:
+            started = ev.payload
             changes.pilots[ev.pilot_id] = {"id": ev.pilot_id, "task_id": ev.task_id, "site": ev.site,
-                                           "host": ev.data.get("host"), "first_seen": received, "last_seen": received}
+                                           "host": started.host if isinstance(started, StartedData) else None,
+                                           "first_seen": received, "last_seen": received}
         else:
             p["last_seen"] = max(p["last_seen"], received)
 
@@ -418,8 +428,9 @@ class Steering:
         self._point(changes, op, "running")
 
     def _finish(self, changes: Changes, task: TaskState, op: OpenPoint, ev: Event) -> None:
-        value = float(ev.data["value"])
-        message = ev.data.get("message") or None
+        result = ev.payload
+        assert isinstance(result, FinishedData)
+        value, message = result.value, result.message
         self._point(changes, op, "finished", value, message, ev.time)
         self._attempt(changes, op, "finished", "finished", ev.time, value, message)
         del task.open[op.id]
@@ -467,7 +478,9 @@ class Steering:
 
     def _judge(self, task: TaskState, op: OpenPoint, ev: Event, publishes: list[tuple[str, dict[str, Any]]]) -> None:
         """Pass an intermediate result to the task's scheduler; a stop or pause goes to the pilot."""
-        report = objective_report(task.spec, ev.data["values"], ev.data.get("step"))
+        metric = ev.payload
+        assert isinstance(metric, MetricData)
+        report = objective_report(task.spec, metric.values, metric.step)
         if report is None:
             return
         step, value = report
@@ -540,18 +553,20 @@ class Steering:
                          ev.type, ev.point_id, ev.attempt)
                 # a late result is recorded on its attempt but never changes its state
                 # or the point: a newer attempt owns the point now
+                late_result = ev.payload
+                said = late_result.message if isinstance(late_result, FinishedData) else (
+                    late_result.reason if isinstance(late_result, FailedData) else None)
                 changes.late_attempts.append({
-                    "b_id": aid, "value": ev.data.get("value") if ev.type == "finished" else None,
-                    "message": f"late {ev.type} after the attempt was given up: "
-                               f"{ev.data.get('message') or ev.data.get('reason') or ''}".strip(),
+                    "b_id": aid, "value": late_result.value if isinstance(late_result, FinishedData) else None,
+                    "message": f"late {ev.type} after the attempt was given up: {said or ''}".strip(),
                 })
 
     @staticmethod
     def _metric_row(point_id: int, attempt_id: int | None, key: tuple[int, int] | None, ev: Event) -> dict[str, Any]:
-        step = ev.data.get("step")
-        return {"attempt_id": attempt_id, "_key": key, "point_id": point_id, "seq": int(ev.data["seq"]),
-                "step": float(step) if isinstance(step, (int, float)) and math.isfinite(step) else None,
-                "values": dict(ev.data["values"]), "at": ev.time}
+        metric = ev.payload
+        assert isinstance(metric, MetricData)
+        return {"attempt_id": attempt_id, "_key": key, "point_id": point_id, "seq": metric.seq,
+                "step": metric.step, "values": metric.values, "at": ev.time}
 
     @staticmethod
     def _point(changes: Changes, op: OpenPoint, state: str, value: float | None = None,
