@@ -57,6 +57,10 @@ class _Fields:
             raise MessageError(f"{self.where}.{key} is missing")
         return default
 
+    def section(self, key: str) -> object:
+        """A nested mapping's wire form; left out, all its fields take their defaults."""
+        return self.raw[key] if key in self.raw else {}
+
     def text(self, key: str) -> str | None:
         v = self.value(key)
         if v is not None and not isinstance(v, str):
@@ -171,8 +175,8 @@ class EvaluationSpec:
             grace=f.seconds("grace", positive=False),
             heartbeat=f.seconds("heartbeat", positive=True),
             lost_after=f.seconds("lost_after", positive=True),
-            checkpoint=CheckpointSpec.from_wire(f.value("checkpoint"), f"{where}.checkpoint"),
-            resources=Resources.from_wire(f.value("resources"), f"{where}.resources"),
+            checkpoint=CheckpointSpec.from_wire(f.section("checkpoint"), f"{where}.checkpoint"),
+            resources=Resources.from_wire(f.section("resources"), f"{where}.resources"),
         )
 
 

@@ -13,7 +13,8 @@ import pytest
 from gridhpo.checkpoints import open_store
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
-from gridhpo.protocol import PointMessage
+from gridhpo.protocol import EvaluationSpec, PointMessage, PointObjective
+from gridhpo.protocol.evaluation import CheckpointSpec
 from tests.seaweed import s3_store_url
 from tests.unit.test_checkpoint_archive import chain_members
 from tests.unit.test_checkpoint_manifest import plant_newest
@@ -28,7 +29,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def _msg(attempt: int) -> PointMessage:
     return PointMessage(task_id=9, task_name="pilot", point_id=90, number=1, attempt=attempt, params={},
-                        evaluation={"checkpoint": {"interval": 3600, "max_size": 1 << 20}}, objective={})
+                        evaluation=EvaluationSpec(checkpoint=CheckpointSpec(interval=3600, max_size=1 << 20)),
+                        objective=PointObjective())
 
 
 @pytest.fixture
