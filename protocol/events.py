@@ -259,6 +259,8 @@ def parse_event(body: object) -> Event:
     raw = check_envelope(body, "event")
     b = storable(raw, "event")
     etype = need(b, "type", str)
+    if etype not in PAYLOADS:
+        raise MessageError(f"event type {etype!r} is not one of {', '.join(EVENT_TYPES)}")
     data = dict(need(b, "data", Mapping))
     if etype == "finished" and not finite(data["value"] if "value" in data else None):
         # the reason names the value as sent, before NaN became null
