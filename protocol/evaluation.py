@@ -190,6 +190,11 @@ class PointObjective:
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
 
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """``to_wire()`` made once (read it, never change it)."""
+        return self.to_wire()
+
     @classmethod
     def from_wire(cls, raw: object, where: str = "objective") -> PointObjective:
         f = _Fields(raw, where, cls)
@@ -210,6 +215,11 @@ class ResourceBudget:
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """``to_wire()`` made once (read it, never change it)."""
+        return self.to_wire()
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "budget") -> ResourceBudget | None:

@@ -238,20 +238,24 @@ class Event:
     auth: str = ""  # the task's token, as the pilot was given it
     v: int = PROTOCOL_VERSION
     kind: str = "event"
+    # ``data`` read once (by parse_event or ``of``): the steering reads it again per use
+    _payload: Payload | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, payload: Payload, *, task_id: int, point_id: int, attempt: int, pilot_id: str,
            site: str = "local", auth: str = "") -> Event:
         return cls(type=payload.TYPE.value, task_id=task_id, point_id=point_id, attempt=attempt,
-                   pilot_id=pilot_id, site=site, data=payload_wire(payload), auth=auth)
+                   pilot_id=pilot_id, site=site, data=payload_wire(payload), auth=auth, _payload=payload)
 
     @property
     def payload(self) -> Payload:
         """``data`` typed; for an event from ``parse_event`` this never raises."""
-        return read_payload(self.type, self.data)
+        return self._payload if self._payload is not None else read_payload(self.type, self.data)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"type": self.type, "task_id": self.task_id, "point_id": self.point_id, "attempt": self.attempt,
+                "pilot_id": self.pilot_id, "site": self.site, "data": self.data, "time": self.time,
+                "event_id": self.event_id, "auth": self.auth, "v": self.v, "kind": self.kind}
 
 
 @total
@@ -266,7 +270,7 @@ def parse_event(body: object) -> Event:
         # the reason names the value as sent, before NaN became null
         sent = raw["data"]["value"] if isinstance(raw["data"], Mapping) and "value" in raw["data"] else None
         raise MessageError(f"finished event: value {sent!r} is not a finite number")
-    read_payload(etype, data)
+    payload = read_payload(etype, data)
     for key in ("task_id", "point_id", "attempt"):
         int32(b, key)
     for key, most in PILOT_TEXT.items():
@@ -274,5 +278,5 @@ def parse_event(body: object) -> Event:
     return Event(
         type=EventType(etype).value, task_id=b["task_id"], point_id=b["point_id"], attempt=b["attempt"],
         pilot_id=b["pilot_id"], site=b["site"], data=data, time=float(need(b, "time", (int, float))),
-        event_id=need(b, "event_id", str), auth=auth(b),
+        event_id=need(b, "event_id", str), auth=auth(b), _payload=payload,
     )

@@ -55,8 +55,8 @@ class PointMessage:
         # steering sends thousands of these a second (benchmarks/dispatch.py)
         return {"task_id": self.task_id, "task_name": self.task_name, "point_id": self.point_id,
                 "number": self.number, "attempt": self.attempt, "params": self.params,
-                "evaluation": self.evaluation.wire, "objective": self.objective.to_wire(),
-                "budget": {} if self.budget is None else self.budget.to_wire(), "message_id": self.message_id,
+                "evaluation": self.evaluation.wire, "objective": self.objective.wire,
+                "budget": {} if self.budget is None else self.budget.wire, "message_id": self.message_id,
                 "v": self.v, "kind": self.kind}
 
 
