@@ -8,7 +8,8 @@ defaults defined once on the payload classes:
 - ``started`` ``StartedData(host)``: the pilot took the point;
 - ``heartbeat`` ``HeartbeatData()``: the attempt is alive (every ``evaluation.heartbeat``);
 - ``metric`` ``MetricData(seq, values, step)``: one line of metrics.jsonl;
-- ``checkpoint`` ``CheckpointData(key, size, sha256, sequence, attempt, time, restored, final)``;
+- ``checkpoint`` ``CheckpointData(key, size, sha256, sequence, attempt, time, restored, final,
+  skipped)``: one the attempt saved, or started from;
 - ``finished`` ``FinishedData(value, message, metrics)``: the result;
 - ``failed`` ``FailedData(reason, stderr)``;
 - ``interrupted`` ``InterruptedData(reason, cause, decision)``: stopped before its end by its
@@ -88,6 +89,14 @@ class _Data:
             raise self.fail(key, "an object")
         return dict(v)
 
+    def skipped(self) -> list[dict[str, str]]:
+        """A checkpoint event's ``skipped``: objects of text (key, reason)."""
+        v = self.raw["skipped"] if self.given("skipped") else []
+        if not isinstance(v, list) or not all(
+                isinstance(x, Mapping) and all(isinstance(t, str) for t in x.values()) for x in v):
+            raise self.fail("skipped", "a list of objects of strings")
+        return [dict(x) for x in v]
+
     def flag(self, key: str) -> bool:
         if not self.given(key):
             return False
@@ -142,6 +151,7 @@ class CheckpointData:
     time: float | None = None  # when it was saved
     restored: bool = False  # True: the attempt started from it, rather than saved it
     final: bool = False  # the upload before the attempt's end
+    skipped: list[dict[str, str]] = field(default_factory=list)  # newer ones that failed to restore: key, reason
 
     @classmethod
     def from_wire(cls, d: _Data) -> CheckpointData:
@@ -154,7 +164,8 @@ class CheckpointData:
         saved = d.raw["time"] if "time" in d.raw else None
         return cls(key=key, size=size, sha256=sha, sequence=d.int32("sequence"),
                    attempt=d.int32("attempt") if d.given("attempt") else None,
-                   time=float(saved) if finite(saved) else None, restored=d.flag("restored"), final=d.flag("final"))
+                   time=float(saved) if finite(saved) else None, restored=d.flag("restored"), final=d.flag("final"),
+                   skipped=d.skipped())
 
 
 @dataclass(frozen=True)
