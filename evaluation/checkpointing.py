@@ -25,6 +25,7 @@ from gridhpo.checkpoints.manifest import Entry, Manifest, point_prefix
 from gridhpo.errors import CheckpointError, ConfigError
 from gridhpo.evaluation import environment
 from gridhpo.protocol import PointMessage
+from gridhpo.protocol.evaluation import EvaluationSpec
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
@@ -39,11 +40,11 @@ class Settings:
     signing_key: bytes | None
 
     @classmethod
-    def of(cls, evaluation: dict[str, Any], pilot_store: str | None) -> Settings:
+    def of(cls, evaluation: EvaluationSpec, pilot_store: str | None) -> Settings:
         """The pilot's ``--store`` wins, then the task file's store, then GRIDHPO_STORE / the default."""
-        c = evaluation.get("checkpoint") or {}
-        url = pilot_store or c.get("store") or config.store_url(None)
-        key = c.get("signing_key")
+        c = evaluation.checkpoint
+        url = pilot_store or c.store or config.store_url(None)
+        key = c.signing_key
         environment.register_url(url)
         secret: bytes | None = None
         if key:
@@ -57,8 +58,7 @@ class Settings:
                 environment.register_secret(value)  # and so no evaluation gets variable NAME
             else:
                 secret = str(key).encode()
-        return cls(url, float(c.get("interval", 300.0)), int(c.get("keep", 3)), int(c.get("max_size", 1 << 30)),
-                   secret)
+        return cls(url, c.interval, c.keep, c.max_size, secret)
 
 
 class PointCheckpoints:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import GridHPOError
+from gridhpo.protocol.events import FinishedData, MetricData
 from gridhpo.protocol.messages import json_depth
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,7 @@ def bounded_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 
-def metric_data(seq: int, line: str, who: str) -> dict[str, Any] | None:
+def metric_data(seq: int, line: str, who: str) -> MetricData | None:
     """The data of the metric event for line ``seq`` of metrics.jsonl; None for a line that is
     not a JSON object within the limits (skipped, with a warning naming ``who``)."""
     try:
@@ -319,11 +320,11 @@ def metric_data(seq: int, line: str, who: str) -> dict[str, Any] | None:
         log.warning("%s: metrics.jsonl line %d: %s", who, seq + 1, "; ".join(notes)[:1000])
     if not isinstance(values, dict):
         return None
-    step = values.get("step")
-    return {"seq": seq, "step": step if finite(step) else None, "values": values}
+    step = values.get("step")  # the evaluation's own line, not protocol data
+    return MetricData(seq=seq, values=values, step=step if finite(step) else None)
 
 
-def result_data(out: dict[str, Any], metric: str, source: str) -> tuple[dict[str, Any] | None, str]:
+def result_data(out: dict[str, Any], metric: str, source: str) -> tuple[FinishedData | None, str]:
     """(the data of the ``finished`` event, "") for a usable result, else (None, the reason the
     point failed). Every field is bounded so that the event fits in one message; what was cut
     is noted at the end of the message."""
@@ -345,4 +346,4 @@ def result_data(out: dict[str, Any], metric: str, source: str) -> tuple[dict[str
         log.warning("%s: result cut to fit a message: %s", source, "; ".join(notes)[:1000])
         message = (message + " " if message else "") + truncate(f"[gridhpo: {'; '.join(notes)}]", 4000, "note")
     assert isinstance(value, (int, float))
-    return {"value": float(value), "message": message, "metrics": extra}, ""
+    return FinishedData(value=float(value), message=message, metrics=extra), ""

@@ -54,11 +54,21 @@ from gridhpo.protocol import (
     points_queue,
 )
 from gridhpo.protocol.broker import Delivery, Undecodable
+from gridhpo.protocol.evaluation import EvaluationSpec
+from gridhpo.protocol.events import (
+    ENDING_TYPES,
+    CheckpointData,
+    EventType,
+    FailedData,
+    HeartbeatData,
+    InterruptedData,
+    Payload,
+    StartedData,
+)
+from gridhpo.protocol.points import UnusablePoint
 
 log = logging.getLogger(__name__)
 INLINE_BATCH = 8  # in-process points a pilot takes at once
-_STOPPED = ("interrupted", "stopped", "paused")  # events of an evaluation the pilot stopped
-_ENDS = ("finished", "failed", "interrupted")  # an attempt's last event
 
 
 @dataclass
@@ -172,6 +182,9 @@ class Pilot:
             if isinstance(delivery.body, Undecodable):
                 raise MessageError(delivery.body.reason)
             msg = parse_point(delivery.body)
+        except UnusablePoint as exc:
+            self._unusable(delivery, exc)
+            return None
         except MessageError as exc:
             delivery.dead_letter(f"malformed point message for task {self.cfg.task_id}: {exc}")
             return None
@@ -179,6 +192,19 @@ class Pilot:
             delivery.dead_letter(f"a point of task {msg.task_id} on task {self.cfg.task_id}'s queue")
             return None
         return msg
+
+    def _unusable(self, delivery: Delivery, exc: UnusablePoint) -> None:
+        """A point of ours whose evaluation section this pilot cannot use: that attempt fails
+        with the reason (naming the field), rather than vanishing into the dead letters."""
+        if exc.task_id != self.cfg.task_id:
+            delivery.dead_letter(f"a point of task {exc.task_id} on task {self.cfg.task_id}'s queue")
+            return
+        log.warning("point %d attempt %d failed: %s", exc.number, exc.attempt, exc)
+        self._publish(Event.of(FailedData(reason=truncate(str(exc), MAX_MESSAGE_CHARS, "reason"), stderr=""),
+                               task_id=exc.task_id, point_id=exc.point_id, attempt=exc.attempt,
+                               pilot_id=self.cfg.pilot_id, site=self.cfg.site, auth=self.cfg.token or ""), True)
+        delivery.ack()
+        self.stats.failed += 1
 
     def _handle(self, deliveries: list[Delivery]) -> None:
         accepted = [(d, m) for d in deliveries if (m := self._accept(d)) is not None]
@@ -201,7 +227,7 @@ class Pilot:
             for d, _ in inline:
                 d.ack()
         for d, msg in others:
-            self.send(msg, "started", {"host": self.host})
+            self.send(msg, StartedData(host=self.host))
             d.ack()
             self.evaluate(msg)
 
@@ -238,24 +264,26 @@ class Pilot:
                  self.stats.exit_reason, self.stats.finished, self.stats.failed, self.stats.interrupted)
         return self.stats
 
-    def send(self, msg: PointMessage, etype: str, data: dict[str, Any], confirm: bool = True) -> None:
+    def send(self, msg: PointMessage, payload: Payload, confirm: bool = True) -> None:
         cp = self.checkpoints.current
-        if etype in _STOPPED and cp is not None and cp.msg.point_id == msg.point_id:
+        if payload.TYPE == EventType.INTERRUPTED and cp is not None and cp.msg.point_id == msg.point_id:
             # the last upload happens before the stop is reported: the retry, maybe on
             # another pilot a moment later, must find it (covers every way of stopping)
             cp.final()
-        if etype in _ENDS and self._beat is not None:
+        if payload.TYPE in ENDING_TYPES and self._beat is not None:
             self._beat.stop()  # no heartbeat after the attempt's last event
-        ev = Event(type=etype, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
-                   pilot_id=self.cfg.pilot_id, site=self.cfg.site, data=data, auth=self.cfg.token or "")
+        self._publish(Event.of(payload, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
+                               pilot_id=self.cfg.pilot_id, site=self.cfg.site, auth=self.cfg.token or ""), confirm)
+
+    def _publish(self, ev: Event, confirm: bool) -> None:
         if self._outbox is not None and not confirm:
-            self._outbox.append((events_queue(msg.task_id), ev.to_json()))
+            self._outbox.append((events_queue(ev.task_id), ev.to_json()))
         else:
-            self.broker.publish(events_queue(msg.task_id), ev.to_json(), confirm)
+            self.broker.publish(events_queue(ev.task_id), ev.to_json(), confirm)
 
     # ------------------------------------------------------------------ one attempt
 
-    def runtime(self, evaluation: dict[str, Any]) -> Runtime:
+    def runtime(self, evaluation: EvaluationSpec) -> Runtime:
         name = runtimes.choose(evaluation, self.cfg.runtime)
         if name not in self._runtimes:
             self._runtimes[name] = runtimes.get(name)()
@@ -263,11 +291,7 @@ class Pilot:
 
     def evaluate(self, msg: PointMessage) -> None:
         t0 = time.monotonic()
-        try:
-            settings = AttemptSettings.of(msg.evaluation, msg.objective)
-        except MessageError as exc:
-            self._fail(msg, str(exc), lambda n: "")
-            return
+        settings = AttemptSettings.typed(msg.evaluation, msg.objective)
         try:
             job = self.workdirs.prepare(msg, settings)
         except OSError as exc:
@@ -276,7 +300,7 @@ class Pilot:
                                                        f"{exc.strerror or exc}"))
             return
         try:
-            self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, "checkpoint", data))
+            self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, CheckpointData(**data)))
             runtime = self.runtime(msg.evaluation)
             handle = runtime.start(job)
         except (GridHPOError, OSError) as exc:
@@ -285,7 +309,7 @@ class Pilot:
             self._site_cannot_run(msg, exc if isinstance(exc, GridHPOError) else EvaluationError(str(exc)))
             self.workdirs.ended(job, finished=False, keep=self.cfg.keep_workdirs)
             return
-        self._beat = Heartbeat(lambda: self.send(msg, "heartbeat", {}), settings.heartbeat,
+        self._beat = Heartbeat(lambda: self.send(msg, HeartbeatData()), settings.heartbeat,
                                name=f"heartbeat-{msg.number}").start()
         try:
             outcome = self._watch(msg, job, handle, settings)
@@ -330,15 +354,14 @@ class Pilot:
                 # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
                 handle.stop(grace)
                 self._forward_metrics(msg, metrics, to_end=True)
-                self.send(msg, "interrupted", {"reason": control.reason or control.action,
-                                               "decision": control.action})
+                self.send(msg, InterruptedData(reason=control.reason or control.action, decision=control.action))
                 return "interrupted"
             if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
                 signalled = self.stop_requested.is_set()
                 reason = self.stop_reason or "pilot walltime reached"
                 handle.stop(grace)
                 self._forward_metrics(msg, metrics, to_end=True)
-                self.send(msg, "interrupted", {"reason": reason, "cause": "signal" if signalled else "walltime"})
+                self.send(msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
                 self.stats.interrupted += 1
                 if not self.stop_requested.is_set():
                     self.request_stop(reason)
@@ -385,7 +408,7 @@ class Pilot:
     def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
         data = metric_data(seq, line, f"point {msg.number}")
         if data is not None:
-            self.send(msg, "metric", data)
+            self.send(msg, data)
 
     def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
         if code != 0:
@@ -404,22 +427,21 @@ class Pilot:
         data, reason = result_data(out, metric, source)
         if data is None:
             return self._fail(msg, reason, tail, confirm)
-        self.send(msg, "finished", data, confirm)
+        self.send(msg, data, confirm)
         self.stats.finished += 1
         return "finished"
 
     def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
         text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
-        self.send(msg, "failed", {"reason": truncate(reason, MAX_MESSAGE_CHARS, "reason"), "stderr": text[-4000:]},
-                  confirm)
+        self.send(msg, FailedData(reason=truncate(reason, MAX_MESSAGE_CHARS, "reason"), stderr=text[-4000:]), confirm)
         self.stats.failed += 1
         return "failed"
 
     def _site_cannot_run(self, msg: PointMessage, exc: GridHPOError) -> None:
         """Not the point's fault: it goes back to the queue, and this pilot stops."""
         log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
-        self.send(msg, "interrupted", {"reason": f"site cannot run it: {exc}", "cause": "site"})
+        self.send(msg, InterruptedData(reason=f"site cannot run it: {exc}", cause="site"))
         self.stats.interrupted += 1
         self.request_stop(f"runtime unusable: {exc}")
 
@@ -429,11 +451,7 @@ class Pilot:
         runtime = self.runtime(msg.evaluation)
         assert isinstance(runtime, InProcessRuntime)
         t0 = time.monotonic()
-        try:
-            settings = AttemptSettings.of(msg.evaluation, msg.objective)
-        except MessageError as exc:
-            self._fail(msg, str(exc), lambda n: "", confirm=False)
-            return
+        settings = AttemptSettings.typed(msg.evaluation, msg.objective)
         try:
             out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
         except GridHPOError as exc:

@@ -71,10 +71,11 @@ class Workdirs:
         if workdir.exists():
             shutil.rmtree(workdir)
         (workdir / "checkpoint").mkdir(parents=True)
+        wire = msg.to_json()  # the objective and budget as the evaluation reads them in gridhpo.json
         context = {
             "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
             "attempt": msg.attempt, "pilot_id": self.pilot_id, "site": self.site,
-            "objective": msg.objective, "budget": msg.budget, "workdir": str(workdir),
+            "objective": wire["objective"], "budget": wire["budget"], "workdir": str(workdir),
             "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
                       "checkpoint": "checkpoint"},
         }

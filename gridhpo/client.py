@@ -36,6 +36,14 @@ from gridhpo.errors import ConfigError, GridHPOError, MessageError
 from gridhpo.evaluation.heartbeat import Heartbeat
 from gridhpo.evaluation.outputs import MAX_MESSAGE_CHARS, metric_data, result_data, truncate
 from gridhpo.evaluation.settings import AttemptSettings
+from gridhpo.protocol.events import (
+    ENDING_TYPES,
+    FailedData,
+    HeartbeatData,
+    InterruptedData,
+    Payload,
+    StartedData,
+)
 from gridhpo.protocol.httptransport import PATIENCE, HttpBroker, HttpClient
 from gridhpo.protocol.messages import (
     Event,
@@ -146,15 +154,15 @@ class Task:
                     self._failed(msg, str(exc))
                     d.ack()
                     continue
-                trial.send("started", {"host": socket.gethostname()})
+                trial.send(StartedData(host=socket.gethostname()))
                 d.ack()
                 return trial
         raise TaskEndedError(f"task {self.id} {self.ended.state}" + (f": {self.ended.reason}" if self.ended.reason
                                                                      else ""))
 
     def _failed(self, msg: PointMessage, reason: str) -> None:
-        ev = Event(type="failed", task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
-                   pilot_id=self.pilot_id, site=self.site, data={"reason": reason, "stderr": ""}, auth=self.token)
+        ev = Event.of(FailedData(reason=reason), task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
+                      pilot_id=self.pilot_id, site=self.site, auth=self.token)
         self.broker.publish(events_queue(msg.task_id), ev.to_json())
 
     def trials(self) -> Iterator[Trial]:
@@ -177,20 +185,20 @@ class Trial:
         self.msg = msg
         self.params: dict[str, Any] = dict(msg.params)
         self.number = msg.number
-        self.settings = AttemptSettings.of(msg.evaluation, msg.objective)
+        self.settings = AttemptSettings.typed(msg.evaluation, msg.objective)
         self.decision: str | None = None  # stop or pause, once the steering decided so
         self._reason = ""
         self.ended = False
         self._seq = 0
-        self._beat = Heartbeat(lambda: self.send("heartbeat", {}), self.settings.heartbeat,
+        self._beat = Heartbeat(lambda: self.send(HeartbeatData()), self.settings.heartbeat,
                                name=f"trial-heartbeat-{msg.number}").start()
 
-    def send(self, etype: str, data: dict[str, Any]) -> None:
-        if etype in ("finished", "failed", "interrupted"):
+    def send(self, payload: Payload) -> None:
+        if payload.TYPE in ENDING_TYPES:
             self._beat.stop()
             self.ended = True
-        ev = Event(type=etype, task_id=self.msg.task_id, point_id=self.msg.point_id, attempt=self.msg.attempt,
-                   pilot_id=self.task.pilot_id, site=self.task.site, data=data, auth=self.task.token)
+        ev = Event.of(payload, task_id=self.msg.task_id, point_id=self.msg.point_id, attempt=self.msg.attempt,
+                      pilot_id=self.task.pilot_id, site=self.task.site, auth=self.task.token)
         self.task.broker.publish(events_queue(self.msg.task_id), ev.to_json())
 
     def report(self, step: float, **metrics: Any) -> None:
@@ -199,7 +207,7 @@ class Trial:
         if data is None:
             raise TrialError(f"trial {self.number}: report({step!r}, ...) is not a JSON object of metrics")
         self._seq += 1
-        self.send("metric", data)
+        self.send(data)
 
     def should_stop(self) -> bool:
         """True once the task's scheduler has decided to stop or pause this trial: save what
@@ -222,9 +230,9 @@ class Trial:
             raise TrialError(f"trial {self.number} has ended already")
         data, reason = result_data(dict(metrics), self.settings.metric, "trial.finish")
         if data is None:
-            self.send("failed", {"reason": reason, "stderr": ""})
+            self.send(FailedData(reason=reason))
             raise TrialError(f"trial {self.number}: {reason}")
-        self.send("finished", data)
+        self.send(data)
 
     def __enter__(self) -> Trial:
         return self
@@ -237,10 +245,10 @@ class Trial:
             if exc is not None:
                 reason = truncate(f"{exc_type.__name__ if exc_type else 'error'}: {exc}", MAX_MESSAGE_CHARS, "reason")
                 text = "".join(traceback.format_exception(exc_type, exc, tb))
-                self.send("failed", {"reason": reason, "stderr": text[-4000:]})
+                self.send(FailedData(reason=reason, stderr=text[-4000:]))
             elif self.decision is not None:
-                self.send("interrupted", {"reason": self._reason, "decision": self.decision})
+                self.send(InterruptedData(reason=self._reason, decision=self.decision))
             else:
-                self.send("failed", {"reason": "the trial's block ended without trial.finish()", "stderr": ""})
+                self.send(FailedData(reason="the trial's block ended without trial.finish()"))
         finally:
             self._beat.stop()

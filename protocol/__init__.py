@@ -1,5 +1,6 @@
-"""The wire protocol shared by the steering and the pilots: message schemas, queue names and
-the kombu wiring. Pilots import only this package and ``evaluation``, never an optimiser."""
+"""The wire protocol shared by the steering and the pilots: typed messages (``messages``:
+the evaluation spec, events and their payloads, points, control), queue names and the kombu
+wiring. Pilots import only this package and ``evaluation``, never an optimiser."""
 from __future__ import annotations
 
 from gridhpo.protocol.broker import Broker, Delivery
@@ -8,8 +9,11 @@ from gridhpo.protocol.messages import (
     EVENT_TYPES,
     PROTOCOL_VERSION,
     ControlMessage,
+    EvaluationSpec,
     Event,
+    EventType,
     PointMessage,
+    PointObjective,
     control_queue,
     events_queue,
     parse_control,
@@ -25,8 +29,11 @@ __all__ = [
     "Broker",
     "ControlMessage",
     "Delivery",
+    "EvaluationSpec",
     "Event",
+    "EventType",
     "PointMessage",
+    "PointObjective",
     "control_queue",
     "events_queue",
     "parse_control",

@@ -152,7 +152,7 @@ class Steering:
         suggestion then knows them)."""
         for eff in task.core.apply(event):
             if isinstance(eff, SendPoint):
-                rnd.publishes.append((eff.queue, eff.message.__dict__.copy()))
+                rnd.publishes.append((eff.queue, eff.message.to_json()))
             elif isinstance(eff, SendControl):
                 rnd.publishes.append((control_queue(eff.pilot_id), eff.message.to_json()))
             elif isinstance(eff, Tell):

@@ -13,6 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.protocol.evaluation import (
+    OBJECTIVE_MODES,
+    CheckpointSpec,
+    EvaluationSpec,
+    PointObjective,
+    Resources,
+    default_of,
+)
 from gridhpo.steering.loading import parse_text, read_text
 from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
@@ -44,8 +52,8 @@ def parse_duration(value: object, where: str) -> float:
 
 @dataclass(frozen=True)
 class Objective:
-    metric: str = "loss"
-    mode: str = "min"
+    metric: str = PointObjective.metric
+    mode: str = PointObjective.mode
     failure_value: float | None = None
 
 
@@ -84,35 +92,10 @@ class EarlyStopping:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    interval: float = 300.0
-    keep: int = 3
-    max_size: int = 1 << 30
-    store: str | None = None  # object-store URL; else the pilot's --store / GRIDHPO_STORE
-    signing_key: str | None = None  # HMAC key for manifests; "env:NAME" reads it from the pilot's environment
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpus: float = 1.0
-    gpus: int = 0
-    memory: str | None = None
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    command: str | None = None
-    image: str | None = None
-    python: str | None = None
-    source_dir: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    timeout: float | None = None
-    grace: float = 30.0
-    heartbeat: float = 10.0
-    lost_after: float = 120.0
-    checkpoint: Checkpoint = field(default_factory=Checkpoint)
-    resources: Resources = field(default_factory=Resources)
+# The evaluation section is the protocol's type: the steering stores it and sends it with
+# every point as it is, and its defaults are defined there once.
+Evaluation = EvaluationSpec
+Checkpoint = CheckpointSpec
 
 
 @dataclass(frozen=True)
@@ -133,7 +116,7 @@ class TaskSpec:
             "objective": asdict(self.objective),
             "optimiser": asdict(self.optimiser),
             "budget": asdict(self.budget),
-            "evaluation": asdict(self.evaluation),
+            "evaluation": self.evaluation.to_wire(),
             "early_stopping": asdict(self.early_stopping),
         }
 
@@ -297,8 +280,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
 
     o = _Section(top.raw.get("objective"), "objective", source, {"metric", "mode", "failure_value"})
     objective = Objective(
-        metric=o.text("metric", "loss"),
-        mode=o.text("mode", "min", ("min", "max")),
+        metric=o.text("metric", PointObjective.metric),
+        mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
         failure_value=o.number("failure_value", None, -math.inf),
     )
 
@@ -348,26 +331,26 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source,
                  {"interval", "keep", "max_size", "store", "signing_key"})
     r = _Section(e.raw.get("resources"), "evaluation.resources", source, {"cpus", "gpus", "memory"})
-    evaluation = Evaluation(
+    evaluation = EvaluationSpec(
         command=command,
         image=image,
         python=python,
         source_dir=src,
         env={k: str(v) for k, v in env.items()},
-        timeout=e.duration("timeout", None),
-        grace=e.duration("grace", 30.0),
-        heartbeat=e.duration("heartbeat", 10.0),
-        lost_after=e.duration("lost_after", 120.0),
-        checkpoint=Checkpoint(
-            interval=c.duration("interval", 300.0),
-            keep=c.integer("keep", 3, 1),
-            max_size=c.integer("max_size", 1 << 30, 1),
+        timeout=e.duration("timeout", default_of(EvaluationSpec, "timeout")),
+        grace=e.duration("grace", default_of(EvaluationSpec, "grace")),
+        heartbeat=e.duration("heartbeat", default_of(EvaluationSpec, "heartbeat")),
+        lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
+        checkpoint=CheckpointSpec(
+            interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
+            keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
+            max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
             store=c.text("store"),
             signing_key=c.text("signing_key"),
         ),
         resources=Resources(
-            cpus=r.number("cpus", 1.0),
-            gpus=r.integer("gpus", 0),
+            cpus=r.number("cpus", default_of(Resources, "cpus")),
+            gpus=r.integer("gpus", default_of(Resources, "gpus")),
             memory=r.text("memory"),
         ),
     )

@@ -1,10 +1,13 @@
 """Runtimes by name; the pilot picks one from the point's evaluation section."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gridhpo import registry
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
+
+if TYPE_CHECKING:
+    from gridhpo.protocol.evaluation import EvaluationSpec
 
 REGISTRY: dict[str, str] = {
     "process": "gridhpo.evaluation.runtimes.process:ProcessRuntime",
@@ -19,12 +22,12 @@ def get(name: str) -> type[Runtime]:
     return klass
 
 
-def choose(evaluation: dict[str, Any], preferred: str | None = None) -> str:
+def choose(evaluation: EvaluationSpec, preferred: str | None = None) -> str:
     """The runtime for an evaluation section: ``python`` in-process, an image in a container
     (the site's ``preferred`` container runtime), else a plain process."""
-    if evaluation.get("python"):
+    if evaluation.python:
         return "python"
-    if evaluation.get("image"):
+    if evaluation.image:
         return preferred or "docker"
     return "process"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import asdict
 from typing import Any
 
 from gridhpo.bookkeeping.records import AttemptFields, AttemptUpdate, NewPoint, PointUpdate
 from gridhpo.protocol import ControlMessage, Event, PointMessage
+from gridhpo.protocol.messages import PointObjective, ResourceBudget
 from gridhpo.steering.lifecycle import reports
 from gridhpo.steering.lifecycle.effects import Effect, SendControl, SendPoint, Tell
 from gridhpo.steering.lifecycle.events import (
@@ -103,11 +103,12 @@ class TaskLifecycle:
     def point_message(self, op: OpenPoint) -> PointMessage:
         if self._wire is None:
             es = self.spec.early_stopping
-            self._wire = {"evaluation": asdict(self.spec.evaluation),
-                          "objective": {"metric": self.spec.objective.metric, "mode": self.spec.objective.mode},
-                          "budget": {} if es.scheduler == "none" else {
-                              "resource": es.resource, "min_resource": es.min_resource,
-                              "max_resource": es.max_resource, "scheduler": es.scheduler}}
+            # the typed parts common to the task's points, made once
+            self._wire = {"evaluation": self.spec.evaluation,
+                          "objective": PointObjective(metric=self.spec.objective.metric, mode=self.spec.objective.mode),
+                          "budget": None if es.scheduler == "none" else ResourceBudget(
+                              resource=es.resource, min_resource=es.min_resource,
+                              max_resource=es.max_resource, scheduler=es.scheduler)}
         return PointMessage(task_id=self.task_id, task_name=self.name, point_id=op.id, number=op.number,
                             attempt=op.attempt, params=op.params, **self._wire)
 

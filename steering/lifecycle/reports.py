@@ -21,9 +21,10 @@ from gridhpo.bookkeeping.records import (
     PilotSeen,
 )
 from gridhpo.protocol import CONTROL_ACTIONS, ControlMessage, Event
+from gridhpo.protocol.events import INTERRUPT_CAUSES, FailedData, FinishedData, InterruptedData, MetricData, StartedData
 from gridhpo.steering.lifecycle.effects import Effect, LookUpLate, SendControl, Tell
 from gridhpo.steering.lifecycle.events import LateFound, Received
-from gridhpo.steering.lifecycle.states import GIVEN_UP, INTERRUPT_CAUSES, AttemptState, OpenPoint, PointState
+from gridhpo.steering.lifecycle.states import GIVEN_UP, AttemptState, OpenPoint, PointState
 from gridhpo.steering.schedulers import Decision
 from gridhpo.steering.taskfile import TaskSpec
 
@@ -43,7 +44,9 @@ def receive(life: TaskLifecycle, batch: Received, out: list[Effect]) -> None:
         if not life.first_time(ev.event_id):
             log.debug("event %s %s applied already (redelivered): ignored", ev.type, ev.event_id)
             continue
-        out.append(PilotSeen(ev.pilot_id, ev.task_id, ev.site, ev.data.get("host"), batch.now))
+        started = ev.payload
+        out.append(PilotSeen(ev.pilot_id, ev.task_id, ev.site,
+                             started.host if isinstance(started, StartedData) else None, batch.now))
         op = life.open.get(ev.point_id)
         # a paused point's attempt has ended (the pilot stopped it as decided): a report of it
         # now is a late one, which never changes its point (it would re-queue it, past the depth)
@@ -79,16 +82,19 @@ def _report(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) ->
     elif ev.type == "finished":
         _finish(life, op, ev, out)
     elif ev.type == "failed":
-        life.fail(op, ev.data.get("reason") or "evaluation failed", ev.data.get("stderr"), ev.time, out)
+        failed = ev.payload
+        assert isinstance(failed, FailedData)
+        life.fail(op, failed.reason, failed.stderr, ev.time, out)
     elif ev.type == "checkpoint":
         out.append(CheckpointEvent(op.id, op.attempt, op.attempt_id, ev.data, ev.time))
     elif ev.type == "interrupted":
-        if ev.data.get("decision") in CONTROL_ACTIONS:
-            _halt(life, op, str(ev.data["decision"]), ev.time, out)
+        stop = ev.payload
+        assert isinstance(stop, InterruptedData)
+        if stop.decision in CONTROL_ACTIONS:
+            _halt(life, op, stop.decision, ev.time, out)
         else:
-            cause = ev.data.get("cause")
-            life.interrupt(op, AttemptState.INTERRUPTED, ev.data.get("reason") or "interrupted", ev.time, out,
-                           cause if cause in INTERRUPT_CAUSES else "interrupted")
+            life.interrupt(op, AttemptState.INTERRUPTED, stop.reason, ev.time, out,
+                           stop.cause if stop.cause in INTERRUPT_CAUSES else "interrupted")
 
 
 def _start(life: TaskLifecycle, op: OpenPoint, ev: Event, now: float, out: list[Effect]) -> None:
@@ -105,8 +111,9 @@ def _start(life: TaskLifecycle, op: OpenPoint, ev: Event, now: float, out: list[
 
 
 def _finish(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) -> None:
-    value = float(ev.data["value"])
-    message = ev.data.get("message") or None
+    result = ev.payload
+    assert isinstance(result, FinishedData)
+    value, message = result.value, result.message
     life.write_point(op, PointState.FINISHED, out, value, message, ev.time)
     life.write_attempt(op, AttemptState.FINISHED, out, "finished", ev.time, value, message)
     del life.open[op.id]
@@ -118,7 +125,9 @@ def _finish(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) ->
 def _judge(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) -> None:
     """Pass an intermediate result to the task's scheduler; a stop or pause goes to the pilot."""
     spec = life.spec
-    report = objective_report(spec, ev.data["values"], ev.data.get("step"))
+    metric = ev.payload
+    assert isinstance(metric, MetricData)
+    report = objective_report(spec, metric.values, metric.step)
     if report is None:
         return
     step, value = report
@@ -174,16 +183,17 @@ def late_found(life: TaskLifecycle, ev: LateFound, out: list[Effect]) -> None:
                      e.type, e.point_id, e.attempt)
             # a late result is recorded on its attempt but never changes its state or the
             # point: a newer attempt owns the point now
-            reason = e.data.get("message") or e.data.get("reason") or ""
-            out.append(LateResult(aid, e.data.get("value") if e.type == "finished" else None,
-                                  f"late {e.type} after the attempt was given up: {reason}".strip()))
+            result = e.payload
+            said = result.message if isinstance(result, FinishedData) else (
+                result.reason if isinstance(result, FailedData) else None)
+            out.append(LateResult(aid, result.value if isinstance(result, FinishedData) else None,
+                                  f"late {e.type} after the attempt was given up: {said or ''}".strip()))
 
 
 def _metric_line(point_id: int, attempt: int, attempt_id: int | None, ev: Event) -> MetricLine:
-    step = ev.data.get("step")
-    return MetricLine(point_id, attempt, attempt_id, int(ev.data["seq"]),
-                      float(step) if isinstance(step, (int, float)) and math.isfinite(step) else None,
-                      dict(ev.data["values"]), ev.time)
+    metric = ev.payload
+    assert isinstance(metric, MetricData)
+    return MetricLine(point_id, attempt, attempt_id, metric.seq, metric.step, metric.values, ev.time)
 
 
 def objective_report(spec: TaskSpec, values: dict[str, Any], step: Any) -> tuple[float, float] | None:

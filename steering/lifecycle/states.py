@@ -35,8 +35,6 @@ class AttemptState(enum.StrEnum):
 OPEN_POINT_STATES = frozenset({PointState.QUEUED, PointState.RUNNING, PointState.PAUSED})
 #: the attempts the steering gave up on: only these take a late result
 GIVEN_UP = frozenset({AttemptState.LOST, AttemptState.INTERRUPTED, AttemptState.CANCELLED})
-#: why an attempt was interrupted, as pilots report it: its end_reason in the bookkeeping
-INTERRUPT_CAUSES = ("walltime", "signal", "site")
 
 
 @dataclass

@@ -3,6 +3,7 @@ the attempt starts from the newest genuine checkpoint, reports what it skipped a
 the evaluation's next save stays in its work directory (issue 14 items 6 and 7)."""
 from __future__ import annotations
 
+import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 from gridhpo.checkpoints import open_store
 from gridhpo.checkpoints.manifest import Manifest, point_prefix
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
-from gridhpo.protocol import PointMessage
+from gridhpo.protocol import EvaluationSpec, PointMessage, PointObjective
+from gridhpo.protocol.evaluation import CheckpointSpec
+from gridhpo.protocol.events import CheckpointData, Event, parse_event
 from tests.seaweed import s3_store_url
 from tests.unit.test_checkpoint_archive import chain_members
 from tests.unit.test_checkpoint_manifest import plant_newest
@@ -28,7 +31,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def _msg(attempt: int) -> PointMessage:
     return PointMessage(task_id=9, task_name="pilot", point_id=90, number=1, attempt=attempt, params={},
-                        evaluation={"checkpoint": {"interval": 3600, "max_size": 1 << 20}}, objective={})
+                        evaluation=EvaluationSpec(checkpoint=CheckpointSpec(interval=3600, max_size=1 << 20)),
+                        objective=PointObjective())
 
 
 @pytest.fixture
@@ -42,7 +46,14 @@ def _attempt(pilot: PilotCheckpoints, attempt: int, workdir: Path, state: str) -
     """One attempt: restore, the evaluation writes checkpoint/state.json, the final upload; its events."""
     (workdir / "checkpoint").mkdir(parents=True)
     events: list[dict[str, Any]] = []
-    cp = pilot.begin(_msg(attempt), workdir, events.append)
+
+    def report(data: dict[str, Any]) -> None:
+        # as the pilot sends it: the typed payload, which survives the wire unchanged
+        sent = Event.of(CheckpointData(**data), task_id=9, point_id=90, attempt=attempt, pilot_id="p").to_json()
+        assert parse_event(json.loads(json.dumps(sent))).payload == CheckpointData(**data)
+        events.append(data)
+
+    cp = pilot.begin(_msg(attempt), workdir, report)
     (workdir / "checkpoint" / "state.json").write_text(state)
     cp.final()
     pilot.end()

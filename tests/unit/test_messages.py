@@ -8,12 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridhpo.errors import MessageError
-from gridhpo.protocol import PROTOCOL_VERSION, Event, PointMessage, parse_event, parse_point
+from gridhpo.protocol import (
+    PROTOCOL_VERSION,
+    EvaluationSpec,
+    Event,
+    PointMessage,
+    PointObjective,
+    parse_event,
+    parse_point,
+)
 
 
 def point() -> PointMessage:
     return PointMessage(task_id=1, task_name="t", point_id=5, number=4, attempt=2, params={"x": 1.5},
-                        evaluation={"command": "true"}, objective={"metric": "loss", "mode": "min"})
+                        evaluation=EvaluationSpec(command="true"), objective=PointObjective(metric="loss", mode="min"))
 
 
 def test_messages_round_trip_through_json() -> None:

@@ -1,0 +1,231 @@
+"""The evaluation section of a task, as the steering stores it and sends it with every point,
+and the objective and budget a point message carries: one frozen dataclass each, whose
+defaults are defined here once.
+
+The task file loader (``gridhpo.steering.taskfile``) builds an ``EvaluationSpec`` from the
+file (durations such as ``"5m"``, paths, unknown keys refused); the bookkeeping stores its
+``to_wire()``; the point message carries the same; the pilot reads it back with
+``from_wire()``. A value given is used as given (``grace: 0`` is no grace period); a field
+left out of the wire takes the default; a bad field is a ``MessageError`` naming it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from gridhpo.errors import MessageError
+
+_T = TypeVar("_T")
+
+OBJECTIVE_MODES = ("min", "max")
+
+
+def default_of(cls: type[Any], name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls``: a fresh value for a factory."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+class _Fields:
+    """Reads one wire mapping: a field left out (or, for an optional one, null) takes the
+    dataclass's default; a bad one is a MessageError naming ``where.key``."""
+
+    def __init__(self, raw: object, where: str, cls: type[Any]) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise MessageError(f"{where}: {str(raw)[:200]} is not a mapping")
+        self.raw: Mapping[str, Any] = raw
+        self.where = where
+        self.cls = cls
+
+    def fail(self, key: str, value: object, what: str) -> MessageError:
+        shown = str(value)[:200] if isinstance(value, (dict, list)) else repr(value)[:200]
+        return MessageError(f"{self.where}.{key}: {shown} is not {what}")
+
+    def value(self, key: str) -> Any:
+        if key in self.raw:
+            return self.raw[key]
+        default = default_of(self.cls, key)
+        if default is dataclasses.MISSING:
+            raise MessageError(f"{self.where}.{key} is missing")
+        return default
+
+    def section(self, key: str) -> object:
+        """A nested mapping's wire form; left out, all its fields take their defaults."""
+        return self.raw[key] if key in self.raw else {}
+
+    def text(self, key: str) -> str | None:
+        v = self.value(key)
+        if v is not None and not isinstance(v, str):
+            raise MessageError(f"{self.where}.{key}: {str(v)[:200]} is not text")
+        return v
+
+    def optional_seconds(self, key: str, positive: bool) -> float | None:
+        """Seconds, or None (no limit)."""
+        return None if self.value(key) is None else self.seconds(key, positive)
+
+    def seconds(self, key: str, positive: bool) -> float:
+        v = self.value(key)
+        if not _finite(v) or v < 0 or (positive and v == 0):
+            raise self.fail(key, v, "a number of seconds " + ("above 0" if positive else "of 0 or more"))
+        return float(v)
+
+    def number(self, key: str) -> float:
+        v = self.value(key)
+        if not _finite(v) or v < 0:
+            raise self.fail(key, v, "a number of 0 or more")
+        return float(v)
+
+    def integer(self, key: str, minimum: int) -> int:
+        v = self.value(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise self.fail(key, v, f"an integer of {minimum} or more")
+        return v
+
+    def word(self, key: str) -> str:
+        v = self.value(key)
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, v, "a non-empty string")
+        return v
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        v = self.value(key)
+        if v not in choices:
+            raise self.fail(key, v, f"one of {', '.join(choices)}")
+        return str(v)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """``evaluation.checkpoint``: how often and how many checkpoints a pilot uploads."""
+
+    interval: float = 300.0  # seconds between uploads of a changed checkpoint/ folder
+    keep: int = 3  # newest checkpoints kept per point
+    max_size: int = 1 << 30  # bytes of one checkpoint archive
+    store: str | None = None  # object-store URL; else the pilot's --store / GRIDHPO_STORE
+    signing_key: str | None = None  # HMAC key for manifests; "env:NAME" reads it from the pilot's environment
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "evaluation.checkpoint") -> CheckpointSpec:
+        f = _Fields(raw, where, cls)
+        return cls(interval=f.seconds("interval", positive=False), keep=f.integer("keep", 1),
+                   max_size=f.integer("max_size", 1), store=f.text("store"), signing_key=f.text("signing_key"))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """``evaluation.resources``: what a container runtime reserves for one evaluation."""
+
+    cpus: float = 1.0
+    gpus: int = 0
+    memory: str | None = None  # "512m", "2g"; checked by the runtime that uses it
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "evaluation.resources") -> Resources:
+        f = _Fields(raw, where, cls)
+        return cls(cpus=f.number("cpus"), gpus=f.integer("gpus", 0), memory=f.text("memory"))
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """The task's ``evaluation`` section: what runs for each point and how it is watched."""
+
+    command: str | None = None  # a shell command (process runtime) or the container's command
+    image: str | None = None  # a container image
+    python: str | None = None  # module:function, evaluated in the pilot
+    source_dir: str | None = None  # GRIDHPO_TASK_DIR
+    env: dict[str, str] = field(default_factory=dict)  # extra environment variables of the evaluation
+    timeout: float | None = None  # seconds an attempt may run; None: no limit
+    grace: float = 30.0  # seconds between SIGTERM and kill when an evaluation is stopped; 0 allowed
+    heartbeat: float = 10.0  # seconds between a pilot's heartbeats; more than 0
+    lost_after: float = 120.0  # seconds of silence after which the steering re-queues a point
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    resources: Resources = field(default_factory=Resources)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form: stored in the bookkeeping and sent with every point."""
+        return asdict(self)
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """``to_wire()`` made once: every point of a task carries it (read it, never change it)."""
+        return self.to_wire()
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "evaluation") -> EvaluationSpec:
+        f = _Fields(raw, where, cls)
+        env = f.value("env")
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+            raise MessageError(f"{where}.env: {str(env)[:200]} is not a mapping of strings")
+        return cls(
+            command=f.text("command"), image=f.text("image"), python=f.text("python"),
+            source_dir=f.text("source_dir"), env={str(k): v for k, v in env.items()},
+            timeout=f.optional_seconds("timeout", positive=True),
+            grace=f.seconds("grace", positive=False),
+            heartbeat=f.seconds("heartbeat", positive=True),
+            lost_after=f.seconds("lost_after", positive=True),
+            checkpoint=CheckpointSpec.from_wire(f.section("checkpoint"), f"{where}.checkpoint"),
+            resources=Resources.from_wire(f.section("resources"), f"{where}.resources"),
+        )
+
+
+@dataclass(frozen=True)
+class PointObjective:
+    """The objective as a point message carries it: the key of the result in output.json."""
+
+    metric: str = "loss"
+    mode: str = "min"  # one of OBJECTIVE_MODES
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """``to_wire()`` made once (read it, never change it)."""
+        return self.to_wire()
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "objective") -> PointObjective:
+        f = _Fields(raw, where, cls)
+        metric = f.value("metric")
+        if not isinstance(metric, str) or not metric:
+            raise MessageError(f"{where}.metric: {metric!r} is not a key name")
+        return cls(metric=metric, mode=f.choice("mode", OBJECTIVE_MODES))
+
+
+@dataclass(frozen=True)
+class ResourceBudget:
+    """What an evaluation under early stopping is told about its resource (e.g. epochs)."""
+
+    resource: str
+    min_resource: int
+    max_resource: int
+    scheduler: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """``to_wire()`` made once (read it, never change it)."""
+        return self.to_wire()
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "budget") -> ResourceBudget | None:
+        """None for an empty budget: the task has no early stopping."""
+        if isinstance(raw, Mapping) and not raw:
+            return None
+        f = _Fields(raw, where, cls)
+        return cls(resource=f.word("resource"), min_resource=f.integer("min_resource", 0),
+                   max_resource=f.integer("max_resource", 0), scheduler=f.word("scheduler"))
