@@ -49,6 +49,7 @@ from gridhpo.protocol.messages import (
     Event,
     PointMessage,
     TaskEnd,
+    UnusablePoint,
     control_queue,
     events_queue,
     message_kind,
@@ -145,13 +146,17 @@ class Task:
                     break
                 try:
                     msg = parse_point(d.body)
+                except UnusablePoint as exc:  # its settings are out of range: it fails, the next one comes
+                    self._failed(exc.task_id, exc.point_id, exc.attempt, str(exc))
+                    d.ack()
+                    continue
                 except MessageError as exc:
                     d.dead_letter(f"malformed point message for task {self.id}: {exc}")
                     continue
                 try:
                     trial = Trial(self, msg)
                 except MessageError as exc:  # settings out of range: the point fails, the next one comes
-                    self._failed(msg, str(exc))
+                    self._failed(msg.task_id, msg.point_id, msg.attempt, str(exc))
                     d.ack()
                     continue
                 trial.send(StartedData(host=socket.gethostname()))
@@ -160,10 +165,10 @@ class Task:
         raise TaskEndedError(f"task {self.id} {self.ended.state}" + (f": {self.ended.reason}" if self.ended.reason
                                                                      else ""))
 
-    def _failed(self, msg: PointMessage, reason: str) -> None:
-        ev = Event.of(FailedData(reason=reason), task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
+    def _failed(self, task_id: int, point_id: int, attempt: int, reason: str) -> None:
+        ev = Event.of(FailedData(reason=reason), task_id=task_id, point_id=point_id, attempt=attempt,
                       pilot_id=self.pilot_id, site=self.site, auth=self.token)
-        self.broker.publish(events_queue(msg.task_id), ev.to_json())
+        self.broker.publish(events_queue(task_id), ev.to_json())
 
     def trials(self) -> Iterator[Trial]:
         """Trial after trial until the task ends (use each in a ``with`` block)."""

@@ -19,7 +19,7 @@ from gridhpo.client import Client
 from gridhpo.errors import ConfigError
 from gridhpo.gateway import Gateway, pilot_router, repository_tokens
 from gridhpo.gateway.router import MAX_BODY_BYTES
-from gridhpo.protocol import Broker, ControlMessage, Event, PointMessage
+from gridhpo.protocol import Broker, ControlMessage, EvaluationSpec, Event, PointMessage, PointObjective
 from gridhpo.protocol.httptransport import GatewayError, GatewayRefused, HttpBroker
 from gridhpo.protocol.messages import control_queue, events_queue, points_queue
 from gridhpo.tokens import new_token
@@ -43,8 +43,8 @@ class Setup:
 
     def point(self, number: int) -> PointMessage:
         msg = PointMessage(task_id=self.tid, task_name="t", point_id=number, number=number, attempt=1,
-                           params={"x": number}, evaluation={"command": "true", "heartbeat": 0.2},
-                           objective={"metric": "loss"})
+                           params={"x": number}, evaluation=EvaluationSpec(command="true", heartbeat=0.2),
+                           objective=PointObjective(metric="loss"))
         self.broker.publish(points_queue(self.tid, self.token), msg.to_json())
         return msg
 
@@ -260,8 +260,10 @@ def test_the_client_submits_a_task_file_and_takes_its_pilot_token(tmp_path: Path
 def test_a_point_the_client_cannot_run_fails_and_the_next_one_comes(setup: Setup) -> None:
     s = setup
     bad = PointMessage(task_id=s.tid, task_name="t", point_id=9, number=9, attempt=1, params={"x": 9},
-                       evaluation={"command": "true", "heartbeat": -1}, objective={"metric": "loss"})
-    s.broker.publish(points_queue(s.tid, s.token), bad.to_json())
+                       evaluation=EvaluationSpec(command="true"), objective=PointObjective(metric="loss"))
+    # a heartbeat no steering of ours would send: the client cannot run the point
+    unusable = {**bad.to_json(), "evaluation": {"command": "true", "heartbeat": -1}}
+    s.broker.publish(points_queue(s.tid, s.token), unusable)
     good = s.point(1)
     with serving(s.app) as url:
         task = Client(url, "unused").attach(s.tid, pilot_token=s.token)
