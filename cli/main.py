@@ -363,7 +363,8 @@ def cancel(task: str, db: str | None) -> None:
 @click.option("--expires", default=None, metavar="DURATION", help="The token stops working after this long.")
 @db_option
 def token(task: str, revoke: bool, expires: str | None, db: str | None) -> None:
-    """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN)."""
+    """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN), as TOKEN.KEY: KEY
+    verifies the steering's signature on what they run."""
     _setup_logging(0)
     from gridhpo.steering.taskfile import parse_duration
     from gridhpo.tokens import new_token
@@ -381,7 +382,9 @@ def token(task: str, revoke: bool, expires: str | None, db: str | None) -> None:
         repo.set_token(row.id, value, expires_at)
         if revoke:
             click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
-    click.echo(value)
+    from gridhpo.protocol.auth import pilot_credential
+
+    click.echo(pilot_credential(value))  # with the steering's verifying key: pilots check what they run
 
 
 class _Progress:

@@ -28,6 +28,7 @@ from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
+from gridhpo.protocol import auth
 from gridhpo.protocol.fstransport import UNREADABLE_HEADER
 from gridhpo.protocol.messages import (
     DEAD_LETTER_QUEUE,
@@ -151,6 +152,7 @@ class Broker:
         self._producers: dict[bool, Producer] = {}
         self._pub_conns: dict[bool, Connection] = {}
         self._consumers: dict[str, tuple[Consumer, list[Delivery]]] = {}
+        self.gate = auth.Gate()  # what goes out is authenticated, what comes in checked
 
     @property
     def redelivers(self) -> bool:
@@ -223,6 +225,7 @@ class Broker:
         if not items:
             return
         confirm = self.confirm if confirm is None else confirm and self.confirm
+        wire = [(queue, self.gate.outgoing(body)) for queue, body in items]
 
         def op() -> None:
             producer = self._producers.get(confirm)
@@ -231,7 +234,7 @@ class Broker:
                 if conn is None:
                     conn = self._pub_conns[confirm] = _connection(self.url, confirm)
                 producer = self._producers[confirm] = Producer(conn.default_channel)
-            for queue, body in items:
+            for queue, body in wire:
                 self._declare(queue)
                 # no kombu retry around each message: _retrying reconnects and publishes the
                 # batch again (a message sent twice is applied once)
@@ -252,7 +255,7 @@ class Broker:
             if raw is None:
                 return None
             msg = channel.message_to_python(raw)
-            return Delivery(_decode(msg), msg, self, queue)
+            return Delivery(self.gate.incoming(_decode(msg)), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -338,7 +341,11 @@ class Broker:
             def on_message(message: Any, exc: BaseException | None = None) -> None:
                 # called inside drain_events: raising here would be taken for a lost
                 # connection, and the message would come back after every reconnection
-                buf.append(Delivery(_decode(message, exc), message, self, queue))
+                try:
+                    body = self.gate.incoming(_decode(message, exc))
+                except Exception as error:  # never raise inside drain_events (see above)
+                    body = Undecodable(f"unverifiable message: {type(error).__name__}")
+                buf.append(Delivery(body, message, self, queue))
 
             # on_message: kombu hands over the message undecoded (with callbacks= it would
             # deserialise it inside drain_events); on_decode_error: a body it could not even

@@ -35,9 +35,11 @@ def events_queue(task_id: int) -> str:
     return f"gridhpo.events.{task_id}"
 
 
-def control_queue(pilot_id: str) -> str:
-    """Where the steering's decisions about a pilot's running point (stop, pause) go."""
-    return f"gridhpo.control.{pilot_id}"
+def control_queue(task_id: int, pilot_id: str) -> str:
+    """Where the steering's decisions about a pilot's running point (stop, pause) go; named
+    after its task too, so that broker permissions can keep each task's pilots to their own
+    task's queues (protocol/brokeradmin.py)."""
+    return f"gridhpo.control.{task_id}.{pilot_id}"
 
 
 CONTROL_ACTIONS = ("stop", "pause")

@@ -104,7 +104,7 @@ class Endings:
                 "b_id": a.id, "state": "cancelled", "last_seen": a.last_seen, "ended_at": now,
                 "end_reason": "task ended", "value": None, "message": None, "stderr_tail": None}
             if a.pilot_id:
-                stops.append((control_queue(a.pilot_id), ControlMessage(
+                stops.append((control_queue(row.id, a.pilot_id), ControlMessage(
                     task_id=row.id, point_id=a.point_id, attempt=a.number, action="stop",
                     reason=f"task ended: {row.message or row.state}").to_json()))
         self.repo.retrying("close task", lambda: self.repo.apply(changes))

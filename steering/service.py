@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Changes, Repository, TaskRow
@@ -258,7 +258,7 @@ class Steering:
         (a cancelled campaign frees its GPUs), and its queues emptied."""
         changes = Changes()
         now = time.time()
-        self._publish([(control_queue(op.pilot_id), ControlMessage(
+        self._publish([(control_queue(task.id, op.pilot_id), ControlMessage(
             task_id=task.id, point_id=op.id, attempt=op.attempt, action="stop",
             reason=f"task ended: {message or state}").to_json())
             for op in task.open.values() if op.state == "running" and op.pilot_id])
@@ -309,6 +309,8 @@ class Steering:
                 deliveries.remove(d)
                 continue
             task = self.tasks.get(ev.task_id)
+            if task is not None:  # the token whose code it carries (protocol/auth.py)
+                ev = replace(ev, auth=self.desk.proven(d.body, task))
             refused = None if task is None else task.refuses(ev.auth, now)
             if refused:
                 assert task is not None
@@ -482,7 +484,7 @@ class Steering:
         es = task.spec.early_stopping
         reason = f"{es.scheduler}: {decision.value} at {es.resource} {step:g}"
         log.info("task %s point %d: %s", task.row.name, op.number, reason)
-        publishes.append((control_queue(op.pilot_id), ControlMessage(
+        publishes.append((control_queue(task.id, op.pilot_id), ControlMessage(
             task_id=task.id, point_id=op.id, attempt=op.attempt, action=decision.value, reason=reason).to_json()))
 
     def _halt(self, changes: Changes, task: TaskState, op: OpenPoint, decision: str, at: float) -> None:
