@@ -435,6 +435,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["plot"]).plot)
 main.add_command(__import__("gridhpo.cli.plot", fromlist=["dashboard"]).dashboard)
 main.add_command(__import__("gridhpo.cli.pilots", fromlist=["pilots"]).pilots)
+main.add_command(__import__("gridhpo.cli.broker_admin", fromlist=["admin"]).admin)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The kombu wiring: one small Broker class over any kombu transport.
 
 Queues are durable and messages persistent; RabbitMQ publishes wait for publisher confirms.
-Messages go through the default exchange, routed by queue name, which every kombu transport
-implements the same way.
+Messages are routed by queue name. On RabbitMQ a task's queues are bound to an exchange of
+their own, ``gridhpo.task.<id>``, and messages go through it: RabbitMQ checks write permission
+on the exchange, and the default exchange would let any writer reach every queue
+(protocol/brokeradmin.py gives each task's pilots their own task's names only). Other
+transports use the default exchange, which every kombu transport implements the same way.
 
 The embedded default ``filesystem://PATH`` uses kombu's filesystem transport with two fixes
 of ours (see ``fstransport``): a message file appears only once fully written, and a reader
@@ -22,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kombu.connection import Connection
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 from kombu.exceptions import KombuError
 from kombu.messaging import Consumer, Producer
 
@@ -79,7 +82,8 @@ class Delivery:
         }
         log.error("message from %s set aside in %s: %s", self.queue, DEAD_LETTER_QUEUE, reason)
         try:
-            self._broker.publish(DEAD_LETTER_QUEUE, record)
+            # through the exchange of the queue it came from: a pilot may write only its task's
+            self._broker.publish(DEAD_LETTER_QUEUE, record, via=self.queue)
         except QueueError as exc:
             log.error("the dead-letter queue is unreachable too (%s); the message is dropped", exc)
         self.ack()
@@ -146,6 +150,7 @@ class Broker:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {redact(str(exc))}") from exc
         self.confirm = confirm
         self._declared: set[str] = set()
+        self._bound: set[tuple[str, str]] = set()  # (queue, exchange) bindings declared
         # publishing on a connection that also consumes makes py-amqp read pending
         # deliveries on every publish: producers get connections of their own, one with
         # publisher confirms and one without (see publish_many)
@@ -182,14 +187,26 @@ class Broker:
     def _queue(self, name: str) -> Queue:
         return Queue(name, routing_key=name, durable=True, auto_delete=False)
 
-    def _declare(self, name: str) -> None:
+    def _declare(self, name: str, exchange: str = "") -> None:
         if name not in self._declared:
             self._queue(name)(self._conn.default_channel).declare()
             self._declared.add(name)
+        if exchange and (name, exchange) not in self._bound:
+            channel = self._conn.default_channel
+            Exchange(exchange, type="direct", durable=True)(channel).declare()
+            channel.queue_bind(queue=name, exchange=exchange, routing_key=name)
+            self._bound.add((name, exchange))
+
+    def _exchange(self, queue: str, via: str = "") -> str:
+        """The exchange a message for ``queue`` goes through: on RabbitMQ, its task's (see
+        ``task_exchange``), so that broker permissions can keep a task's pilots to it; the
+        default exchange, which any writer can route to any queue, otherwise."""
+        return task_exchange(via or queue) if self.redelivers else ""
 
     def _reconnect(self, exc: BaseException) -> None:
         log.warning("broker %s: connection lost (%s); reconnecting", redact(self.url), exc)
         self._declared.clear()
+        self._bound.clear()
         self._producers.clear()
         self._consumers.clear()
         for conn in (self._conn, *self._pub_conns.values()):
@@ -215,10 +232,13 @@ class Broker:
 
     # ------------------------------------------------------------------ API
 
-    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None) -> None:
-        self.publish_many([(queue, body)], confirm)
+    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None, via: str = "") -> None:
+        """Publish ``body`` to ``queue``; ``via``: the queue whose task's exchange it goes
+        through, when ``queue`` belongs to no task (the dead letters)."""
+        self.publish_many([(queue, body)], confirm, via)
 
-    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None) -> None:
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None,
+                     via: str = "") -> None:
         """Publish each body to its queue. With confirms (the broker's default) it returns once
         the broker holds them all; ``confirm=False`` is for messages whose loss the
         bookkeeping detects anyway (they are sent again), where the wait is pure cost."""
@@ -235,10 +255,11 @@ class Broker:
                     conn = self._pub_conns[confirm] = _connection(self.url, confirm)
                 producer = self._producers[confirm] = Producer(conn.default_channel)
             for queue, body in wire:
-                self._declare(queue)
+                exchange = self._exchange(queue, via)
+                self._declare(queue, exchange)
                 # no kombu retry around each message: _retrying reconnects and publishes the
                 # batch again (a message sent twice is applied once)
-                producer.publish(body, routing_key=queue, exchange="", serializer="json", delivery_mode=2)
+                producer.publish(body, routing_key=queue, exchange=exchange, serializer="json", delivery_mode=2)
 
         with self.lock:
             self._retrying("publish", op)
@@ -382,9 +403,19 @@ class Broker:
         def op() -> None:
             self._queue(queue)(self._conn.default_channel).delete()
             self._declared.discard(queue)
+            self._bound = {b for b in self._bound if b[0] != queue}
 
         with self.lock:
             self._retrying("delete", op)
+
+
+_TASK_QUEUE = re.compile(r"gridhpo\.(?:events|points|control)\.(\d+)(?:\.|$)")
+
+
+def task_exchange(queue: str) -> str:
+    """``gridhpo.task.<id>`` for a queue of task ``id`` (events, points, control), else ""."""
+    m = _TASK_QUEUE.match(queue)
+    return f"gridhpo.task.{m.group(1)}" if m else ""
 
 
 def fair_shares(waiting: list[int], total: int) -> list[int]:

@@ -16,6 +16,7 @@ from gridhpo.checkpoints.local import LocalStore
 from gridhpo.evaluation.pilot import Pilot, PilotConfig
 from gridhpo.evaluation.runtimes.process import ProcessHandle
 from gridhpo.protocol import Broker, Event, PointMessage, events_queue, parse_event, points_queue
+from gridhpo.protocol.auth import steering_signer
 from gridhpo.protocol.messages import message_kind
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
@@ -29,7 +30,7 @@ TASK_ID = 7
 def publish_point(broker: Broker, evaluation: dict[str, Any], number: int = 0) -> PointMessage:
     msg = PointMessage(task_id=TASK_ID, task_name="site", point_id=100 + number, number=number, attempt=1,
                        params={"x": 1.0}, evaluation=evaluation, objective={"metric": "loss", "mode": "min"})
-    broker.publish(points_queue(TASK_ID), msg.to_json())
+    broker.publish(points_queue(TASK_ID), steering_signer().sign(msg.to_json()))  # a pilot runs only signed points
     return msg
 
 
