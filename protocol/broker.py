@@ -16,7 +16,6 @@ truth and the steering re-sends such points (see ``steering.service``).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,15 +31,15 @@ from kombu.messaging import Consumer, Producer
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
 from gridhpo.protocol import auth
-from gridhpo.protocol.fstransport import UNREADABLE_HEADER
 from gridhpo.protocol.messages import (
     DEAD_LETTER_QUEUE,
     JSON_CONTENT_TYPE,
     MAX_MESSAGE_BYTES,
-    decode_body,
     without_secrets,
 )
 from gridhpo.protocol.messages import Undecodable as Undecodable  # where the consumers look for it
+from gridhpo.protocol.wire import decode_message, preview, task_exchange
+from gridhpo.protocol.wire import fair_shares as fair_shares  # where the tests look for it
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class Delivery:
             "reason": reason, "time": time.time(), "queue": self.queue, "size": self.size,
             "content_type": str(getattr(self._message, "content_type", None))[:80],
             "body": without_secrets(self.body) if decoded and self.size <= MAX_MESSAGE_BYTES else None,
-            "raw": None if decoded else _preview(raw),
+            "raw": None if decoded else preview(raw),
         }
         log.error("message from %s set aside in %s: %s", self.queue, DEAD_LETTER_QUEUE, reason)
         try:
@@ -276,7 +275,7 @@ class Broker:
             if raw is None:
                 return None
             msg = channel.message_to_python(raw)
-            return Delivery(self.gate.incoming(_decode(msg)), msg, self, queue)
+            return Delivery(self.gate.incoming(decode_message(msg)), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -363,7 +362,7 @@ class Broker:
                 # called inside drain_events: raising here would be taken for a lost
                 # connection, and the message would come back after every reconnection
                 try:
-                    body = self.gate.incoming(_decode(message, exc))
+                    body = self.gate.incoming(decode_message(message, exc))
                 except Exception as error:  # never raise inside drain_events (see above)
                     body = Undecodable(f"unverifiable message: {type(error).__name__}")
                 buf.append(Delivery(body, message, self, queue))
@@ -407,51 +406,3 @@ class Broker:
 
         with self.lock:
             self._retrying("delete", op)
-
-
-_TASK_QUEUE = re.compile(r"gridhpo\.(?:events|points|control)\.(\d+)(?:\.|$)")
-
-
-def task_exchange(queue: str) -> str:
-    """``gridhpo.task.<id>`` for a queue of task ``id`` (events, points, control), else ""."""
-    m = _TASK_QUEUE.match(queue)
-    return f"gridhpo.task.{m.group(1)}" if m else ""
-
-
-def fair_shares(waiting: list[int], total: int) -> list[int]:
-    """How many of ``total`` each of several queues gets, ``waiting[i]`` being what queue ``i``
-    has: equal shares, the part a short queue cannot use going to the others (max-min fair)."""
-    shares = [0] * len(waiting)
-    left = total
-    order = sorted(range(len(waiting)), key=lambda i: waiting[i])
-    for k, i in enumerate(order):
-        shares[i] = min(waiting[i], -(-left // (len(waiting) - k)))  # rounded up: none is left over
-        left -= shares[i]
-    return shares
-
-
-def _decode(message: Any, error: BaseException | None = None) -> Any:
-    """The body of a received message, decoded by us (kombu is never let deserialise: its
-    registry includes pickle); ``Undecodable`` for anything but the JSON we accept."""
-    try:
-        if error is not None or message.errors:
-            exc = error or message.errors[0][1]
-            return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
-        if UNREADABLE_HEADER in (message.headers or {}):
-            return Undecodable(str(message.headers[UNREADABLE_HEADER])[:300])
-        if "compression" in (message.headers or {}):
-            return Undecodable("compressed messages are not accepted")
-        return decode_body(message.body, message.content_type, message.content_encoding)
-    except Exception as exc:  # a message object of an unexpected shape: never stop the consumer
-        return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
-
-
-_SECRET_VALUE = re.compile(r"(auth|token|password|passwd|secret)([\"']?\s*[:=]\s*[\"']?)[^\"'\s,;&}]*", re.I)
-
-
-def _preview(raw: object) -> str | None:
-    """The start of an undecodable body for the dead letters, with secret-looking values masked."""
-    if not isinstance(raw, (bytes, str)):
-        return None
-    text = raw[:256].decode("utf-8", "replace") if isinstance(raw, bytes) else raw[:256]
-    return _SECRET_VALUE.sub(r"\1\2***", text)
