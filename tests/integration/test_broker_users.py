@@ -12,8 +12,10 @@ from urllib.parse import unquote, urlparse
 
 import amqp
 import pytest
+from click.testing import CliRunner
 
 from gridhpo.bookkeeping import Repository
+from gridhpo.cli import main
 from gridhpo.errors import QueueError
 from gridhpo.evaluation.pilot import Pilot, PilotConfig
 from gridhpo.protocol import Broker, control_queue, events_queue, points_queue
@@ -138,3 +140,17 @@ def test_a_pilot_with_its_tasks_credentials_alone_runs_the_task(amqp_url: str, t
         finally:
             admin.revoke(tid)
             repo.close()
+
+
+def test_the_admin_commands_grant_and_revoke(amqp_url: str, rabbit: RabbitAdmin) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["admin", "broker", "grant", str(A), "--broker", amqp_url])
+    assert out.exit_code == 0, out.output
+    pilot_url = out.stdout.strip().splitlines()[-1]
+    with Broker(pilot_url) as pilot:
+        pilot.publish(events_queue(A), {"kind": "event"})
+        assert refused(pilot_url, lambda p: p.get(events_queue(B)))
+    out = runner.invoke(main, ["admin", "broker", "revoke", str(A), "--broker", amqp_url])
+    assert out.exit_code == 0 and "removed" in out.output
+    with pytest.raises(QueueError):
+        Broker(pilot_url)
