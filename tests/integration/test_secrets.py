@@ -130,7 +130,7 @@ def test_evaluations_under_gridhpo_run_read_no_secret(tmp_path: Path, servers: t
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    found["token"] = cli(env, "token", "snoop").stdout.strip()
+    found["token"] = cli(env, "token", "snoop").stdout.strip().partition(".")[0]  # TOKEN of TOKEN.KEY
     records = snoops(tmp_path)
     assert len(records) == 2
     for record in records:
