@@ -24,7 +24,7 @@ from gridhpo.protocol.brokeradmin import Grant, RabbitAdmin
 from gridhpo.protocol.messages import DEAD_LETTER_QUEUE
 from gridhpo.steering.runner import submit
 from gridhpo.steering.taskfile import parse_task
-from tests.helpers import steering
+from tests.helpers import steering, until
 from tests.servers import postgres_database
 
 pytestmark = pytest.mark.integration
@@ -136,6 +136,7 @@ def test_a_pilot_with_its_tasks_credentials_alone_runs_the_task(amqp_url: str, t
                 thread.start()
                 thread.join(120)
                 assert not thread.is_alive() and done[0].finished == 3
+                until(lambda: repo.task(tid).state != "active", 60, "the steering to apply the last result")
             assert [p.state for p in repo.points(tid)] == ["finished"] * 3
         finally:
             admin.revoke(tid)
