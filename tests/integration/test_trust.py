@@ -112,6 +112,7 @@ def test_a_pilot_runs_only_points_the_steering_signed_for_its_task(servers: tupl
         with steering(repo, broker_url, tid), pilot_running(broker_url, tid, token, tmp_path / "w",
                                                             max_points=1) as done:
             until(lambda: bool(done), 60, "the pilot to run the task's point")
+            until(lambda: repo.task(tid).state != "active", 60, "the steering to apply its result")
         reasons = dead_letters(attacker)
     assert not ran.exists()
     assert done[0].finished == 1 and [p.state for p in repo.points(tid)] == ["finished"]
@@ -140,6 +141,7 @@ def test_a_pilot_ignores_a_stop_the_steering_did_not_sign(servers: tuple[str, st
         until(lambda: bool(reasons.extend(dead_letters(attacker)) or reasons), 30, "the forged stop set aside")
         go.touch()
         until(lambda: bool(done), 60, "the pilot to finish the point")
+        until(lambda: repo.task(tid).state != "active", 60, "the steering to apply its result")
     assert any("control message refused: not signed by the steering" in r for r in reasons), reasons
     assert done[0].finished == 1 and done[0].interrupted == 0
     assert [(p.state, p.value) for p in repo.points(tid)] == [("finished", 0.5)]
