@@ -112,3 +112,25 @@ def test_the_steering_key_is_made_once_readable_by_its_owner_only(home: Path) ->
         split_credential(f"{token}.not-a-key")
     with pytest.raises(Unauthentic):
         key.check(point(), {3})
+
+
+def test_a_forged_refusal_does_not_make_a_pilot_exit(tmp_path: Path) -> None:
+    from gridhpo.evaluation.handshake import EXIT_REFUSED, Handshake
+    from gridhpo.protocol import Broker, control_queue
+    from gridhpo.protocol.messages import DEAD_LETTER_QUEUE, HelloReply
+
+    steering = Signer(Ed25519PrivateKey.generate())
+    token = new_token()
+    with Broker(f"filesystem://{tmp_path / 'q'}") as broker:
+        broker.gate.trust(steering.public, 3)  # as a pilot of task 3 does
+        stops: list[tuple[str, int]] = []
+        hs = Handshake(broker, 3, "p", token, lambda reason, code: stops.append((reason, code)))
+        refusal = HelloReply(task_id=3, accepted=False, reason="token expired", token_key=key_id(token)).to_json()
+        broker.publish(control_queue(3, "p"), refusal)  # by whoever can write the queue
+        hs.poll(force=True)
+        assert stops == []
+        dead = broker.get(DEAD_LETTER_QUEUE)
+        assert dead is not None and "not signed by the steering" in dead.body["reason"]
+        broker.publish(control_queue(3, "p"), steering.sign(refusal))  # the steering's own
+        hs.poll(force=True)
+        assert stops == [("token refused by the steering: token expired", EXIT_REFUSED)]
