@@ -23,7 +23,8 @@ def _when(t: float | None) -> str:
 
 @click.group()
 def admin() -> None:
-    """Users and API tokens of the service (`gridhpo server`)."""
+    """Administration of a shared installation: the service's users and API tokens (`gridhpo server`), and
+    per-task broker users."""
 
 
 @admin.group()
@@ -100,3 +101,6 @@ def token_revoke(token_id: int | None, name: str | None, db: str | None) -> None
         raise click.UsageError("give a TOKEN_ID or --user NAME (exactly one)")
     count = _accounts(db).revoke(token_id, name)
     click.echo(f"{count} token(s) revoked")
+
+
+admin.add_command(__import__("gridhpo.cli.broker_admin", fromlist=["broker"]).broker)

@@ -400,7 +400,8 @@ def cancel(task: str, db: str | None, server: str | None) -> None:
 @db_option
 @server_option
 def token(task: str, revoke: bool, expires: str | None, db: str | None, server: str | None) -> None:
-    """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN)."""
+    """Print TASK's token, which its pilots need (--token or GRIDHPO_TOKEN), as TOKEN.KEY: KEY
+    verifies the steering's signature on what they run."""
     _setup_logging(0)
     if server:
         return remote.token(server, task, revoke, expires)
@@ -420,7 +421,9 @@ def token(task: str, revoke: bool, expires: str | None, db: str | None, server: 
         repo.set_token(row.id, value, expires_at)
         if revoke:
             click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
-    click.echo(value)
+    from gridhpo.protocol.auth import pilot_credential
+
+    click.echo(pilot_credential(value))  # with the steering's verifying key: pilots check what they run
 
 
 class _Progress:

@@ -47,7 +47,10 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
         from gridhpo.bookkeeping import Repository
 
         row = Repository(db).task(int(task))
-        token = row.token
+        if row.token is not None:  # with the steering's verifying key, as `gridhpo token` prints it
+            from gridhpo.protocol.auth import pilot_credential
+
+            token = pilot_credential(row.token)
         _register_signing_key(row.spec)
     for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime, token):
         click.echo(f"{s.backend} job {s.job_id}: pilot for task {s.task_id} at {s.site} (script {s.script})")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from gridhpo.errors import MessageError
 from gridhpo.protocol import Broker, control_queue, events_queue
+from gridhpo.protocol.auth import key_id
 from gridhpo.protocol.broker import Delivery
 from gridhpo.protocol.messages import (
     Hello,
@@ -30,7 +31,6 @@ from gridhpo.protocol.messages import (
     parse_hello_reply,
     parse_task_end,
 )
-from gridhpo.tokens import queue_key
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Handshake:
         if not force and now - self._last_poll < 0.5:
             return
         self._last_poll = now
-        while (d := self.broker.get(control_queue(self.pilot_id))) is not None:
+        while (d := self.broker.get(control_queue(self.task_id, self.pilot_id))) is not None:
             if self.takes(d):
                 continue
             try:
@@ -97,7 +97,9 @@ class Handshake:
             return True
         delivery.ack()
         # a verdict on another token or an earlier hello (a pilot of the same id before this one)
-        ours = reply.task_id == self.task_id and reply.token_key == queue_key(self.token)
+        # (a reply to this hello names no token when the steering found none proving it)
+        ours = reply.task_id == self.task_id and (reply.token_key == key_id(self.token)
+                                                  or (bool(reply.hello_id) and reply.hello_id == self.hello_id))
         if not ours or not (reply.hello_id == self.hello_id or (not reply.accepted and not reply.hello_id)):
             log.info("a verdict for another pilot of id %s or another token: ignored", self.pilot_id)
             return True

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -53,6 +53,7 @@ from gridhpo.protocol import (
     parse_point,
     points_queue,
 )
+from gridhpo.protocol.auth import split_credential
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.evaluation import EvaluationSpec
 from gridhpo.protocol.events import (
@@ -107,8 +108,12 @@ class PilotConfig:
 class Pilot:
     def __init__(self, broker: Broker, config: PilotConfig) -> None:
         self.broker = broker
-        self.cfg = config
         environment.register_secret(config.token)  # no evaluation gets a variable holding it
+        # it runs only what the steering signed for its task (protocol/auth.py)
+        token, steering_key = split_credential(config.token)
+        broker.gate.trust(steering_key, config.task_id)
+        self.cfg = config = replace(config, token=token)
+        environment.register_secret(token)
         self.stats = PilotStats()
         self.started = time.monotonic()
         self.stop_requested = threading.Event()
@@ -378,7 +383,7 @@ class Pilot:
         if now - self._last_control < 0.5:
             return None
         self._last_control = now
-        while (d := self.broker.get(control_queue(self.cfg.pilot_id))) is not None:
+        while (d := self.broker.get(control_queue(self.cfg.task_id, self.cfg.pilot_id))) is not None:
             if self.handshake.takes(d):
                 continue  # a refusal stops this pilot: stop_requested is set
             try:

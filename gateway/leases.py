@@ -255,7 +255,7 @@ class Gateway:
     def control(self, task_id: int, pilot_id: str) -> list[Any]:
         """The steering's messages waiting for this pilot (decisions, verdicts on its token)."""
         out: list[Any] = []
-        queue = control_queue(pilot_id)
+        queue = control_queue(task_id, pilot_id)
         while len(out) < MAX_CONTROL and (d := self.reports.get(queue)) is not None:
             if isinstance(d.body, Undecodable):
                 d.dead_letter(f"unreadable control message for pilot {pilot_id}: {d.body.reason}")

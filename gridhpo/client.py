@@ -36,6 +36,7 @@ from gridhpo.errors import ConfigError, GridHPOError, MessageError
 from gridhpo.evaluation.heartbeat import Heartbeat
 from gridhpo.evaluation.outputs import MAX_MESSAGE_CHARS, metric_data, result_data, truncate
 from gridhpo.evaluation.settings import AttemptSettings
+from gridhpo.protocol.auth import split_credential
 from gridhpo.protocol.events import (
     ENDING_TYPES,
     FailedData,
@@ -131,7 +132,10 @@ class Task:
         self.site = site
         self.pilot_id = f"client-{uuid.uuid4().hex[:12]}"
         self.broker = HttpBroker(server, task_id, pilot_token, patience=patience, cafile=cafile)
-        self.token = pilot_token
+        # TOKEN.KEY (`gridhpo token`): a trial runs only points the steering signed with KEY
+        token, verifier = split_credential(pilot_token)
+        self.broker.gate.trust(verifier, task_id)
+        self.token = token or pilot_token
         self.ended: TaskEnd | None = None
 
     def trial(self) -> Trial:
@@ -217,7 +221,7 @@ class Trial:
     def should_stop(self) -> bool:
         """True once the task's scheduler has decided to stop or pause this trial: save what
         you need, leave the block (``finish`` is not needed then)."""
-        queue = control_queue(self.task.pilot_id)
+        queue = control_queue(self.task.id, self.task.pilot_id)
         while self.decision is None and (d := self.task.broker.get(queue)) is not None:
             try:
                 c = parse_control(d.body)

@@ -2,8 +2,9 @@
 
 A token is created at submit, can be replaced (``gridhpo token TASK --revoke``) and can
 expire. A task's point queue is named after a digest of its token, so a pilot without the
-token does not know where its points are; every event carries the token, and the steering
-sets aside (dead-letter queue) the events of a wrong, replaced or expired token.
+token does not know where its points are. Events never carry the token, only a code computed
+with it (protocol/auth.py); the steering sets aside (dead-letter queue) the events whose code
+matches no current token of their task: a wrong, replaced or expired token.
 """
 from __future__ import annotations
 

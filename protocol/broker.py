@@ -1,8 +1,11 @@
 """The kombu wiring: one small Broker class over any kombu transport.
 
 Queues are durable and messages persistent; RabbitMQ publishes wait for publisher confirms.
-Messages go through the default exchange, routed by queue name, which every kombu transport
-implements the same way.
+Messages are routed by queue name. On RabbitMQ a task's queues are bound to an exchange of
+their own, ``gridhpo.task.<id>``, and messages go through it: RabbitMQ checks write permission
+on the exchange, and the default exchange would let any writer reach every queue
+(protocol/brokeradmin.py gives each task's pilots their own task's names only). Other
+transports use the default exchange, which every kombu transport implements the same way.
 
 The embedded default ``filesystem://PATH`` uses kombu's filesystem transport with two fixes
 of ours (see ``fstransport``): a message file appears only once fully written, and a reader
@@ -13,7 +16,6 @@ truth and the steering re-sends such points (see ``steering.service``).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,21 +24,22 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kombu.connection import Connection
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 from kombu.exceptions import KombuError
 from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
-from gridhpo.protocol.fstransport import UNREADABLE_HEADER
+from gridhpo.protocol import auth
 from gridhpo.protocol.messages import (
     DEAD_LETTER_QUEUE,
     JSON_CONTENT_TYPE,
     MAX_MESSAGE_BYTES,
-    decode_body,
     without_secrets,
 )
 from gridhpo.protocol.messages import Undecodable as Undecodable  # where the consumers look for it
+from gridhpo.protocol.routing import decode_message, preview, task_exchange
+from gridhpo.protocol.routing import fair_shares as fair_shares  # where the tests look for it
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +77,12 @@ class Delivery:
             "reason": reason, "time": time.time(), "queue": self.queue, "size": self.size,
             "content_type": str(getattr(self._message, "content_type", None))[:80],
             "body": without_secrets(self.body) if decoded and self.size <= MAX_MESSAGE_BYTES else None,
-            "raw": None if decoded else _preview(raw),
+            "raw": None if decoded else preview(raw),
         }
         log.error("message from %s set aside in %s: %s", self.queue, DEAD_LETTER_QUEUE, reason)
         try:
-            self._broker.publish(DEAD_LETTER_QUEUE, record)
+            # through the exchange of the queue it came from: a pilot may write only its task's
+            self._broker.publish(DEAD_LETTER_QUEUE, record, via=self.queue)
         except QueueError as exc:
             log.error("the dead-letter queue is unreachable too (%s); the message is dropped", exc)
         self.ack()
@@ -145,12 +149,14 @@ class Broker:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {redact(str(exc))}") from exc
         self.confirm = confirm
         self._declared: set[str] = set()
+        self._bound: set[tuple[str, str]] = set()  # (queue, exchange) bindings declared
         # publishing on a connection that also consumes makes py-amqp read pending
         # deliveries on every publish: producers get connections of their own, one with
         # publisher confirms and one without (see publish_many)
         self._producers: dict[bool, Producer] = {}
         self._pub_conns: dict[bool, Connection] = {}
         self._consumers: dict[str, tuple[Consumer, list[Delivery]]] = {}
+        self.gate = auth.Gate()  # what goes out is authenticated, what comes in checked
 
     @property
     def redelivers(self) -> bool:
@@ -180,14 +186,26 @@ class Broker:
     def _queue(self, name: str) -> Queue:
         return Queue(name, routing_key=name, durable=True, auto_delete=False)
 
-    def _declare(self, name: str) -> None:
+    def _declare(self, name: str, exchange: str = "") -> None:
         if name not in self._declared:
             self._queue(name)(self._conn.default_channel).declare()
             self._declared.add(name)
+        if exchange and (name, exchange) not in self._bound:
+            channel = self._conn.default_channel
+            Exchange(exchange, type="direct", durable=True)(channel).declare()
+            channel.queue_bind(queue=name, exchange=exchange, routing_key=name)
+            self._bound.add((name, exchange))
+
+    def _exchange(self, queue: str, via: str = "") -> str:
+        """The exchange a message for ``queue`` goes through: on RabbitMQ, its task's (see
+        ``task_exchange``), so that broker permissions can keep a task's pilots to it; the
+        default exchange, which any writer can route to any queue, otherwise."""
+        return task_exchange(via or queue) if self.redelivers else ""
 
     def _reconnect(self, exc: BaseException) -> None:
         log.warning("broker %s: connection lost (%s); reconnecting", redact(self.url), exc)
         self._declared.clear()
+        self._bound.clear()
         self._producers.clear()
         self._consumers.clear()
         for conn in (self._conn, *self._pub_conns.values()):
@@ -213,16 +231,20 @@ class Broker:
 
     # ------------------------------------------------------------------ API
 
-    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None) -> None:
-        self.publish_many([(queue, body)], confirm)
+    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None, via: str = "") -> None:
+        """Publish ``body`` to ``queue``; ``via``: the queue whose task's exchange it goes
+        through, when ``queue`` belongs to no task (the dead letters)."""
+        self.publish_many([(queue, body)], confirm, via)
 
-    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None) -> None:
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None,
+                     via: str = "") -> None:
         """Publish each body to its queue. With confirms (the broker's default) it returns once
         the broker holds them all; ``confirm=False`` is for messages whose loss the
         bookkeeping detects anyway (they are sent again), where the wait is pure cost."""
         if not items:
             return
         confirm = self.confirm if confirm is None else confirm and self.confirm
+        wire = [(queue, self.gate.outgoing(body)) for queue, body in items]
 
         def op() -> None:
             producer = self._producers.get(confirm)
@@ -231,11 +253,12 @@ class Broker:
                 if conn is None:
                     conn = self._pub_conns[confirm] = _connection(self.url, confirm)
                 producer = self._producers[confirm] = Producer(conn.default_channel)
-            for queue, body in items:
-                self._declare(queue)
+            for queue, body in wire:
+                exchange = self._exchange(queue, via)
+                self._declare(queue, exchange)
                 # no kombu retry around each message: _retrying reconnects and publishes the
                 # batch again (a message sent twice is applied once)
-                producer.publish(body, routing_key=queue, exchange="", serializer="json", delivery_mode=2)
+                producer.publish(body, routing_key=queue, exchange=exchange, serializer="json", delivery_mode=2)
 
         with self.lock:
             self._retrying("publish", op)
@@ -252,7 +275,7 @@ class Broker:
             if raw is None:
                 return None
             msg = channel.message_to_python(raw)
-            return Delivery(_decode(msg), msg, self, queue)
+            return Delivery(self.gate.incoming(decode_message(msg)), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -338,7 +361,11 @@ class Broker:
             def on_message(message: Any, exc: BaseException | None = None) -> None:
                 # called inside drain_events: raising here would be taken for a lost
                 # connection, and the message would come back after every reconnection
-                buf.append(Delivery(_decode(message, exc), message, self, queue))
+                try:
+                    body = self.gate.incoming(decode_message(message, exc))
+                except Exception as error:  # never raise inside drain_events (see above)
+                    body = Undecodable(f"unverifiable message: {type(error).__name__}")
+                buf.append(Delivery(body, message, self, queue))
 
             # on_message: kombu hands over the message undecoded (with callbacks= it would
             # deserialise it inside drain_events); on_decode_error: a body it could not even
@@ -375,45 +402,7 @@ class Broker:
         def op() -> None:
             self._queue(queue)(self._conn.default_channel).delete()
             self._declared.discard(queue)
+            self._bound = {b for b in self._bound if b[0] != queue}
 
         with self.lock:
             self._retrying("delete", op)
-
-
-def fair_shares(waiting: list[int], total: int) -> list[int]:
-    """How many of ``total`` each of several queues gets, ``waiting[i]`` being what queue ``i``
-    has: equal shares, the part a short queue cannot use going to the others (max-min fair)."""
-    shares = [0] * len(waiting)
-    left = total
-    order = sorted(range(len(waiting)), key=lambda i: waiting[i])
-    for k, i in enumerate(order):
-        shares[i] = min(waiting[i], -(-left // (len(waiting) - k)))  # rounded up: none is left over
-        left -= shares[i]
-    return shares
-
-
-def _decode(message: Any, error: BaseException | None = None) -> Any:
-    """The body of a received message, decoded by us (kombu is never let deserialise: its
-    registry includes pickle); ``Undecodable`` for anything but the JSON we accept."""
-    try:
-        if error is not None or message.errors:
-            exc = error or message.errors[0][1]
-            return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
-        if UNREADABLE_HEADER in (message.headers or {}):
-            return Undecodable(str(message.headers[UNREADABLE_HEADER])[:300])
-        if "compression" in (message.headers or {}):
-            return Undecodable("compressed messages are not accepted")
-        return decode_body(message.body, message.content_type, message.content_encoding)
-    except Exception as exc:  # a message object of an unexpected shape: never stop the consumer
-        return Undecodable(f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}")
-
-
-_SECRET_VALUE = re.compile(r"(auth|token|password|passwd|secret)([\"']?\s*[:=]\s*[\"']?)[^\"'\s,;&}]*", re.I)
-
-
-def _preview(raw: object) -> str | None:
-    """The start of an undecodable body for the dead letters, with secret-looking values masked."""
-    if not isinstance(raw, (bytes, str)):
-        return None
-    text = raw[:256].decode("utf-8", "replace") if isinstance(raw, bytes) else raw[:256]
-    return _SECRET_VALUE.sub(r"\1\2***", text)

@@ -246,7 +246,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=_time.time)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    auth: str = ""  # the task's token, as the pilot was given it
+    auth: str = ""  # the task's token; on the wire a code computed with it, never the token (protocol/auth.py)
     v: int = PROTOCOL_VERSION
     kind: str = "event"
     # ``data`` read once (by parse_event or ``of``): the steering reads it again per use

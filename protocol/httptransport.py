@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
+from gridhpo.protocol import auth
 from gridhpo.protocol.broker import Broker, Delivery
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, control_queue, events_queue, points_queue
 
@@ -42,7 +43,6 @@ CONTROL_EVERY = 2.0  # seconds between fetches of control messages when no event
 HELLO_CONTROL_EVERY = 0.25  # ... while a hello waits for its answer
 HELLO_WINDOW = 15.0  # seconds after a hello during which control is fetched faster
 _RETRIED_STATUS = (429, 500, 502, 503, 504)
-_CONTROL = control_queue("")  # a pilot's control queue is this and its id
 KEEPALIVE_IDLE = 4.0  # seconds a kept-alive connection may idle before a new one is opened (uvicorn closes at 5)
 
 
@@ -195,9 +195,12 @@ class HttpBroker(Broker):
         # not Broker.__init__: it connects to a kombu broker; every method using it is replaced
         self.url = server
         self.task_id = task_id
-        self.token = token
+        # the gateway takes the token alone (a pilot's credential is TOKEN.KEY: the pilot trusts
+        # KEY through this broker's gate, which checks the steering's signature on every point)
+        self.token = token.partition(".")[0]
+        self.gate = auth.Gate()
         self.long_poll = long_poll
-        self.client = HttpClient(server, token, patience=patience, cafile=cafile, timeout=long_poll + 30.0)
+        self.client = HttpClient(server, self.token, patience=patience, cafile=cafile, timeout=long_poll + 30.0)
         self.lock = threading.RLock()
         self._held: set[str] = set()
         self._acks: list[str] = []  # acknowledged here, not yet told the gateway
@@ -249,8 +252,9 @@ class HttpBroker(Broker):
     # ------------------------------------------------------------------ points
 
     def get(self, queue: str) -> Delivery | None:
-        if queue.startswith(_CONTROL):
-            return self._next_control(queue.removeprefix(_CONTROL))
+        control = control_queue(self.task_id, "")  # a pilot's control queue is this and its id
+        if queue.startswith(control):
+            return self._next_control(queue.removeprefix(control))
         got = self.drain(queue, 1)
         return got[0] if got else None
 
@@ -268,7 +272,7 @@ class HttpBroker(Broker):
         for p in _items(answer, "points"):
             with self.lock:
                 self._held.add(p["delivery"])
-            out.append(HttpDelivery(p["body"], self, queue, p["delivery"]))
+            out.append(HttpDelivery(self.gate.incoming(p["body"]), self, queue, p["delivery"]))
         return out
 
     def defer_ack(self, delivery: str) -> None:
@@ -295,16 +299,17 @@ class HttpBroker(Broker):
 
     # ------------------------------------------------------------------ events and control
 
-    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None) -> None:
+    def publish(self, queue: str, body: dict[str, Any], confirm: bool | None = None, via: str = "") -> None:
         self.publish_many([(queue, body)], confirm)
 
-    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None) -> None:
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]], confirm: bool | None = None,
+                     via: str = "") -> None:
         """Post the messages to the gateway, in requests of at most ``MAX_MESSAGE_BYTES``; returns
         once the gateway has put them on the events queue."""
         for queue, _ in items:
             if queue != events_queue(self.task_id):
                 raise GatewayError(f"the gateway takes task {self.task_id}'s events, not messages for {queue}")
-        messages = [body for _, body in items]
+        messages = [self.gate.outgoing(body) for _, body in items]  # codes, never the token
         if any(m["kind"] == "hello" for m in messages if "kind" in m):
             self._fast_until = time.monotonic() + HELLO_WINDOW
         by_pilot: dict[str, list[dict[str, Any]]] = {}
@@ -343,7 +348,7 @@ class HttpBroker(Broker):
             waiting = self._control.get(pilot_id)
             if not waiting:
                 return None
-            return HttpDelivery(waiting.pop(0), self, control_queue(pilot_id), None)
+            return HttpDelivery(self.gate.incoming(waiting.pop(0)), self, control_queue(self.task_id, pilot_id), None)
 
 
 def _items(answer: Any, key: str) -> Iterable[Any]:

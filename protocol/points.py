@@ -28,9 +28,11 @@ def events_queue(task_id: int) -> str:
     return f"gridhpo.events.{task_id}"
 
 
-def control_queue(pilot_id: str) -> str:
-    """Where the steering's decisions about a pilot's running point (stop, pause) go."""
-    return f"gridhpo.control.{pilot_id}"
+def control_queue(task_id: int, pilot_id: str) -> str:
+    """Where the steering's decisions about a pilot's running point (stop, pause) go; named
+    after its task too, so that broker permissions can keep each task's pilots to their own
+    task's queues (protocol/brokeradmin.py)."""
+    return f"gridhpo.control.{task_id}.{pilot_id}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ class Hello:
     site: str = "local"
     host: str = ""
     hello_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    auth: str = ""  # the task's token, as the pilot was given it
+    auth: str = ""  # the task's token; on the wire a code computed with it, never the token (protocol/auth.py)
     v: int = PROTOCOL_VERSION
     kind: str = "hello"
 

@@ -89,7 +89,11 @@ def pilot_token(repo: Repository, task: TaskRow, revoke: bool, expires: str | No
         expires_at = time.time() + parse_duration(expires, "expires")
     if (value, expires_at) != (task.token, task.token_expires_at):
         repo.set_token(task.id, value, expires_at)
-    return {"id": task.id, "name": task.name, "token": value, "expires_at": expires_at, "replaced": revoke}
+    from gridhpo.protocol.auth import pilot_credential
+
+    # with the steering's verifying key, as `gridhpo token` prints it: pilots check what they run
+    return {"id": task.id, "name": task.name, "token": pilot_credential(value), "expires_at": expires_at,
+            "replaced": revoke}
 
 
 def report_html(repo: Repository, tasks: list[TaskRow], top_k: int, table_k: int, importance: str) -> str:

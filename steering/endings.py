@@ -104,7 +104,7 @@ class Endings:
             changes.add(AttemptUpdate(a.point_id, a.number, a.id,
                                       AttemptFields(AttemptState.CANCELLED, a.last_seen, now, "task ended")))
             if a.pilot_id:
-                stops.append((control_queue(a.pilot_id), ControlMessage(
+                stops.append((control_queue(row.id, a.pilot_id), ControlMessage(
                     task_id=row.id, point_id=a.point_id, attempt=a.number, action="stop",
                     reason=f"task ended: {row.message or row.state}").to_json()))
         self.repo.retrying("close task", lambda: self.repo.apply(changes))

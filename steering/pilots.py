@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.protocol import Broker, Event, control_queue, events_queue
+from gridhpo.protocol.auth import key_id, proven_token, steering_signer
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES, Hello, HelloReply, message_kind, parse_hello
 from gridhpo.steering.state import TaskState
-from gridhpo.tokens import queue_key, same
+from gridhpo.tokens import same
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class Revoked:
 class PilotDesk:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        # what pilots act on (points, control, task ends, these replies) is signed by the
+        # steering's key; its verifying half reaches pilots with their token (protocol/auth.py)
+        broker.gate.sign_with(steering_signer())
         self._old_tokens: dict[int, set[str]] = {}  # tokens replaced while this steering ran
         self._refusals: dict[int, list[float]] = {}  # per task: when tokens never good were refused
         self._noticed: dict[tuple[str, str], float] = {}  # (pilot, token key): when last told
@@ -64,6 +68,11 @@ class PilotDesk:
             is_hello = isinstance(d.body, Mapping) and message_kind(d.body) == Hello.kind
             (hellos if is_hello else events).append(d)
         return events, hellos
+
+    def proven(self, body: object, task: TaskState) -> str:
+        """The token of ``task`` (current or replaced while this steering ran) whose code the
+        message carries: what the message presents (protocol/auth.py)."""
+        return proven_token(body, [task.row.token, *self._old_tokens.get(task.id, ())])
 
     def token_replaced(self, task_id: int, old: str | None, new: str | None) -> None:
         if old and old != new:
@@ -100,6 +109,7 @@ class PilotDesk:
             task = tasks.get(hello.task_id)
             if task is None:
                 continue  # ended this round: the pilot finds the end marker in its queue
+            hello = replace(hello, auth=self.proven(d.body, task))
             reason = self.judge(task, hello.auth, now)
             where = f"pilot {hello.pilot_id} at {hello.site} ({hello.host})"
             if reason is None:
@@ -109,9 +119,9 @@ class PilotDesk:
                 continue
             else:
                 log.warning("task %s: %s refused: %s", task.row.name, where, reason)
-            replies.append((control_queue(hello.pilot_id), HelloReply(
+            replies.append((control_queue(task.id, hello.pilot_id), HelloReply(
                 task_id=task.id, accepted=reason is None, reason=reason or "", hello_id=hello.hello_id,
-                token_key=queue_key(hello.auth)).to_json()))
+                token_key=key_id(hello.auth)).to_json()))
         self._send(replies)
         for d in answered:
             d.ack()
@@ -124,12 +134,12 @@ class PilotDesk:
         op = task.open.get(ev.point_id)
         if op is not None and op.state == "running" and op.attempt == ev.attempt and op.pilot_id == ev.pilot_id:
             self._revoked.append(Revoked(task.id, op.id, op.attempt, ev.pilot_id, reason))
-        key = (ev.pilot_id, queue_key(ev.auth))
+        key = (ev.pilot_id, key_id(ev.auth))
         if now - self._noticed.get(key, -NOTICE_EVERY) < NOTICE_EVERY:
             return
         self._noticed[key] = now
-        self._send([(control_queue(ev.pilot_id), HelloReply(
-            task_id=task.id, accepted=False, reason=reason, token_key=queue_key(ev.auth)).to_json())])
+        self._send([(control_queue(task.id, ev.pilot_id), HelloReply(
+            task_id=task.id, accepted=False, reason=reason, token_key=key_id(ev.auth)).to_json())])
 
     def take_revoked(self) -> list[Revoked]:
         out, self._revoked = self._revoked, []

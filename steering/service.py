@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gridhpo.bookkeeping.records import AttemptUpdate
@@ -154,7 +154,7 @@ class Steering:
             if isinstance(eff, SendPoint):
                 rnd.publishes.append((eff.queue, eff.message.to_json()))
             elif isinstance(eff, SendControl):
-                rnd.publishes.append((control_queue(eff.pilot_id), eff.message.to_json()))
+                rnd.publishes.append((control_queue(eff.message.task_id, eff.pilot_id), eff.message.to_json()))
             elif isinstance(eff, Tell):
                 task.driver.tell(eff.number, eff.value)
             elif isinstance(eff, LookUpLate):
@@ -311,6 +311,9 @@ class Steering:
                 d.dead_letter(f"malformed event: {exc}")
                 deliveries.remove(d)
                 continue
+            task = self.tasks.get(ev.task_id)
+            if task is not None:  # the token whose code it carries (protocol/auth.py)
+                ev = replace(ev, auth=self.desk.proven(d.body, task))
             refused = self._refusal(ev, now)
             if refused:
                 d.dead_letter(f"event of pilot {ev.pilot_id} for task {ev.task_id} refused: {refused}")

@@ -14,9 +14,9 @@ import shutil
 from typing import ClassVar
 
 from gridhpo.errors import EvaluationError
-from gridhpo.evaluation.environment import scrubbed
+from gridhpo.evaluation.environment import is_secret, scrubbed
 from gridhpo.evaluation.runtimes._base import Handle, Job
-from gridhpo.evaluation.runtimes.process import SECRET_VARIABLES, ProcessRuntime
+from gridhpo.evaluation.runtimes.process import ProcessRuntime
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ApptainerRuntime(ProcessRuntime):
         argv = [self.binary(), "exec" if job.command else "run", "--cleanenv", "--containall",
                 "--bind", f"{workdir}:{workdir}", "--pwd", workdir]
         for key, value in job.env.items():
-            if key not in SECRET_VARIABLES:
+            if not is_secret(key, value):  # the rule of every runtime (evaluation/environment.py)
                 argv += ["--env", f"{key}={value}"]
         if int(job.resources.get("gpus") or 0) > 0:
             argv.append("--nv")

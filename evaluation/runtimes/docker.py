@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import EvaluationError
+from gridhpo.evaluation.environment import is_secret
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
-from gridhpo.evaluation.runtimes.process import SECRET_VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def container_options(job: Job, labels: dict[str, str]) -> dict[str, Any]:
     """The ``containers.create`` arguments for one attempt (pure, so the mapping is testable)."""
     docker = _import_docker()
     workdir = str(job.workdir)
-    env = {k: v for k, v in job.env.items() if k not in SECRET_VARIABLES}
+    env = {k: v for k, v in job.env.items() if not is_secret(k, v)}  # the rule of every runtime
     opts: dict[str, Any] = {
         "image": job.image,
         "name": _NAME_OK.sub("-", job.name)[:200],

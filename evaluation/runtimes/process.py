@@ -15,15 +15,11 @@ import time
 from pathlib import Path
 
 from gridhpo.errors import EvaluationError
-from gridhpo.evaluation.environment import SECRET_NAMES, evaluation_environment
+from gridhpo.evaluation.environment import evaluation_environment
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 from gridhpo.evaluation.runtimes.proctree import Descendants
 
 log = logging.getLogger(__name__)
-
-# what of a task's own evaluation.env the container runtimes hold back (environment.py decides
-# what of the pilot's environment reaches an evaluation)
-SECRET_VARIABLES = (*sorted(SECRET_NAMES), "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 TAIL_BYTES = 64 << 10  # of stderr.log / stdout.log read for a failed point's tail

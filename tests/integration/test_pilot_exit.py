@@ -99,7 +99,8 @@ def test_a_task_that_ended_while_no_steering_ran_still_ends_its_pilots(servers: 
     db, broker_url = servers
     tid, env = setup(tmp_path, servers, sleep=600, max_points=10)
     repo = Repository(db)
-    token = env["GRIDHPO_TOKEN"]
+    token = repo.task(tid).token
+    assert token
     with Broker(broker_url) as broker:
         Steering(repo, broker).step()  # points handed out, then the steering is gone
         assert broker.size(points_queue(tid, token)) == 2
@@ -134,13 +135,13 @@ def test_a_pilot_with_a_wrong_missing_or_expired_token_says_so_and_exits_non_zer
 
     tid, env = setup(tmp_path, servers, sleep=600, max_points=10)
     repo = Repository(servers[0])
-    token = env["GRIDHPO_TOKEN"]
+    token = env["GRIDHPO_TOKEN"]  # as `gridhpo token` prints it: TOKEN.KEY
     with steering(repo, servers[1], tid):
         for name, presented, why in [("wrong", "not-the-token", "wrong or replaced token"), ("none", None, "no token")]:
             log = tmp_path / f"{name}.log"
             assert exit_status(pilot_as(tid, env, log, name, presented), log) == EXIT_REFUSED
             assert f"token refused by the steering: {why}" in log.read_text()
-        repo.set_token(tid, token, time.time() - 1)
+        repo.set_token(tid, repo.task(tid).token, time.time() - 1)
         log = tmp_path / "expired.log"
         assert exit_status(pilot_as(tid, env, log, "expired", token), log) == EXIT_REFUSED
         assert "token refused by the steering: token expired" in log.read_text()

@@ -25,6 +25,7 @@ from gridhpo.protocol import (
     parse_event,
     points_queue,
 )
+from gridhpo.protocol.auth import steering_signer
 from gridhpo.protocol.messages import message_kind
 from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
@@ -38,8 +39,9 @@ TASK_ID = 7
 def publish_point(broker: Broker, evaluation: dict[str, Any], number: int = 0) -> PointMessage:
     msg = PointMessage(task_id=TASK_ID, task_name="site", point_id=100 + number, number=number, attempt=1,
                        params={"x": 1.0}, evaluation=EvaluationSpec(), objective=PointObjective())
-    # the evaluation section as given, also one no steering of ours would send
-    broker.publish(points_queue(TASK_ID), {**msg.to_json(), "evaluation": evaluation})
+    # the evaluation section as given, also one no steering of ours would send; signed, since a
+    # pilot runs only signed points
+    broker.publish(points_queue(TASK_ID), steering_signer().sign({**msg.to_json(), "evaluation": evaluation}))
     return msg
 
 

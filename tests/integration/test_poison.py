@@ -55,8 +55,8 @@ def test_poison_messages_stop_neither_the_steering_nor_a_pilot(servers: tuple[st
     expected = {q: poison(broker_url, q, marker) for q in (events_queue(tid), events_queue(other))}
     # a pilot's points consumer, and the control queue of the first pilot run_task starts
     expected[points_queue(tid, token)] = poison(broker_url, points_queue(tid, token), marker)
-    expected[control_queue(f"local-{tid}-0-{os.getpid()}")] = poison(
-        broker_url, control_queue(f"local-{tid}-0-{os.getpid()}"), marker)
+    expected[control_queue(tid, f"local-{tid}-0-{os.getpid()}")] = poison(
+        broker_url, control_queue(tid, f"local-{tid}-0-{os.getpid()}"), marker)
 
     result = run_task(repo, broker_url, tid, pilots=1)
 
@@ -73,7 +73,7 @@ def test_poison_messages_stop_neither_the_steering_nor_a_pilot(servers: tuple[st
     kinds = {r["queue"]: r["reason"].split(":")[0] for r in records}
     assert kinds[events_queue(tid)] == "malformed event"
     assert kinds[points_queue(tid, token)] == f"malformed point message for task {tid}"
-    assert kinds[control_queue(f"local-{tid}-0-{os.getpid()}")].startswith("malformed control message")
+    assert kinds[control_queue(tid, f"local-{tid}-0-{os.getpid()}")].startswith("malformed control message")
 
 
 def test_a_dead_letter_record_keeps_no_token(servers: tuple[str, str], tmp_path: Path) -> None:

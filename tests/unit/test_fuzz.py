@@ -385,6 +385,7 @@ sound_data = {
                                                    "cause": st.sampled_from(["walltime", "signal", "x"])}),
 }
 TERMINAL = ("finished", "failed", "stopped", "cancelled")
+FORGED = ["guess", "hmac-sha256:" + "0" * 64]  # a wrong token; a code made without the token
 
 
 def check_invariants(task: FuzzedTask) -> None:
@@ -431,7 +432,10 @@ def test_the_steering_survives_any_valid_shaped_event(fuzzed: FuzzedTask) -> Non
                 current = task.current_points()  # mostly the open points' attempts, sometimes old ones
                 pool = current if current and data.draw(st.integers(0, 3)) else task.points
                 m = pool[data.draw(st.integers(0, 10**6)) % len(pool)]
-                body.update(task_id=task.task_id, point_id=m["point_id"], attempt=m["attempt"], auth=task.token)
+                # mostly the task's token (the broker sends its code), now and then a wrong one or a
+                # forged code, which the steering refuses
+                auth = task.token if data.draw(st.integers(0, 7)) else data.draw(st.sampled_from(FORGED))
+                body.update(task_id=task.task_id, point_id=m["point_id"], attempt=m["attempt"], auth=auth)
                 if data.draw(st.booleans()):
                     body["data"] = data.draw(sound_data[ev.type])
             try:

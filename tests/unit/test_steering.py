@@ -192,7 +192,7 @@ def test_a_cancelled_task_stops_its_running_points_and_reads_no_more(env: tuple[
     feed(s, broker, [ev("started", running)])
     repo.set_task_state(tid, "cancelled", "by the user")
     s.refresh_tasks(force=True)
-    d = broker.get(control_queue("pilot-a"))  # the pilot running a point is told to stop
+    d = broker.get(control_queue(tid, "pilot-a"))  # the pilot running a point is told to stop
     assert d is not None
     c = parse_control(d.body)
     assert (c.point_id, c.attempt, c.action) == (running["point_id"], 1, "stop") and "task ended" in c.reason
