@@ -126,10 +126,11 @@ class Steering:
             self._last_check = time.monotonic()
             self._timeouts(rnd)
         for task in list(self.tasks.values()):
-            if self._serves(task):
+            if self._serves(task) and task.spec.early_stopping.revive:
                 self._carry(task, ReviveCheck(now), rnd)
-            self._carry(task, Suggested(tuple(self._ask(task, events_queue(task.id) in backlogged)),
-                                        task.depth.target), rnd)
+            suggestions = self._ask(task, events_queue(task.id) in backlogged)
+            if suggestions:
+                self._carry(task, Suggested(tuple(suggestions), task.depth.target), rnd)
         self._commit(rnd)
         for d in deliveries:
             d.ack()

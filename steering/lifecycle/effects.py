@@ -12,7 +12,7 @@ from gridhpo.bookkeeping.records import Record
 from gridhpo.protocol import ControlMessage, PointMessage
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SendPoint:
     """A point's message for the pilots, on the task's points queue."""
 
@@ -20,7 +20,7 @@ class SendPoint:
     message: PointMessage
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SendControl:
     """A decision about a running attempt, on its pilot's control queue."""
 
@@ -28,7 +28,7 @@ class SendControl:
     message: ControlMessage
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tell:
     """A point's result for the optimiser (``value`` None: it failed)."""
 
@@ -36,7 +36,7 @@ class Tell:
     value: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LookUpLate:
     """A result for an attempt not open any more: the service reads the attempt's id and
     state and hands them back as ``LateFound``."""
