@@ -1,7 +1,7 @@
 """A model-based optimiser behind the threaded driver proposes each point knowing every result
 that arrived before the steering asked for it (issue 16: the driver's buffer of spare
 suggestions made hyperopt's anneal propose points blind to up to 23 results at parallelism 8,
-and reach 7 times its direct regret on a 10-d space)."""
+and reach a median regret of 2.07 on a 10-d space, 0.25 called directly)."""
 from __future__ import annotations
 
 import time
