@@ -37,6 +37,7 @@ def status(server: str, task: str | None) -> None:
         return
     click.echo(render_table(STATUS_HEADER, [[r[k] for k in STATUS_HEADER] for r in rows]))
     if task:
+        click.echo(f"optimiser: {rows[0]['optimiser']}")
         if rows[0]["message"]:
             click.echo(f"message: {rows[0]['message']}")
         if rows[0]["pilots"]:

@@ -44,6 +44,7 @@ class TaskStatus(BaseModel):
     failed: int
     best: str = Field(description="The best value, formatted; empty when no point finished.")
     message: str | None
+    optimiser: str = Field(description="The backend and algorithm, and why, when `auto` chose them.")
     pilots: int = Field(description="Pilots seen (in the status of one task; 0 in the list).")
     sites: list[str]
 

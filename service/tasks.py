@@ -10,6 +10,7 @@ from typing import Any
 from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.errors import ConfigError, GridHPOError
 from gridhpo.service.accounts import Accounts, UserRow
+from gridhpo.steering.optimisers import describe
 from gridhpo.steering.reports import results, status_rows
 from gridhpo.steering.taskfile import check_name, parse_duration, parse_task
 from gridhpo.tokens import new_token
@@ -51,6 +52,8 @@ def status(repo: Repository, tasks: list[TaskRow], detail: bool = False) -> list
     for task, row in zip(tasks, rows, strict=True):
         item = dict(zip(header, row, strict=True))
         item["message"] = task.message
+        # what backend: auto chose, with its reason, as `gridhpo status TASK` shows it
+        item["optimiser"] = describe(task.spec["optimiser"])
         sites: list[str] = []
         count = 0
         if detail:
