@@ -3,14 +3,16 @@
 No registry is reachable here: the base image is a Debian root filesystem made with
 debootstrap (containers/base/make-rootfs.sh, by .ci/setup-base-image.sh) and imported into the
 test's private Podman store; the Containerfile is the one users build, with ``--build-arg
-BASE=...``. The container's steering serves a task submitted on the host, against this
-machine's PostgreSQL and RabbitMQ, and ordinary pilots on the host finish it.
+BASE=...``. ``gridhpo server`` from the image, against this machine's PostgreSQL and RabbitMQ,
+takes a task submitted through its API with a user's token, and pilots that reach only the
+service over HTTP finish it.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +20,11 @@ import pytest
 
 from gridhpo.bookkeeping import Repository
 from gridhpo.steering.reports import results
-from gridhpo.steering.runner import submit
-from gridhpo.steering.taskfile import parse_task
 from tests.helpers import until
 from tests.podman import Podman
 from tests.podman import podman as podman  # session fixture
 from tests.servers import postgres_database, rabbitmq_vhost, unavailable
+from tests.service_harness import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,40 +55,64 @@ def steering_image(podman: Podman) -> str:
 
 
 @pytest.fixture
-def container_steering(podman: Podman, steering_image: str) -> Iterator[tuple[str, str, str]]:
+def container_service(podman: Podman, steering_image: str) -> Iterator[tuple[str, str, str]]:
+    """``gridhpo server`` from the image, on the host's network, with the machine's servers."""
     with postgres_database() as db, rabbitmq_vhost() as broker:
-        name = f"gridhpo-steering-{os.getpid()}"
+        name, port = f"gridhpo-service-{os.getpid()}", free_port()
         podman.cli("run", "-d", "--name", name, "--network", "host", "-e", f"GRIDHPO_DB={db}",
-                   "-e", f"GRIDHPO_BROKER={broker}", steering_image, "steer", "-v")
+                   "-e", f"GRIDHPO_BROKER={broker}", steering_image, "server", "--port", str(port), "-v")
+        url = f"http://127.0.0.1:{port}"
         try:
-            yield db, broker, name
+            until(lambda: _answers(url), 120, "the containerised service to answer")
+            yield db, url, name
         finally:
             logs = podman.cli("logs", name, check=False)
-            print(logs.stdout[-2000:], logs.stderr[-2000:])
+            print(logs.stdout[-3000:], logs.stderr[-3000:])
             podman.cli("rm", "--force", "--time", "0", name, check=False)
 
 
-def test_the_steering_image_serves_a_task_that_host_pilots_finish(container_steering: tuple[str, str, str],
-                                                                  podman: Podman, tmp_path: Path) -> None:
-    db, broker, name = container_steering
-    repo = Repository(db)
-    spec = parse_task({
-        "name": "imaged", "search_space": {"x": {"type": "float", "low": -1, "high": 1}},
-        "optimiser": {"backend": "random", "seed": 3}, "budget": {"max_points": 6, "parallel": 2},
-        "evaluation": {"command": "python -c \"import json; p=json.load(open('input.json'));"
-                                  "json.dump({'loss': p['x']**2}, open('output.json','w'))\""},
-    }, base_dir=tmp_path)
-    tid, _ = submit(repo, spec)
-    # the container's steering gives the task its token when it takes the task up
-    until(lambda: repo.task(tid).token, 120, "the containerised steering to take the task up")
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/openapi.json", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _gridhpo(*args: str, env: dict[str, str], cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "gridhpo.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, (args, proc.stderr)
+    return proc.stdout
+
+
+def test_the_service_image_runs_a_task_submitted_through_the_api_with_http_only_pilots(
+        container_service: tuple[str, str, str], podman: Podman, tmp_path: Path) -> None:
+    db, url, name = container_service
+    # an administrator on the service's machine (here: in its container) makes a user and a token
+    podman.cli("exec", name, "gridhpo", "admin", "user", "add", "alice")
+    api_token = podman.cli("exec", name, "gridhpo", "admin", "token", "create", "alice").stdout.strip()
+    assert api_token
+    (tmp_path / "task.yaml").write_text(
+        "name: imaged\nsearch_space: {x: {type: float, low: -1, high: 1}}\n"
+        "optimiser: {backend: random, seed: 3}\nbudget: {max_points: 6, parallel: 2}\n"
+        "evaluation:\n  command: >-\n    python -c \"import json; p=json.load(open('input.json'));"
+        " json.dump({'loss': p['x']**2}, open('output.json','w'))\"\n")
+    # the user's machine knows the service's URL and an API token: no database, no broker
+    env = {k: v for k, v in os.environ.items() if k not in ("GRIDHPO_DB", "GRIDHPO_BROKER")}
+    env.update(GRIDHPO_SERVER=url, GRIDHPO_API_TOKEN=api_token, GRIDHPO_HOME=str(tmp_path / "home"))
+    tid = int(_gridhpo("submit", "task.yaml", env=env, cwd=tmp_path).splitlines()[0])
+    credential = _gridhpo("token", str(tid), env=env, cwd=tmp_path).strip()
     token_file = tmp_path / "token"
-    token_file.write_text(repo.task(tid).token or "")
+    token_file.write_text(credential)
     token_file.chmod(0o600)
-    pilots = [subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "pilot", "--task", str(tid),
-                                "--broker", broker, "--token-file", str(token_file), "--idle-timeout", "60",
+    # pilots that reach only the service (HTTP): a broker URL they could use is not given
+    pilots = [subprocess.Popen([sys.executable, "-m", "gridhpo.cli", "pilot", "--server", url, "--task", str(tid),
+                                "--token-file", str(token_file), "--idle-timeout", "60",
                                 "--workdir", str(tmp_path / f"work{i}")],
-                               env={**os.environ, "GRIDHPO_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+                               env={**env, "GRIDHPO_BROKER": "amqp://nobody:wrong@127.0.0.1:1//"}, cwd=tmp_path)
               for i in range(2)]
+    repo = Repository(db)
     try:
         until(lambda: repo.task(tid).state == "finished", 180, "the task to finish")
     finally:
@@ -97,4 +122,6 @@ def test_the_steering_image_serves_a_task_that_host_pilots_finish(container_stee
     rows = results(repo, repo.task(tid))
     assert len(rows) == 6 and all(r["state"] == "finished" for r in rows)
     assert all(abs(r["value"] - r["params"]["x"] ** 2) < 1e-12 for r in rows)
+    assert {p.site for p in repo.pilots(tid)} == {"local"} and len(repo.pilots(tid)) == 2
+    assert "imaged" in _gridhpo("status", env=env, cwd=tmp_path)  # the user reads it through the service too
     assert podman.cli("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
