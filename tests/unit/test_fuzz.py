@@ -422,7 +422,9 @@ def test_the_steering_survives_any_valid_shaped_event(fuzzed: FuzzedTask) -> Non
     raises, what it cannot use it drops and logs, and the bookkeeping stays consistent."""
     task = fuzzed
 
-    @settings(max_examples=200, deadline=None)
+    # derandomized: the assertions after the run check how far the generated events reached (a
+    # finished point, a retry, a metric); with a random seed a run now and then fell short
+    @settings(max_examples=200, deadline=None, derandomize=True)
     @given(st.lists(valid_events, min_size=1, max_size=6), st.data())
     def rounds(events: list[Event], data: st.DataObject) -> None:
         aimed = []
