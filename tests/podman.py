@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,7 +57,9 @@ def podman_service(tmp: Path) -> Iterator[Podman]:
     if shutil.which("podman") is None or shutil.which("runc") is None:
         unavailable("podman/runc not installed (.ci/setup-podman.sh installs them)")
     tmp.mkdir(parents=True, exist_ok=True)
-    pm = Podman(url=f"unix://{tmp / 'podman.sock'}", root=tmp / "root", runroot=tmp / "run")
+    # podman refuses a runroot over 50 characters, which pytest's (xdist's) temp paths exceed
+    runroot = Path(tempfile.mkdtemp(prefix="ghpo-podman-"))
+    pm = Podman(url=f"unix://{tmp / 'podman.sock'}", root=tmp / "root", runroot=runroot)
     log = (tmp / "service.log").open("wb")
     proc = subprocess.Popen(
         ["podman", "--root", str(pm.root), "--runroot", str(pm.runroot), "system", "service", "--time", "0", pm.url],
@@ -77,6 +80,7 @@ def podman_service(tmp: Path) -> Iterator[Podman]:
             proc.kill()
             proc.wait()
         log.close()
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 def busybox_context(dest: Path, files: dict[str, str] | None = None, cmd: str | None = None) -> Path:

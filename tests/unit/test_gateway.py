@@ -20,10 +20,15 @@ from gridhpo.errors import ConfigError
 from gridhpo.gateway import Gateway, pilot_router, repository_tokens
 from gridhpo.gateway.router import MAX_BODY_BYTES
 from gridhpo.protocol import Broker, ControlMessage, EvaluationSpec, Event, PointMessage, PointObjective
+from gridhpo.protocol.auth import steering_signer, with_mac
 from gridhpo.protocol.httptransport import GatewayError, GatewayRefused, HttpBroker
 from gridhpo.protocol.messages import control_queue, events_queue, points_queue
 from gridhpo.tokens import new_token
 from tests.gateway_harness import free_port, serving
+
+
+def unsigned(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "sig"}
 
 
 @dataclass
@@ -63,6 +68,7 @@ def setup(home: Path) -> Iterator[Setup]:
     tid = repo.create_task("t", {}, token=token)
     other = repo.create_task("u", {}, token=other_token)
     broker = Broker(url)
+    broker.gate.sign_with(steering_signer())  # it plays the steering: what pilots run is signed
     gw = Gateway(Broker(url), lease=60.0)
     app = FastAPI()
     app.include_router(pilot_router(gw, repository_tokens(repo, ttl=0.0)))
@@ -164,12 +170,15 @@ def test_events_pass_on_unchanged_and_the_answer_brings_the_pilots_decisions(set
     s = setup
     ev = Event(type="heartbeat", task_id=s.tid, point_id=1, attempt=1, pilot_id="p1", auth=s.token).to_json()
     stop = ControlMessage(task_id=s.tid, point_id=1, attempt=1, action="stop", reason="early stopping").to_json()
-    s.broker.publish(control_queue("p1"), stop)
+    s.broker.publish(control_queue(s.tid, "p1"), stop)
     r = s.client.post(f"/api/v1/pilot/tasks/{s.tid}/events", headers=s.auth(),
                       json={"pilot_id": "p1", "messages": [ev]})
-    assert r.status_code == 200 and r.json() == {"control": [stop]}
+    # as the steering sent it: signed on the way (the pilot checks the signature)
+    assert r.status_code == 200 and [unsigned(c) for c in r.json()["control"]] == [stop]
+    assert all("sig" in c for c in r.json()["control"])
     got = s.broker.get(events_queue(s.tid))
-    assert got is not None and got.body == ev
+    # passed on with the token replaced by a code over the event: the token never reaches the broker
+    assert got is not None and got.body == with_mac(ev) and s.token not in json.dumps(got.body)
 
 
 def test_the_openapi_page_documents_the_bodies_and_holds_no_secret(setup: Setup) -> None:
@@ -188,19 +197,19 @@ def test_the_http_broker_is_what_a_pilot_uses_of_a_broker(setup: Setup) -> None:
     with serving(s.app) as url, HttpBroker(url, s.tid, s.token, long_poll=0.2) as hb:
         queue = points_queue(s.tid, s.token)
         d = hb.get(queue)
-        assert d is not None and d.body == msg.to_json()
+        assert d is not None and unsigned(d.body) == msg.to_json() and "sig" in d.body
         ev = Event(type="started", task_id=s.tid, point_id=1, attempt=1, pilot_id="p1", auth=s.token)
-        s.broker.publish(control_queue("p1"), ControlMessage(task_id=s.tid, point_id=1, attempt=1,
+        s.broker.publish(control_queue(s.tid, "p1"), ControlMessage(task_id=s.tid, point_id=1, attempt=1,
                                                              action="pause").to_json())
         d.ack()
         assert s.gw.held() == 1, "the ack rides on the pilot's next request"
         hb.publish(events_queue(s.tid), ev.to_json())
         assert s.gw.held() == 0
-        c = hb.get(control_queue("p1"))
+        c = hb.get(control_queue(s.tid, "p1"))
         assert c is not None and c.body["action"] == "pause"
         assert hb.get(queue) is None  # waited the long-poll, nothing came
     got = s.broker.get(events_queue(s.tid))
-    assert got is not None and got.body == ev.to_json()
+    assert got is not None and got.body == with_mac(ev.to_json()) and s.token not in json.dumps(got.body)
 
 
 def test_a_wrong_token_is_refused_at_once_and_an_absent_gateway_after_the_patience(setup: Setup) -> None:
