@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from gridhpo.errors import MessageError
 
@@ -137,8 +137,23 @@ class Resources:
         return cls(cpus=f.number("cpus"), gpus=f.integer("gpus", 0), memory=f.text("memory"))
 
 
+class _WireForm:
+    """A section's JSON form: ``to_wire()``, stored in the bookkeeping and sent with every point,
+    and ``wire``, the same made once per object (every point of a task carries it: read it,
+    never change it)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        return self.to_wire()
+
+
 @dataclass(frozen=True)
-class EvaluationSpec:
+class EvaluationSpec(_WireForm):
     """The task's ``evaluation`` section: what runs for each point and how it is watched."""
 
     command: str | None = None  # a shell command (process runtime) or the container's command
@@ -152,15 +167,6 @@ class EvaluationSpec:
     lost_after: float = 120.0  # seconds of silence after which the steering re-queues a point
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
     resources: Resources = field(default_factory=Resources)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON form: stored in the bookkeeping and sent with every point."""
-        return asdict(self)
-
-    @functools.cached_property
-    def wire(self) -> dict[str, Any]:
-        """``to_wire()`` made once: every point of a task carries it (read it, never change it)."""
-        return self.to_wire()
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "evaluation") -> EvaluationSpec:
@@ -181,19 +187,11 @@ class EvaluationSpec:
 
 
 @dataclass(frozen=True)
-class PointObjective:
+class PointObjective(_WireForm):
     """The objective as a point message carries it: the key of the result in output.json."""
 
     metric: str = "loss"
     mode: str = "min"  # one of OBJECTIVE_MODES
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @functools.cached_property
-    def wire(self) -> dict[str, Any]:
-        """``to_wire()`` made once (read it, never change it)."""
-        return self.to_wire()
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "objective") -> PointObjective:
@@ -205,21 +203,13 @@ class PointObjective:
 
 
 @dataclass(frozen=True)
-class ResourceBudget:
+class ResourceBudget(_WireForm):
     """What an evaluation under early stopping is told about its resource (e.g. epochs)."""
 
     resource: str
     min_resource: int
     max_resource: int
     scheduler: str
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @functools.cached_property
-    def wire(self) -> dict[str, Any]:
-        """``to_wire()`` made once (read it, never change it)."""
-        return self.to_wire()
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "budget") -> ResourceBudget | None:
