@@ -14,7 +14,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import unavailable, use_server
+from tests.servers import free_port, unavailable, use_server
 
 PG_LIB = Path("/usr/lib/postgresql")
 # Debian's /usr/sbin/rabbitmq* wrappers switch to the rabbitmq user, its home and its cookie,
@@ -33,12 +32,6 @@ PG_LIB = Path("/usr/lib/postgresql")
 RABBITMQ_LIB = Path("/usr/lib/rabbitmq/bin")
 LOOPBACK_DIST = "-kernel inet_dist_use_interface {127,0,0,1}"
 
-
-def free_port() -> int:
-    """A TCP port free on loopback now (the server binding it next is the only user in practice)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fail(what: str, proc: subprocess.CompletedProcess[str], log: Path | None) -> None:

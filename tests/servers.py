@@ -57,6 +57,13 @@ def use_server(kind: str) -> None:
                     pytrace=False)
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now (the server binding it next is the only user in practice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,15 +18,11 @@ from click.testing import CliRunner, Result
 
 from gridhpo.cli.main import main
 from tests.helpers import until
+from tests.servers import free_port
 
 # a bookkeeping no user of the service can reach: a command that used it would fail
 NO_DB = "postgresql://nobody@127.0.0.1:1/none"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

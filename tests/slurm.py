@@ -18,15 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import unavailable, use_server
+from tests.servers import free_port, unavailable, use_server
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "mungekey")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _stop(pid_file: Path) -> None:
@@ -76,8 +71,8 @@ ClusterName=gridhpo-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 AuthType=auth/munge
 AuthInfo=socket={sock}
 CryptoType=crypto/munge

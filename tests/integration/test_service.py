@@ -85,7 +85,7 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
 
 def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service,
                                                                                      tmp_path: Path) -> None:
-    from tests.service_harness import free_port
+    from tests.servers import free_port
 
     env = dict(os.environ, GRIDHPO_DB=service.db, GRIDHPO_BROKER=service.broker)
     second = subprocess.run([sys.executable, "-m", "gridhpo.cli", "server", "--port", str(free_port())], env=env,

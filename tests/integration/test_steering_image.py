@@ -23,8 +23,7 @@ from gridhpo.steering.reports import results
 from tests.helpers import until
 from tests.podman import Podman
 from tests.podman import podman as podman  # session fixture
-from tests.servers import postgres_database, rabbitmq_vhost, unavailable
-from tests.service_harness import free_port
+from tests.servers import free_port, postgres_database, rabbitmq_vhost, unavailable
 
 pytestmark = pytest.mark.integration
 

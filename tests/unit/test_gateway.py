@@ -24,7 +24,8 @@ from gridhpo.protocol.auth import steering_signer, with_mac
 from gridhpo.protocol.httptransport import GatewayError, GatewayRefused, HttpBroker
 from gridhpo.protocol.messages import control_queue, events_queue, points_queue
 from gridhpo.tokens import new_token
-from tests.gateway_harness import free_port, serving
+from tests.gateway_harness import serving
+from tests.servers import free_port
 
 
 def unsigned(body: dict[str, Any]) -> dict[str, Any]:
