@@ -405,22 +405,14 @@ def token(task: str, revoke: bool, expires: str | None, db: str | None, server: 
     _setup_logging(0)
     if server:
         return remote.token(server, task, revoke, expires)
+    from gridhpo.steering.submission import pilot_token
     from gridhpo.steering.taskfile import parse_duration
-    from gridhpo.tokens import new_token
 
     repo = _repo(db)
     row = repo.task(task)
-    value, expires_at = row.token, row.token_expires_at
-    if revoke or value is None:
-        value, expires_at = new_token(), None
-    if expires is not None:
-        seconds = _duration(expires, "--expires", parse_duration)
-        assert seconds is not None
-        expires_at = time.time() + seconds
-    if (value, expires_at) != (row.token, row.token_expires_at):
-        repo.set_token(row.id, value, expires_at)
-        if revoke:
-            click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
+    value, _ = pilot_token(repo, row, revoke, _duration(expires, "--expires", parse_duration))
+    if revoke:
+        click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
     from gridhpo.protocol.auth import pilot_credential
 
     click.echo(pilot_credential(value))  # with the steering's verifying key: pilots check what they run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Repository, TaskRow
@@ -12,6 +11,7 @@ from gridhpo.errors import ConfigError, GridHPOError
 from gridhpo.service.accounts import Accounts, UserRow
 from gridhpo.steering.optimisers import describe
 from gridhpo.steering.reports import results, status_rows
+from gridhpo.steering.submission import pilot_token as issue_token
 from gridhpo.steering.taskfile import check_name, parse_duration, parse_task
 from gridhpo.tokens import new_token
 
@@ -85,13 +85,7 @@ def cancel(repo: Repository, task: TaskRow) -> TaskRow:
 def pilot_token(repo: Repository, task: TaskRow, revoke: bool, expires: str | None) -> dict[str, Any]:
     """The task's pilot token as ``gridhpo token`` gives it: replaced with ``revoke``, given an
     expiry with ``expires`` (a duration such as ``12h``)."""
-    value, expires_at = task.token, task.token_expires_at
-    if revoke or value is None:
-        value, expires_at = new_token(), None
-    if expires is not None:
-        expires_at = time.time() + parse_duration(expires, "expires")
-    if (value, expires_at) != (task.token, task.token_expires_at):
-        repo.set_token(task.id, value, expires_at)
+    value, expires_at = issue_token(repo, task, revoke, None if expires is None else parse_duration(expires, "expires"))
     from gridhpo.protocol.auth import pilot_credential
 
     # with the steering's verifying key, as `gridhpo token` prints it: pilots check what they run
