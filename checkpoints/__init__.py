@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from gridhpo._layout import one_identity
 from gridhpo.checkpoints._base import (
     CorruptObjectError,
     MissingObjectError,
@@ -48,8 +49,4 @@ __all__ = ["STORES", "CorruptObjectError", "MissingObjectError", "ObjectStore", 
            "open_store", "sha256_file"]
 
 
-# One import identity: this folder is gridhpo.checkpoints; imported as a top-level `checkpoints` (from the
-# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
-if __name__ != "gridhpo.checkpoints":
-    raise ImportError(f"import gridhpo.checkpoints, not {__name__}: the repository's top-level folders are "
-                      "subpackages of gridhpo")
+one_identity(__name__)

@@ -2,10 +2,8 @@
 
 Nothing here imports an optimiser library, so a site installs a light package.
 """
+from __future__ import annotations
 
+from gridhpo._layout import one_identity
 
-# One import identity: this folder is gridhpo.evaluation; imported as a top-level `evaluation` (from the
-# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
-if __name__ != "gridhpo.evaluation":
-    raise ImportError(f"import gridhpo.evaluation, not {__name__}: the repository's top-level folders are "
-                      "subpackages of gridhpo")
+one_identity(__name__)

@@ -6,14 +6,11 @@ service's FastAPI app; ``protocol/httptransport.py`` is the pilot's side. Needs 
 """
 from __future__ import annotations
 
+from gridhpo._layout import one_identity
 from gridhpo.gateway.auth import TokenLookup, repository_tokens
 from gridhpo.gateway.leases import Gateway
 from gridhpo.gateway.router import PREFIX, pilot_router
 
 __all__ = ["PREFIX", "Gateway", "TokenLookup", "pilot_router", "repository_tokens"]
 
-# One import identity: this folder is gridhpo.gateway; imported as a top-level `gateway` (from the
-# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
-if __name__ != "gridhpo.gateway":
-    raise ImportError(f"import gridhpo.gateway, not {__name__}: the repository's top-level folders are "
-                      "subpackages of gridhpo")
+one_identity(__name__)

@@ -3,6 +3,7 @@ the evaluation spec, events and their payloads, points, control), queue names an
 wiring. Pilots import only this package and ``evaluation``, never an optimiser."""
 from __future__ import annotations
 
+from gridhpo._layout import one_identity
 from gridhpo.protocol.broker import Broker, Delivery
 from gridhpo.protocol.messages import (
     CONTROL_ACTIONS,
@@ -43,8 +44,4 @@ __all__ = [
 ]
 
 
-# One import identity: this folder is gridhpo.protocol; imported as a top-level `protocol` (from the
-# repository root) it would be a second copy of every module (docs/architecture.md, Layout).
-if __name__ != "gridhpo.protocol":
-    raise ImportError(f"import gridhpo.protocol, not {__name__}: the repository's top-level folders are "
-                      "subpackages of gridhpo")
+one_identity(__name__)
