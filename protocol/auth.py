@@ -197,12 +197,16 @@ def pilot_credential(token: str) -> str:
     return f"{token}.{steering_signer().public.text()}"
 
 
+def token_of(credential: str) -> str:
+    """The token part of ``TOKEN.KEY`` (all of a bare token): what the gateway checks."""
+    return credential.partition(".")[0]
+
+
 def split_credential(credential: str | None) -> tuple[str | None, Verifier]:
     """A pilot's token and the steering's verifying key from what it was given. A bare token
     (a pilot sharing the steering's GRIDHPO_HOME) takes the key of that home."""
     if credential and "." in credential:
-        token, _, key = credential.partition(".")
-        return token, Verifier.parse(key)
+        return token_of(credential), Verifier.parse(credential.partition(".")[2])
     log.info("no steering key with the token: using the one in %s", config.home())
     return credential, steering_signer().public
 

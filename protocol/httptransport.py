@@ -197,7 +197,7 @@ class HttpBroker(Broker):
         self.task_id = task_id
         # the gateway takes the token alone (a pilot's credential is TOKEN.KEY: the pilot trusts
         # KEY through this broker's gate, which checks the steering's signature on every point)
-        self.token = token.partition(".")[0]
+        self.token = auth.token_of(token)
         self.gate = auth.Gate()
         self.long_poll = long_poll
         self.client = HttpClient(server, self.token, patience=patience, cafile=cafile, timeout=long_poll + 30.0)
