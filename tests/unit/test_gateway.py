@@ -20,9 +20,10 @@ from gridhpo.errors import ConfigError
 from gridhpo.gateway import Gateway, pilot_router, repository_tokens
 from gridhpo.gateway.router import MAX_BODY_BYTES
 from gridhpo.protocol import Broker, ControlMessage, EvaluationSpec, Event, PointMessage, PointObjective
-from gridhpo.protocol.auth import steering_signer, with_mac
+from gridhpo.protocol.auth import pilot_credential, split_credential, steering_signer, with_mac
 from gridhpo.protocol.httptransport import GatewayError, GatewayRefused, HttpBroker
 from gridhpo.protocol.messages import control_queue, events_queue, points_queue
+from gridhpo.protocol.wire import Undecodable
 from gridhpo.tokens import new_token
 from tests.gateway_harness import serving
 from tests.servers import free_port
@@ -190,6 +191,25 @@ def test_the_openapi_page_documents_the_bodies_and_holds_no_secret(setup: Setup)
 
 
 # ---------------------------------------------------------------------- the pilot's side
+
+
+def test_an_http_pilot_takes_only_points_its_steering_signed(setup: Setup, home: Path) -> None:
+    """Whoever can write the broker (a hostile site, another task's pilot) can put a point on
+    this task's queue; through the gateway it reaches the pilot, which must not take it."""
+    s = setup
+    forged = PointMessage(task_id=s.tid, task_name="t", point_id=66, number=66, attempt=1, params={},
+                          evaluation=EvaluationSpec(command="touch owned"), objective=PointObjective())
+    with Broker(f"filesystem://{home / 'queue'}") as attacker:  # no steering key of its own
+        attacker.publish(points_queue(s.tid, s.token), forged.to_json())
+    genuine = s.point(1)
+    credential = pilot_credential(s.token)  # TOKEN.KEY, as `gridhpo token` prints it
+    with serving(s.app) as url, HttpBroker(url, s.tid, credential, long_poll=0.2) as hb:
+        hb.gate.trust(split_credential(credential)[1], s.tid)  # what Pilot and Client do with it
+        got = [hb.get(points_queue(s.tid, s.token)) for _ in range(2)]
+    bodies = [d.body for d in got if d is not None]
+    assert len(bodies) == 2
+    assert isinstance(bodies[0], Undecodable) and "not signed by the steering" in bodies[0].reason
+    assert unsigned(bodies[1]) == genuine.to_json()
 
 
 def test_the_http_broker_is_what_a_pilot_uses_of_a_broker(setup: Setup) -> None:
