@@ -198,6 +198,7 @@ class HttpBroker(Broker):
         # the gateway takes the token alone (a pilot's credential is TOKEN.KEY: the pilot trusts
         # KEY through this broker's gate, which checks the steering's signature on every point)
         self.token = auth.token_of(token)
+        self._control_prefix = control_queue(task_id, "")  # a pilot's control queue is this and its id
         self.gate = auth.Gate()
         self.long_poll = long_poll
         self.client = HttpClient(server, self.token, patience=patience, cafile=cafile, timeout=long_poll + 30.0)
@@ -252,9 +253,8 @@ class HttpBroker(Broker):
     # ------------------------------------------------------------------ points
 
     def get(self, queue: str) -> Delivery | None:
-        control = control_queue(self.task_id, "")  # a pilot's control queue is this and its id
-        if queue.startswith(control):
-            return self._next_control(queue.removeprefix(control))
+        if queue.startswith(self._control_prefix):
+            return self._next_control(queue.removeprefix(self._control_prefix))
         got = self.drain(queue, 1)
         return got[0] if got else None
 
