@@ -105,7 +105,9 @@ class Descendants:
         for pid, start in list(self.known.items()):
             st = _stat(pid)
             if st is None or st[1] != start or st[2] in ("Z", "X"):
-                del self.known[pid]
+                # pop, not del: a stop from another thread (the steering closing a task's
+                # external steering while its run waits on it) may have dropped it already
+                self.known.pop(pid, None)
             else:
                 out.append(pid)
         return out
