@@ -82,8 +82,15 @@ class PointCheckpoints:
     def restore(self) -> Entry | None:
         skipped: list[dict[str, str]] = []
         entry = self.manifest.restore(self.folder, self.workdir, max_size=self.settings.max_size,
-                                      on_skip=lambda k, why: skipped.append({"key": k, "reason": why}))
+                                      on_skip=lambda k, why: skipped.append({"key": k, "reason": why}),
+                                      exact=self.msg.restore)
         self._last_fp = fingerprint(self.folder)
+        if entry is None and self.msg.restore is not None:
+            # a member told to start from another's weights must never run its new config on
+            # its own (or fresh) weights: the attempt goes back to the queue
+            raise CheckpointError(f"point {self.msg.number} attempt {self.msg.attempt}: the checkpoint it must "
+                                  f"start from, {self.msg.restore}, did not restore: "
+                                  f"{skipped[0]['reason'] if skipped else 'not found'}")
         if entry is not None:
             self.restored = entry
             log.info("point %d attempt %d starts from checkpoint %s (attempt %d, %d bytes)", self.msg.number,

@@ -13,13 +13,16 @@ does exactly the arithmetic of an uninterrupted run.
 It trains up to the step the steering gives (gridhpo.json's ``budget.max_resource``), else to
 ``epochs``, reports the validation loss and accuracy every epoch, and records in every report
 which state it started from (``restored_step`` and ``restored_digest``, a number derived from
-the weights), so that tests and users can check whose weights a segment started from.
+the weights) and the digest of the weights it reached (``digest``), so that tests and users
+can check whose weights a segment started from. ``epoch_seconds`` (default 0) adds simulated
+work to each epoch.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +124,14 @@ def train(params: dict[str, Any], until: int, ckpt: Path, report: Any, stop: Any
     s = State.load(ckpt) if ckpt.exists() else State.fresh(x.shape[1], 10, int(params.get("seed", 0)))
     started = {"restored_step": s.epoch, "restored_digest": s.digest()}
     lr, wd = float(params["lr"]), float(params["weight_decay"])
+    pause = float(params.get("epoch_seconds", 0.0))  # simulated work, so tests can interrupt an epoch
     while s.epoch < until and not stop():
         epoch(s, x, y, lr, wd)
+        time.sleep(pause)
         s.save(ckpt)
         loss, acc = evaluate(s, xv, yv)
-        report(step=s.epoch, loss=loss, accuracy=acc, **started)
+        # digest: these weights, so that whoever restores them can be checked against it
+        report(step=s.epoch, loss=loss, accuracy=acc, digest=s.digest(), **started)
     return s
 
 
