@@ -192,8 +192,11 @@ class Steering:
             task.core.apply(created)
         ids = iter(applied.point_ids)
         now = time.time()
+        rnd.changes = Changes()
         for task, n in rnd.new_points:
             self._carry(task, PointsCreated(tuple(next(ids) for _ in range(n)), now), rnd)
+        if rnd.changes:  # what the new points' ids made (a population's first segments)
+            self.repo.retrying("record new segments", lambda: self.repo.apply(rnd.changes))
 
     def _publish(self, msgs: list[Publish]) -> None:
         try:

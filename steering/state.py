@@ -124,7 +124,7 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
                          next_number=max((p.number for p in points), default=-1) + 1)
     state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, core=core)
     if core.pbt is not None:  # the population and its pending exploits, from the lineage
-        core.pbt.rebuild(repo.lineage(row.id), open_points)
+        core.pbt.rebuild(row.id, repo.lineage(row.id), open_points)
     for number, value in finished:
         core.record_value(number, value)
     if open_points:

@@ -53,7 +53,7 @@ def pbt_task(*, population: int = 4, interval: int = 2, max_resource: int = 8, e
     raw["optimiser"]["seed"] = seed
     raw["budget"].update(max_points=population, parallel=population, max_attempts=20)
     raw["evaluation"]["checkpoint"].update(interval=checkpoint_interval, keep=keep)
-    raw["evaluation"].update(grace="3s", heartbeat="1s", lost_after="5s")
+    raw["evaluation"].update(grace="2s", heartbeat="1s", lost_after="5s")
     raw["early_stopping"].update(max_resource=max_resource)
     raw["early_stopping"]["options"].update(population=population, perturbation_interval=interval, seed=seed,
                                             **(options or {}))

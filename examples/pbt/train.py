@@ -122,8 +122,9 @@ def train(params: dict[str, Any], until: int, ckpt: Path, report: Any, stop: Any
     """Train from ``ckpt`` (when it holds a state) up to epoch ``until``, saving every epoch."""
     x, y, xv, yv = data()
     s = State.load(ckpt) if ckpt.exists() else State.fresh(x.shape[1], 10, int(params.get("seed", 0)))
-    started = {"restored_step": s.epoch, "restored_digest": s.digest()}
     lr, wd = float(params["lr"]), float(params["weight_decay"])
+    # what this run started from and with: the evaluation's own record, reported every epoch
+    started = {"restored_step": s.epoch, "restored_digest": s.digest(), "lr": lr, "weight_decay": wd}
     pause = float(params.get("epoch_seconds", 0.0))  # simulated work, so tests can interrupt an epoch
     while s.epoch < until and not stop():
         epoch(s, x, y, lr, wd)

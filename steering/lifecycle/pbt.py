@@ -169,12 +169,22 @@ class PopulationRun:
 
     # ------------------------------------------------------------------ restart
 
-    def rebuild(self, rows: Sequence[Any], open_points: dict[int, OpenPoint]) -> None:
+    def rebuild(self, task_id: int, rows: Sequence[Any], open_points: dict[int, OpenPoint]) -> None:
         """The population and its pending exploits as the bookkeeping has them (a restart)."""
         by_member: dict[int, list[Any]] = {}
         for r in rows:
             by_member.setdefault(int(r.member), []).append(r)
         by_point = {op.id: op for op in open_points.values()}
+        for fresh in open_points.values():
+            if fresh.number not in by_member:
+                # a member whose first segment's row was not written yet (a crash between the
+                # two transactions of a round): its first segment again; its row is written
+                # with the segment's end
+                self.population.add(fresh.number, fresh.params)
+                fresh.until = self.until(0.0)
+                self.segments[fresh.id] = SegmentRecord(task_id, fresh.id, fresh.number, 0, 0.0,
+                                                        float(fresh.until), dict(fresh.params), dict(fresh.params),
+                                                        fresh.dispatched_at)
         for number, segs in sorted(by_member.items()):
             segs.sort(key=lambda r: r.segment)
             m = self.population.add(number, dict(segs[0].config_before))

@@ -1,0 +1,75 @@
+"""Population-based training end to end (issue 17): examples/pbt/train.py through real pilot
+processes, on the embedded defaults (SQLite, folder queue, folder store) and on PostgreSQL +
+RabbitMQ + S3 (SeaweedFS). Each check reads the evaluation's own record of what it restored
+and ran (tests/pbt_checks.py)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from gridhpo.bookkeeping.repository import Repository
+from gridhpo.steering.taskfile import parse_task
+from tests.pbt_checks import check_exploits, check_explored_values, check_loss_bounded, check_own_weights
+from tests.pbt_harness import EXAMPLE, pbt_task, run_pbt
+from tests.seaweed import s3_store_url
+
+pytestmark = pytest.mark.integration
+pytest.importorskip("sklearn")
+
+
+def _after_first_exploit(repo: Repository, task_id: int) -> bool:
+    return any(s.parent is not None for s in repo.lineage(task_id))
+
+
+def _store(backend: str, home: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "file":
+        return f"file://{home / 'store'}"
+    return s3_store_url(request.getfixturevalue("s3_endpoint"))
+
+
+def _logs(paths: list[Path]) -> str:
+    return "\n".join(p.read_text()[-1200:] for p in paths[-3:])
+
+
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_population_exploits_across_walltimes_and_a_steering_restart(
+        backend: str, servers: tuple[str, str], home: Path, request: pytest.FixtureRequest) -> None:
+    db_url, broker_url = servers
+    raw = pbt_task(population=4, interval=3, max_resource=9, epoch_seconds=0.3)
+    run = run_pbt(home, db_url, broker_url, _store(backend, home, request), raw, pilots=2, walltime=12.0,
+                  restart_when=_after_first_exploit)
+    assert run.state == "finished", (run.message, _logs(run.pilot_logs))
+    assert run.steerings == 2  # restarted once, after the first exploit
+    repo = Repository(db_url)
+    exploits = check_exploits(repo, run.task_id)
+    check_own_weights(repo, run.task_id)
+    check_explored_values(repo, run.task_id, parse_task(raw, "pbt", base_dir=EXAMPLE).search_space)
+    # a walltime stop saves and uploads before it reports: the next attempt loses nothing
+    assert check_loss_bounded(repo, run.task_id, steps_lost=0) >= 1
+    # every member reached the end, each segment of it recorded
+    segs = repo.lineage(run.task_id)
+    for member in range(4):
+        mine = [s for s in segs if s.member == member]
+        assert [s.segment for s in mine] == list(range(len(mine)))
+        assert mine[-1].until == 9 and mine[-1].ended_at is not None
+    assert {p.state for p in repo.points(run.task_id)} == {"finished"}
+    assert len(exploits) >= 1
+    repo.close()
+
+
+def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(home: Path) -> None:
+    db_url, broker_url = f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
+    raw = pbt_task(population=4, interval=4, max_resource=8, epoch_seconds=0.4, checkpoint_interval=0.5)
+    run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, hard_kill_after=2.5, kills=3)
+    assert run.state == "finished", (run.message, _logs(run.pilot_logs))
+    assert run.kills == 3
+    repo = Repository(db_url)
+    check_exploits(repo, run.task_id)
+    check_own_weights(repo, run.task_id)
+    # one checkpoint interval is at most 2 epochs of 0.4 s, plus the epoch being uploaded
+    assert check_loss_bounded(repo, run.task_id, steps_lost=math.ceil(0.5 / 0.4) + 1) >= 1
+    lost = [a for a in repo.attempts(task_id=run.task_id) if a.end_reason == "lost"]
+    assert lost, "no attempt was lost to a SIGKILL"
+    repo.close()
