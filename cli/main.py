@@ -351,11 +351,23 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
 @click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
+@click.option("--lineage", "schedule", is_flag=True,
+              help="Population-based training: the best member's hyperparameter schedule.")
 @db_option
 @server_option
-def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, server: str | None) -> None:
+def results(task: str, fmt: str, sort: str, number: int | None, schedule: bool, db: str | None,
+            server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
+    if schedule:
+        if server:
+            raise click.ClickException("--lineage reads the bookkeeping: use --db, not --server")
+        from gridhpo.steering.lineage import format_schedule, segments
+
+        repo = _repo(db)
+        row = repo.task(task)
+        click.echo(format_schedule(row, segments(repo, row), fmt))
+        return
     if server:
         return remote.results(server, task, fmt, sort, number)
     from gridhpo.steering.reports import format_point, format_results

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from gridhpo.steering import lineage
 from gridhpo.steering.tables import render_table
 
 if TYPE_CHECKING:  # the formatting serves `gridhpo --server` too, on a light install without SQLAlchemy
@@ -43,11 +44,13 @@ def results(repo: Repository, task: TaskRow, number: int | None = None) -> list[
         step = m.values.get(resource, m.step)
         if isinstance(step, (int, float)) and not isinstance(step, bool):
             reached[m.point_id] = max(reached.get(m.point_id, step), step)
-    return [
+    rows = [
         {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
          "message": p.message, "reached": reached.get(p.id), "attempts": attempts.get(p.id, [])}
         for p in points
     ]
+    lineage.attach(repo, task, rows)  # a population member's segments (population-based training)
+    return rows
 
 
 REASON_WIDTH = 80  # the table's reason column; csv and json carry the whole text
