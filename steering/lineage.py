@@ -50,7 +50,8 @@ def best_member(task: TaskRow, segs: list[dict[str, Any]]) -> int | None:
     if not ended:
         return None
     top = max(s["until"] for s in ended)
-    return min((s for s in ended if s["until"] == top), key=lambda s: (sign * s["value"], s["member"]))["member"]
+    best = min((s for s in ended if s["until"] == top), key=lambda s: (sign * s["value"], s["member"]))
+    return int(best["member"])
 
 
 def schedule(segs: list[dict[str, Any]], member: int) -> list[dict[str, Any]]:
