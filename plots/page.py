@@ -38,7 +38,8 @@ JS = r"""
   const SECTIONS = [
     ["summary", "Summary"], ["history", "Optimisation history"], ["parallel", "Parallel coordinates"],
     ["curves", "Learning curves"], ["importance", "Parameter importance"], ["slices", "Slice plots"],
-    ["timeline", "Attempts by pilot and site"], ["table", "Top points"],
+    ["timeline", "Attempts by pilot and site"], ["population", "Population (PBT)"],
+    ["schedule", "Best member's schedule (PBT)"], ["table", "Top points"],
   ];
 
   function el(tag, attrs, text) {
@@ -145,12 +146,14 @@ JS = r"""
       const row = section(root, "compare", "Tasks compared");
       plot(column(row, "compare", "all", "best so far"), "fig-compare", compare, pending);
     }
+    // the sections of figures only some tasks have (population-based training) only when one has them
+    const shown = SECTIONS.filter(([n]) => !["population", "schedule"].includes(n) || tasks.some(t => t.figures[n]));
     // every column first, so that each figure is drawn at its final width
-    for (const [name, title] of SECTIONS) {
+    for (const [name, title] of shown) {
       const row = section(root, name, title);
       for (const t of tasks) column(row, name, t.summary.id, t.summary.name);
     }
-    for (const [name, title] of SECTIONS) {
+    for (const [name, title] of shown) {
       const row = section(root, name, title);
       for (const t of tasks) {
         const key = t.summary.id;
@@ -168,7 +171,7 @@ JS = r"""
           if (!grid) { grid = el("div", {class: "slices"}); col.appendChild(grid); }
           t.slices.forEach((s, i) => plot(grid, `fig-slice-${key}-${i}`, s, pending));
         } else if (name === "table") table(col, t, key);
-        else plot(col, `fig-${name}-${key}`, f[name], pending);
+        else if (f[name]) plot(col, `fig-${name}-${key}`, f[name], pending);
       }
     }
     return Promise.all(pending);

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from gridhpo.bookkeeping.repository import Repository
+from gridhpo.plots.report import write_report
+from gridhpo.steering.lineage import best_member, format_schedule, segments
+from gridhpo.steering.reports import results
 from gridhpo.steering.taskfile import parse_task
 from tests.pbt_checks import check_exploits, check_explored_values, check_loss_bounded, check_own_weights
 from tests.pbt_harness import EXAMPLE, pbt_task, run_pbt
@@ -55,7 +58,15 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(
         assert [s.segment for s in mine] == list(range(len(mine)))
         assert mine[-1].until == 9 and mine[-1].ended_at is not None
     assert {p.state for p in repo.points(run.task_id)} == {"finished"}
-    assert len(exploits) >= 1
+    # the lineage as users read it: results, the schedule, the report's figures
+    row = repo.task(run.task_id)
+    points = results(repo, row)
+    assert sum(1 for p in points for s in p["lineage"] if s["parent"] is not None) == len(exploits)
+    member = best_member(row, segments(repo, row))
+    assert member is not None and "best member: " in format_schedule(row, segments(repo, row), "table")
+    figures = write_report(repo, [row], home / "report.html")["tasks"][0]["figures"]
+    assert figures["population"]["layout"]["meta"]["exploits"] == len(exploits)
+    assert figures["schedule"]["layout"]["meta"]["member"] == member
     repo.close()
 
 
