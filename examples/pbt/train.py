@@ -20,6 +20,7 @@ work to each epoch.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import time
@@ -118,6 +119,16 @@ def evaluate(s: State, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return loss, float(np.mean(p.argmax(axis=1) == y))
 
 
+def schedule_of(params: dict[str, Any]) -> list[tuple[float, dict[str, float]]]:
+    """A recorded schedule to replay (``schedule``: JSON of [[from step, config], ...], as
+    examples/pbt/replay.py writes it), oldest first; [] without one."""
+    raw = params.get("schedule")
+    if not raw:
+        return []
+    steps = [(float(at), dict(c)) for at, c in json.loads(raw)]
+    return sorted(steps, key=lambda s: s[0])
+
+
 def train(params: dict[str, Any], until: int, ckpt: Path, report: Any, stop: Any = lambda: False) -> State:
     """Train from ``ckpt`` (when it holds a state) up to epoch ``until``, saving every epoch."""
     x, y, xv, yv = data()
@@ -126,7 +137,10 @@ def train(params: dict[str, Any], until: int, ckpt: Path, report: Any, stop: Any
     # what this run started from and with: the evaluation's own record, reported every epoch
     started = {"restored_step": s.epoch, "restored_digest": s.digest(), "lr": lr, "weight_decay": wd}
     pause = float(params.get("epoch_seconds", 0.0))  # simulated work, so tests can interrupt an epoch
+    steps = schedule_of(params)
     while s.epoch < until and not stop():
+        if steps:  # a replayed schedule: the config of the last change at or before this epoch
+            lr, wd = next((c["lr"], c["weight_decay"]) for at, c in reversed(steps) if at <= s.epoch)
         epoch(s, x, y, lr, wd)
         time.sleep(pause)
         s.save(ckpt)
