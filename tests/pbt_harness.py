@@ -3,6 +3,7 @@ run may restart in the middle), pilots started again as they stop (at a short wa
 SIGKILLed with their evaluation). Shared by tests/integration/test_pbt.py and benchmarks/pbt.py."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,10 +89,10 @@ class _SteeringThread:
 
 
 def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[str, Any], *, pilots: int = 2,
-            walltime: float | None = None, hard_kill_after: float | None = None, kills: int = 1_000,
+            walltime: float | None = None, kills: int = 0,
             restart_when: Callable[[Repository, int], bool] | None = None, timeout: float = 300.0) -> PBTRun:
-    """``walltime``: pilots stop at it; ``hard_kill_after``: up to ``kills`` pilots are
-    SIGKILLed (with their evaluation) that many seconds after their evaluation started;
+    """``walltime``: pilots stop at it; ``kills``: that many pilots are SIGKILLed (with their
+    evaluation) in the middle of a segment, once their evaluation has reported an epoch;
     ``restart_when(repo, task_id)``: the steering is stopped and a new one started once."""
     raw = {**raw, "evaluation": {**raw["evaluation"], "checkpoint": {**raw["evaluation"]["checkpoint"],
                                                                       "store": store_url}}}
@@ -106,7 +107,6 @@ def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[
     logdir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
-    evaluating: dict[int, float] = {}
     t0 = time.monotonic()
     try:
         while repo.task(task_id).state == "active" and time.monotonic() - t0 < timeout:
@@ -118,8 +118,8 @@ def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[
                 steering = _SteeringThread(repo, broker_url, task_id)
                 steerings += 1
             procs = [p for p in procs if p.poll() is None]
-            if hard_kill_after is not None and killed < kills:
-                killed += _kill_overdue(procs, evaluating, hard_kill_after)
+            if killed < kills:
+                killed += _kill_mid_segment(procs)
             while len(procs) < pilots:
                 log = logdir / f"pilot-{len(logs)}.log"
                 logs.append(log)
@@ -149,19 +149,29 @@ def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[
     return out
 
 
-def _kill_overdue(procs: list[subprocess.Popen[bytes]], evaluating: dict[int, float], after: float) -> int:
-    """SIGKILL the pilots whose evaluation has run ``after`` seconds, with the evaluation."""
-    now, killed = time.monotonic(), 0
+def _mid_segment(child: int) -> bool:
+    """Whether the evaluation ``child`` has trained an epoch and not reached its segment's end."""
+    try:
+        workdir = Path(os.readlink(f"/proc/{child}/cwd"))
+        lines = (workdir / "metrics.jsonl").read_text().splitlines()
+        until = json.loads((workdir / "gridhpo.json").read_text())["budget"]["max_resource"]
+        last = json.loads(lines[-1])
+    except (OSError, ValueError, IndexError, KeyError):
+        return False
+    return bool(last["step"] > last["restored_step"] and last["step"] < until - 1)
+
+
+def _kill_mid_segment(procs: list[subprocess.Popen[bytes]]) -> int:
+    """SIGKILL one pilot whose evaluation is in the middle of a segment, with the evaluation."""
     for p in procs:
-        if _children(p.pid):
-            evaluating.setdefault(p.pid, now)
-        if now - evaluating.get(p.pid, now) > after:
-            for child in _children(p.pid):  # the evaluation leads its own process group
+        children = _children(p.pid)
+        if p.poll() is None and any(_mid_segment(c) for c in children):
+            for child in children:  # the evaluation leads its own process group
                 try:
                     os.killpg(child, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             p.kill()
-            evaluating.pop(p.pid)
-            killed += 1
-    return killed
+            p.wait()
+            return 1
+    return 0

@@ -40,8 +40,10 @@ def _logs(paths: list[Path]) -> str:
 def test_population_exploits_across_walltimes_and_a_steering_restart(
         backend: str, servers: tuple[str, str], home: Path, request: pytest.FixtureRequest) -> None:
     db_url, broker_url = servers
-    raw = pbt_task(population=4, interval=3, max_resource=9, epoch_seconds=0.3)
-    run = run_pbt(home, db_url, broker_url, _store(backend, home, request), raw, pilots=2, walltime=12.0,
+    # segments of 6 epochs of 1 s, pilots of 9 s (about 3 epochs each): every segment needs
+    # two or more attempts, each stopped at the walltime
+    raw = pbt_task(population=4, interval=6, max_resource=12, epoch_seconds=1.0)
+    run = run_pbt(home, db_url, broker_url, _store(backend, home, request), raw, pilots=2, walltime=9.0,
                   restart_when=_after_first_exploit)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.steerings == 2  # restarted once, after the first exploit
@@ -58,7 +60,7 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(
     for member in range(4):
         mine = [s for s in segs if s.member == member]
         assert [s.segment for s in mine] == list(range(len(mine)))
-        assert mine[-1].until == 9 and mine[-1].ended_at is not None
+        assert mine[-1].until == 12 and mine[-1].ended_at is not None
     assert {p.state for p in repo.points(run.task_id)} == {"finished"}
     # the lineage as users read it: results, the schedule, the report's figures
     row = repo.task(run.task_id)
@@ -75,13 +77,14 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(
 def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(home: Path) -> None:
     db_url, broker_url = f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
     raw = pbt_task(population=4, interval=3, max_resource=9, epoch_seconds=0.6, checkpoint_interval=0.5)
-    run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, hard_kill_after=2.5, kills=3)
+    run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, kills=3)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.kills == 3
     repo = Repository(db_url)
     check_exploits(repo, run.task_id)
     check_own_weights(repo, run.task_id)
-    # one checkpoint interval is at most one epoch of 0.6 s, plus the epoch being uploaded
+    # one checkpoint interval is at most one epoch of 0.6 s, plus the epoch being uploaded;
+    # judged for each killed attempt whose reports reached the steering before the kill
     assert check_loss_bounded(repo, run.task_id, steps_lost=math.ceil(0.5 / 0.6) + 1) >= 1
     lost = [a for a in repo.attempts(task_id=run.task_id) if a.end_reason == "lost"]
     assert lost, "no attempt was lost to a SIGKILL"
