@@ -5,6 +5,7 @@ and ran (tests/pbt_checks.py)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from gridhpo.steering.taskfile import parse_task
 from tests.pbt_checks import check_exploits, check_explored_values, check_loss_bounded, check_own_weights
 from tests.pbt_harness import EXAMPLE, pbt_task, run_pbt
 from tests.seaweed import s3_store_url
+from tests.servers import postgres_database, rabbitmq_vhost
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("sklearn")
@@ -26,10 +28,15 @@ def _after_first_exploit(repo: Repository, task_id: int) -> bool:
     return any(s.parent is not None for s in repo.lineage(task_id))
 
 
-def _store(backend: str, home: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "file":
-        return f"file://{home / 'store'}"
-    return s3_store_url(request.getfixturevalue("s3_endpoint"))
+@pytest.fixture(params=["embedded", "production"])
+def setup(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[str, str, str]]:
+    """(db, broker, store): the embedded defaults (SQLite, folder queue, folder store), then
+    PostgreSQL + RabbitMQ + S3 (SeaweedFS)."""
+    if request.param == "embedded":
+        yield f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}", f"file://{home / 'store'}"
+    else:
+        with postgres_database() as db, rabbitmq_vhost() as broker:
+            yield db, broker, s3_store_url(request.getfixturevalue("s3_endpoint"))
 
 
 def _logs(paths: list[Path]) -> str:
@@ -37,14 +44,13 @@ def _logs(paths: list[Path]) -> str:
 
 
 @pytest.mark.timeout(900)  # about 20 pilots of 14 s, on a machine shared by several test runs
-@pytest.mark.parametrize("backend", ["file", "s3"])
-def test_population_exploits_across_walltimes_and_a_steering_restart(
-        backend: str, servers: tuple[str, str], home: Path, request: pytest.FixtureRequest) -> None:
-    db_url, broker_url = servers
+def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tuple[str, str, str],
+                                                                     home: Path) -> None:
+    db_url, broker_url, store_url = setup
     # segments of 6 epochs of 1 s, pilots of 14 s (10 s before the stop, a few of them spent
     # starting Python and NumPy): most segments need two attempts, stopped at the walltime
     raw = pbt_task(population=4, interval=6, max_resource=12, epoch_seconds=1.0)
-    run = run_pbt(home, db_url, broker_url, _store(backend, home, request), raw, pilots=2, walltime=14.0,
+    run = run_pbt(home, db_url, broker_url, store_url, raw, pilots=2, walltime=14.0,
                   restart_when=_after_first_exploit, timeout=800)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.steerings == 2  # restarted once, after the first exploit
