@@ -46,13 +46,15 @@ def population_figure(d: D.TaskData) -> dict[str, Any]:
     for s in d.lineage:
         if s["parent"] is None:
             continue
-        y = dict(curves.get(s["parent"], [])).get(s["step"])
-        if y is None:
+        y0 = dict(curves.get(s["parent"], [])).get(s["step"])
+        after = [(x, v) for x, v in curves.get(s["member"], []) if x > s["step"]]
+        if y0 is None or not after:
             continue
         edges += 1
+        # from the parent's weights at the step copied to the copier's first value after it
         traces.append({"type": "scatter", "mode": "lines", "showlegend": edges == 1, "name": "exploit",
-                       "x": [s["step"], s["step"]], "y": [s["value"] if s["value"] is not None else y, y],
-                       "line": {"color": "#444", "dash": "dot", "width": 1},
+                       "x": [s["step"], after[0][0]], "y": [y0, after[0][1]],
+                       "line": {"color": PALETTE[s["member"] % len(PALETTE)], "dash": "dot", "width": 2},
                        "hovertext": f"member {s['member']} copied member {s['parent']} at {s['step']:g}"})
     return {"data": traces, "layout": _layout("Population over time (dotted: exploits)",
                                               xaxis={"title": {"text": d.task.spec["early_stopping"]["resource"]}},
@@ -66,15 +68,19 @@ def schedule_figure(d: D.TaskData) -> dict[str, Any]:
     names = sorted({k for s in sched for k, v in s["config_after"].items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)
                     and len({x["config_after"].get(k) for x in sched}) > 1})
+    names = names[:3]  # one panel each, stacked, the resource shared
     traces = []
+    axes: dict[str, Any] = {}
     for i, name in enumerate(names):
         xs = [s["step"] for s in sched] + ([sched[-1]["until"]] if sched else [])
         ys = [s["config_after"][name] for s in sched] + ([sched[-1]["config_after"][name]] if sched else [])
-        traces.append({"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys,
-                       "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
-                       **({"yaxis": f"y{i + 1}"} if i else {})})
-    axes = {f"yaxis{i + 1}" if i else "yaxis": {"title": {"text": n}, "type": "log", **(
-        {"overlaying": "y", "side": "right"} if i else {})} for i, n in enumerate(names[:2])}
-    return {"data": traces[:2], "layout": _layout(f"Schedule of the best member ({member})", **axes,
-                                                  meta={"kind": "schedule", "member": member,
-                                                        "segments": len(sched)})}
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": name, "x": xs, "y": ys,
+                       "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]}, "yaxis": f"y{i + 1}"})
+        top = 1 - i / len(names)
+        axes[f"yaxis{i + 1}" if i else "yaxis"] = {"title": {"text": name}, "type": "log",
+                                                   "domain": [top - 1 / len(names) + 0.06, top]}
+    return {"data": traces, "layout": _layout(f"Schedule of the best member ({member})", **axes,
+                                              xaxis={"title": {"text": d.task.spec["early_stopping"]["resource"]},
+                                                     "anchor": f"y{len(names)}" if len(names) > 1 else "y"},
+                                              height=160 + 140 * max(len(names), 1),
+                                              meta={"kind": "schedule", "member": member, "segments": len(sched)})}
