@@ -129,6 +129,7 @@ class Pilot:
         self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
                                  config.keep_failed_bytes)
         self._beat: Heartbeat | None = None  # the running attempt's
+        self._per_job: int | None = None  # the task's evaluation.points_per_job (phpo's maxPointsPerEvaluationJob)
 
     # ------------------------------------------------------------------ control
 
@@ -164,6 +165,8 @@ class Pilot:
             return self.stop_reason
         if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
             return f"evaluated {self.stats.evaluated} points (--max-points)"
+        if self._per_job is not None and self.stats.evaluated >= self._per_job:
+            return f"evaluated {self.stats.evaluated} points (evaluation.points_per_job)"
         if self.remaining() <= max(self._expected_duration(), 1.0):
             return "not enough walltime left for another point"
         return ""
@@ -296,6 +299,7 @@ class Pilot:
 
     def evaluate(self, msg: PointMessage) -> None:
         t0 = time.monotonic()
+        self._per_job = msg.evaluation.points_per_job
         settings = AttemptSettings.typed(msg.evaluation, msg.objective)
         try:
             job = self.workdirs.prepare(msg, settings)
@@ -324,6 +328,7 @@ class Pilot:
         finally:
             self._beat.stop()
             self.checkpoints.end()
+        self.checkpoints.keep_artifacts(msg, job.workdir)
         try:
             handle.cleanup()
         except GridHPOError as exc:
@@ -418,13 +423,14 @@ class Pilot:
     def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
         if code != 0:
             return self._fail(msg, f"evaluation exited with code {code}", handle)
+        name = msg.evaluation.files.output
         try:
-            out = read_output(job.workdir)
+            out = read_output(job.workdir, name)
         except OutputError as exc:
             return self._fail(msg, str(exc), handle)
         if out is None:
-            return self._fail(msg, "evaluation wrote no output.json", handle)
-        return self._report_output(msg, out, metric, "output.json", handle.output_tail)
+            return self._fail(msg, f"evaluation wrote no {name}", handle)
+        return self._report_output(msg, out, metric, name, handle.output_tail)
 
     def _report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
                        tail: Callable[[int], str], confirm: bool = True) -> str:

@@ -15,12 +15,14 @@ from typing import Any
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.protocol.evaluation import (
     OBJECTIVE_MODES,
+    SAVE_LIST_MAX_SIZE,
     CheckpointSpec,
     EvaluationSpec,
     PointObjective,
     Resources,
     default_of,
 )
+from gridhpo.steering.contract import contract_fields
 from gridhpo.steering.loading import parse_text, read_text
 from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
@@ -55,6 +57,9 @@ class Objective:
     metric: str = PointObjective.metric
     mode: str = PointObjective.mode
     failure_value: float | None = None
+    # phpo's "very large loss": a point whose attempts were all used (interrupted or lost each
+    # time, budget.max_attempts) ends failed with this value, told to the optimiser as a result
+    exhausted_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -278,11 +283,13 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
-    o = _Section(top.raw.get("objective"), "objective", source, {"metric", "mode", "failure_value"})
+    o = _Section(top.raw.get("objective"), "objective", source,
+                 {"metric", "mode", "failure_value", "exhausted_value"})
     objective = Objective(
         metric=o.text("metric", PointObjective.metric),
         mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
         failure_value=o.number("failure_value", None, -math.inf),
+        exhausted_value=o.number("exhausted_value", None, -math.inf),
     )
 
     opt = _Section(top.raw.get("optimiser"), "optimiser", source,
@@ -310,7 +317,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
 
     e = _Section(top.raw.get("evaluation"), "evaluation", source,
                  {"command", "image", "python", "source_dir", "env", "timeout", "grace",
-                  "heartbeat", "lost_after", "checkpoint", "resources"})
+                  "heartbeat", "lost_after", "checkpoint", "resources", "files", "training_data",
+                  "points_per_job"})
     command, image, python = e.text("command"), e.text("image"), e.text("python")
     if python is not None and (command is not None or image is not None):
         e.fail("evaluation", "give either 'python' (an in-process module:function) or 'command'/'image', not both")
@@ -329,7 +337,7 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             e.fail(f"evaluation.env.{k}", f"{v!r} is not a string or number")
     c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source,
-                 {"interval", "keep", "max_size", "store", "signing_key"})
+                 {"interval", "keep", "max_size", "store", "signing_key", "save", "load"})
     r = _Section(e.raw.get("resources"), "evaluation.resources", source, {"cpus", "gpus", "memory"})
     evaluation = EvaluationSpec(
         command=command,
@@ -344,15 +352,19 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         checkpoint=CheckpointSpec(
             interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
             keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
-            max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
+            # phpo's 100 MB cap is the default for a checkPointToSave list
+            max_size=c.integer("max_size", SAVE_LIST_MAX_SIZE if c.has("save") else default_of(CheckpointSpec,
+                                                                                                "max_size"), 1),
             store=c.text("store"),
             signing_key=c.text("signing_key"),
+            **contract_fields(CheckpointSpec, c.raw, "evaluation.checkpoint", source, ("save", "load")),
         ),
         resources=Resources(
             cpus=r.number("cpus", default_of(Resources, "cpus")),
             gpus=r.integer("gpus", default_of(Resources, "gpus")),
             memory=r.text("memory"),
         ),
+        **contract_fields(EvaluationSpec, e.raw, "evaluation", source, ("files", "training_data", "points_per_job")),
     )
     if evaluation.heartbeat <= 0:
         e.fail("evaluation.heartbeat", "must be more than 0 seconds")
