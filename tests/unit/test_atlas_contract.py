@@ -17,6 +17,8 @@ from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.checkpoints.artifacts import download
 from gridhpo.errors import ConfigError
 from gridhpo.evaluation import artifacts, savelist
+from gridhpo.evaluation.runtimes._base import Job, task_dirs
+from gridhpo.evaluation.runtimes.docker import container_options
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.evaluation.workdirs import Workdirs
 from gridhpo.protocol import Event, PointMessage, PointObjective
@@ -173,3 +175,16 @@ def test_a_point_whose_attempts_are_all_used_gets_the_very_large_loss() -> None:
     ended = [e for e in effects if isinstance(e, PointUpdate)]
     assert [(e.state, e.value) for e in ended] == [("failed", 1e30)]
     assert Tell(0, 1e30) in effects  # told as a result, not as a failure (failure_value 7)
+
+
+def test_containers_get_the_task_folder_read_only(tmp_path: Path) -> None:
+    """(Podman runs it for real in tests/integration/test_task_dir_mount.py.)"""
+    task_dir, work = tmp_path / "task", tmp_path / "work"
+    task_dir.mkdir()
+    work.mkdir()
+    volumes = container_options(Job(workdir=work, command="true", image="x", source_dir=str(task_dir)), {})["volumes"]
+    assert volumes == {str(work): {"bind": str(work), "mode": "rw"},
+                       str(task_dir): {"bind": str(task_dir), "mode": "ro"}}
+    # a folder this machine lacks, or one holding the work directory, is not mounted
+    for src in (str(tmp_path / "elsewhere"), str(tmp_path)):
+        assert task_dirs(Job(workdir=work, command="true", image="x", source_dir=src)) == []
