@@ -188,3 +188,19 @@ def test_containers_get_the_task_folder_read_only(tmp_path: Path) -> None:
     # a folder this machine lacks, or one holding the work directory, is not mounted
     for src in (str(tmp_path / "elsewhere"), str(tmp_path)):
         assert task_dirs(Job(workdir=work, command="true", image="x", source_dir=src)) == []
+
+
+def test_after_a_restart_the_very_large_loss_is_told_again() -> None:
+    """The steering rebuilds its optimiser from the recorded points: a failed point that carries
+    the very large loss is a result again, a plain failure stays a failure."""
+    from types import SimpleNamespace
+
+    from gridhpo.steering.state import _restore
+
+    spec = parse_task(task({}, objective={"exhausted_value": 1e30}), "t")
+    points = [SimpleNamespace(id=1, number=0, params={"x": 0.1}, state="failed", value=1e30, attempt=3,
+                              dispatched_at=0.0),
+              SimpleNamespace(id=2, number=1, params={"x": 0.2}, state="failed", value=None, attempt=1,
+                              dispatched_at=0.0)]
+    trials, _, _, failed = _restore(spec, points)
+    assert [(t.state, t.value) for t in trials] == [("done", 1e30), ("failed", None)] and failed == 2
