@@ -10,7 +10,8 @@ a file the evaluation replaces (write and rename, as Keras does) counts as chang
 
 A retry restores the newest checkpoint into ``.gridhpo-restore/`` and then, as phpo does, either
 puts each saved file and folder back at its name in the work directory, or, with ``load``, packs
-them into the tarball of that name (gzip-compressed tar) for the evaluation to open itself.
+them into the tarball of that name (compressed as its name says: ``.tgz`` gzip, ``.tar`` none) for
+the evaluation to open itself.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path
+from typing import Literal
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError, fingerprint, human_size
 
@@ -78,7 +80,7 @@ def install(workdir: Path, restored: Path, load: str | None) -> None:
     files) is left out, with a warning."""
     entries = sorted(os.listdir(restored))
     if load is not None:
-        with tarfile.open(workdir / load, "w:gz") as tar:
+        with tarfile.open(workdir / load, tar_mode(load)) as tar:
             for name in entries:
                 tar.add(restored / name, arcname=name, recursive=True)
         return
@@ -87,6 +89,18 @@ def install(workdir: Path, restored: Path, load: str | None) -> None:
             log.warning("checkpoint entry %s not restored: the work directory has one already", name)
             continue
         os.replace(restored / name, workdir / name)
+
+
+def tar_mode(name: str) -> Literal["w", "w:gz", "w:bz2", "w:xz"]:
+    """The tarball as its name says: ``.tgz``/``.tar.gz`` gzip, ``.bz2``, ``.xz``, else a plain tar
+    (compressing model weights costs far more time than it saves: 8 s for 100 MB, benchmarks/savelist.py)."""
+    if name.endswith((".tgz", ".gz")):
+        return "w:gz"
+    if name.endswith((".tbz2", ".bz2")):
+        return "w:bz2"
+    if name.endswith((".txz", ".xz")):
+        return "w:xz"
+    return "w"
 
 
 def remove(folder: Path) -> None:

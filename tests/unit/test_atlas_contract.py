@@ -204,3 +204,8 @@ def test_after_a_restart_the_very_large_loss_is_told_again() -> None:
                               dispatched_at=0.0)]
     trials, _, _, failed = _restore(spec, points)
     assert [(t.state, t.value) for t in trials] == [("done", 1e30), ("failed", None)] and failed == 2
+
+
+def test_the_load_tarball_is_compressed_as_its_name_says() -> None:
+    assert [savelist.tar_mode(n) for n in ("c.tgz", "c.tar.gz", "c.tar", "ckpt", "c.tar.xz")] == [
+        "w:gz", "w:gz", "w", "w", "w:xz"]
