@@ -209,3 +209,20 @@ def test_after_a_restart_the_very_large_loss_is_told_again() -> None:
 def test_the_load_tarball_is_compressed_as_its_name_says() -> None:
     assert [savelist.tar_mode(n) for n in ("c.tgz", "c.tar.gz", "c.tar", "ckpt", "c.tar.xz")] == [
         "w:gz", "w:gz", "w", "w", "w:xz"]
+
+
+def test_apptainer_binds_the_task_folder_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apptainer is not packaged here: its command line is what is checked."""
+    from gridhpo.evaluation.runtimes.apptainer import ApptainerRuntime
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "apptainer").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "apptainer").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    task_dir, work = tmp_path / "task", tmp_path / "work"
+    task_dir.mkdir()
+    work.mkdir()
+    argv = ApptainerRuntime().argv(Job(workdir=work, command="true", image="img.sif", source_dir=str(task_dir)))
+    assert argv[argv.index("--containall"):argv.index("--pwd")] == [
+        "--containall", "--bind", f"{work}:{work}"]
+    assert argv[argv.index("--pwd") + 2:argv.index("--pwd") + 4] == ["--bind", f"{task_dir}:{task_dir}:ro"]
