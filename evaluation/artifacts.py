@@ -1,8 +1,9 @@
 """The pilot's side of the ATLAS contract's metadata and metrics files (``evaluation.files.meta``,
 ``evaluation.files.metrics``; phpo's evaluationMeta and evaluationMetrics).
 
-When an attempt's evaluation has ended (finished, failed, or stopped by the pilot), each of the
-two that exists in the work directory is uploaded to the task's checkpoint store, per attempt
+When an attempt's evaluation has ended by itself (finished or failed; not when the pilot stopped
+it at its walltime or on an early stop, with no time to spare), each of the two that exists in
+the work directory is uploaded to the task's checkpoint store, per attempt
 (layout in ``gridhpo.checkpoints.artifacts``). Like output.json they are untrusted: read only as
 regular files of the work directory (never through a symbolic link, never a FIFO or a file with
 other hard links); the metadata must be a JSON object of at most 1 MiB (iDDS's limit), the

@@ -63,7 +63,10 @@ class Attempt:
         finally:
             beat.stop()
             pilot.checkpoints.end()
-        pilot.checkpoints.keep_artifacts(msg, job.workdir)  # evaluation.files.meta/metrics, per attempt
+        if outcome != "interrupted":
+            # evaluation.files.meta/metrics, per attempt; not when the pilot stopped the evaluation:
+            # it is then at its walltime or told to stop, with no time for a large upload
+            pilot.checkpoints.keep_artifacts(msg, job.workdir)
         try:
             handle.cleanup()
         except GridHPOError as exc:
