@@ -133,3 +133,21 @@ def test_check_point_to_save_under_walltimes_gives_the_uninterrupted_result(
         last = tmp_path / "kept" / f"point-{point['number']}" / f"attempt-{len(attempts)}"
         meta = json.loads((last / "meta.json").read_text())
         assert meta["epochs"] == 12 and meta["resumed"] == len(attempts) - 1, meta
+
+
+def test_a_point_whose_attempts_all_time_out_gets_the_very_large_loss(servers: tuple[str, str], home: Path,
+                                                                      tmp_path: Path) -> None:
+    """phpo's FAQ: a point whose attempts are all timed out gets a very large loss and the task
+    goes on (here: each attempt stopped at its pilot's walltime, budget.max_attempts of them)."""
+    db, broker = servers
+    task = {"name": "hopeless", "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
+            "objective": {"exhausted_value": phpo.VERY_LARGE_LOSS},
+            "optimiser": {"backend": "random", "seed": 1}, "budget": {"max_points": 1, "max_attempts": 2},
+            "evaluation": {"command": "exec sleep 60", "grace": "1s", "heartbeat": "1s", "lost_after": "4s"}}
+    spec = parse_task(task, "task.yaml", base_dir=tmp_path)
+    run = run_walltimes(home, db, broker, f"file://{home / 'store'}", spec, points=1, walltime=4.0)
+    assert run.state == "finished"  # the task went on to its end
+    [point] = run.points
+    assert (point["state"], point["value"]) == ("failed", phpo.VERY_LARGE_LOSS)
+    assert "gave up after 2 attempts" in point["message"]
+    assert [a["end_reason"] for a in point["attempts"]] == ["walltime", "walltime"]
