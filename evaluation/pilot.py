@@ -35,8 +35,7 @@ from gridhpo.evaluation.outputs import (
     result_data,
     truncate,
 )
-from gridhpo.evaluation.runtimes import Handle, Runtime
-from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
+from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.evaluation.workdirs import KEEP_FAILED, KEEP_FAILED_BYTES, Workdirs
 from gridhpo.protocol import (
@@ -322,19 +321,21 @@ class Pilot:
         """An in-process objective: no work directory, no process, no checkpoint; the point's
         result is sent as soon as the function returns."""
         runtime = self.runtime(msg.evaluation)
-        assert isinstance(runtime, InProcessRuntime)
         t0 = time.monotonic()
         settings = AttemptSettings.typed(msg.evaluation, msg.objective)
+        job = Job(workdir=Path(), command=None, python=settings.python, source_dir=settings.source_dir,
+                  params=msg.params, metric=settings.metric, in_memory=True)
         try:
-            out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
+            handle = runtime.start(job)
         except GridHPOError as exc:
             self.site_cannot_run(msg, exc)
             return
         # no publisher confirm: the point's message is acknowledged only after this, and a result
         # lost with the broker leaves the point queued, which the steering finds and sends again
+        out = handle.output()
         if out is None:
-            self.fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
-                       lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
+            last = handle.output_tail(1).strip()
+            self.fail(msg, last or "the objective failed", handle, confirm=False)
         else:
             self.report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)
