@@ -5,7 +5,6 @@ to the end, several points per pilot job, and under walltime kills, where the fi
 be the uninterrupted run's, bit for bit."""
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import subprocess
@@ -123,16 +122,17 @@ def test_check_point_to_save_under_walltimes_gives_the_uninterrupted_result(
         assert point["state"] == "finished", (point["message"], attempts)
         assert len(attempts) >= 2, point
         assert [a["end_reason"] for a in attempts] == ["walltime"] * (len(attempts) - 1) + ["finished"]
-        for before, after in itertools.pairwise(attempts):
-            # each retry started from the last checkpoint its predecessor saved
-            assert before["checkpoints"], before
-            assert after["restored_from"] is not None
-            assert after["restored_from"]["sha256"] == before["checkpoints"][-1]["sha256"]
+        saved = None  # each retry started from the newest checkpoint saved before it (an attempt
+        for attempt in attempts:  # stopped before it changed anything saves none: the older one stays)
+            assert (attempt["restored_from"] or {}).get("sha256") == saved, attempt
+            if attempt["checkpoints"]:
+                saved = attempt["checkpoints"][-1]["sha256"]
+        assert saved is not None
         assert point["value"] == reference_loss(point["params"], ds)
-        # the evaluation found its files back at every retry: it resumed once per interruption
+        # the evaluation found its files back: it resumed from them (once per retry that made progress)
         last = tmp_path / "kept" / f"point-{point['number']}" / f"attempt-{len(attempts)}"
         meta = json.loads((last / "meta.json").read_text())
-        assert meta["epochs"] == 12 and meta["resumed"] == len(attempts) - 1, meta
+        assert meta["epochs"] == 12 and 1 <= meta["resumed"] <= len(attempts) - 1, meta
 
 
 def test_a_point_whose_attempts_all_time_out_gets_the_very_large_loss(servers: tuple[str, str], home: Path,
