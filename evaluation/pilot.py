@@ -120,6 +120,7 @@ class Pilot:
         self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
                                  config.keep_failed_bytes)
         self.beat: Heartbeat | None = None  # the running attempt's
+        self.per_job: int | None = None  # the task's evaluation.points_per_job (phpo's maxPointsPerEvaluationJob)
 
     # ------------------------------------------------------------------ control
 
@@ -155,6 +156,8 @@ class Pilot:
             return self.stop_reason
         if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
             return f"evaluated {self.stats.evaluated} points (--max-points)"
+        if self.per_job is not None and self.stats.evaluated >= self.per_job:
+            return f"evaluated {self.stats.evaluated} points (evaluation.points_per_job)"
         if self.remaining() <= max(self._expected_duration(), 1.0):
             return "not enough walltime left for another point"
         return ""
@@ -290,6 +293,7 @@ class Pilot:
 
     def evaluate(self, msg: PointMessage) -> None:
         """Run one point in a fresh work directory and report how it ended (evaluation/attempt.py)."""
+        self.per_job = msg.evaluation.points_per_job
         Attempt(self, msg).run()
 
     def report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,

@@ -17,12 +17,14 @@ from typing import Any
 from gridhpo.errors import ConfigError
 from gridhpo.protocol.evaluation import (
     OBJECTIVE_MODES,
+    SAVE_LIST_MAX_SIZE,
     CheckpointSpec,
     EvaluationSpec,
     PointObjective,
     Resources,
     default_of,
 )
+from gridhpo.steering.contract import contract_fields
 from gridhpo.steering.loading import parse_text, read_text
 from gridhpo.steering.space import SearchSpace, parse_space
 from gridhpo.steering.task_section import Section
@@ -43,6 +45,9 @@ class Objective:
     metric: str = PointObjective.metric
     mode: str = PointObjective.mode
     failure_value: float | None = None
+    # phpo's "very large loss": a point whose attempts were all used (interrupted or lost each
+    # time, budget.max_attempts) ends failed with this value, told to the optimiser as a result
+    exhausted_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,11 +185,12 @@ def _parse_space_section(top: Section) -> SearchSpace:
 
 
 def _parse_objective(top: Section) -> Objective:
-    o = top.section("objective", {"metric", "mode", "failure_value"})
+    o = top.section("objective", {"metric", "mode", "failure_value", "exhausted_value"})
     return Objective(
         metric=o.text("metric", PointObjective.metric),
         mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
         failure_value=o.number("failure_value", None, -math.inf),
+        exhausted_value=o.number("exhausted_value", None, -math.inf),
     )
 
 
@@ -216,7 +222,8 @@ def _parse_budget(top: Section) -> Budget:
 
 def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
     e = top.section("evaluation", {"command", "image", "python", "source_dir", "env", "timeout", "grace",
-                                   "heartbeat", "lost_after", "checkpoint", "resources"})
+                                   "heartbeat", "lost_after", "checkpoint", "resources", "files",
+                                   "training_data", "points_per_job"})
     command, image, python = _parse_program(e)
     evaluation = EvaluationSpec(
         command=command,
@@ -230,6 +237,7 @@ def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
         lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
         checkpoint=_parse_checkpoint(e),
         resources=_parse_resources(e),
+        **contract_fields(EvaluationSpec, e.raw, "evaluation", e.source, ("files", "training_data", "points_per_job")),
     )
     _check_times(e, evaluation)
     return evaluation
@@ -267,13 +275,16 @@ def _parse_env(e: Section) -> dict[str, str]:
 
 
 def _parse_checkpoint(e: Section) -> CheckpointSpec:
-    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key"})
+    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key", "save", "load"})
     return CheckpointSpec(
         interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
         keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
-        max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
+        # phpo's 100 MB cap is the default for a checkPointToSave list
+        max_size=c.integer("max_size", SAVE_LIST_MAX_SIZE if c.has("save") else default_of(CheckpointSpec,
+                                                                                            "max_size"), 1),
         store=c.text("store"),
         signing_key=c.text("signing_key"),
+        **contract_fields(CheckpointSpec, c.raw, "evaluation.checkpoint", c.source, ("save", "load")),
     )
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,20 @@ class Job:
     name: str = "gridhpo-eval"
     metric: str = "loss"
     in_memory: bool = False
+
+
+def task_dirs(job: Job) -> list[str]:
+    """The task's folder (``evaluation.source_dir``, $GRIDHPO_TASK_DIR) when this machine has it:
+    mounted read-only at its own path, as phpo mounts its sandbox, so the evaluation's scripts
+    and the phpo sandbox copy are found inside the image. Not when it is, or holds, the work
+    directory (the work directory's own mount decides there)."""
+    src = job.source_dir
+    if not src or not os.path.isabs(src) or not os.path.isdir(src):
+        return []
+    real, work = os.path.realpath(src), os.path.realpath(job.workdir)
+    if real == work or work.startswith(real.rstrip("/") + "/") or real.startswith(work.rstrip("/") + "/"):
+        return []
+    return [src]
 
 
 class Handle(abc.ABC):
