@@ -61,7 +61,7 @@ def _task_row(r: Any) -> TaskRow:
 # Columns of an attempt that an update may set; all updates of a batch set the same ones
 # so that executemany can run them as one statement.
 ATTEMPT_FIELDS = ("state", "last_seen", "ended_at", "end_reason", "value", "message", "stderr_tail")
-POINT_FIELDS = ("state", "value", "attempt", "message", "dispatched_at", "ended_at")
+POINT_FIELDS = ("state", "value", "attempt", "message", "dispatched_at", "ended_at", "metric_values", "feasible")
 
 
 class Repository:

@@ -14,14 +14,13 @@ from typing import Any
 
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.protocol.evaluation import (
-    OBJECTIVE_MODES,
     CheckpointSpec,
     EvaluationSpec,
-    PointObjective,
     Resources,
     default_of,
 )
 from gridhpo.steering.loading import parse_text, read_text
+from gridhpo.steering.objectives import Constraint, Goals, Objective, parse_goals
 from gridhpo.steering.space import SearchSpace, finite_number, parse_space
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -48,13 +47,6 @@ def parse_duration(value: object, where: str) -> float:
         if m and math.isfinite(seconds := float(m.group(1)) * _UNITS[m.group(2)]):
             return seconds
     raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")
-
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str = PointObjective.metric
-    mode: str = PointObjective.mode
-    failure_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,13 +99,25 @@ class TaskSpec:
     budget: Budget
     evaluation: Evaluation
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    # every objective (the first is ``objective``) and the constraints: steering/objectives.py
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            object.__setattr__(self, "objectives", (self.objective,))
+
+    @property
+    def goals(self) -> Goals:
+        return Goals(self.objectives, self.constraints)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON form stored in the bookkeeping; ``from_dict`` reads it back."""
         return {
             "name": self.name,
             "search_space": self.search_space.to_dict(),
-            "objective": asdict(self.objective),
+            "objective": self.goals.to_stored(),
+            **({"constraints": [c.to_dict() for c in self.constraints]} if self.constraints else {}),
             "optimiser": asdict(self.optimiser),
             "budget": asdict(self.budget),
             "evaluation": self.evaluation.to_wire(),
@@ -259,7 +263,7 @@ class _Section:
         return v
 
 
-_TOP = {"name", "search_space", "objective", "optimiser", "budget", "evaluation", "early_stopping"}
+_TOP = {"name", "search_space", "objective", "constraints", "optimiser", "budget", "evaluation", "early_stopping"}
 
 
 def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
@@ -278,12 +282,7 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
-    o = _Section(top.raw.get("objective"), "objective", source, {"metric", "mode", "failure_value"})
-    objective = Objective(
-        metric=o.text("metric", PointObjective.metric),
-        mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
-        failure_value=o.number("failure_value", None, -math.inf),
-    )
+    goals = parse_goals(top.raw.get("objective"), top.raw.get("constraints"), source)
 
     opt = _Section(top.raw.get("optimiser"), "optimiser", source,
                    {"backend", "algorithm", "seed", "options", "command", "image", "timeout", "auto"})
@@ -378,8 +377,8 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     if early.max_resource < early.min_resource:
         s.fail("early_stopping.max_resource", f"{early.max_resource} is less than min_resource ({early.min_resource})")
 
-    spec = TaskSpec(name, space, objective, _resolve_auto(optimiser, space, budget, source), budget, evaluation,
-                    early)
+    spec = TaskSpec(name, space, goals.objectives[0], _resolve_auto(optimiser, space, budget, source, goals),
+                    budget, evaluation, early, goals.objectives, goals.constraints)
     _check_plugins(spec, source)
     return spec
 
@@ -393,12 +392,13 @@ def _parse_search_space(raw: object) -> SearchSpace:
     return parse_space(raw)
 
 
-def _resolve_auto(optimiser: Optimiser, space: SearchSpace, budget: Budget, source: str) -> Optimiser:
+def _resolve_auto(optimiser: Optimiser, space: SearchSpace, budget: Budget, source: str,
+                  goals: Goals) -> Optimiser:
     """Backend auto becomes the backend it chooses, recorded with its reason (stored with the task)."""
     from gridhpo.steering.optimisers.auto import resolve
 
     try:
-        return resolve(optimiser, space, budget)
+        return resolve(optimiser, space, budget, goals)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -22,6 +22,12 @@ rebuilds what nevergrad has learnt without evaluating, but not its exact interna
 order of asks and tells before the restart is not recorded), so ``deterministic_restore`` is
 false: the next points after a restart are as good, not identical.
 
+Multi-objective search (every algorithm, ``multi_objective``): each result is told as the
+vector of its (minimised) objectives, which nevergrad turns into one loss by the hypervolume
+it adds to its own front (its bounds set from the first results); constraints are told as
+``constraint_violation`` (above 0: violated), which nevergrad adds as a penalty and keeps out
+of its archive of bests.
+
 Coordinates follow ``_common``: ``Choice`` over choice indices, an integer-cast ``Scalar`` over
 grid indices, ``Log`` for log scales (snapped to the grid), ``Scalar`` for floats, and an
 unbounded ``Scalar(init=mu)`` with mutation ``sigma`` for ``normal`` parameters.
@@ -65,6 +71,7 @@ class NevergradSearch(Optimiser):
     name = "nevergrad"
     libraries = ("nevergrad",)
     algorithms = ("*",)
+    multi_objective = ("*",)
     deterministic_restore = False
 
     @classmethod
@@ -141,10 +148,20 @@ class NevergradSearch(Optimiser):
                 warnings.simplefilter("ignore")
                 if cand is None:
                     cand = opt.parametrization.spawn_child(new_value=self._value(trial.params))
-                opt.tell(cand, float(trial.value if trial.value is not None else 0.0))
+                self._tell_result(opt, cand, trial)
         except Exception as exc:  # nevergrad raises plain exceptions
             raise OptimiserError(f"nevergrad {self.algorithm} refused the result of point "
                                  f"{trial.number}: {exc}") from exc
+
+    @staticmethod
+    def _tell_result(opt: Any, cand: Any, trial: Trial) -> None:
+        """Tell nevergrad a result: the loss, or (multi-objective) every loss, and the violations."""
+        loss: Any = list(trial.values) if trial.values is not None and len(trial.values) > 1 else \
+            float(trial.value if trial.value is not None else 0.0)
+        if trial.violations:
+            opt.tell(cand, loss, constraint_violation=list(trial.violations))
+        else:
+            opt.tell(cand, loss)
 
     # ------------------------------------------------------------------ hooks
 
@@ -195,6 +212,6 @@ class NevergradSearch(Optimiser):
                 # a real result: that point was evaluated already
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    opt.tell(cand, float(known.value))
+                    self._tell_result(opt, cand, known)
         log.debug("nevergrad: point %d kept repeating known points; drawn from the prior instead", number)
         return None
