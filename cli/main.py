@@ -351,19 +351,28 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
 @click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
+@click.option("--pareto", is_flag=True,
+              help="Only the Pareto front: the finished feasible points no other dominates, with each objective.")
 @db_option
 @server_option
-def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, server: str | None) -> None:
+def results(task: str, fmt: str, sort: str, number: int | None, pareto: bool, db: str | None,
+            server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
     if server:
-        return remote.results(server, task, fmt, sort, number)
+        return remote.results(server, task, fmt, sort, number, pareto)
+    from gridhpo.steering.objectives import goals_of
     from gridhpo.steering.reports import format_point, format_results
     from gridhpo.steering.reports import results as get_results
 
     repo = _repo(db)
     row = repo.task(task)
     rows = get_results(repo, row, number)
+    if pareto:
+        from gridhpo.steering.fronts import pareto_text
+
+        click.echo(pareto_text(rows, row.spec, fmt))
+        return
     if number is not None:
         if not rows:
             raise click.ClickException(f"task {row.name!r} has no point {number} "
@@ -371,9 +380,10 @@ def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, 
         click.echo(format_point(rows[0], fmt))
         return
     if sort == "value":
-        sign = 1 if row.spec["objective"]["mode"] == "min" else -1
+        mode = goals_of(row.spec).objectives[0].mode
+        sign = 1 if mode == "min" else -1
         rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
-    click.echo(format_results(rows, fmt, row.spec["objective"]["mode"]))
+    click.echo(format_results(rows, fmt, goals_of(row.spec).objectives[0].mode))
 
 
 @main.command()

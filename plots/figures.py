@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from gridhpo.plots import data as D
+from gridhpo.plots import pareto
 from gridhpo.plots.importance import DEFAULT as DEFAULT_IMPORTANCE
 from gridhpo.plots.importance import importance as importance_data
 
@@ -268,6 +269,8 @@ def build(d: D.TaskData, top_k: int = 10, table_k: int = 50,
             "curves": _curves(d),
             "importance": importance_figure(importance_data(d, importance)),
             "timeline": timeline_figure(D.timeline(d)),
+            # multi-objective search: the front and its hypervolume over time (none otherwise)
+            "pareto": pareto.figures(d),
         },
         "slices": [slice_figure(s, d.metric) for s in D.slices(d)],
         "table": D.top_points(d, table_k),
