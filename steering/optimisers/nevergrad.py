@@ -22,9 +22,10 @@ rebuilds what nevergrad has learnt without evaluating, but not its exact interna
 order of asks and tells before the restart is not recorded), so ``deterministic_restore`` is
 false: the next points after a restart are as good, not identical.
 
-Multi-objective search (every algorithm, ``multi_objective``): each result is told as the
-vector of its (minimised) objectives, which nevergrad turns into one loss by the hypervolume
-it adds to its own front (its bounds set from the first results); constraints are told as
+Multi-objective search (every algorithm, ``multi_objective``; default ``DE``): each result is
+told as the vector of its (minimised) objectives; differential evolution compares the vectors
+themselves, any other algorithm the one loss nevergrad makes of them (the hypervolume a point
+adds to its own front, bounds set from the first results); constraints are told as
 ``constraint_violation`` (above 0: violated), which nevergrad adds as a penalty and keeps out
 of its archive of bests.
 
@@ -58,6 +59,10 @@ DEFAULT = "CMA"
 # the default where the space has a categorical or a discrete parameter: CMA is worse than
 # random search there (docs/optimisers.md, "nevergrad's default")
 DISCRETE_DEFAULT = "Portfolio"
+# the default with several objectives: nevergrad's differential evolution compares the losses
+# themselves ("multiobjective_adaptation"), the others one hypervolume-based number; CMA was
+# worse than random search on ZDT1 (docs/optimisers.md, "Multi-objective search")
+MULTI_DEFAULT = "DE"
 
 
 def default_algorithm(space: SearchSpace) -> str:
@@ -92,7 +97,7 @@ class NevergradSearch(Optimiser):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if self.algorithm == "*":
-            self.algorithm = default_algorithm(space)
+            self.algorithm = MULTI_DEFAULT if len(self.modes) > 1 else default_algorithm(space)
         self._free = free_params(space)
         self._names = [p.name for p in self._free]
         self._opt: Any = None
