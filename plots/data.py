@@ -200,6 +200,8 @@ def history(d: TaskData) -> dict[str, Any]:
         "best_by_time": _running_best(d, time_values, [p.feasible is not False for p in by_time]),
         "failed_numbers": [p.number for p in others if p.state == "failed"],
         "stopped": [(p.number, p.value) for p in others if p.state == "stopped"],
+        # finished but outside a constraint: drawn apart, never the best so far
+        "infeasible": [(p.number, p.value) for p in fin if p.feasible is False],
     }
 
 

@@ -59,6 +59,11 @@ def history_figure(h: dict[str, Any], metric: str, by: str = "number") -> dict[s
         {"type": "scatter", "mode": "lines", "name": "best so far", "x": _r(x), "y": _r(best),
          "line": {"shape": "hv", "color": "#d62728", "width": 2}},
     ]
+    infeasible = h["infeasible"] if "infeasible" in h else []
+    if by == "number" and infeasible:
+        traces.append({"type": _markers(len(infeasible)), "mode": "markers", "name": "infeasible (a constraint missed)",
+                       "x": [n for n, _ in infeasible], "y": _r([v for _, v in infeasible]),
+                       "marker": {"size": 7, "color": "#7f7f7f", "symbol": "x"}})
     stopped = [(n, v) for n, v in h["stopped"] if v is not None]
     if by == "number" and stopped:
         traces.append({"type": _markers(len(stopped)), "mode": "markers", "name": "stopped early (last value)",

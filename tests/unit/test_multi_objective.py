@@ -206,6 +206,7 @@ def test_the_report_draws_the_front_and_its_hypervolume(tmp_path: Path) -> None:
     from gridhpo.bookkeeping import Repository
     from gridhpo.bookkeeping.changes import Changes
     from gridhpo.plots import data as D
+    from gridhpo.plots import figures as F
     from gridhpo.plots import pareto
 
     rng = random.Random(3)
@@ -237,3 +238,10 @@ def test_the_report_draws_the_front_and_its_hypervolume(tmp_path: Path) -> None:
         if objectives == 2:
             infeasible = next(t for t in figs[0]["data"] if t["name"].startswith("infeasible"))
             assert len(infeasible["x"]) == 40 - len(expected)
+        # the history shows infeasible points apart, and its best so far never takes one
+        h = D.history(d)
+        hist = F.history_figure(h, d.metric)
+        crosses = next(t for t in hist["data"] if t["name"].startswith("infeasible"))
+        assert crosses["x"] == [n for n in range(40) if n not in {e[0] for e in expected}]
+        assert h["best"][-1] == max(-v[0] for _, v in expected)
+        assert D.summary(d)["best"]["number"] in {e[0] for e in expected}
