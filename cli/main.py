@@ -184,6 +184,11 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
                f"{p['failed']} failed", err=True)
     if result.state == "active":
         click.echo("stopped before the end; the task stays active: `gridhpo steer` with pilots continues it", err=True)
+    if spec.goals.multi:
+        from gridhpo.steering.fronts import front_size
+
+        click.echo(f"Pareto front: {front_size(repo, repo.task(task_id), spec.goals)} points (gridhpo results "
+                   f"{task_id} --pareto); the best point below is by {spec.objective.metric} alone", err=True)
     best = best_point(repo, repo.task(task_id))
     if best is None:
         click.echo("no point finished", err=True)
