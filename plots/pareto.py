@@ -90,7 +90,9 @@ def scatter_figure(f: dict[str, Any]) -> dict[str, Any]:
     stairs = sorted(groups["front"], key=lambda p: tuple(signed(p["values"], f["modes"])))
     traces.append({"type": "scatter", "mode": "lines", "name": "front", "showlegend": False,
                    "x": [p["values"][0] for p in stairs], "y": [p["values"][1] for p in stairs],
-                   "line": {"shape": "hv" if f["modes"][0] == f["modes"][1] else "vh", "color": FRONT, "width": 1}})
+                   # in the front's order (first objective from best to worst), each step goes along the
+                   # first objective, then the second: the edge of what the front dominates
+                   "line": {"shape": "hv", "color": FRONT, "width": 1}})
     return {"data": traces,
             "layout": {"title": {"text": f"Pareto front: {len(groups['front'])} of {len(f['points'])} finished points",
                                  "font": {"size": 13}, "x": 0.01, "xanchor": "left"},

@@ -142,3 +142,33 @@ def test_a_single_objective_backend_is_refused_at_submit(servers: tuple[str, str
     assert f"objective: backend {backend} takes a single objective" in line
     assert "optuna tpe, optuna nsga2" in line and "nevergrad" in line
     assert Repository(db).tasks() == []  # nothing recorded
+
+
+@pytest.mark.integration
+def test_the_report_draws_the_front_in_a_browser(home: Path, tmp_path: Path) -> None:
+    """The HTML report of a finished 2-objective task, opened in a real Chromium: the Pareto
+    section's scatter holds the brute-force front, and its hypervolume curve is drawn."""
+    from gridhpo.plots.report import write_report
+    from tests.browser import Browser
+
+    db = f"sqlite:///{home / 'gridhpo.db'}"
+    spec = load_task(task_file(tmp_path, {"backend": "optuna", "algorithm": "tpe"}))
+    repo = Repository(db)
+    task_id, _ = submit(repo, spec)
+    assert run_task(repo, f"filesystem://{home / 'queue'}", task_id, pilots=2).state == "finished"
+    feasible = [(p.number, *values_of(p.params)[:2]) for p in repo.points(task_id) if p.feasible]
+    out = tmp_path / "report.html"
+    write_report(repo, [task_id], out)
+    b = Browser(tmp_path / "chromium-profile")
+    try:
+        b.goto(out.resolve().as_uri())
+        b.wait_for("document.querySelectorAll('#section-pareto .fig .main-svg').length >= 2")
+        front = b.js("Array.from(document.querySelectorAll('#section-pareto .fig')).map(d => d.data)"
+                     ".flatMap(data => data.filter(t => (t.name || '').startsWith('Pareto front')))"
+                     ".flatMap(t => t.customdata)")
+        assert sorted(front) == sorted(brute_force_front(feasible))
+        kinds = b.js("Array.from(document.querySelectorAll('#section-pareto .fig')).map(d => d.dataset.kind)")
+        assert kinds == ["pareto-scatter", "pareto-hypervolume"]
+        b.screenshot(tmp_path / "report.png")
+    finally:
+        b.close()
