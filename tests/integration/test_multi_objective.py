@@ -172,3 +172,30 @@ def test_the_report_draws_the_front_in_a_browser(home: Path, tmp_path: Path) -> 
         b.screenshot(tmp_path / "report.png")
     finally:
         b.close()
+
+
+def test_one_objective_under_a_constraint(home: Path, tmp_path: Path) -> None:
+    """Constraints with a single objective: infeasible points are recorded and shown as such,
+    never the best; the front of one objective is its best feasible point."""
+    db = f"sqlite:///{home / 'gridhpo.db'}"
+    path = task_file(tmp_path, {"backend": "optuna", "algorithm": "tpe", "options": {"n_startup_trials": 4}})
+    raw = yaml.safe_load(path.read_text())
+    raw["objective"] = {"metric": "accuracy", "mode": "max"}
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_task(path)
+    repo = Repository(db)
+    task_id, _ = submit(repo, spec)
+    result = run_task(repo, f"filesystem://{home / 'queue'}", task_id, pilots=2)
+    assert result.state == "finished"
+    finished = [p for p in repo.points(task_id) if p.state == "finished"]
+    for p in finished:
+        assert p.feasible is (values_of(p.params)[2] <= MEMORY_MAX)
+    feasible = [p for p in finished if p.feasible]
+    best = max(feasible, key=lambda p: p.value)
+    assert (result.progress["best_number"], result.progress["best_value"]) == (best.number, best.value)
+    runner = CliRunner()
+    front = json.loads(runner.invoke(main, ["results", str(task_id), "--pareto", "--format", "json",
+                                            "--db", db]).output)
+    assert [r["number"] for r in front] == [p.number for p in feasible if p.value == best.value]
+    table = runner.invoke(main, ["results", str(task_id), "--db", db]).output
+    assert table.count("finished (infeasible)") == len(finished) - len(feasible)
