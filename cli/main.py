@@ -236,12 +236,26 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
 @click.option("--pareto", is_flag=True,
               help="Only the Pareto front: the finished feasible points no other dominates, with each objective.")
+@click.option("--artifacts", "artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Download each attempt's metadata and metrics files (evaluation.files.meta, "
+                                  "metrics) into DIR/point-N/attempt-A/ instead of listing the points.")
+@click.option("--store", default=None, metavar="URL",
+              help="With --artifacts: the store the pilots used; default: the task's evaluation.checkpoint.store, "
+                   "else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @db_option
 @server_option
-def results(task: str, fmt: str, sort: str, number: int | None, pareto: bool, db: str | None,
-            server: str | None) -> None:
+def results(task: str, fmt: str, sort: str, number: int | None, pareto: bool, artifacts: Path | None,
+            store: str | None, db: str | None, server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
+    if artifacts is not None:
+        if server:
+            raise click.UsageError("--artifacts reads the store directly: run it where the store is reachable, "
+                                   "without --server")
+        from gridhpo.cli.artifacts import download_artifacts
+
+        click.echo(download_artifacts(_repo(db).task(task), artifacts, store))
+        return None
     if server:
         return remote.results(server, task, fmt, sort, number, pareto)
     from gridhpo.steering.objectives import goals_of

@@ -27,6 +27,9 @@ class Objective:
     metric: str = PointObjective.metric
     mode: str = PointObjective.mode
     failure_value: float | None = None
+    # phpo's "very large loss": a point whose attempts were all used (interrupted or lost each
+    # time, budget.max_attempts) ends failed with this value, told to the optimiser as a result
+    exhausted_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,9 @@ def finite(x: Any) -> bool:
 
 # --------------------------------------------------------------------------- parsing
 
-_OBJECTIVE_KEYS = ("metric", "mode", "failure_value")
+_OBJECTIVE_KEYS = ("metric", "mode", "failure_value", "exhausted_value")
+# values told for a point without a result: one number, so one objective without constraints
+_STAND_INS = ("failure_value", "exhausted_value")
 _CONSTRAINT_KEYS = ("metric", "min", "max")
 
 
@@ -144,9 +149,10 @@ def parse_goals(objective: object, constraints: object, source: str) -> Goals:
         objectives = tuple(_objective(o, f"objective[{i}]", fail) for i, o in enumerate(objective))
         if len(objectives) > 1:
             for i, o in enumerate(objectives):
-                if o.failure_value is not None:
-                    raise fail(f"objective[{i}].failure_value",
-                               "is for a single objective (a failed point has no values in multi-objective search)")
+                for key in _STAND_INS:
+                    if getattr(o, key) is not None:
+                        raise fail(f"objective[{i}].{key}",
+                                   "is for a single objective (a failed point has no values in multi-objective search)")
     else:
         objectives = (_objective(objective, "objective", fail),)
     seen: set[str] = set()
@@ -156,9 +162,10 @@ def parse_goals(objective: object, constraints: object, source: str) -> Goals:
         seen.add(o.metric)
     if constraints is None:
         return Goals(objectives)
-    if objectives[0].failure_value is not None:
-        raise fail("objective.failure_value", "cannot go with constraints (a failed point has no constraint "
-                                              "values to judge it by)")
+    for key in _STAND_INS:
+        if getattr(objectives[0], key) is not None:
+            raise fail(f"objective.{key}", "cannot go with constraints (a failed point has no constraint "
+                                           "values to judge it by)")
     if not isinstance(constraints, list):
         raise fail("constraints", "must be a list, e.g. [{metric: memory_gb, max: 16}]")
     if len(constraints) > MAX_CONSTRAINTS:
@@ -190,11 +197,14 @@ def _objective(raw: object, where: str, fail: Any) -> Objective:
     mode = o["mode"] if o.get("mode") is not None else PointObjective.mode
     if mode not in OBJECTIVE_MODES:
         raise fail(f"{where}.mode", f"{mode!r} is not one of {', '.join(OBJECTIVE_MODES)}")
-    fv = o.get("failure_value")
-    if fv is not None and not finite(fv):
-        raise fail(f"{where}.failure_value", f"{fv!r} is not a finite number")
-    return Objective(metric=_metric(o, where, fail, PointObjective.metric), mode=mode,
-                     failure_value=None if fv is None else float(fv))
+    stand_ins: dict[str, float | None] = {}
+    for key in _STAND_INS:
+        v = o.get(key)
+        if v is not None and not finite(v):
+            # the task file's own wording for a number (task_section.Section.number)
+            raise fail(f"{where}.{key}", f"{v!r} is not a number >= -inf")
+        stand_ins[key] = None if v is None else float(v)
+    return Objective(metric=_metric(o, where, fail, PointObjective.metric), mode=mode, **stand_ins)
 
 
 def _constraint(raw: object, where: str, fail: Any) -> Constraint:

@@ -167,6 +167,9 @@ def _restore(spec: TaskSpec, points: list[Any]) -> tuple[list[Trial], dict[int, 
                 finished.append((p.number, None))
         elif p.state == PointState.STOPPED and p.value is not None and math.isfinite(p.value):
             trials.append(Trial(p.number, p.params, "done", p.value))  # told its last value when stopped
+        elif p.state == PointState.FAILED and p.value is not None and math.isfinite(p.value):
+            trials.append(Trial(p.number, p.params, "done", p.value))  # objective.exhausted_value, told as such
+            failed += 1
         elif p.state not in OPEN_POINT_STATES:
             fv = spec.objective.failure_value
             # told as failure_value when the user asked for one, as the live steering does

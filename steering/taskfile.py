@@ -15,11 +15,13 @@ from typing import Any
 
 from gridhpo.errors import ConfigError
 from gridhpo.protocol.evaluation import (
+    SAVE_LIST_MAX_SIZE,
     CheckpointSpec,
     EvaluationSpec,
     Resources,
     default_of,
 )
+from gridhpo.steering.contract import contract_fields
 from gridhpo.steering.loading import parse_text, read_text
 from gridhpo.steering.objectives import Constraint, Goals, Objective, parse_goals
 from gridhpo.steering.space import SearchSpace, parse_space
@@ -215,7 +217,8 @@ def _parse_budget(top: Section) -> Budget:
 
 def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
     e = top.section("evaluation", {"command", "image", "python", "source_dir", "env", "timeout", "grace",
-                                   "heartbeat", "lost_after", "checkpoint", "resources"})
+                                   "heartbeat", "lost_after", "checkpoint", "resources", "files",
+                                   "training_data", "points_per_job"})
     command, image, python = _parse_program(e)
     evaluation = EvaluationSpec(
         command=command,
@@ -229,6 +232,7 @@ def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
         lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
         checkpoint=_parse_checkpoint(e),
         resources=_parse_resources(e),
+        **contract_fields(EvaluationSpec, e.raw, "evaluation", e.source, ("files", "training_data", "points_per_job")),
     )
     _check_times(e, evaluation)
     return evaluation
@@ -266,13 +270,16 @@ def _parse_env(e: Section) -> dict[str, str]:
 
 
 def _parse_checkpoint(e: Section) -> CheckpointSpec:
-    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key"})
+    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key", "save", "load"})
     return CheckpointSpec(
         interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
         keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
-        max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
+        # phpo's 100 MB cap is the default for a checkPointToSave list
+        max_size=c.integer("max_size", SAVE_LIST_MAX_SIZE if c.has("save") else default_of(CheckpointSpec,
+                                                                                            "max_size"), 1),
         store=c.text("store"),
         signing_key=c.text("signing_key"),
+        **contract_fields(CheckpointSpec, c.raw, "evaluation.checkpoint", c.source, ("save", "load")),
     )
 
 

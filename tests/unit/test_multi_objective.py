@@ -70,12 +70,13 @@ def test_a_list_objective_and_constraints_are_stored_as_written_and_read_back() 
     assert spec.objective.metric == "acc" and spec.goals.metrics == ("acc", "lat")
     assert spec.goals.modes == ("max", "min")
     stored = spec.to_dict()
-    assert stored["objective"] == [{"metric": "acc", "mode": "max", "failure_value": None},
-                                   {"metric": "lat", "mode": "min", "failure_value": None}]
+    assert stored["objective"] == [{"metric": "acc", "mode": "max", "failure_value": None, "exhausted_value": None},
+                                   {"metric": "lat", "mode": "min", "failure_value": None, "exhausted_value": None}]
     assert stored["constraints"] == [{"metric": "mem", "max": 16.0}, {"metric": "acc", "min": 0.1}]
     assert TaskSpec.from_dict(stored).goals == spec.goals
     single = task(objective={"metric": "loss"}, constraints=None, optimiser={"backend": "random"})
-    assert single.to_dict()["objective"] == {"metric": "loss", "mode": "min", "failure_value": None}
+    assert single.to_dict()["objective"] == {"metric": "loss", "mode": "min", "failure_value": None,
+                                             "exhausted_value": None}
     assert "constraints" not in single.to_dict()
 
 
@@ -95,6 +96,10 @@ def test_a_list_objective_and_constraints_are_stored_as_written_and_read_back() 
     ({"constraints": [{"metric": "m", "maximum": 1}]}, "mo.yaml: constraints[0]: unknown key 'maximum'"),
     ({"objective": {"metric": "a", "failure_value": 1}},
      "mo.yaml: objective.failure_value: cannot go with constraints"),
+    ({"objective": [{"metric": "a"}, {"metric": "b", "exhausted_value": 1e9}]},
+     "mo.yaml: objective[1].exhausted_value: is for a single objective"),
+    ({"objective": {"metric": "a", "exhausted_value": 1e9}},
+     "mo.yaml: objective.exhausted_value: cannot go with constraints"),
     ({"early_stopping": {"scheduler": "asha"}}, "mo.yaml: early_stopping.scheduler: asha judges points by one"),
 ])
 def test_bad_objectives_and_constraints_get_one_line_naming_the_field(changes: dict[str, Any], message: str) -> None:

@@ -268,8 +268,8 @@ def test_a_multi_objective_tasks_results_and_front_through_the_service(client: T
     repo.apply(ch)
     alice = users.auth("alice")
     answer = client.get(f"/api/v1/tasks/{tid}/results", headers=alice).json()
-    assert answer["objective"] == [{"metric": "acc", "mode": "max", "failure_value": None},
-                                   {"metric": "lat", "mode": "min", "failure_value": None}]
+    assert answer["objective"] == [{"metric": "acc", "mode": "max", "failure_value": None, "exhausted_value": None},
+                                   {"metric": "lat", "mode": "min", "failure_value": None, "exhausted_value": None}]
     assert answer["constraints"] == [{"metric": "mem", "max": 16.0}]
     assert [p["feasible"] for p in answer["points"]] == [True, True, False, True]
     assert answer["points"][2]["metric_values"] == {"acc": 0.95, "lat": 0.5, "mem": 32.0}
