@@ -36,7 +36,8 @@ JS = r"""
   "use strict";
   const CONFIG = {responsive: true, displaylogo: false};
   const SECTIONS = [
-    ["summary", "Summary"], ["history", "Optimisation history"], ["parallel", "Parallel coordinates"],
+    ["summary", "Summary"], ["pareto", "Pareto front"], ["history", "Optimisation history"],
+    ["parallel", "Parallel coordinates"],
     ["curves", "Learning curves"], ["importance", "Parameter importance"], ["slices", "Slice plots"],
     ["timeline", "Attempts by pilot and site"], ["population", "Population (PBT)"],
     ["schedule", "Best member's schedule (PBT)"], ["table", "Top points"],
@@ -146,14 +147,16 @@ JS = r"""
       const row = section(root, "compare", "Tasks compared");
       plot(column(row, "compare", "all", "best so far"), "fig-compare", compare, pending);
     }
-    // the sections of figures only some tasks have (population-based training) only when one has them
-    const shown = SECTIONS.filter(([n]) => !["population", "schedule"].includes(n) || tasks.some(t => t.figures[n]));
+    // the sections of figures only some tasks have (several objectives; population-based
+    // training) only where a task has them
+    const sections = SECTIONS.filter(([n]) => (n !== "pareto" || tasks.some(t => (t.figures.pareto || []).length))
+      && (!["population", "schedule"].includes(n) || tasks.some(t => t.figures[n])));
     // every column first, so that each figure is drawn at its final width
-    for (const [name, title] of shown) {
+    for (const [name, title] of sections) {
       const row = section(root, name, title);
       for (const t of tasks) column(row, name, t.summary.id, t.summary.name);
     }
-    for (const [name, title] of shown) {
+    for (const [name, title] of sections) {
       const row = section(root, name, title);
       for (const t of tasks) {
         const key = t.summary.id;
@@ -166,6 +169,8 @@ JS = r"""
         } else if (name === "importance") {
           col.appendChild(el("div", {class: "note dyn"}, (f.importance.layout.meta || {}).description));
           plot(col, `fig-importance-${key}`, f.importance, pending);
+        } else if (name === "pareto") {
+          (f.pareto || []).forEach((fig, i) => plot(col, `fig-pareto-${key}-${i}`, fig, pending));
         } else if (name === "slices") {
           let grid = col.querySelector(".slices");
           if (!grid) { grid = el("div", {class: "slices"}); col.appendChild(grid); }

@@ -34,6 +34,7 @@ from gridhpo.steering.lifecycle.events import (
 )
 from gridhpo.steering.lifecycle.pbt import PopulationRun
 from gridhpo.steering.lifecycle.states import AttemptState, OpenPoint, PointState
+from gridhpo.steering.objectives import Outcome
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Scheduler
 from gridhpo.steering.schedulers.pbt import PBT
@@ -300,8 +301,11 @@ class TaskLifecycle:
 
     @staticmethod
     def write_point(op: OpenPoint, state: PointState, out: list[Effect], value: float | None = None,
-                    message: str | None = None, ended_at: float | None = None) -> None:
-        out.append(PointUpdate(op.id, state, op.attempt, op.dispatched_at, value, message, ended_at))
+                    message: str | None = None, ended_at: float | None = None,
+                    outcome: Outcome | None = None) -> None:
+        out.append(PointUpdate(op.id, state, op.attempt, op.dispatched_at, value, message, ended_at,
+                               None if outcome is None else outcome.recorded,
+                               None if outcome is None else outcome.feasible))
 
     @staticmethod
     def write_attempt(op: OpenPoint, state: AttemptState, out: list[Effect], end_reason: str | None = None,
