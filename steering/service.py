@@ -25,7 +25,7 @@ from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.endings import Endings
 from gridhpo.steering.exploits import Exploits
-from gridhpo.steering.lifecycle.effects import Adopt, LookUpLate, SendControl, SendPoint, Tell, Unpin
+from gridhpo.steering.lifecycle.effects import Adopt, LookUpLate, Pin, SendControl, SendPoint, Tell, Unpin
 from gridhpo.steering.lifecycle.events import (
     AttemptsCreated,
     LateFound,
@@ -167,8 +167,8 @@ class Steering:
                 rnd.late.setdefault(task.id, []).append(eff)
             elif isinstance(eff, Adopt):
                 adopts.append(eff)
-            elif isinstance(eff, Unpin):
-                self.exploits.unpin(task.spec, eff)
+            elif isinstance(eff, Pin | Unpin):
+                self.exploits.pin(task.spec, eff)
             elif not rnd.changes.add(eff):
                 assert isinstance(eff, AttemptUpdate)
                 # every open point past "queued" has its attempt's row, committed or in this batch:

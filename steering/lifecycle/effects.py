@@ -66,7 +66,8 @@ class Adopt:
 
 @dataclass(slots=True)
 class Unpin:
-    """``member`` restored the adopted checkpoint ``key``: its pin may go."""
+    """``member`` restored the adopted checkpoint ``key``, or ``key`` is no longer its newest
+    segment end: its pin may go."""
 
     task_id: int
     task_name: str
@@ -74,4 +75,15 @@ class Unpin:
     key: str
 
 
-Effect = Record | SendPoint | SendControl | Tell | LookUpLate | Adopt | Unpin
+@dataclass(slots=True)
+class Pin:
+    """``key`` is ``member``'s newest segment end, which another member may copy: the store
+    keeps it past retention (until a newer one replaces it)."""
+
+    task_id: int
+    task_name: str
+    member: int
+    key: str
+
+
+Effect = Record | SendPoint | SendControl | Tell | LookUpLate | Adopt | Unpin | Pin

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridhpo.bookkeeping.records import SegmentRecord
 from gridhpo.protocol.events import CheckpointData
-from gridhpo.steering.lifecycle.effects import Adopt, Effect, Unpin
+from gridhpo.steering.lifecycle.effects import Adopt, Effect, Pin, Unpin
 from gridhpo.steering.lifecycle.events import Adopted
 from gridhpo.steering.lifecycle.states import AttemptState, OpenPoint, PointState
 from gridhpo.steering.population import Exploit, Population, Segment
@@ -104,7 +104,15 @@ class PopulationRun:
         seg.end_checkpoint = self.saved.pop(op.id, None)
         out.append(replace(seg))
         if seg.end_checkpoint is not None:
+            # the member's newest segment end is what others copy: kept past retention while it
+            # is (the member's next segment saves more, and would prune it before a slower
+            # member reaches this step and copies it)
+            old = member.checkpoint
             self.population.checkpoint(op.number, step, seg.end_checkpoint)
+            if member.checkpoint is not None and member.checkpoint[1] == seg.end_checkpoint:
+                out.append(Pin(life.task_id, life.name, op.number, seg.end_checkpoint))
+                if old is not None and old[1] != seg.end_checkpoint:
+                    out.append(Unpin(life.task_id, life.name, op.number, old[1]))
         if step >= self.max_resource:
             self.population.finish(op.number)
             self.population.report(op.number, step, self.signed(value))

@@ -12,7 +12,7 @@ from gridhpo.protocol import Event
 from gridhpo.protocol.events import CheckpointData, FinishedData, MetricData
 from gridhpo.steering import schedulers
 from gridhpo.steering.lifecycle import TaskLifecycle
-from gridhpo.steering.lifecycle.effects import Adopt, Effect, SendPoint, Unpin
+from gridhpo.steering.lifecycle.effects import Adopt, Effect, Pin, SendPoint, Unpin
 from gridhpo.steering.lifecycle.events import Adopted, PointsCreated, Received, Suggested
 from gridhpo.steering.lifecycle.states import OpenPoint, PointState
 from gridhpo.steering.optimisers import Suggestion
@@ -61,6 +61,13 @@ def test_a_segment_ends_at_its_perturbation_point_and_the_next_one_is_queued() -
     assert (msg.attempt, msg.params, msg.restore) == (2, {"lr": 0.1}, None)
     assert msg.budget is not None and msg.budget.max_resource == 4
     assert core.open[11].state == PointState.QUEUED
+    # its segment end is what others may copy: pinned past retention, until a newer one replaces it
+    assert [(p.member, p.key) for p in out if isinstance(p, Pin)] == [(0, "7-core/point-0/00000001-a1.json")]
+    out = core.apply(Received((
+        _ev(CheckpointData(key="7-core/point-0/00000003-a2.tar", size=1, sha256="0" * 64, sequence=3), 11, 2),
+        _ev(FinishedData(value=0.05), 11, 2)), 1001.0))
+    assert [(type(e).__name__, e.key) for e in out if isinstance(e, Pin | Unpin)] == [
+        ("Pin", "7-core/point-0/00000003-a2.json"), ("Unpin", "7-core/point-0/00000001-a1.json")]
 
 
 def test_an_exploit_sends_the_new_config_and_the_copy_in_one_message_only_once_copied() -> None:
