@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from gridhpo import __version__, config
 from gridhpo.bookkeeping.repository import Repository
+from gridhpo.plots.names import FIGURES
 from gridhpo.service import dashboard, guards, schemas
 from gridhpo.service import tasks as ops
 from gridhpo.service.accounts import Accounts, AuthError, UserRow
@@ -147,3 +148,15 @@ def report(id: TaskId, user: User, ctx: Ctx, also: Also = None, top: Annotated[i
     """The HTML report of `gridhpo plot` (``also``: more of the user's tasks beside it)."""
     rows = [ctx.accounts.task(user, i) for i in [id, *(also or [])]]
     return HTMLResponse(ops.report_html(ctx.repo, rows, top, table, importance))
+
+
+Figure = Literal[FIGURES]  # type: ignore[valid-type]
+
+
+@router.get("/tasks/{id}/figures/{figure}", response_class=Response, tags=["tasks"],
+            responses={200: {"content": {"image/png": {}}, "description": "The figure as a PNG image"}})
+def figure(id: TaskId, figure: Figure, user: User, ctx: Ctx, top: Annotated[int, Query(ge=1, le=10_000)] = 10,
+           importance: Literal["forest", "anova"] = "forest") -> Response:
+    """One figure of `gridhpo plot --png` (the files it writes are TASKNAME-FIGURE.png)."""
+    png = ops.figure_png(ctx.repo, ctx.accounts.task(user, id), figure, top, importance)
+    return Response(png, media_type="image/png")

@@ -103,3 +103,12 @@ def report_html(repo: Repository, tasks: list[TaskRow], top_k: int, table_k: int
     loaded = [plot_data.load(repo, t) for t in tasks]
     return render_html(payload(loaded, top_k, table_k, importance), "gridhpo: " + ", ".join(d.name for d in loaded))
 
+
+
+def figure_png(repo: Repository, task: TaskRow, figure: str, top_k: int, importance: str) -> bytes:
+    """One PNG figure of ``gridhpo plot --png`` for this task (drawn here: a client needs no
+    plot library)."""
+    from gridhpo.plots import data as plot_data
+    from gridhpo.plots.png import figure_png as draw
+
+    return draw(plot_data.load(repo, task), figure, top_k, importance)

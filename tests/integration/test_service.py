@@ -74,6 +74,7 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
     report = tmp_path / "report.html"
     assert service.cli("alice", "plot", str(tid), "-o", str(report)).exit_code == 0
     assert read_payload(report.read_text())["tasks"][0]["summary"]["name"] == "remote"
+    _same_pngs_as_locally(service, tid, tmp_path)
     replaced = service.cli("alice", "token", "remote", "--revoke")
     assert replaced.exit_code == 0 and replaced.stdout.strip() != token.stdout.strip()
     assert "token replaced" in replaced.stderr
@@ -81,6 +82,23 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
     assert f"POST /api/v1/tasks/{tid}/token" in log
     for secret in [*service.tokens.values(), token.stdout.strip(), replaced.stdout.strip()]:
         assert secret not in log
+
+
+def _same_pngs_as_locally(service: Service, tid: int, tmp_path: Path) -> None:
+    """``plot --png`` (and with -o too) writes through the service what it writes locally."""
+    args = ["plot", "remote", "--png", "", "--top", "3", "--importance", "anova"]
+    remote = service.cli("alice", *[str(tmp_path / "by-api") if a == "" else a for a in args])
+    local = service.local(*[str(tmp_path / "by-db") if a == "" else a for a in args])
+    assert remote.exit_code == local.exit_code == 0, (remote.output, local.output)
+    assert remote.stderr == f"6 PNG files written to {tmp_path}/by-api\n"
+    assert local.stderr == f"6 PNG files written to {tmp_path}/by-db\n"
+    names = sorted(p.name for p in (tmp_path / "by-db").iterdir())
+    assert sorted(p.name for p in (tmp_path / "by-api").iterdir()) == names and len(names) == 6
+    for name in names:  # the same figures, drawn from the same bookkeeping
+        assert (tmp_path / "by-api" / name).read_bytes() == (tmp_path / "by-db" / name).read_bytes(), name
+    assert not Path("report.html").exists(), "--png alone writes no report"
+    both = service.cli("alice", "plot", str(tid), "--png", str(tmp_path / "both"), "-o", str(tmp_path / "both.html"))
+    assert both.exit_code == 0 and (tmp_path / "both.html").exists() and len(list((tmp_path / "both").iterdir())) == 6
 
 
 def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service,
@@ -105,10 +123,11 @@ def test_one_user_never_reaches_anothers_task_and_a_revoked_token_stops_at_once(
     tid = int(service.cli("alice", "submit", str(task_file(tmp_path))).stdout.strip())
     assert service.cli("bob", "status").stdout.startswith("no tasks yet")
     for args in (["status", str(tid)], ["results", str(tid)], ["cancel", str(tid)], ["token", str(tid)],
-                 ["plot", str(tid), "-o", str(tmp_path / "r.html")], ["status", "remote"]):
+                 ["plot", str(tid), "-o", str(tmp_path / "r.html")], ["plot", str(tid), "--png", str(tmp_path / "p")],
+                 ["status", "remote"]):
         out = service.cli("bob", *args)
         assert out.exit_code == 1 and out.stderr.startswith("gridhpo: error: no task"), (args, out.output)
-    assert not (tmp_path / "r.html").exists()
+    assert not (tmp_path / "r.html").exists() and not list((tmp_path / "p").glob("*.png"))
     assert service.local("status", str(tid)).stdout.splitlines()[2].split()[2] == "active"
     assert service.cli("alice", "status", str(tid)).exit_code == 0
     assert service.admin("token", "revoke", "--user", "alice").stdout.strip() == "1 token(s) revoked"
