@@ -1,6 +1,6 @@
 """The HTTP API (FastAPI): a user's tasks behind their API token.
 
-Every route but /openapi.json and /docs needs ``Authorization: Bearer <API token>``. A user
+Every route but /openapi.json, /docs and /redoc (with their assets) needs ``Authorization: Bearer <API token>``. A user
 reaches only their own tasks; another user's task answers 404, exactly as a task that does
 not exist, so that ids cannot be probed; an admin reaches every task.
 """
@@ -18,7 +18,7 @@ from pydantic import Field
 from gridhpo import __version__, config
 from gridhpo.bookkeeping.repository import Repository
 from gridhpo.plots.names import FIGURES
-from gridhpo.service import dashboard, guards, schemas
+from gridhpo.service import apidocs, dashboard, guards, schemas
 from gridhpo.service import tasks as ops
 from gridhpo.service.accounts import Accounts, AuthError, UserRow
 
@@ -48,10 +48,11 @@ class Context:
 def create_app(repo: Repository, store_url: str | None = None, max_body: int = guards.MAX_BODY,
                gateway: Gateway | None = None) -> FastAPI:
     """The service's app; with ``gateway``, pilots reach their tasks through it too (docs/gateway.md)."""
-    app = FastAPI(title="gridhpo", version=__version__, responses=ERRORS,
+    app = FastAPI(title="gridhpo", version=__version__, responses=ERRORS, docs_url=None, redoc_url=None,
                   description="Hyperparameter optimisation tasks of the users of one gridhpo service.")
     app.state.ctx = Context(repo, Accounts(repo), config.store_url(store_url))
     guards.install(app)
+    apidocs.install(app)  # /docs and /redoc with their assets served here, not from a CDN
     app.include_router(router)
     dashboard.install(app, app.state.ctx.accounts)
     wider: dict[str, int] = {}
