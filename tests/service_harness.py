@@ -51,6 +51,10 @@ class Service:
 
     def add_user(self, name: str, admin: bool = False) -> str:
         assert self.admin("user", "add", name, *(["--admin"] if admin else [])).exit_code == 0
+        return self.add_user_token(name)
+
+    def add_user_token(self, name: str) -> str:
+        """A new API token of user ``name``, the one their commands use from now on."""
         out = self.admin("token", "create", name, "--expires", "1d")
         assert out.exit_code == 0, out.output
         self.tokens[name] = out.stdout.strip().splitlines()[-1]

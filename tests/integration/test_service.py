@@ -151,3 +151,64 @@ def test_login_keeps_the_token_for_the_server_only_its_owner_can_read(service: S
     assert saved.stat().st_mode & 0o777 == 0o600
     listed = CliRunner().invoke(main, ["status"], env=env | {"GRIDHPO_API_TOKEN": None})
     assert listed.exit_code == 0 and listed.stdout.startswith("no tasks yet")
+
+
+def test_a_disabled_user_is_refused_at_once_and_their_tasks_stay_for_the_admins(service: Service,
+                                                                                tmp_path: Path) -> None:
+    service.add_user("root", admin=True)
+    tid = int(service.cli("alice", "submit", str(task_file(tmp_path))).stdout.strip())
+    stolen = service.tokens["alice"]  # what someone who copied alice's token holds
+    out = service.admin("user", "disable", "alice")
+    assert out.exit_code == 0 and out.stdout.splitlines() == [
+        "user 'alice' disabled: 1 token(s) revoked", f"task 'remote' (id {tid}) is still active"]
+    for args in (["status"], ["status", str(tid)], ["results", str(tid)], ["cancel", str(tid)], ["token", str(tid)]):
+        refused = service.cli("alice", *args)
+        assert refused.exit_code == 1 and "refused the API token" in refused.stderr, (args, refused.output)
+    assert _get(service, "/api/v1/me", stolen) == 401
+    assert _get(service, "/dashboard/api/tasks", stolen) == 401
+    _unrevoked_tokens_of_a_disabled_user_stay_refused(service, stolen)
+    made = service.admin("token", "create", "alice")
+    assert made.exit_code == 1 and "user 'alice' is disabled" in made.output
+    assert "disabled" in service.admin("user", "list").stdout.splitlines()[0]
+    # the task stays alice's and runs on; an admin reads it, another user does not
+    assert service.cli("root", "status", str(tid)).stdout == service.local("status", str(tid)).stdout
+    assert "active" in service.cli("root", "status", str(tid)).stdout.splitlines()[2]
+    assert service.cli("bob", "status", str(tid)).exit_code == 1
+    # enabled again: the old token stays dead, a new one reaches her task
+    assert service.admin("user", "enable", "alice").exit_code == 0
+    assert _get(service, "/api/v1/me", stolen) == 401
+    service.add_user_token("alice")
+    assert service.cli("alice", "status", str(tid)).exit_code == 0
+    cancelled = service.admin("user", "disable", "alice", "--cancel-tasks")
+    assert cancelled.exit_code == 0 and f"task 'remote' (id {tid}) cancelled" in cancelled.stdout
+    assert "cancelled" in service.cli("root", "status", str(tid)).stdout.splitlines()[2]
+
+
+def _unrevoked_tokens_of_a_disabled_user_stay_refused(service: Service, stolen: str) -> None:
+    """Tokens brought back (a bookkeeping restored from a backup taken before the disable): the
+    user's own flag still refuses them."""
+    from sqlalchemy import update
+
+    from gridhpo.bookkeeping import Repository
+    from gridhpo.service.accounts import T_TOKEN
+
+    repo = Repository(service.db)
+    with repo.engine.begin() as conn:
+        conn.execute(update(T_TOKEN).values(revoked_at=None))
+    repo.close()
+    refused = service.cli("alice", "status")
+    assert refused.exit_code == 1 and "the API token's user is disabled" in refused.stderr
+    assert _get(service, "/api/v1/me", stolen) == 401
+
+
+def _get(service: Service, path: str, token: str) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(service.url + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=str(service.cafile))):
+            return 200
+    except urllib.error.HTTPError as exc:
+        return exc.code
