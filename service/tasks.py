@@ -86,10 +86,11 @@ def pilot_token(repo: Repository, task: TaskRow, revoke: bool, expires: str | No
     """The task's pilot token as ``gridhpo token`` gives it: replaced with ``revoke``, given an
     expiry with ``expires`` (a duration such as ``12h``)."""
     value, expires_at = issue_token(repo, task, revoke, None if expires is None else parse_duration(expires, "expires"))
-    from gridhpo.protocol.auth import pilot_credential
+    from gridhpo.steering.keys import pilot_credential
 
-    # with the steering's verifying key, as `gridhpo token` prints it: pilots check what they run
-    return {"id": task.id, "name": task.name, "token": pilot_credential(value), "expires_at": expires_at,
+    # with the verifying key of the steering that signs (which may run elsewhere: --no-steer),
+    # as `gridhpo token` prints it: pilots check what they run
+    return {"id": task.id, "name": task.name, "token": pilot_credential(repo, value), "expires_at": expires_at,
             "replaced": revoke}
 
 
