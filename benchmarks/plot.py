@@ -82,34 +82,14 @@ def main() -> int:
     args = ap.parse_args()
     from gridhpo.plots import data as D
     from gridhpo.plots import figures
-    from gridhpo.plots.report import payload, render_html, write_report
+    from gridhpo.plots.report import render_html
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Repository(args.db or f"sqlite:///{tmp}/bench.db")
         t = time.perf_counter()
         task_id = generate(repo, args.points, name=f"bench-{int(time.time())}")
         gen = time.perf_counter() - t
-        rows: dict[str, list[float]] = {"read bookkeeping": [], "figure data + importance (forest)": [],
-                                        "importance anova instead": [], "HTML assembly": [],
-                                        "write_report total (forest)": []}
-        size = 0
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            d = D.load(repo, task_id)
-            rows["read bookkeeping"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            data = payload([d])
-            rows["figure data + importance (forest)"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            payload([d], importance="anova")
-            rows["importance anova instead"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            render_html(data, "bench")
-            rows["HTML assembly"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            write_report(repo, [task_id], Path(tmp) / "report.html")
-            rows["write_report total (forest)"].append(time.perf_counter() - t)
-            size = (Path(tmp) / "report.html").stat().st_size
+        rows, size, d = _time_steps(repo, task_id, Path(tmp), args.repeat)
         base = len(render_html({"generated_at": 0, "tasks": [], "compare": None}, "x"))
         curves = figures.curves_figure(D.learning_curves(d))
         print(f"task of {args.points} points generated in {gen:.1f}s "
@@ -124,6 +104,36 @@ def main() -> int:
             print(f"{'headless Chromium: load and draw the report':40s} {_browser_seconds(Path(tmp)):9.2f}")
         repo.close()
     return 0
+
+
+def _time_steps(repo: Repository, task_id: int, tmp: Path, repeat: int) -> tuple[dict[str, list[float]], int, Any]:
+    """Seconds of each step of making a report, ``repeat`` times; the report's size and the task's data."""
+    from gridhpo.plots import data as D
+    from gridhpo.plots.report import payload, render_html, write_report
+
+    rows: dict[str, list[float]] = {"read bookkeeping": [], "figure data + importance (forest)": [],
+                                    "importance anova instead": [], "HTML assembly": [],
+                                    "write_report total (forest)": []}
+    size = 0
+    d: Any = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        d = D.load(repo, task_id)
+        rows["read bookkeeping"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        data = payload([d])
+        rows["figure data + importance (forest)"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        payload([d], importance="anova")
+        rows["importance anova instead"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        render_html(data, "bench")
+        rows["HTML assembly"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        write_report(repo, [task_id], tmp / "report.html")
+        rows["write_report total (forest)"].append(time.perf_counter() - t)
+        size = (tmp / "report.html").stat().st_size
+    return rows, size, d
 
 
 def _browser_seconds(tmp: Path) -> float:

@@ -1,12 +1,13 @@
 """The pilot: pulls points of one task, runs each in a fresh work directory, reports events.
 
-Per attempt: write input.json and gridhpo.json (``workdirs``), start the runtime, forward
-new lines of metrics.jsonl, send a heartbeat every ``evaluation.heartbeat`` seconds from a
-thread of its own (``heartbeat``), and read output.json at the end (``outputs``: regular
-files of the work directory only, bounded). A crashing or misbehaving evaluation is a failed
-point with its reason and the last lines of its output; the pilot carries on. Near its
-walltime, or on SIGTERM, the pilot stops the running evaluation gracefully (SIGTERM, grace
-period, kill), reports the point interrupted so that it is re-queued, and exits.
+Each point is one Attempt (evaluation/attempt.py): write input.json and gridhpo.json
+(``workdirs``), start the runtime, forward new lines of metrics.jsonl, send a heartbeat every
+``evaluation.heartbeat`` seconds from a thread of its own (``heartbeat``), and read output.json
+at the end (``outputs``: regular files of the work directory only, bounded). A crashing or
+misbehaving evaluation is a failed point with its reason and the last lines of its output; the
+pilot carries on. Near its walltime, or on SIGTERM, the pilot stops the running evaluation
+gracefully (SIGTERM, grace period, kill), reports the point interrupted so that it is re-queued,
+and exits.
 """
 from __future__ import annotations
 
@@ -23,33 +24,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gridhpo.checkpoints.archive import CheckpointTooLargeError
-from gridhpo.errors import EvaluationError, GridHPOError, MessageError
+from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import environment, runtimes
+from gridhpo.evaluation.attempt import Attempt
 from gridhpo.evaluation.checkpointing import PilotCheckpoints
 from gridhpo.evaluation.handshake import Handshake
 from gridhpo.evaluation.heartbeat import Heartbeat
 from gridhpo.evaluation.outputs import (
     MAX_MESSAGE_CHARS,
-    MetricsTail,
-    OutputError,
-    metric_data,
-    read_output,
     result_data,
     truncate,
 )
-from gridhpo.evaluation.runtimes import Handle, Job, Runtime
+from gridhpo.evaluation.runtimes import Handle, Runtime
 from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.evaluation.workdirs import KEEP_FAILED, KEEP_FAILED_BYTES, Workdirs
 from gridhpo.protocol import (
     Broker,
-    ControlMessage,
     Event,
     PointMessage,
-    control_queue,
     events_queue,
-    parse_control,
     parse_point,
     points_queue,
 )
@@ -58,10 +52,8 @@ from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.evaluation import EvaluationSpec
 from gridhpo.protocol.events import (
     ENDING_TYPES,
-    CheckpointData,
     EventType,
     FailedData,
-    HeartbeatData,
     InterruptedData,
     Payload,
     StartedData,
@@ -123,12 +115,12 @@ class Pilot:
         self._runtimes: dict[str, Runtime] = {}
         self._inline = False  # in-process objectives: points come in batches
         self._outbox: list[tuple[str, dict[str, Any]]] | None = None
-        self._last_control = 0.0
+        self.last_control = 0.0  # when the control queue was last read (evaluation/attempt.py)
         self.checkpoints = PilotCheckpoints(config.store)
         self.handshake = Handshake(broker, config.task_id, config.pilot_id, config.token, self._stop_with)
         self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
                                  config.keep_failed_bytes)
-        self._beat: Heartbeat | None = None  # the running attempt's
+        self.beat: Heartbeat | None = None  # the running attempt's
 
     # ------------------------------------------------------------------ control
 
@@ -275,8 +267,8 @@ class Pilot:
             # the last upload happens before the stop is reported: the retry, maybe on
             # another pilot a moment later, must find it (covers every way of stopping)
             cp.final()
-        if payload.TYPE in ENDING_TYPES and self._beat is not None:
-            self._beat.stop()  # no heartbeat after the attempt's last event
+        if payload.TYPE in ENDING_TYPES and self.beat is not None:
+            self.beat.stop()  # no heartbeat after the attempt's last event
         self._publish(Event.of(payload, task_id=msg.task_id, point_id=msg.point_id, attempt=msg.attempt,
                                pilot_id=self.cfg.pilot_id, site=self.cfg.site, auth=self.cfg.token or ""), confirm)
 
@@ -295,155 +287,27 @@ class Pilot:
         return self._runtimes[name]
 
     def evaluate(self, msg: PointMessage) -> None:
-        t0 = time.monotonic()
-        settings = AttemptSettings.typed(msg.evaluation, msg.objective)
-        try:
-            job = self.workdirs.prepare(msg, settings)
-        except OSError as exc:
-            # a full disk (ENOSPC) or an unwritable work root is this site's problem, not the point's
-            self._site_cannot_run(msg, EvaluationError(f"cannot prepare a work directory in {self.workroot}: "
-                                                       f"{exc.strerror or exc}"))
-            return
-        try:
-            self.checkpoints.begin(msg, job.workdir, lambda data: self.send(msg, CheckpointData(**data)))
-            runtime = self.runtime(msg.evaluation)
-            handle = runtime.start(job)
-        except (GridHPOError, OSError) as exc:
-            # the site cannot run it (a runtime, a store, a full disk while restoring a
-            # checkpoint): not the point's fault, so it goes back to the queue
-            self._site_cannot_run(msg, exc if isinstance(exc, GridHPOError) else EvaluationError(str(exc)))
-            self.workdirs.ended(job, finished=False, keep=self.cfg.keep_workdirs)
-            return
-        self._beat = Heartbeat(lambda: self.send(msg, HeartbeatData()), settings.heartbeat,
-                               name=f"heartbeat-{msg.number}").start()
-        try:
-            outcome = self._watch(msg, job, handle, settings)
-        except OutputError as exc:  # metrics.jsonl that is not a regular file of the work directory
-            handle.stop(settings.grace)
-            outcome = self._fail(msg, str(exc), handle)
-        finally:
-            self._beat.stop()
-            self.checkpoints.end()
-        try:
-            handle.cleanup()
-        except GridHPOError as exc:
-            log.warning("cleanup after point %d failed: %s", msg.number, exc)
-        self.stats.durations.append(time.monotonic() - t0)
-        self.workdirs.ended(job, finished=outcome == "finished", keep=self.cfg.keep_workdirs)
+        """Run one point in a fresh work directory and report how it ended (evaluation/attempt.py)."""
+        Attempt(self, msg).run()
 
-    def _watch(self, msg: PointMessage, job: Job, handle: Handle, settings: AttemptSettings) -> str:
-        """Watch the running evaluation until it ends or is stopped; returns the outcome sent.
-        Each iteration does bounded work (one bounded read of metrics.jsonl); heartbeats go
-        out from their own thread meanwhile. Raises OutputError for an unreadable metrics.jsonl."""
-        grace = settings.grace
-        metrics = MetricsTail(job.workdir)
-        started = time.monotonic()
-        while True:
-            code = handle.poll()
-            self._forward_metrics(msg, metrics, to_end=code is not None)
-            # a batch system signals the whole job at once: an evaluation that died with its pilot's
-            # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
-            if code is not None and (code == 0 or not self.stop_requested.wait(0.5)):
-                break
-            if self.checkpoints.current is not None:
-                try:
-                    self.checkpoints.current.tick()
-                except CheckpointTooLargeError as exc:
-                    handle.stop(grace)
-                    self.checkpoints.end()
-                    return self._fail(msg, str(exc), handle)
-            now = time.monotonic()
-            control = self._control(msg, now)
-            if control is not None:
-                # the steering's scheduler decided: stop gracefully (the evaluation saves its
-                # checkpoint on SIGTERM); send() uploads it before reporting; the pilot goes on
-                handle.stop(grace)
-                self._forward_metrics(msg, metrics, to_end=True)
-                self.send(msg, InterruptedData(reason=control.reason or control.action, decision=control.action))
-                return "interrupted"
-            if self.stop_requested.is_set() or self.remaining() <= grace + 2.0:
-                signalled = self.stop_requested.is_set()
-                reason = self.stop_reason or "pilot walltime reached"
-                handle.stop(grace)
-                self._forward_metrics(msg, metrics, to_end=True)
-                self.send(msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
-                self.stats.interrupted += 1
-                if not self.stop_requested.is_set():
-                    self.request_stop(reason)
-                return "interrupted"
-            if settings.timeout is not None and now - started > settings.timeout:
-                handle.stop(grace)
-                return self._fail(msg, f"evaluation.timeout of {settings.timeout:g}s exceeded", handle)
-            if not metrics.more:
-                self.stop_requested.wait(0.1)
-        return self._conclude(msg, job, handle, code, settings.metric)
-
-    def _control(self, msg: PointMessage, now: float) -> ControlMessage | None:
-        """A stop or pause for the running attempt, looked for every half second."""
-        if now - self._last_control < 0.5:
-            return None
-        self._last_control = now
-        while (d := self.broker.get(control_queue(self.cfg.task_id, self.cfg.pilot_id))) is not None:
-            if self.handshake.takes(d):
-                continue  # a refusal stops this pilot: stop_requested is set
-            try:
-                c = parse_control(d.body)
-            except MessageError as exc:
-                d.dead_letter(f"malformed control message for pilot {self.cfg.pilot_id}: {exc}")
-                continue
-            d.ack()
-            if (c.task_id, c.point_id, c.attempt) == (msg.task_id, msg.point_id, msg.attempt):
-                log.info("point %d attempt %d: %s (%s)", msg.number, msg.attempt, c.action, c.reason)
-                return c
-            log.info("control message for an attempt no longer running here: ignored")
-        return None
-
-    def _forward_metrics(self, msg: PointMessage, metrics: MetricsTail, to_end: bool) -> None:
-        """Forward new lines of metrics.jsonl: one bounded read (thinned to a rate, see
-        ``MetricsTail.take``), or all reads once ``to_end`` (the evaluation has ended)."""
-        while True:
-            kept, read = metrics.take()
-            if len(kept) < read:
-                log.info("point %d: %d metric lines at once, %d of them forwarded", msg.number, read, len(kept))
-            for seq, line in kept:
-                self._forward_metric(msg, seq, line)
-            if not (to_end and metrics.more):
-                return
-
-    def _forward_metric(self, msg: PointMessage, seq: int, line: str) -> None:
-        data = metric_data(seq, line, f"point {msg.number}")
-        if data is not None:
-            self.send(msg, data)
-
-    def _conclude(self, msg: PointMessage, job: Job, handle: Handle, code: int, metric: str) -> str:
-        if code != 0:
-            return self._fail(msg, f"evaluation exited with code {code}", handle)
-        try:
-            out = read_output(job.workdir)
-        except OutputError as exc:
-            return self._fail(msg, str(exc), handle)
-        if out is None:
-            return self._fail(msg, "evaluation wrote no output.json", handle)
-        return self._report_output(msg, out, metric, "output.json", handle.output_tail)
-
-    def _report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
+    def report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
                        tail: Callable[[int], str], confirm: bool = True) -> str:
         """Send the result an evaluation produced (output.json, or an in-process return value)."""
         data, reason = result_data(out, metric, source)
         if data is None:
-            return self._fail(msg, reason, tail, confirm)
+            return self.fail(msg, reason, tail, confirm)
         self.send(msg, data, confirm)
         self.stats.finished += 1
         return "finished"
 
-    def _fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
+    def fail(self, msg: PointMessage, reason: str, tail: Handle | Callable[[int], str], confirm: bool = True) -> str:
         text = (tail.output_tail if isinstance(tail, Handle) else tail)(20)
         log.warning("point %d attempt %d failed: %s", msg.number, msg.attempt, reason)
         self.send(msg, FailedData(reason=truncate(reason, MAX_MESSAGE_CHARS, "reason"), stderr=text[-4000:]), confirm)
         self.stats.failed += 1
         return "failed"
 
-    def _site_cannot_run(self, msg: PointMessage, exc: GridHPOError) -> None:
+    def site_cannot_run(self, msg: PointMessage, exc: GridHPOError) -> None:
         """Not the point's fault: it goes back to the queue, and this pilot stops."""
         log.error("pilot %s cannot run point %d here: %s", self.cfg.pilot_id, msg.number, exc)
         self.send(msg, InterruptedData(reason=f"site cannot run it: {exc}", cause="site"))
@@ -460,13 +324,13 @@ class Pilot:
         try:
             out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
         except GridHPOError as exc:
-            self._site_cannot_run(msg, exc)
+            self.site_cannot_run(msg, exc)
             return
         # no publisher confirm: the point's message is acknowledged only after this, and a result
         # lost with the broker leaves the point queued, which the steering finds and sends again
         if out is None:
-            self._fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
+            self.fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
                        lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
         else:
-            self._report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
+            self.report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)

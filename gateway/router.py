@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
@@ -152,14 +152,8 @@ async def _long_poll(gw: Gateway, waiting: Waiting, request: Request, task_id: i
                                 for d, b in taken.points])
 
 
-def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenLookup, *,
-                 prefix: str = PREFIX) -> APIRouter:
-    """The gateway's routes, to mount in the service's app. ``broker``: the broker (or a function
-    making it on first use, or a ready ``Gateway``) the steering uses; ``tokens``: the task's
-    pilot token now (``gateway.auth.repository_tokens(repo)``)."""
-    gw = broker if isinstance(broker, Gateway) else Gateway(broker)
-    waiting = Waiting(gw)
-    router = APIRouter(prefix=prefix, tags=["pilots"], responses=_AUTH_ERRORS)
+def _token_check(tokens: TokenLookup) -> Callable[[Request, int], Awaitable[None]]:
+    """The check of a request's bearer token against the task's pilot token (401 otherwise)."""
 
     async def check(request: Request, task_id: int) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -171,6 +165,29 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
             if token is not None and same(presented, token):
                 return
         raise _error(401, f"task {task_id}: the pilot token is wrong, replaced or expired (Authorization: Bearer)")
+
+    return check
+
+
+def _check_events(task_id: int, messages: list[dict[str, Any]]) -> None:
+    """Each reported message is an event or hello of this task, within the size limit."""
+    for i, m in enumerate(messages):
+        if message_kind(m) not in ("event", "hello") or "task_id" not in m or m["task_id"] != task_id:
+            raise _error(422, f"messages.{i}: not an event or hello of task {task_id}", f"messages.{i}")
+        if len(json.dumps(m)) > MAX_MESSAGE_BYTES:
+            raise _error(413, f"messages.{i}: over the limit of {MAX_MESSAGE_BYTES} bytes", f"messages.{i}")
+
+
+def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenLookup, *,
+                 prefix: str = PREFIX) -> APIRouter:
+    """The gateway's routes, to mount in the service's app. ``broker``: the broker (or a function
+    making it on first use, or a ready ``Gateway``) the steering uses; ``tokens``: the task's
+    pilot token now (``gateway.auth.repository_tokens(repo)``)."""
+    gw = broker if isinstance(broker, Gateway) else Gateway(broker)
+    waiting = Waiting(gw)
+    router = APIRouter(prefix=prefix, tags=["pilots"], responses=_AUTH_ERRORS)
+
+    check = _token_check(tokens)
 
     @router.post("/tasks/{task_id}/points", response_model=PointsAnswer, openapi_extra=_schema(PointsRequest))
     async def points(task_id: TaskId, request: Request) -> PointsAnswer:
@@ -195,11 +212,7 @@ def pilot_router(broker: Broker | Callable[[], Broker] | Gateway, tokens: TokenL
         """Report events (heartbeats included); the answer holds the steering's decisions for the pilot."""
         await check(request, task_id)
         body = await _body(request, EventsRequest)
-        for i, m in enumerate(body.messages):
-            if message_kind(m) not in ("event", "hello") or "task_id" not in m or m["task_id"] != task_id:
-                raise _error(422, f"messages.{i}: not an event or hello of task {task_id}", f"messages.{i}")
-            if len(json.dumps(m)) > MAX_MESSAGE_BYTES:
-                raise _error(413, f"messages.{i}: over the limit of {MAX_MESSAGE_BYTES} bytes", f"messages.{i}")
+        _check_events(task_id, body.messages)
         control = await run_in_threadpool(gw.report, task_id, body.pilot_id, body.messages, body.renew, body.acks,
                                            body.confirm)
         return EventsAnswer(control=[c if isinstance(c, dict) else {"value": c} for c in control])

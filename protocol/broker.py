@@ -7,6 +7,8 @@ on the exchange, and the default exchange would let any writer reach every queue
 (protocol/brokeradmin.py gives each task's pilots their own task's names only). Other
 transports use the default exchange, which every kombu transport implements the same way.
 
+A received message is a Delivery (``delivery``); connections are opened by ``connection``.
+
 The embedded default ``filesystem://PATH`` uses kombu's filesystem transport with two fixes
 of ours (see ``fstransport``): a message file appears only once fully written, and a reader
 claims it by an atomic rename. Like every virtual transport it has no acknowledgements across
@@ -19,118 +21,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
-from kombu.exceptions import KombuError
 from kombu.messaging import Consumer, Producer
 
 from gridhpo.config import redact
 from gridhpo.errors import QueueError
 from gridhpo.protocol import auth
-from gridhpo.protocol.messages import (
-    DEAD_LETTER_QUEUE,
-    JSON_CONTENT_TYPE,
-    MAX_MESSAGE_BYTES,
-    without_secrets,
-)
+from gridhpo.protocol.connection import CONNECTION_ERRORS, connection
+from gridhpo.protocol.delivery import Delivery as Delivery  # where the consumers look for it
+from gridhpo.protocol.messages import JSON_CONTENT_TYPE
 from gridhpo.protocol.messages import Undecodable as Undecodable  # where the consumers look for it
-from gridhpo.protocol.routing import decode_message, preview, task_exchange
+from gridhpo.protocol.routing import decode_message, task_exchange
 from gridhpo.protocol.routing import fair_shares as fair_shares  # where the tests look for it
 
 log = logging.getLogger(__name__)
-
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError)
-try:  # py-amqp's errors are not all KombuError subclasses
-    import amqp.exceptions
-
-    _CONNECTION_ERRORS += (amqp.exceptions.AMQPError,)
-except ImportError:  # pragma: no cover - amqp ships with kombu
-    pass
-
-
-class Delivery:
-    """One received message; ``ack`` once its effect is durable, ``requeue`` to give it back."""
-
-    def __init__(self, body: Any, message: Any, broker: Broker, queue: str = "") -> None:
-        self.body = body
-        self.queue = queue
-        self._message = message
-        self._broker = broker
-
-    @property
-    def size(self) -> int:
-        """The message's size on the wire, in bytes."""
-        raw = getattr(self._message, "body", b"")
-        return len(raw) if isinstance(raw, (bytes, str)) else 0
-
-    def dead_letter(self, reason: str) -> None:
-        """Set the message aside in the dead-letter queue with the reason, and acknowledge it.
-        The record keeps no credential: secret fields are dropped, and an undecodable body is
-        kept only as a short preview with anything that looks like a secret masked."""
-        decoded = not isinstance(self.body, Undecodable)
-        raw = getattr(self._message, "body", b"")
-        record = {
-            "reason": reason, "time": time.time(), "queue": self.queue, "size": self.size,
-            "content_type": str(getattr(self._message, "content_type", None))[:80],
-            "body": without_secrets(self.body) if decoded and self.size <= MAX_MESSAGE_BYTES else None,
-            "raw": None if decoded else preview(raw),
-        }
-        log.error("message from %s set aside in %s: %s", self.queue, DEAD_LETTER_QUEUE, reason)
-        try:
-            # through the exchange of the queue it came from: a pilot may write only its task's
-            self._broker.publish(DEAD_LETTER_QUEUE, record, via=self.queue)
-        except QueueError as exc:
-            log.error("the dead-letter queue is unreachable too (%s); the message is dropped", exc)
-        self.ack()
-
-    def ack(self) -> None:
-        with self._broker.lock:
-            if self._message.acknowledged:
-                return
-            try:
-                self._message.ack()
-            except _CONNECTION_ERRORS as exc:
-                # the connection it came on is gone: the broker delivers it again, and
-                # applying it twice changes nothing
-                log.warning("acknowledging a message failed (%s); it will be delivered again", exc)
-
-    def requeue(self) -> None:
-        with self._broker.lock:
-            if not self._message.acknowledged:
-                self._message.requeue()
-
-
-def _connection(url: str, confirm: bool) -> Connection:
-    parsed = urlparse(url)
-    if parsed.scheme == "filesystem":
-        from gridhpo.protocol.fstransport import Transport
-
-        folder = Path(parsed.netloc + parsed.path).expanduser()
-        for sub in ("messages", "claimed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return Connection(
-            transport=Transport,
-            transport_options={
-                "data_folder_in": str(folder / "messages"),
-                "data_folder_out": str(folder / "messages"),
-                "processed_folder": str(folder / "claimed"),
-                "control_folder": str(folder / "control"),
-                "polling_interval": 0.005,
-            },
-        )
-    options: dict[str, Any] = {"polling_interval": 0.005}
-    if parsed.scheme in ("amqp", "pyamqp", "amqps") and confirm:
-        options["confirm_publish"] = True
-    transport: Any = None
-    if parsed.scheme in ("amqp", "pyamqp", "amqps"):
-        from gridhpo.protocol import amqptransport
-
-        transport = amqptransport.SSLTransport if parsed.scheme == "amqps" else amqptransport.Transport
-    return Connection(url, transport=transport, transport_options=options, heartbeat=0)
 
 
 class Broker:
@@ -140,12 +47,12 @@ class Broker:
         self.url = url
         self.lock = threading.RLock()
         try:
-            self._conn = _connection(url, confirm)
+            self._conn = connection(url, confirm)
         except (TypeError, ValueError) as exc:  # kombu's URL parsing: ?password= gives a TypeError
             raise QueueError(f"broker URL {redact(url)} is not valid: {redact(str(exc))}") from exc
         try:
             self._conn.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise QueueError(f"cannot connect to the broker {redact(url)}: {redact(str(exc))}") from exc
         self.confirm = confirm
         self._declared: set[str] = set()
@@ -168,7 +75,7 @@ class Broker:
             for consumer, _ in self._consumers.values():
                 try:
                     consumer.cancel()
-                except _CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     log.debug("cancelling a consumer on close failed: %s", exc)
             self._consumers.clear()
             for conn in self._pub_conns.values():
@@ -211,19 +118,19 @@ class Broker:
         for conn in (self._conn, *self._pub_conns.values()):
             try:
                 conn.close()
-            except _CONNECTION_ERRORS as close_exc:
+            except CONNECTION_ERRORS as close_exc:
                 log.debug("closing the broken connection failed: %s", close_exc)
         self._pub_conns.clear()
         try:
             self._conn.ensure_connection(max_retries=20, interval_start=0.5, interval_step=1.0, interval_max=5.0)
-        except _CONNECTION_ERRORS as again:
+        except CONNECTION_ERRORS as again:
             raise QueueError(f"broker {redact(self.url)} unreachable: {again}") from again
 
     def _retrying(self, what: str, op: Callable[[], Any]) -> Any:
         for attempt in range(3):
             try:
                 return op()
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 if attempt == 2:
                     raise QueueError(f"{what} on {redact(self.url)} failed: {exc}") from exc
                 self._reconnect(exc)
@@ -251,7 +158,7 @@ class Broker:
             if producer is None:
                 conn = self._pub_conns.get(confirm)
                 if conn is None:
-                    conn = self._pub_conns[confirm] = _connection(self.url, confirm)
+                    conn = self._pub_conns[confirm] = connection(self.url, confirm)
                 producer = self._producers[confirm] = Producer(conn.default_channel)
             for queue, body in wire:
                 exchange = self._exchange(queue, via)
@@ -342,7 +249,7 @@ class Broker:
                 consumer.cancel()  # deliveries already on their way land in buf meanwhile
                 for d in buf:
                     d.requeue()
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 # the connection is gone, and with it what the consumer held: the broker has it back
                 log.warning("broker %s: cancelling the consumer of %s failed: %s", redact(self.url), queue, exc)
 

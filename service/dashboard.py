@@ -66,12 +66,12 @@ def _login_page(message: str, status: int = 401) -> HTMLResponse:
 
 def install(app: FastAPI, accounts: Accounts) -> None:
     content = _Content(accounts)
+    _install_pages(app, accounts, content)
+    _install_api(app, accounts, content)
 
-    def need(request: Request) -> UserRow:
-        user = _user(accounts, request)
-        if user is None:
-            raise AuthError("an API token is needed: log in at /dashboard/")
-        return user
+
+def _install_pages(app: FastAPI, accounts: Accounts, content: _Content) -> None:
+    """The page, and logging in and out (the API token kept in an HTTP-only cookie)."""
 
     @app.get(PREFIX, include_in_schema=False)
     def to_page() -> RedirectResponse:
@@ -105,6 +105,16 @@ def install(app: FastAPI, accounts: Accounts) -> None:
         response = _login_page("Logged out.", status=200)
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
+
+
+def _install_api(app: FastAPI, accounts: Accounts, content: _Content) -> None:
+    """What the page loads: the plotting library, and the tasks the user may see."""
+
+    def need(request: Request) -> UserRow:
+        user = _user(accounts, request)
+        if user is None:
+            raise AuthError("an API token is needed: log in at /dashboard/")
+        return user
 
     @app.get(PREFIX + "/static/plotly.js", include_in_schema=False)
     def plotly() -> Response:  # the public library, no data: served without a token

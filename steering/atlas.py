@@ -72,18 +72,11 @@ def _param(spec: object, where: str) -> dict[str, Any]:
     method = spec["method"]
     if method not in METHODS:
         raise ConfigError(f"{where}.method: {unknown_name('method', str(method), METHODS)}")
-    dim = spec.get("dimension")
     if method == "fixed":
+        dim = spec.get("dimension")
         value = dim["value"] if isinstance(dim, Mapping) and set(dim) == {"value"} else dim
         return {"type": "fixed", "value": value}
-    if not isinstance(dim, Mapping):
-        raise ConfigError(f"{where}.dimension: must be a mapping of {', '.join(METHODS[method])}")
-    for key in dim:
-        if key not in METHODS[method]:
-            raise ConfigError(f"{where}.dimension: {unknown_name(f'key for {method}', str(key), METHODS[method])}")
-    for key in METHODS[method]:
-        if key not in _OPTIONAL and key not in dim:
-            raise ConfigError(f"{where}.dimension.{key}: is missing for method {method}")
+    dim = _dimension(method, spec.get("dimension"), where)
     if method == "categorical":
         return {"type": "categorical", "choices": dim["categories"]}
     base = _num(dim, "base", where) if "base" in dim else math.e
@@ -93,14 +86,37 @@ def _param(spec: object, where: str) -> dict[str, Any]:
     if q is not None and q <= 0:
         raise ConfigError(f"{where}.dimension.q: {q} must be positive")
     if method in ("normal", "qnormal", "lognormal", "qlognormal"):
-        mu, sigma = _num(dim, "mu", where), _num(dim, "sigma", where)
-        out: dict[str, Any] = {"type": "normal", "mu": mu, "sigma": sigma}
-        if method in ("lognormal", "qlognormal"):
-            # base ** N(mu, sigma) is exp(N(mu ln base, sigma ln base))
-            out.update(log=True, mu=mu * math.log(base), sigma=sigma * math.log(base))
-        if q is not None:
-            out["step"] = q
-        return out
+        return _normal(method, dim, base, q, where)
+    return _bounded(method, dim, q, where)
+
+
+def _dimension(method: str, dim: object, where: str) -> Mapping[str, Any]:
+    """The method's dimension: a mapping of its keys, each required one present."""
+    if not isinstance(dim, Mapping):
+        raise ConfigError(f"{where}.dimension: must be a mapping of {', '.join(METHODS[method])}")
+    for key in dim:
+        if key not in METHODS[method]:
+            raise ConfigError(f"{where}.dimension: {unknown_name(f'key for {method}', str(key), METHODS[method])}")
+    for key in METHODS[method]:
+        if key not in _OPTIONAL and key not in dim:
+            raise ConfigError(f"{where}.dimension.{key}: is missing for method {method}")
+    return dim
+
+
+def _normal(method: str, dim: Mapping[str, Any], base: float, q: float | None, where: str) -> dict[str, Any]:
+    """normal, qnormal, lognormal, qlognormal: the space's unbounded normal type."""
+    mu, sigma = _num(dim, "mu", where), _num(dim, "sigma", where)
+    out: dict[str, Any] = {"type": "normal", "mu": mu, "sigma": sigma}
+    if method in ("lognormal", "qlognormal"):
+        # base ** N(mu, sigma) is exp(N(mu ln base, sigma ln base))
+        out.update(log=True, mu=mu * math.log(base), sigma=sigma * math.log(base))
+    if q is not None:
+        out["step"] = q
+    return out
+
+
+def _bounded(method: str, dim: Mapping[str, Any], q: float | None, where: str) -> dict[str, Any]:
+    """uniform, uniformint, loguniform, quniform, qloguniform: a range of low to high."""
     low, high = _num(dim, "low", where), _num(dim, "high", where)
     if low >= high:
         raise ConfigError(f"{where}.dimension: low ({low:g}) must be less than high ({high:g})")

@@ -235,6 +235,25 @@ def steering_program(opts: Mapping[str, Any], source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: steeringExec: cannot split {exec_!r}: {exc}") from None
     if not argv or argv[0] != "run":
         return {"command": exec_}
+    return _docker_run(argv, source)
+
+
+def _docker_run(argv: list[str], source: str) -> dict[str, Any]:
+    """``run [opts] IMAGE CMD...``: the image, the command and the mounted working folder."""
+    out, i = _docker_options(argv, source)
+    if i >= len(argv):
+        raise ConfigError(f"{source}: steeringExec: no image after 'run' and its options")
+    out["image"] = argv[i]
+    rest = argv[i + 1:]
+    if not rest:
+        raise ConfigError(f"{source}: steeringExec: no command after the image {argv[i]!r}")
+    out["command"] = shlex.join(rest)
+    return out
+
+
+def _docker_options(argv: list[str], source: str) -> tuple[dict[str, Any], int]:
+    """The options of ``run`` that a steering may have (--rm, -v $(pwd):DIR, -w DIR): the mount,
+    and the index of the image after them."""
     out: dict[str, Any] = {}
     workdir: str | None = None
     i = 1
@@ -265,11 +284,4 @@ def steering_program(opts: Mapping[str, Any], source: str) -> dict[str, Any]:
     if workdir is not None and workdir != out.get("mount"):
         raise ConfigError(f"{source}: steeringExec: -w {workdir!r} must be the mounted folder "
                           "(the steering runs where %IN and %OUT are)")
-    if i >= len(argv):
-        raise ConfigError(f"{source}: steeringExec: no image after 'run' and its options")
-    out["image"] = argv[i]
-    rest = argv[i + 1:]
-    if not rest:
-        raise ConfigError(f"{source}: steeringExec: no command after the image {argv[i]!r}")
-    out["command"] = shlex.join(rest)
-    return out
+    return out, i

@@ -1,7 +1,9 @@
 """The task file (YAML or JSON): parsing and strict validation into a TaskSpec.
 
-Every error is one line naming the file, the field and what is allowed. Unknown keys are an
-error, with the closest valid name, so a typo never silently falls back to a default.
+Each section of the file has its own small parser below, reading it through a strict
+``Section`` (steering/task_section.py). Every error is one line naming the file, the field and
+what is allowed. Unknown keys are an error, with the closest valid name, so a typo never
+silently falls back to a default.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.errors import ConfigError
 from gridhpo.protocol.evaluation import (
     OBJECTIVE_MODES,
     CheckpointSpec,
@@ -22,11 +24,11 @@ from gridhpo.protocol.evaluation import (
     default_of,
 )
 from gridhpo.steering.loading import parse_text, read_text
-from gridhpo.steering.space import SearchSpace, finite_number, parse_space
+from gridhpo.steering.space import SearchSpace, parse_space
+from gridhpo.steering.task_section import Section
+from gridhpo.steering.task_section import parse_duration as parse_duration  # its import path for the CLI
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 # Limits on what a task may ask for (docs/taskfile.md, "Limits"): beyond them one task
 # would exhaust the steering's memory or time, which every other task shares.
@@ -34,20 +36,6 @@ MAX_POINTS = 1_000_000
 MAX_PARALLEL = 10_000  # budget.parallel, budget.min_queued
 MAX_ATTEMPTS = 100
 MAX_SEED = (1 << 32) - 1  # numpy's seeds (skopt, nevergrad) stop there
-MAX_OPTION_DEPTH = 8  # optimiser.options, early_stopping.options: mappings and lists inside one another
-MAX_OPTION_VALUES = 10_000  # ... and values in all
-
-
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``; finite (``.inf`` is no timeout:
-    leave the key out)."""
-    if finite_number(value) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.fullmatch(value)
-        if m and math.isfinite(seconds := float(m.group(1)) * _UNITS[m.group(2)]):
-            return seconds
-    raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")
 
 
 @dataclass(frozen=True)
@@ -149,145 +137,61 @@ def parse_task(raw: object, source: str = "<task>", base_dir: Path | None = None
     return _parse(raw, source, base_dir)
 
 
-# --------------------------------------------------------------------------- internals
-
-
-class _Section:
-    """Reads one mapping of the file, refusing unknown keys and wrong types."""
-
-    def __init__(self, raw: object, where: str, source: str, known: set[str]) -> None:
-        self.where = where
-        self.source = source
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{source}: {where or 'the task file'}: must be a mapping")
-        extra = set(raw) - known
-        if extra:
-            bad = str(sorted(map(str, extra))[0])
-            self.fail(where, str(unknown_name("key", bad, known)))
-        self.raw: Mapping[str, Any] = raw
-
-    def fail(self, where: str, msg: str) -> None:
-        raise ConfigError(f"{self.source}: {where}: {msg}" if where else f"{self.source}: {msg}")
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def has(self, key: str) -> bool:
-        return self.raw.get(key) is not None
-
-    def get(self, key: str, default: Any) -> Any:
-        """The value, or ``default`` when absent or empty (YAML's ``key:`` with nothing after it)."""
-        v = self.raw.get(key)
-        return default if v is None else v
-
-    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
-        v = self.get(key, default)
-        if v is None:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            self.fail(self.at(key), f"{v!r} is not a non-empty string")
-        if choices is not None and v not in choices:
-            self.fail(self.at(key), f"{v!r} is not one of {', '.join(choices)}")
-        return v
-
-    def integer(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> Any:
-        v = self.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            self.fail(self.at(key), f"{v!r} is not an integer >= {minimum}")
-        if maximum is not None and v > maximum:
-            self.fail(self.at(key), f"{v!r} is over the limit of {maximum}")
-        return v
-
-    def number(self, key: str, default: float | None, minimum: float = 0.0) -> Any:
-        v = self.get(key, default)
-        if v is None:
-            return None
-        if not finite_number(v) or v < minimum:
-            self.fail(self.at(key), f"{v!r} is not a number >= {minimum}")
-        return float(v)
-
-    def flag(self, key: str, default: bool) -> bool:
-        v = self.get(key, default)
-        if not isinstance(v, bool):
-            self.fail(self.at(key), f"{v!r} is not true or false")
-        return bool(v)
-
-    def duration(self, key: str, default: float | None) -> Any:
-        v = self.get(key, default)
-        if v is None:
-            return None
-        try:
-            return parse_duration(v, self.at(key))
-        except ConfigError as exc:
-            raise ConfigError(f"{self.source}: {exc}") from None
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        v = self.raw.get(key) or {}
-        if not isinstance(v, Mapping):
-            self.fail(self.at(key), "must be a mapping")
-        return dict(v)
-
-    def options(self, key: str) -> dict[str, Any]:
-        """A free-form mapping of plain data (string keys, finite numbers), within the limits."""
-        v = self.mapping(key)
-        budget = [MAX_OPTION_VALUES]
-
-        def check(x: Any, where: str, depth: int) -> None:
-            budget[0] -= 1
-            if budget[0] < 0:
-                self.fail(self.at(key), f"holds more than {MAX_OPTION_VALUES} values")
-            if depth > MAX_OPTION_DEPTH:
-                self.fail(where, f"nested more than {MAX_OPTION_DEPTH} levels")
-            if isinstance(x, Mapping):
-                for k, item in x.items():
-                    if not isinstance(k, str):
-                        self.fail(where, f"key {k!r} is not a string")
-                    check(item, f"{where}.{k}", depth + 1)
-            elif isinstance(x, (list, tuple)):
-                for i, item in enumerate(x):
-                    check(item, f"{where}[{i}]", depth + 1)
-            elif isinstance(x, (int, float)) and not isinstance(x, bool) and not finite_number(x):
-                self.fail(where, f"{x!r} is not a finite number")
-            elif not isinstance(x, (str, int, float, bool)) and x is not None:
-                self.fail(where, f"{x!r} is not a string, number, boolean, list or mapping")
-
-        check(v, self.at(key), 0)
-        return v
+# --------------------------------------------------------------------------- section parsers
 
 
 _TOP = {"name", "search_space", "objective", "optimiser", "budget", "evaluation", "early_stopping"}
 
 
 def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
-    top = _Section(raw, "", source, _TOP)
+    top = Section(raw, "", source, _TOP)
+    name = _parse_name(top)
+    space = _parse_space_section(top)
+    # parsed in file order, so the first error reported is the first in the file
+    objective = _parse_objective(top)
+    optimiser = _parse_optimiser(top)
+    budget = _parse_budget(top)
+    evaluation = _parse_evaluation(top, base_dir)
+    early = _parse_early_stopping(top)
+    spec = TaskSpec(name, space, objective, _resolve_auto(optimiser, space, budget, source), budget, evaluation,
+                    early)
+    _check_plugins(spec, source)
+    return spec
+
+
+def _parse_name(top: Section) -> str:
     if not top.has("name"):
         top.fail("name", "is missing (a short identifier such as mlp-digits)")
-    name = top.text("name")
+    name: str = top.text("name")
     try:
         check_name(name, "name")
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{top.source}: {exc}") from None
+    return name
+
+
+def _parse_space_section(top: Section) -> SearchSpace:
     if top.raw.get("search_space") is None:
         top.fail("search_space", "is missing")
     try:
-        space = _parse_search_space(top.raw["search_space"])
+        return _parse_search_space(top.raw["search_space"])
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{top.source}: {exc}") from None
 
-    o = _Section(top.raw.get("objective"), "objective", source, {"metric", "mode", "failure_value"})
-    objective = Objective(
+
+def _parse_objective(top: Section) -> Objective:
+    o = top.section("objective", {"metric", "mode", "failure_value"})
+    return Objective(
         metric=o.text("metric", PointObjective.metric),
         mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
         failure_value=o.number("failure_value", None, -math.inf),
     )
 
-    opt = _Section(top.raw.get("optimiser"), "optimiser", source,
-                   {"backend", "algorithm", "seed", "options", "command", "image", "timeout", "auto"})
-    optimiser = Optimiser(
+
+def _parse_optimiser(top: Section) -> Optimiser:
+    opt = top.section("optimiser", {"backend", "algorithm", "seed", "options", "command", "image", "timeout",
+                                    "auto"})
+    return Optimiser(
         backend=opt.text("backend", "auto"),
         algorithm=opt.text("algorithm"),
         seed=opt.integer("seed", None, 0, MAX_SEED),
@@ -298,9 +202,10 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         auto=opt.text("auto"),
     )
 
-    b = _Section(top.raw.get("budget"), "budget", source,
-                 {"max_points", "parallel", "max_failures", "max_attempts", "min_queued"})
-    budget = Budget(
+
+def _parse_budget(top: Section) -> Budget:
+    b = top.section("budget", {"max_points", "parallel", "max_failures", "max_attempts", "min_queued"})
+    return Budget(
         max_points=b.integer("max_points", 100, 1, MAX_POINTS),
         parallel=b.integer("parallel", 1, 1, MAX_PARALLEL),
         max_failures=b.integer("max_failures", None, 0, MAX_POINTS),
@@ -308,9 +213,30 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         min_queued=b.integer("min_queued", 0, 0, MAX_PARALLEL),
     )
 
-    e = _Section(top.raw.get("evaluation"), "evaluation", source,
-                 {"command", "image", "python", "source_dir", "env", "timeout", "grace",
-                  "heartbeat", "lost_after", "checkpoint", "resources"})
+
+def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
+    e = top.section("evaluation", {"command", "image", "python", "source_dir", "env", "timeout", "grace",
+                                   "heartbeat", "lost_after", "checkpoint", "resources"})
+    command, image, python = _parse_program(e)
+    evaluation = EvaluationSpec(
+        command=command,
+        image=image,
+        python=python,
+        source_dir=_parse_source_dir(e, base_dir),
+        env=_parse_env(e),
+        timeout=e.duration("timeout", default_of(EvaluationSpec, "timeout")),
+        grace=e.duration("grace", default_of(EvaluationSpec, "grace")),
+        heartbeat=e.duration("heartbeat", default_of(EvaluationSpec, "heartbeat")),
+        lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
+        checkpoint=_parse_checkpoint(e),
+        resources=_parse_resources(e),
+    )
+    _check_times(e, evaluation)
+    return evaluation
+
+
+def _parse_program(e: Section) -> tuple[str | None, str | None, str | None]:
+    """What the evaluation runs: a shell command, a container image, or an in-process function."""
     command, image, python = e.text("command"), e.text("image"), e.text("python")
     if python is not None and (command is not None or image is not None):
         e.fail("evaluation", "give either 'python' (an in-process module:function) or 'command'/'image', not both")
@@ -319,41 +245,48 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
                "needs 'command' (a shell command), 'image' (a container image) or 'python' (module:function)")
     if python is not None and not re.match(r"^[\w.]+:[\w]+$", python):
         e.fail("evaluation.python", f"{python!r} is not of the form package.module:function")
-    src = e.text("source_dir")
+    return command, image, python
+
+
+def _parse_source_dir(e: Section, base_dir: Path | None) -> str | None:
+    """A relative source_dir is taken from the task file's folder (the folder itself when absent)."""
+    src: str | None = e.text("source_dir")
     if src is None and base_dir is not None:
         src = str(base_dir)
     elif src is not None and base_dir is not None and not Path(src).is_absolute():
         src = str((base_dir / src).resolve())
+    return src
+
+
+def _parse_env(e: Section) -> dict[str, str]:
     env = e.mapping("env")
     for k, v in env.items():
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             e.fail(f"evaluation.env.{k}", f"{v!r} is not a string or number")
-    c = _Section(e.raw.get("checkpoint"), "evaluation.checkpoint", source,
-                 {"interval", "keep", "max_size", "store", "signing_key"})
-    r = _Section(e.raw.get("resources"), "evaluation.resources", source, {"cpus", "gpus", "memory"})
-    evaluation = EvaluationSpec(
-        command=command,
-        image=image,
-        python=python,
-        source_dir=src,
-        env={k: str(v) for k, v in env.items()},
-        timeout=e.duration("timeout", default_of(EvaluationSpec, "timeout")),
-        grace=e.duration("grace", default_of(EvaluationSpec, "grace")),
-        heartbeat=e.duration("heartbeat", default_of(EvaluationSpec, "heartbeat")),
-        lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
-        checkpoint=CheckpointSpec(
-            interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
-            keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
-            max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
-            store=c.text("store"),
-            signing_key=c.text("signing_key"),
-        ),
-        resources=Resources(
-            cpus=r.number("cpus", default_of(Resources, "cpus")),
-            gpus=r.integer("gpus", default_of(Resources, "gpus")),
-            memory=r.text("memory"),
-        ),
+    return {k: str(v) for k, v in env.items()}
+
+
+def _parse_checkpoint(e: Section) -> CheckpointSpec:
+    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key"})
+    return CheckpointSpec(
+        interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
+        keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
+        max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
+        store=c.text("store"),
+        signing_key=c.text("signing_key"),
     )
+
+
+def _parse_resources(e: Section) -> Resources:
+    r = e.section("resources", {"cpus", "gpus", "memory"})
+    return Resources(
+        cpus=r.number("cpus", default_of(Resources, "cpus")),
+        gpus=r.integer("gpus", default_of(Resources, "gpus")),
+        memory=r.text("memory"),
+    )
+
+
+def _check_times(e: Section, evaluation: EvaluationSpec) -> None:
     if evaluation.heartbeat <= 0:
         e.fail("evaluation.heartbeat", "must be more than 0 seconds")
     if evaluation.timeout is not None and evaluation.timeout <= 0:
@@ -362,9 +295,10 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
         e.fail("evaluation.lost_after",
                f"{evaluation.lost_after:g}s must be longer than heartbeat ({evaluation.heartbeat:g}s)")
 
-    s = _Section(top.raw.get("early_stopping"), "early_stopping", source,
-                 {"scheduler", "resource", "min_resource", "max_resource", "reduction_factor", "grace",
-                  "revive", "options"})
+
+def _parse_early_stopping(top: Section) -> EarlyStopping:
+    s = top.section("early_stopping", {"scheduler", "resource", "min_resource", "max_resource", "reduction_factor",
+                                       "grace", "revive", "options"})
     early = EarlyStopping(
         scheduler=s.text("scheduler", "none"),
         resource=s.text("resource", "epoch"),
@@ -377,11 +311,7 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     )
     if early.max_resource < early.min_resource:
         s.fail("early_stopping.max_resource", f"{early.max_resource} is less than min_resource ({early.min_resource})")
-
-    spec = TaskSpec(name, space, objective, _resolve_auto(optimiser, space, budget, source), budget, evaluation,
-                    early)
-    _check_plugins(spec, source)
-    return spec
+    return early
 
 
 def _parse_search_space(raw: object) -> SearchSpace:

@@ -62,7 +62,7 @@ def publish_raw(url: str, queue: str, body: bytes, content_type: str, encoding: 
     (the queue must exist: RabbitMQ drops what goes to a queue that does not)."""
     from kombu.messaging import Producer
 
-    from gridhpo.protocol.broker import _connection
+    from gridhpo.protocol.connection import connection as _connection
 
     conn = _connection(url, False)
     try:
