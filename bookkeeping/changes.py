@@ -54,7 +54,7 @@ class Changes:
             self.point_updates[record.point_id] = {
                 "b_id": record.point_id, "state": _plain(record.state), "value": record.value,
                 "attempt": record.attempt, "message": record.message, "dispatched_at": record.dispatched_at,
-                "ended_at": record.ended_at}
+                "ended_at": record.ended_at, "metric_values": record.metric_values, "feasible": record.feasible}
         elif isinstance(record, AttemptUpdate):
             return self._update_attempt(record)
         elif isinstance(record, NewAttempt):

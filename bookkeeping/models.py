@@ -58,6 +58,10 @@ class Point(Base):
     created_at: Mapped[float] = mapped_column(Float)
     dispatched_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # multi-objective search or constraints (steering/objectives.py): each objective's and
+    # constraint's value by metric, and whether the constraints held
+    metric_values: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    feasible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Attempt(Base):

@@ -24,6 +24,10 @@ class PointUpdate:
     value: float | None = None
     message: str | None = None
     ended_at: float | None = None
+    # multi-objective search or constraints: every objective's and constraint's value by
+    # metric, and whether every constraint held (None: a single objective without constraints)
+    metric_values: dict[str, float] | None = None
+    feasible: bool | None = None
 
 
 @dataclass(slots=True)

@@ -61,7 +61,8 @@ def _task_row(r: Any) -> TaskRow:
 # Columns of an attempt that an update may set; all updates of a batch set the same ones
 # so that executemany can run them as one statement.
 ATTEMPT_FIELDS = ("state", "last_seen", "ended_at", "end_reason", "value", "message", "stderr_tail")
-POINT_FIELDS = ("state", "value", "attempt", "message", "dispatched_at", "ended_at")
+POINT_FIELDS = ("state", "value", "attempt", "message", "dispatched_at", "ended_at", "metric_values", "feasible")
+_NO_OUTCOME = {"metric_values": None, "feasible": None}
 
 
 class Repository:
@@ -256,7 +257,8 @@ class Repository:
             if changes.attempt_updates:
                 conn.execute(self._upd_attempt, list(changes.attempt_updates.values()))
             if changes.point_updates:
-                conn.execute(self._upd_point, list(changes.point_updates.values()))
+                # rows built by hand (tests, benchmarks) predate the multi-objective columns
+                conn.execute(self._upd_point, [{**_NO_OUTCOME, **row} for row in changes.point_updates.values()])
             if changes.late_attempts:
                 # a finished attempt holds its point's result: a repeat of it (redelivered, or
                 # a second pilot's run of the same attempt) is no late result to record

@@ -184,6 +184,11 @@ def run(task_file: Path, pilots: int, name: str | None, db: str | None, broker: 
                f"{p['failed']} failed", err=True)
     if result.state == "active":
         click.echo("stopped before the end; the task stays active: `gridhpo steer` with pilots continues it", err=True)
+    if spec.goals.multi:
+        from gridhpo.steering.fronts import front_size
+
+        click.echo(f"Pareto front: {front_size(repo, repo.task(task_id), spec.goals)} points (gridhpo results "
+                   f"{task_id} --pareto); the best point below is by {spec.objective.metric} alone", err=True)
     best = best_point(repo, repo.task(task_id))
     if best is None:
         click.echo("no point finished", err=True)
@@ -229,19 +234,42 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
 @click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
+@click.option("--pareto", is_flag=True,
+              help="Only the Pareto front: the finished feasible points no other dominates, with each objective.")
+@click.option("--artifacts", "artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Download each attempt's metadata and metrics files (evaluation.files.meta, "
+                                  "metrics) into DIR/point-N/attempt-A/ instead of listing the points.")
+@click.option("--store", default=None, metavar="URL",
+              help="With --artifacts: the store the pilots used; default: the task's evaluation.checkpoint.store, "
+                   "else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @db_option
 @server_option
-def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, server: str | None) -> None:
+def results(task: str, fmt: str, sort: str, number: int | None, pareto: bool, artifacts: Path | None,
+            store: str | None, db: str | None, server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
+    if artifacts is not None:
+        if server:
+            raise click.UsageError("--artifacts reads the store directly: run it where the store is reachable, "
+                                   "without --server")
+        from gridhpo.cli.artifacts import download_artifacts
+
+        click.echo(download_artifacts(_repo(db).task(task), artifacts, store))
+        return None
     if server:
-        return remote.results(server, task, fmt, sort, number)
+        return remote.results(server, task, fmt, sort, number, pareto)
+    from gridhpo.steering.objectives import goals_of
     from gridhpo.steering.reports import format_point, format_results
     from gridhpo.steering.reports import results as get_results
 
     repo = _repo(db)
     row = repo.task(task)
     rows = get_results(repo, row, number)
+    if pareto:
+        from gridhpo.steering.fronts import pareto_text
+
+        click.echo(pareto_text(rows, row.spec, fmt))
+        return
     if number is not None:
         if not rows:
             raise click.ClickException(f"task {row.name!r} has no point {number} "
@@ -249,9 +277,10 @@ def results(task: str, fmt: str, sort: str, number: int | None, db: str | None, 
         click.echo(format_point(rows[0], fmt))
         return
     if sort == "value":
-        sign = 1 if row.spec["objective"]["mode"] == "min" else -1
+        mode = goals_of(row.spec).objectives[0].mode
+        sign = 1 if mode == "min" else -1
         rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
-    click.echo(format_results(rows, fmt, row.spec["objective"]["mode"]))
+    click.echo(format_results(rows, fmt, goals_of(row.spec).objectives[0].mode))
 
 
 @main.command()

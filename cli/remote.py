@@ -11,6 +11,7 @@ import click
 
 from gridhpo.errors import ConfigError
 from gridhpo.service.client import ConflictError, Service, api_token, check_url
+from gridhpo.steering.fronts import pareto_text
 from gridhpo.steering.reports import format_point, format_results
 from gridhpo.steering.tables import render_table
 
@@ -44,9 +45,12 @@ def status(server: str, task: str | None) -> None:
             click.echo(f"pilots: {rows[0]['pilots']} ({', '.join(rows[0]['sites'])})")
 
 
-def results(server: str, task: str, fmt: str, sort: str, number: int | None) -> None:
+def results(server: str, task: str, fmt: str, sort: str, number: int | None, pareto: bool = False) -> None:
     svc = service(server)
     answer = svc.results(svc.resolve(task), sort, number)
+    if pareto:
+        click.echo(pareto_text(answer["points"], answer, fmt))
+        return
     if number is not None:
         if not answer["points"]:
             raise click.ClickException(f"task {answer['name']!r} has no point {number} "

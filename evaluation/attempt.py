@@ -63,6 +63,10 @@ class Attempt:
         finally:
             beat.stop()
             pilot.checkpoints.end()
+        if outcome != "interrupted":
+            # evaluation.files.meta/metrics, per attempt; not when the pilot stopped the evaluation:
+            # it is then at its walltime or told to stop, with no time for a large upload
+            pilot.checkpoints.keep_artifacts(msg, job.workdir)
         try:
             handle.cleanup()
         except GridHPOError as exc:
@@ -170,10 +174,11 @@ class Attempt:
         pilot, msg = self.pilot, self.msg
         if code != 0:
             return pilot.fail(msg, f"evaluation exited with code {code}", handle)
+        name = msg.evaluation.files.output  # output.json, or the task's name for it (evaluation.files)
         try:
-            out = read_output(job.workdir)
+            out = read_output(job.workdir, name)
         except OutputError as exc:
             return pilot.fail(msg, str(exc), handle)
         if out is None:
-            return pilot.fail(msg, "evaluation wrote no output.json", handle)
-        return pilot.report_output(msg, out, self.settings.metric, "output.json", handle.output_tail)
+            return pilot.fail(msg, f"evaluation wrote no {name}", handle)
+        return pilot.report_output(msg, out, self.settings.metric, name, handle.output_tail)

@@ -23,7 +23,7 @@ from gridhpo.checkpoints import ObjectStore, open_store
 from gridhpo.checkpoints.archive import CheckpointTooLargeError, fingerprint
 from gridhpo.checkpoints.manifest import Entry, Manifest, point_prefix
 from gridhpo.errors import CheckpointError, ConfigError
-from gridhpo.evaluation import environment
+from gridhpo.evaluation import artifacts, environment, savelist
 from gridhpo.protocol import PointMessage
 from gridhpo.protocol.evaluation import EvaluationSpec
 
@@ -38,6 +38,8 @@ class Settings:
     keep: int
     max_size: int
     signing_key: bytes | None
+    save: tuple[str, ...] = ()  # checkPointToSave: these paths instead of checkpoint/ (evaluation/savelist.py)
+    load: str | None = None  # checkPointToLoad: restored as this tarball
 
     @classmethod
     def of(cls, evaluation: EvaluationSpec, pilot_store: str | None) -> Settings:
@@ -58,7 +60,7 @@ class Settings:
                 environment.register_secret(value)  # and so no evaluation gets variable NAME
             else:
                 secret = str(key).encode()
-        return cls(url, c.interval, c.keep, c.max_size, secret)
+        return cls(url, c.interval, c.keep, c.max_size, secret, tuple(c.save), c.load)
 
 
 class PointCheckpoints:
@@ -75,15 +77,27 @@ class PointCheckpoints:
                                  keep=settings.keep, signing_key=settings.signing_key)
         self.restored: Entry | None = None
         self.saved: list[Entry] = []
-        self._last_fp = fingerprint(self.folder)
+        self._last_fp = self._fingerprint()
         self._last_upload = time.monotonic()
         self._postponed = False
 
+    def _fingerprint(self) -> savelist.Fingerprint:
+        if self.settings.save:
+            return savelist.paths_fingerprint(self.workdir, list(self.settings.save))
+        return fingerprint(self.folder)
+
     def restore(self) -> Entry | None:
         skipped: list[dict[str, str]] = []
-        entry = self.manifest.restore(self.folder, self.workdir, max_size=self.settings.max_size,
+        dest = self.workdir / savelist.RESTORE if self.settings.save else self.folder
+        entry = self.manifest.restore(dest, self.workdir, max_size=self.settings.max_size,
                                       on_skip=lambda k, why: skipped.append({"key": k, "reason": why}))
-        self._last_fp = fingerprint(self.folder)
+        if self.settings.save:
+            try:
+                if entry is not None:
+                    savelist.install(self.workdir, dest, self.settings.load)
+            finally:
+                savelist.remove(dest)
+        self._last_fp = self._fingerprint()
         if entry is not None:
             self.restored = entry
             log.info("point %d attempt %d starts from checkpoint %s (attempt %d, %d bytes)", self.msg.number,
@@ -120,16 +134,25 @@ class PointCheckpoints:
                       "one: %s", self.msg.number, self.msg.attempt, exc)
 
     def _save(self, final: bool) -> Entry | None:
-        fp = fingerprint(self.folder)
+        fp = self._fingerprint()
         self._postponed = False
         if fp == self._last_fp or not fp:
             return None
         # while the evaluation runs it may be writing: an archive made while checkpoint/
         # changed may be torn, so it is not uploaded and the next interval tries again
-        unchanged = None if final else (lambda: fingerprint(self.folder) == fp)
+        unchanged = None if final else (lambda: self._fingerprint() == fp)
         t0 = time.monotonic()
-        entry = self.manifest.save(self.folder, self.workdir, task=self.msg.task_id, point=self.msg.number,
-                                   attempt=self.msg.attempt, max_size=self.settings.max_size, unchanged=unchanged)
+        folder = self.folder
+        if self.settings.save:
+            savelist.check_size(fp, self.settings.max_size)
+            folder = savelist.stage(self.workdir, list(self.settings.save))
+        try:
+            entry = self.manifest.save(folder, self.workdir, task=self.msg.task_id, point=self.msg.number,
+                                       attempt=self.msg.attempt, max_size=self.settings.max_size,
+                                       unchanged=unchanged)
+        finally:
+            if folder != self.folder:
+                savelist.remove(folder)
         self._postponed = entry is None
         if entry is None:
             log.debug("point %d: checkpoint/ changed while archived; upload postponed", self.msg.number)
@@ -150,18 +173,33 @@ class PilotCheckpoints:
         self._stores: dict[str, ObjectStore] = {}
         self.current: PointCheckpoints | None = None
 
-    def begin(self, msg: PointMessage, workdir: Path, report: Report) -> PointCheckpoints:
-        """Open the attempt's checkpoints and restore the newest that verifies into checkpoint/."""
-        settings = Settings.of(msg.evaluation, self.pilot_store)
+    def store(self, settings: Settings) -> ObjectStore:
         store = self._stores.get(settings.store_url)
         if store is None:
             store = self._stores[settings.store_url] = open_store(settings.store_url)
-        self.current = PointCheckpoints(store, settings, msg, workdir, report)
+        return store
+
+    def begin(self, msg: PointMessage, workdir: Path, report: Report) -> PointCheckpoints:
+        """Open the attempt's checkpoints and restore the newest that verifies into checkpoint/."""
+        settings = Settings.of(msg.evaluation, self.pilot_store)
+        self.current = PointCheckpoints(self.store(settings), settings, msg, workdir, report)
         self.current.restore()
         return self.current
 
     def end(self) -> None:
         self.current = None
+
+    def keep_artifacts(self, msg: PointMessage, workdir: Path) -> None:
+        """The attempt's metadata and metrics files (evaluation.files.meta/metrics) into its store."""
+        files = msg.evaluation.files
+        if files.meta is None and files.metrics is None:
+            return
+        try:
+            store = self.store(Settings.of(msg.evaluation, self.pilot_store))
+        except (CheckpointError, ConfigError) as exc:
+            log.warning("point %d attempt %d: metadata and metrics not kept: %s", msg.number, msg.attempt, exc)
+            return
+        artifacts.collect(store, msg, workdir)
 
     def close(self) -> None:
         for store in self._stores.values():

@@ -21,10 +21,18 @@ def workdir() -> Path:
     return Path(os.environ.get("GRIDHPO_WORKDIR") or os.getcwd())
 
 
+def _name(key: str, default: str) -> str:
+    """The task's name for a contract file (evaluation.files, in gridhpo.json's ``paths``)."""
+    paths = context().get("paths")
+    name = paths.get(key) if isinstance(paths, dict) else None
+    return name if isinstance(name, str) else default
+
+
 def params() -> dict[str, Any]:
-    data = json.loads((workdir() / "input.json").read_text())
+    name = _name("input", "input.json")
+    data = json.loads((workdir() / name).read_text())
     if not isinstance(data, dict):
-        raise ValueError("input.json is not a JSON object")
+        raise ValueError(f"{name} is not a JSON object")
     return data
 
 
@@ -48,11 +56,12 @@ def report(step: float | None = None, **metrics: float) -> None:
 
 
 def finish(status: int = 0, message: str = "", **metrics: float) -> None:
-    """Write output.json atomically (a pilot never reads half of it)."""
+    """Write output.json (or the task's evaluation.files.output) atomically (a pilot never reads
+    half of it)."""
     for k, v in metrics.items():
         if isinstance(v, float) and not math.isfinite(v):
             status, message = 1, f"{k} is {v}"
     out = {"status": status, "message": message, **metrics}
     tmp = workdir() / ".output.json.tmp"
     tmp.write_text(json.dumps(out))
-    os.replace(tmp, workdir() / "output.json")
+    os.replace(tmp, workdir() / _name("output", "output.json"))

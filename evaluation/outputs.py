@@ -114,16 +114,17 @@ def parse_json(text: bytes | str, what: str) -> Any:
     return value
 
 
-def read_output(workdir: Path) -> dict[str, Any] | None:
-    """output.json as a JSON object; None if there is none; OutputError if it cannot be used."""
-    raw = read_regular(workdir, "output.json", MAX_OUTPUT_BYTES + 1)
+def read_output(workdir: Path, name: str = "output.json") -> dict[str, Any] | None:
+    """The output file (``evaluation.files.output``) as a JSON object; None if there is none;
+    OutputError if it cannot be used."""
+    raw = read_regular(workdir, name, MAX_OUTPUT_BYTES + 1)
     if raw is None:
         return None
     if len(raw) > MAX_OUTPUT_BYTES:
-        raise OutputError(f"output.json is larger than {MAX_OUTPUT_BYTES} bytes")
-    out = parse_json(raw, "output.json")
+        raise OutputError(f"{name} is larger than {MAX_OUTPUT_BYTES} bytes")
+    out = parse_json(raw, name)
     if not isinstance(out, dict):
-        raise OutputError("output.json is not a JSON object")
+        raise OutputError(f"{name} is not a JSON object")
     return out
 
 

@@ -35,8 +35,7 @@ from gridhpo.evaluation.outputs import (
     result_data,
     truncate,
 )
-from gridhpo.evaluation.runtimes import Handle, Runtime
-from gridhpo.evaluation.runtimes.inprocess import InProcessRuntime
+from gridhpo.evaluation.runtimes import Handle, Job, Runtime
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.evaluation.workdirs import KEEP_FAILED, KEEP_FAILED_BYTES, Workdirs
 from gridhpo.protocol import (
@@ -121,6 +120,7 @@ class Pilot:
         self.workdirs = Workdirs(self.workroot, config.pilot_id, config.site, config.keep_failed,
                                  config.keep_failed_bytes)
         self.beat: Heartbeat | None = None  # the running attempt's
+        self.per_job: int | None = None  # the task's evaluation.points_per_job (phpo's maxPointsPerEvaluationJob)
 
     # ------------------------------------------------------------------ control
 
@@ -156,6 +156,8 @@ class Pilot:
             return self.stop_reason
         if self.cfg.max_points is not None and self.stats.evaluated >= self.cfg.max_points:
             return f"evaluated {self.stats.evaluated} points (--max-points)"
+        if self.per_job is not None and self.stats.evaluated >= self.per_job:
+            return f"evaluated {self.stats.evaluated} points (evaluation.points_per_job)"
         if self.remaining() <= max(self._expected_duration(), 1.0):
             return "not enough walltime left for another point"
         return ""
@@ -288,6 +290,7 @@ class Pilot:
 
     def evaluate(self, msg: PointMessage) -> None:
         """Run one point in a fresh work directory and report how it ended (evaluation/attempt.py)."""
+        self.per_job = msg.evaluation.points_per_job
         Attempt(self, msg).run()
 
     def report_output(self, msg: PointMessage, out: dict[str, Any], metric: str, source: str,
@@ -318,19 +321,21 @@ class Pilot:
         """An in-process objective: no work directory, no process, no checkpoint; the point's
         result is sent as soon as the function returns."""
         runtime = self.runtime(msg.evaluation)
-        assert isinstance(runtime, InProcessRuntime)
         t0 = time.monotonic()
         settings = AttemptSettings.typed(msg.evaluation, msg.objective)
+        job = Job(workdir=Path(), command=None, python=settings.python, source_dir=settings.source_dir,
+                  params=msg.params, metric=settings.metric, in_memory=True)
         try:
-            out, error = runtime.call(str(settings.python), settings.source_dir, msg.params, metric=settings.metric)
+            handle = runtime.start(job)
         except GridHPOError as exc:
             self.site_cannot_run(msg, exc)
             return
         # no publisher confirm: the point's message is acknowledged only after this, and a result
         # lost with the broker leaves the point queued, which the steering finds and sends again
+        out = handle.output()
         if out is None:
-            self.fail(msg, error.strip().splitlines()[-1] if error.strip() else "the objective failed",
-                       lambda n: "\n".join(error.splitlines()[-n:]), confirm=False)
+            last = handle.output_tail(1).strip()
+            self.fail(msg, last or "the objective failed", handle, confirm=False)
         else:
             self.report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
         self.stats.durations.append(time.monotonic() - t0)

@@ -1,4 +1,6 @@
-"""Work directories: one per attempt, holding what the evaluation reads and writes.
+"""Work directories: one per attempt, holding what the evaluation reads and writes: the point
+(``evaluation.files.input``, input.json), the training data list when the task has one
+(``files.training_data``, input_ds.json) and gridhpo.json (the attempt's context and file names).
 
 A finished attempt's directory is removed (unless ``--keep-workdirs``). Those of failed or
 interrupted attempts are kept to look into, within a retention limit: at most
@@ -72,15 +74,20 @@ class Workdirs:
             shutil.rmtree(workdir)
         (workdir / "checkpoint").mkdir(parents=True)
         wire = msg.to_json()  # the objective and budget as the evaluation reads them in gridhpo.json
+        files = msg.evaluation.files  # the ATLAS contract's names (evaluation.files)
+        paths = {"input": files.input, "output": files.output, "metrics": "metrics.jsonl", "checkpoint": "checkpoint"}
+        if msg.evaluation.training_data is not None:
+            paths["training_data"] = files.training_data
         context = {
             "task_id": msg.task_id, "task_name": msg.task_name, "point_id": msg.point_id, "number": msg.number,
             "attempt": msg.attempt, "pilot_id": self.pilot_id, "site": self.site,
-            "objective": wire["objective"], "budget": wire["budget"], "workdir": str(workdir),
-            "paths": {"input": "input.json", "output": "output.json", "metrics": "metrics.jsonl",
-                      "checkpoint": "checkpoint"},
+            "objective": wire["objective"], "budget": wire["budget"], "workdir": str(workdir), "paths": paths,
         }
         try:
-            (workdir / "input.json").write_text(json.dumps(msg.params, indent=1))
+            (workdir / files.input).write_text(json.dumps(msg.params, indent=1))
+            if msg.evaluation.training_data is not None:
+                # as runHPO writes input_ds.json: a JSON list of the training files' names
+                (workdir / files.training_data).write_text(json.dumps(msg.evaluation.training_data))
             (workdir / "gridhpo.json").write_text(json.dumps(context, indent=1))
         except OSError:
             shutil.rmtree(workdir, ignore_errors=True)  # half a work directory helps nobody

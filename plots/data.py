@@ -16,6 +16,7 @@ from typing import Any
 
 from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.steering import optimisers
+from gridhpo.steering.objectives import Goals, goals_of
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class PointRec:
     ended: float | None
     attempts: list[AttemptRec] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # multi-objective search or constraints: each objective's and constraint's value, feasibility
+    metric_values: dict[str, float] | None = None
+    feasible: bool | None = None
 
 
 @dataclass
@@ -83,11 +87,15 @@ class TaskData:
 
     @property
     def metric(self) -> str:
-        return str(self.task.spec.get("objective", {}).get("metric", "loss"))
+        return self.goals.objectives[0].metric
 
     @property
     def maximise(self) -> bool:
-        return bool(self.task.spec.get("objective", {}).get("mode", "min") == "max")
+        return self.goals.objectives[0].mode == "max"
+
+    @property
+    def goals(self) -> Goals:
+        return goals_of(self.task.spec)
 
     def finished(self) -> list[PointRec]:
         """Points with an objective value, in point order."""
@@ -97,9 +105,10 @@ class TaskData:
         return a > b if self.maximise else a < b
 
     def ranked(self) -> list[PointRec]:
-        """Finished points, best first (ties by point number)."""
+        """Finished feasible points, best first (ties by point number): an infeasible one is never best."""
         sign = -1.0 if self.maximise else 1.0
-        return sorted(self.finished(), key=lambda p: (sign * float(p.value or 0.0), p.number))
+        return sorted([p for p in self.finished() if p.feasible is not False],
+                      key=lambda p: (sign * float(p.value or 0.0), p.number))
 
 
 def _finite(v: Any) -> bool:
@@ -125,7 +134,7 @@ def load(repo: Repository, ref: str | int | TaskRow) -> TaskData:
     t0 = task.created_at
     points = [
         PointRec(p.id, p.number, dict(p.params or {}), p.state, p.value, p.message, p.created_at - t0,
-                 None if p.ended_at is None else p.ended_at - t0)
+                 None if p.ended_at is None else p.ended_at - t0, metric_values=p.metric_values, feasible=p.feasible)
         for p in repo.points(task.id)
     ]
     by_id = {p.id: p for p in points}
@@ -180,7 +189,7 @@ def history(d: TaskData) -> dict[str, Any]:
     fin = d.finished()
     numbers = [p.number for p in fin]
     values = [float(p.value) for p in fin if p.value is not None]
-    best_by_number = _running_best(d, values)
+    best_by_number = _running_best(d, values, [p.feasible is not False for p in fin])
     by_time = sorted((p for p in fin if p.ended is not None), key=lambda p: (p.ended, p.number))
     times = [float(p.ended) for p in by_time if p.ended is not None]
     time_values = [float(p.value) for p in by_time if p.value is not None]
@@ -188,16 +197,22 @@ def history(d: TaskData) -> dict[str, Any]:
     return {
         "numbers": numbers, "values": values, "best": best_by_number,
         "times": times, "time_values": time_values, "time_numbers": [p.number for p in by_time],
-        "best_by_time": _running_best(d, time_values),
+        "best_by_time": _running_best(d, time_values, [p.feasible is not False for p in by_time]),
         "failed_numbers": [p.number for p in others if p.state == "failed"],
         "stopped": [(p.number, p.value) for p in others if p.state == "stopped"],
+        # finished but outside a constraint: drawn apart, never the best so far
+        "infeasible": [(p.number, p.value) for p in fin if p.feasible is False],
     }
 
 
-def _running_best(d: TaskData, values: list[float]) -> list[float]:
-    out: list[float] = []
-    for v in values:
-        out.append(v if not out or d.better(v, out[-1]) else out[-1])
+def _running_best(d: TaskData, values: list[float], feasible: list[bool]) -> list[float | None]:
+    """The best so far after each value; an infeasible point never counts (None before any)."""
+    out: list[float | None] = []
+    best: float | None = None
+    for v, ok in zip(values, feasible, strict=True):
+        if ok and (best is None or d.better(v, best)):
+            best = v
+        out.append(best)
     return out
 
 

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from gridhpo.plots import data as D
+from gridhpo.plots import pareto
 from gridhpo.plots.importance import DEFAULT as DEFAULT_IMPORTANCE
 from gridhpo.plots.importance import importance as importance_data
 
@@ -58,6 +59,11 @@ def history_figure(h: dict[str, Any], metric: str, by: str = "number") -> dict[s
         {"type": "scatter", "mode": "lines", "name": "best so far", "x": _r(x), "y": _r(best),
          "line": {"shape": "hv", "color": "#d62728", "width": 2}},
     ]
+    infeasible = h["infeasible"] if "infeasible" in h else []
+    if by == "number" and infeasible:
+        traces.append({"type": _markers(len(infeasible)), "mode": "markers", "name": "infeasible (a constraint missed)",
+                       "x": [n for n, _ in infeasible], "y": _r([v for _, v in infeasible]),
+                       "marker": {"size": 7, "color": "#7f7f7f", "symbol": "x"}})
     stopped = [(n, v) for n, v in h["stopped"] if v is not None]
     if by == "number" and stopped:
         traces.append({"type": _markers(len(stopped)), "mode": "markers", "name": "stopped early (last value)",
@@ -268,6 +274,8 @@ def build(d: D.TaskData, top_k: int = 10, table_k: int = 50,
             "curves": _curves(d),
             "importance": importance_figure(importance_data(d, importance)),
             "timeline": timeline_figure(D.timeline(d)),
+            # multi-objective search: the front and its hypervolume over time (none otherwise)
+            "pareto": pareto.figures(d),
         },
         "slices": [slice_figure(s, d.metric) for s in D.slices(d)],
         "table": D.top_points(d, table_k),

@@ -36,7 +36,8 @@ JS = r"""
   "use strict";
   const CONFIG = {responsive: true, displaylogo: false};
   const SECTIONS = [
-    ["summary", "Summary"], ["history", "Optimisation history"], ["parallel", "Parallel coordinates"],
+    ["summary", "Summary"], ["pareto", "Pareto front"], ["history", "Optimisation history"],
+    ["parallel", "Parallel coordinates"],
     ["curves", "Learning curves"], ["importance", "Parameter importance"], ["slices", "Slice plots"],
     ["timeline", "Attempts by pilot and site"], ["table", "Top points"],
   ];
@@ -145,12 +146,14 @@ JS = r"""
       const row = section(root, "compare", "Tasks compared");
       plot(column(row, "compare", "all", "best so far"), "fig-compare", compare, pending);
     }
+    // the front's section only where a task has several objectives
+    const sections = SECTIONS.filter(([n]) => n !== "pareto" || tasks.some(t => (t.figures.pareto || []).length));
     // every column first, so that each figure is drawn at its final width
-    for (const [name, title] of SECTIONS) {
+    for (const [name, title] of sections) {
       const row = section(root, name, title);
       for (const t of tasks) column(row, name, t.summary.id, t.summary.name);
     }
-    for (const [name, title] of SECTIONS) {
+    for (const [name, title] of sections) {
       const row = section(root, name, title);
       for (const t of tasks) {
         const key = t.summary.id;
@@ -163,6 +166,8 @@ JS = r"""
         } else if (name === "importance") {
           col.appendChild(el("div", {class: "note dyn"}, (f.importance.layout.meta || {}).description));
           plot(col, `fig-importance-${key}`, f.importance, pending);
+        } else if (name === "pareto") {
+          (f.pareto || []).forEach((fig, i) => plot(col, `fig-pareto-${key}-${i}`, fig, pending));
         } else if (name === "slices") {
           let grid = col.querySelector(".slices");
           if (!grid) { grid = el("div", {class: "slices"}); col.appendChild(grid); }

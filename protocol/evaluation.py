@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -95,11 +96,62 @@ class _Fields:
             raise self.fail(key, v, "a non-empty string")
         return v
 
+    def optional_integer(self, key: str, minimum: int) -> int | None:
+        return None if self.value(key) is None else self.integer(key, minimum)
+
+    def file_name(self, key: str) -> str | None:
+        """A file of the work directory the pilot writes or reads: one plain name."""
+        v = self.text(key)
+        if v is not None and (why := bad_file_name(v)):
+            raise self.fail(key, v, f"a file name of the work directory ({why})")
+        return v
+
+    def strings(self, key: str, most: int, relative: bool = False) -> list[str]:
+        """A list of non-empty strings (``relative``: paths inside the work directory)."""
+        v = self.value(key)
+        if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v) or len(v) > most:
+            raise self.fail(key, v, f"a list of at most {most} non-empty strings")
+        for s in v if relative else ():
+            if why := bad_relative_path(s):
+                raise self.fail(key, s, f"a path inside the work directory ({why})")
+        return list(v)
+
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
         v = self.value(key)
         if v not in choices:
             raise self.fail(key, v, f"one of {', '.join(choices)}")
         return str(v)
+
+
+# what the pilot itself keeps in a work directory: no evaluation file may take these names
+RESERVED_FILES = frozenset({"gridhpo.json", "metrics.jsonl", "checkpoint", "stdout.log", "stderr.log"})
+MAX_SAVE_PATHS = 100  # entries of evaluation.checkpoint.save
+MAX_TRAINING_FILES = 10_000  # entries of evaluation.training_data...
+MAX_TRAINING_BYTES = 256 << 10  # ...and their JSON: every point message carries the list
+SAVE_LIST_MAX_SIZE = 100_000_000  # phpo's cap on checkPointToSave (100 MB): max_size's default with save
+
+
+def bad_file_name(name: str) -> str:
+    """Why ``name`` cannot be a file the pilot writes or reads in a work directory ("" if it can)."""
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return "one name, no folder"
+    if name.startswith("."):
+        return "the pilot's own files start with '.'"
+    if name in RESERVED_FILES:
+        return f"{name} is the pilot's own"
+    if len(name) > 255 or not name.isprintable():
+        return "printable, at most 255 characters"
+    return ""
+
+
+def bad_relative_path(path: str) -> str:
+    """Why ``path`` is not a file or folder inside a work directory ("" if it is)."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "relative, without '.', '..' or empty parts"
+    if len(path) > 1024 or not path.isprintable():
+        return "printable, at most 1024 characters"
+    return ""
 
 
 def _finite(value: object) -> bool:
@@ -115,12 +167,45 @@ class CheckpointSpec:
     max_size: int = 1 << 30  # bytes of one checkpoint archive
     store: str | None = None  # object-store URL; else the pilot's --store / GRIDHPO_STORE
     signing_key: str | None = None  # HMAC key for manifests; "env:NAME" reads it from the pilot's environment
+    # phpo's checkPointToSave: files and folders of the work directory saved instead of checkpoint/
+    save: list[str] = field(default_factory=list)
+    load: str | None = None  # phpo's checkPointToLoad: restore them as this tarball, not extracted
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "evaluation.checkpoint") -> CheckpointSpec:
         f = _Fields(raw, where, cls)
-        return cls(interval=f.seconds("interval", positive=False), keep=f.integer("keep", 1),
-                   max_size=f.integer("max_size", 1), store=f.text("store"), signing_key=f.text("signing_key"))
+        spec = cls(interval=f.seconds("interval", positive=False), keep=f.integer("keep", 1),
+                   max_size=f.integer("max_size", 1), store=f.text("store"), signing_key=f.text("signing_key"),
+                   save=f.strings("save", MAX_SAVE_PATHS, relative=True), load=f.file_name("load"))
+        if spec.load is not None and not spec.save:
+            raise f.fail("load", spec.load, "usable without save (the files the tarball holds)")
+        return spec
+
+
+@dataclass(frozen=True)
+class FilesSpec:
+    """``evaluation.files``: the names of the files of the ATLAS evaluation contract (phpo's
+    evaluationInput, evaluationOutput, evaluationTrainingData, evaluationMeta, evaluationMetrics)."""
+
+    input: str = "input.json"  # the point's parameters, written by the pilot
+    output: str = "output.json"  # the result, read by the pilot
+    training_data: str = "input_ds.json"  # the list evaluation.training_data, written when it is given
+    meta: str | None = None  # a JSON object of at most 1 MiB, kept per attempt
+    metrics: str | None = None  # a file or tarball of any kind, kept per attempt
+
+    @classmethod
+    def from_wire(cls, raw: object, where: str = "evaluation.files") -> FilesSpec:
+        f = _Fields(raw, where, cls)
+        spec = cls(input=f.file_name("input") or cls.input, output=f.file_name("output") or cls.output,
+                   training_data=f.file_name("training_data") or cls.training_data, meta=f.file_name("meta"),
+                   metrics=f.file_name("metrics"))
+        seen: dict[str, str] = {}
+        for key in ("input", "output", "training_data", "meta", "metrics"):
+            name = getattr(spec, key)
+            if name is not None and name in seen:
+                raise f.fail(key, name, f"a name of its own (it is {seen[name]}'s too)")
+            seen.setdefault(name, key)
+        return spec
 
 
 @dataclass(frozen=True)
@@ -167,6 +252,9 @@ class EvaluationSpec(_WireForm):
     lost_after: float = 120.0  # seconds of silence after which the steering re-queues a point
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
     resources: Resources = field(default_factory=Resources)
+    files: FilesSpec = field(default_factory=FilesSpec)
+    training_data: list[str] | None = None  # written as a JSON list to files.training_data (input_ds.json)
+    points_per_job: int | None = None  # phpo's maxPointsPerEvaluationJob: a pilot exits after this many
 
     @classmethod
     def from_wire(cls, raw: object, where: str = "evaluation") -> EvaluationSpec:
@@ -183,7 +271,20 @@ class EvaluationSpec(_WireForm):
             lost_after=f.seconds("lost_after", positive=True),
             checkpoint=CheckpointSpec.from_wire(f.section("checkpoint"), f"{where}.checkpoint"),
             resources=Resources.from_wire(f.section("resources"), f"{where}.resources"),
+            files=FilesSpec.from_wire(f.section("files"), f"{where}.files"),
+            training_data=_training_data(f),
+            points_per_job=f.optional_integer("points_per_job", 1),
         )
+
+
+def _training_data(f: _Fields) -> list[str] | None:
+    if f.value("training_data") is None:
+        return None
+    files = f.strings("training_data", MAX_TRAINING_FILES)
+    if len(json.dumps(files)) > MAX_TRAINING_BYTES:
+        raise f.fail("training_data", f"{len(files)} names", f"at most {MAX_TRAINING_BYTES} bytes of JSON (every "
+                     "point message carries it): list the files in a file of the task folder instead")
+    return files
 
 
 @dataclass(frozen=True)

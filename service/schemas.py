@@ -86,6 +86,9 @@ class PointResult(BaseModel):
     message: str | None
     reached: float | None
     attempts: list[AttemptResult]
+    metric_values: dict[str, float] | None = Field(
+        None, description="Multi-objective search or constraints: each objective's and constraint's value.")
+    feasible: bool | None = Field(None, description="Whether every constraint held (null without constraints).")
 
 
 class Results(BaseModel):
@@ -94,6 +97,9 @@ class Results(BaseModel):
     mode: str = Field(description="The objective's mode: min or max.")
     total: int = Field(description="How many points the task has.")
     points: list[PointResult]
+    objective: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="The task's objective as its task file gives it: one, or a list (multi-objective search).")
+    constraints: list[dict[str, Any]] = Field(description="The task's constraints (metric, min, max).")
 
 
 class PilotToken(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 from gridhpo.bookkeeping.repository import Repository, TaskRow
 from gridhpo.errors import ConfigError, GridHPOError
 from gridhpo.service.accounts import Accounts, UserRow
+from gridhpo.steering.objectives import goals_of
 from gridhpo.steering.optimisers import describe
 from gridhpo.steering.reports import results, status_rows
 from gridhpo.steering.submission import pilot_token as issue_token
@@ -67,12 +68,14 @@ def status(repo: Repository, tasks: list[TaskRow], detail: bool = False) -> list
 def task_results(repo: Repository, task: TaskRow, sort: str = "number", number: int | None = None) -> dict[str, Any]:
     """``gridhpo results``'s rows, sorted as it sorts them, with what its messages need."""
     rows = results(repo, task, number)
-    mode = str(task.spec["objective"]["mode"])
+    goals = goals_of(task.spec)
+    mode = goals.objectives[0].mode
     if sort == "value":
         sign = 1 if mode == "min" else -1
         rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] if r["value"] is not None else math.inf)))
     total = sum(repo.counts(task.id).values())
-    return {"id": task.id, "name": task.name, "mode": mode, "total": total, "points": rows}
+    return {"id": task.id, "name": task.name, "mode": mode, "total": total, "points": rows,
+            "objective": goals.to_stored(), "constraints": [c.to_dict() for c in goals.constraints]}
 
 
 def cancel(repo: Repository, task: TaskRow) -> TaskRow:

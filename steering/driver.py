@@ -21,6 +21,7 @@ import threading
 from collections import deque
 
 from gridhpo.errors import OptimiserError
+from gridhpo.steering.lifecycle.effects import Tell
 from gridhpo.steering.optimisers import Optimiser, Suggestion
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class OptimiserDriver:
         # suggestions the steering is short of (its last take's shortfall); the first round's
         # demand is known: the task's points in flight
         self._wanted = self.ahead
-        self._tells: deque[tuple[int, float | None]] = deque()
+        self._tells: deque[Tell] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
@@ -47,17 +48,19 @@ class OptimiserDriver:
 
     # ------------------------------------------------------------------ steering side
 
-    def tell(self, number: int, value: float | None) -> None:
-        """A result (``None``: the point failed)."""
+    def tell(self, number: int, value: float | None, values: tuple[float, ...] | None = None,
+             violations: tuple[float, ...] = ()) -> None:
+        """A result (``value`` None: the point failed; ``values``, ``violations``: see ``Tell``)."""
+        result = Tell(number, value, values, violations)
         if not self.threaded:
             try:
-                self._apply(number, value)
+                self._apply(result)
             except Exception as exc:  # a backend library's own error fails the task, never the steering
                 log.exception("optimiser %s failed", self.optimiser.name)
                 self.error = f"optimiser {self.optimiser.name} failed to tell: {type(exc).__name__}: {exc}"
             return
         with self._wake:
-            self._tells.append((number, value))
+            self._tells.append(result)
             self._wake.notify()
 
     def take(self, n: int) -> list[Suggestion]:
@@ -100,11 +103,13 @@ class OptimiserDriver:
 
     # ------------------------------------------------------------------ internals
 
-    def _apply(self, number: int, value: float | None) -> None:
-        if value is None:
-            self.optimiser.tell_failure(number)
+    def _apply(self, result: Tell) -> None:
+        if result.value is None:
+            self.optimiser.tell_failure(result.number)
+        elif result.values is not None:
+            self.optimiser.tell(result.number, result.values, result.violations)
         else:
-            self.optimiser.tell(number, value)
+            self.optimiser.tell(result.number, result.value)
 
     def _ask(self, n: int) -> list[Suggestion]:
         try:
@@ -127,8 +132,8 @@ class OptimiserDriver:
                 self._tells.clear()
                 ask = not tells and len(self._ready) < self._wanted and not self.optimiser.exhausted
             try:
-                for number, value in tells:
-                    self._apply(number, value)
+                for result in tells:
+                    self._apply(result)
                 if ask:
                     fresh = self._ask(1)
                     with self._wake:

@@ -220,10 +220,8 @@ def convert(project: Project, name: str | None = None) -> Conversion:
     evaluation: dict[str, Any] = {"command": trial_command(model, iterations, metric),
                                   "source_dir": str(project.scripts_dir)}
     if grid.raw.get("container"):
+        # the runtimes mount the scripts folder read-only at its own path (evaluation/runtimes/_base.py)
         evaluation["image"] = grid.raw["container"]
-        out.warnings.append(f"{grid.file}: {grid.where}container: the trial imports {model.raw['script']} from "
-                            f"{project.scripts_dir}, which the container runtimes do not mount yet (only the work "
-                            "directory): the image must hold it at that path, or leave container out")
     resources = _resources(hpo)
     if resources:
         evaluation["resources"] = resources

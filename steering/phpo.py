@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.phpo_contract import (
+    VERY_LARGE_LOSS,
+    check_names,
+    contract_checkpoint,
+    contract_evaluation,
+    segment_files,
+    training_files,
+)
 
 # phpo's sandbox: every *.json, *.py, *.sh, *.yaml below the submit folder lands in the work
 # directory before the evaluation runs. Here they are copied from the task folder
@@ -50,22 +58,15 @@ IGNORED: dict[str, str] = {
     "returnCode": "phpo's submission result (--dumpJson)",
     "returnOut": "phpo's submission result (--dumpJson)",
     "jediTaskID": "phpo's submission result (--dumpJson)",
-    "trainingDS": "a Rucio dataset; input_ds.json is not written yet (issue 18 item 3)",
-    "evaluationTrainingData": "input_ds.json is not written yet (issue 18 item 3)",
-    "evaluationMeta": "the metadata file is not collected yet (issue 18 item 3)",
-    "evaluationMetrics": "the metrics file is not collected yet (issue 18 item 3)",
-    "checkPointToSave": "not yet supported (issue 18 item 3): save state in the work directory's checkpoint/ "
-                        "folder (docs/checkpoints.md)",
-    "checkPointToLoad": "not yet supported (issue 18 item 3): the evaluation finds its checkpoint/ folder restored",
     "maxEvaluationJobs": "gridhpo limits attempts per point (budget.max_attempts 3, phpo's own per-point "
                          "limit), not jobs in total",
-    "maxPointsPerEvaluationJob": "a pilot takes points until its walltime or its --max-points",
 }
 _INT = ("maxPoints", "nParallelEvaluation", "maxEvaluationJobs", "maxPointsPerEvaluationJob", "nPointsPerIteration",
         "minUnevaluatedPoints", "checkPointInterval")
 _STR = ("steeringExec", "steeringContainer", "searchSpaceFile", "evaluationExec", "evaluationContainer",
-        "evaluationInput", "evaluationOutput", "segmentSpecFile")
-KNOWN = frozenset(_INT) | frozenset(_STR) | frozenset(IGNORED)
+        "evaluationInput", "evaluationOutput", "segmentSpecFile", "evaluationTrainingData", "evaluationMeta",
+        "evaluationMetrics", "checkPointToSave", "checkPointToLoad")
+KNOWN = frozenset(_INT) | frozenset(_STR) | frozenset(IGNORED) | {"trainingDS"}
 # the defaults of PhpoScript.py
 DEFAULTS: dict[str, Any] = {"maxPoints": 10, "nParallelEvaluation": 1, "nPointsPerIteration": 2,
                             "minUnevaluatedPoints": 0, "evaluationInput": "input.json",
@@ -108,10 +109,6 @@ def convert(raw: Mapping[str, Any], source: str, folder: Path, name: str | None 
     for key in sorted(raw):
         if key in IGNORED and raw[key] not in (None, False, "") and raw[key] != DEFAULTS.get(key):
             out.warnings.append(f"{source}: {key}: ignored ({IGNORED[key]})")
-    for key in ("evaluationInput", "evaluationOutput"):
-        if opts[key] != DEFAULTS[key]:
-            raise ConfigError(f"{source}: {key}: {opts[key]!r}: custom file names are not supported yet "
-                              f"(issue 18 item 3); the evaluation reads input.json and writes output.json")
     for key in ("steeringExec", "evaluationExec", "searchSpaceFile"):
         if key not in opts:
             raise ConfigError(f"{source}: {key}: is missing (phpo needs it too)")
@@ -120,28 +117,29 @@ def convert(raw: Mapping[str, Any], source: str, folder: Path, name: str | None 
     space = _read_space(space_file)
     base = name or task_name(opts.get("outDS"), source)
     program = steering_program(opts, source)
+    check_names(opts, source)  # errors name the phpo option, before the task file's own checks
+    training = training_files(opts, folder, source, out.warnings)
     if "segmentSpecFile" in opts:
         from gridhpo.steering import segments
 
         segs = segments.load(folder / opts["segmentSpecFile"])
-        if any(s.inputs for s in segs):
-            out.warnings.append(f"{source}: segmentSpecFile: the segments' files/datasets are ignored (no "
-                                "training dataset is given to evaluations yet, issue 18 item 3); %SEGMENT_NAME "
-                                "and $GRIDHPO_SEGMENT tell an evaluation its segment")
         for seg, seg_space in zip(segs, segments.spaces(space, segs, str(space_file)), strict=True):
+            # each segment's input_ds.json lists only its own files, as phpo gives each its part
+            files = None if training is None else segment_files(training, seg.inputs, opts, folder)
             task = _task(opts, program, seg_space, str(space_file), folder, f"{base}.{seg.name}", out.warnings,
-                         seg.name)
+                         seg.name, files)
             out.tasks.append(segments.segment_task(task, seg, base))
     else:
         if not isinstance(space, dict):
             raise ConfigError(f"{space_file}: a search space is a JSON object of name: {{method, dimension}}")
-        out.tasks.append(_task(opts, program, space, str(space_file), folder, base, out.warnings, None))
+        out.tasks.append(_task(opts, program, space, str(space_file), folder, base, out.warnings, None, training))
     out.warnings = list(dict.fromkeys(out.warnings))  # a cloned space warns once, not once per segment
     return out
 
 
 def _task(opts: Mapping[str, Any], program: Mapping[str, Any], space: dict[str, Any], space_source: str,
-          folder: Path, name: str, warnings: list[str], segment: str | None) -> dict[str, Any]:
+          folder: Path, name: str, warnings: list[str], segment: str | None,
+          training: list[str] | None) -> dict[str, Any]:
     """One task of the options ``opts`` with ``space``; ``segment`` replaces %SEGMENT_NAME."""
     optimiser: dict[str, Any] = {"backend": "steering", **copy.deepcopy(dict(program)),
                                  "options": {"points_per_call": opts["nPointsPerIteration"],
@@ -150,13 +148,15 @@ def _task(opts: Mapping[str, Any], program: Mapping[str, Any], space: dict[str, 
         optimiser["options"]["mount"] = optimiser.pop("mount")
     command = opts["evaluationExec"] if segment is None else opts["evaluationExec"].replace("%SEGMENT_NAME", segment)
     evaluation: dict[str, Any] = {"command": SANDBOX_COPY + command, "source_dir": str(folder),
-                                  "checkpoint": {"interval": f"{opts['checkPointInterval']}m"}}
+                                  "checkpoint": {"interval": f"{opts['checkPointInterval']}m",
+                                                 **contract_checkpoint(opts, name)},
+                                  **contract_evaluation(opts, training)}
     if "evaluationContainer" in opts:
         evaluation["image"] = opts["evaluationContainer"]
     return {
         "name": name,
         "search_space": _distinct_categories(space, space_source, warnings),
-        "objective": {"metric": "loss", "mode": "min"},
+        "objective": {"metric": "loss", "mode": "min", "exhausted_value": VERY_LARGE_LOSS},
         "optimiser": optimiser,
         "budget": {"max_points": opts["maxPoints"], "parallel": opts["nParallelEvaluation"],
                    "min_queued": opts["minUnevaluatedPoints"], "max_attempts": 3},

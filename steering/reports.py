@@ -8,6 +8,8 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from gridhpo.steering.fronts import front_size
+from gridhpo.steering.objectives import goals_of
 from gridhpo.steering.tables import render_table
 
 if TYPE_CHECKING:  # the formatting serves `gridhpo --server` too, on a light install without SQLAlchemy
@@ -45,7 +47,10 @@ def results(repo: Repository, task: TaskRow, number: int | None = None) -> list[
             reached[m.point_id] = max(reached.get(m.point_id, step), step)
     return [
         {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
-         "message": p.message, "reached": reached.get(p.id), "attempts": attempts.get(p.id, [])}
+         "message": p.message, "reached": reached.get(p.id), "attempts": attempts.get(p.id, []),
+         # multi-objective search or constraints: each objective's and constraint's value, and
+         # whether the constraints held (None otherwise)
+         "metric_values": p.metric_values, "feasible": p.feasible}
         for p in points
     ]
 
@@ -83,7 +88,8 @@ def format_results(rows: list[dict[str, Any]], fmt: str, mode: str = "min") -> s
                 names.append(k)
     header = ["number", "state", "value", "attempts", *names, "reached", "history"]
     table = [
-        [r["number"], r["state"], "" if r["value"] is None else f"{r['value']:.6g}", len(r["attempts"]),
+        [r["number"], r["state"] + (" (infeasible)" if r.get("feasible") is False else ""),
+         "" if r["value"] is None else f"{r['value']:.6g}", len(r["attempts"]),
          *[_cell(r["params"].get(n, "")) for n in names], "" if r.get("reached") is None else f"{r['reached']:g}",
          attempt_history(r["attempts"])]
         for r in rows
@@ -183,19 +189,24 @@ def status_rows(repo: Repository, tasks: list[TaskRow], now: float | None = None
         stale = sum(1 for a in (repo.attempts(point_ids=list(running)) if running else [])
                     if running.get(a.point_id) == a.number and now - a.last_seen > silent_for)
         best = best_point(repo, t)
+        goals = goals_of(t.spec)
+        # several objectives have no one best point: the size of the Pareto front instead
+        best_cell = f"front {front_size(repo, t, goals)}" if goals.multi else "" if best is None else f"{best[1]:.6g}"
         rows.append([t.id, t.name, t.state, f"{sum(counts.values())}/{t.spec['budget']['max_points']}",
                      counts.get("queued", 0), counts.get("running", 0), stale, resuming, counts.get("paused", 0),
                      counts.get("finished", 0), counts.get("stopped", 0), counts.get("failed", 0),
-                     "" if best is None else f"{best[1]:.6g}"])
+                     best_cell])
     return header, rows
 
 
 
 def best_point(repo: Repository, task: TaskRow) -> tuple[int, float, dict[str, Any]] | None:
-    """(number, value, params) of the best finished point, or None."""
-    maximise = task.spec["objective"]["mode"] == "max"
+    """(number, value, params) of the best finished feasible point (by the first objective), or None."""
+    maximise = goals_of(task.spec).objectives[0].mode == "max"
     best = None
     for p in repo.points(task.id, ["finished"]):
-        if p.value is not None and (best is None or (p.value > best[1] if maximise else p.value < best[1])):
+        if p.value is None or p.feasible is False:  # an infeasible point is never the best
+            continue
+        if best is None or (p.value > best[1] if maximise else p.value < best[1]):
             best = (p.number, p.value, p.params)
     return best

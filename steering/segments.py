@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gridhpo.errors import ConfigError, unknown_name
+from gridhpo.steering.objectives import goals_of
 from gridhpo.steering.reports import best_point
 
 if TYPE_CHECKING:  # the bookkeeping needs the server extra; submit --server does not
@@ -118,6 +119,6 @@ def report(repo: Repository, group: str) -> list[dict[str, Any]]:
         best = best_point(repo, row)
         out.append({"segment": row.spec["evaluation"]["env"][SEGMENT_ENV], "task": row.name, "id": row.id,
                     "state": row.state, "finished": counts.get("finished", 0), "failed": counts.get("failed", 0),
-                    "metric": row.spec["objective"]["metric"], "best_point": best[0] if best else None,
+                    "metric": goals_of(row.spec).objectives[0].metric, "best_point": best[0] if best else None,
                     "best_value": best[1] if best else None, "best_params": best[2] if best else None})
     return out

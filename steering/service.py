@@ -157,7 +157,7 @@ class Steering:
             elif isinstance(eff, SendControl):
                 rnd.publishes.append((control_queue(eff.message.task_id, eff.pilot_id), eff.message.to_json()))
             elif isinstance(eff, Tell):
-                task.driver.tell(eff.number, eff.value)
+                task.driver.tell(eff.number, eff.value, eff.values, eff.violations)
             elif isinstance(eff, LookUpLate):
                 rnd.late.setdefault(task.id, []).append(eff)
             elif not rnd.changes.add(eff):

@@ -124,7 +124,8 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
                          next_number=max((p.number for p in points), default=-1) + 1)
     state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, core=core)
     for number, value in finished:
-        core.record_value(number, value)
+        if value is not None:
+            core.record_value(number, value)
     if open_points:
         now = time.time()
         for a in repo.attempts(point_ids=list(open_points)):
@@ -143,19 +144,32 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
 
 
 def _restore(spec: TaskSpec, points: list[Any]) -> tuple[list[Trial], dict[int, OpenPoint],
-                                                          list[tuple[int, float]], int]:
-    """The optimiser's trials, the open points, the finished (number, value)s and the count of
-    failed points, from a task's recorded points."""
+                                                          list[tuple[int, float | None]], int]:
+    """The optimiser's trials, the open points, the finished (number, value)s (value None: it
+    cannot be the best) and the count of failed points, from a task's recorded points."""
     trials: list[Trial] = []
     open_points: dict[int, OpenPoint] = {}
-    finished: list[tuple[int, float]] = []
+    finished: list[tuple[int, float | None]] = []
     failed = 0
+    goals = spec.goals
     for p in points:
         if p.state == PointState.FINISHED and p.value is not None and math.isfinite(p.value):
-            trials.append(Trial(p.number, p.params, "done", p.value))
-            finished.append((p.number, p.value))
+            outcome = None if goals.plain else goals.recorded_outcome(p.metric_values or {})
+            if outcome is not None:
+                trials.append(Trial(p.number, p.params, "done", p.value, outcome.values, outcome.violations))
+                # an infeasible point is never the best
+                finished.append((p.number, p.value if outcome.feasible else None))
+            elif goals.plain:
+                trials.append(Trial(p.number, p.params, "done", p.value))
+                finished.append((p.number, p.value))
+            else:  # no values recorded for the task's objectives: nothing to tell
+                trials.append(Trial(p.number, p.params, "failed"))
+                finished.append((p.number, None))
         elif p.state == PointState.STOPPED and p.value is not None and math.isfinite(p.value):
             trials.append(Trial(p.number, p.params, "done", p.value))  # told its last value when stopped
+        elif p.state == PointState.FAILED and p.value is not None and math.isfinite(p.value):
+            trials.append(Trial(p.number, p.params, "done", p.value))  # objective.exhausted_value, told as such
+            failed += 1
         elif p.state not in OPEN_POINT_STATES:
             fv = spec.objective.failure_value
             # told as failure_value when the user asked for one, as the live steering does

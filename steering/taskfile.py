@@ -7,7 +7,6 @@ silently falls back to a default.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -16,14 +15,15 @@ from typing import Any
 
 from gridhpo.errors import ConfigError
 from gridhpo.protocol.evaluation import (
-    OBJECTIVE_MODES,
+    SAVE_LIST_MAX_SIZE,
     CheckpointSpec,
     EvaluationSpec,
-    PointObjective,
     Resources,
     default_of,
 )
+from gridhpo.steering.contract import contract_fields
 from gridhpo.steering.loading import parse_text, read_text
+from gridhpo.steering.objectives import Constraint, Goals, Objective, parse_goals
 from gridhpo.steering.space import SearchSpace, parse_space
 from gridhpo.steering.task_section import Section
 from gridhpo.steering.task_section import parse_duration as parse_duration  # its import path for the CLI
@@ -36,13 +36,6 @@ MAX_POINTS = 1_000_000
 MAX_PARALLEL = 10_000  # budget.parallel, budget.min_queued
 MAX_ATTEMPTS = 100
 MAX_SEED = (1 << 32) - 1  # numpy's seeds (skopt, nevergrad) stop there
-
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str = PointObjective.metric
-    mode: str = PointObjective.mode
-    failure_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,13 +88,25 @@ class TaskSpec:
     budget: Budget
     evaluation: Evaluation
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    # every objective (the first is ``objective``) and the constraints: steering/objectives.py
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            object.__setattr__(self, "objectives", (self.objective,))
+
+    @property
+    def goals(self) -> Goals:
+        return Goals(self.objectives, self.constraints)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON form stored in the bookkeeping; ``from_dict`` reads it back."""
         return {
             "name": self.name,
             "search_space": self.search_space.to_dict(),
-            "objective": asdict(self.objective),
+            "objective": self.goals.to_stored(),
+            **({"constraints": [c.to_dict() for c in self.constraints]} if self.constraints else {}),
             "optimiser": asdict(self.optimiser),
             "budget": asdict(self.budget),
             "evaluation": self.evaluation.to_wire(),
@@ -140,7 +145,7 @@ def parse_task(raw: object, source: str = "<task>", base_dir: Path | None = None
 # --------------------------------------------------------------------------- section parsers
 
 
-_TOP = {"name", "search_space", "objective", "optimiser", "budget", "evaluation", "early_stopping"}
+_TOP = {"name", "search_space", "objective", "constraints", "optimiser", "budget", "evaluation", "early_stopping"}
 
 
 def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
@@ -148,13 +153,13 @@ def _parse(raw: object, source: str, base_dir: Path | None) -> TaskSpec:
     name = _parse_name(top)
     space = _parse_space_section(top)
     # parsed in file order, so the first error reported is the first in the file
-    objective = _parse_objective(top)
+    goals = _parse_goals(top)
     optimiser = _parse_optimiser(top)
     budget = _parse_budget(top)
     evaluation = _parse_evaluation(top, base_dir)
     early = _parse_early_stopping(top)
-    spec = TaskSpec(name, space, objective, _resolve_auto(optimiser, space, budget, source), budget, evaluation,
-                    early)
+    spec = TaskSpec(name, space, goals.objectives[0], _resolve_auto(optimiser, space, budget, source, goals),
+                    budget, evaluation, early, goals.objectives, goals.constraints)
     _check_plugins(spec, source)
     return spec
 
@@ -179,13 +184,9 @@ def _parse_space_section(top: Section) -> SearchSpace:
         raise ConfigError(f"{top.source}: {exc}") from None
 
 
-def _parse_objective(top: Section) -> Objective:
-    o = top.section("objective", {"metric", "mode", "failure_value"})
-    return Objective(
-        metric=o.text("metric", PointObjective.metric),
-        mode=o.text("mode", PointObjective.mode, OBJECTIVE_MODES),
-        failure_value=o.number("failure_value", None, -math.inf),
-    )
+def _parse_goals(top: Section) -> Goals:
+    """The objective (one, or a list) and the constraints: steering/objectives.py."""
+    return parse_goals(top.raw.get("objective"), top.raw.get("constraints"), top.source)
 
 
 def _parse_optimiser(top: Section) -> Optimiser:
@@ -216,7 +217,8 @@ def _parse_budget(top: Section) -> Budget:
 
 def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
     e = top.section("evaluation", {"command", "image", "python", "source_dir", "env", "timeout", "grace",
-                                   "heartbeat", "lost_after", "checkpoint", "resources"})
+                                   "heartbeat", "lost_after", "checkpoint", "resources", "files",
+                                   "training_data", "points_per_job"})
     command, image, python = _parse_program(e)
     evaluation = EvaluationSpec(
         command=command,
@@ -230,6 +232,7 @@ def _parse_evaluation(top: Section, base_dir: Path | None) -> EvaluationSpec:
         lost_after=e.duration("lost_after", default_of(EvaluationSpec, "lost_after")),
         checkpoint=_parse_checkpoint(e),
         resources=_parse_resources(e),
+        **contract_fields(EvaluationSpec, e.raw, "evaluation", e.source, ("files", "training_data", "points_per_job")),
     )
     _check_times(e, evaluation)
     return evaluation
@@ -267,13 +270,16 @@ def _parse_env(e: Section) -> dict[str, str]:
 
 
 def _parse_checkpoint(e: Section) -> CheckpointSpec:
-    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key"})
+    c = e.section("checkpoint", {"interval", "keep", "max_size", "store", "signing_key", "save", "load"})
     return CheckpointSpec(
         interval=c.duration("interval", default_of(CheckpointSpec, "interval")),
         keep=c.integer("keep", default_of(CheckpointSpec, "keep"), 1),
-        max_size=c.integer("max_size", default_of(CheckpointSpec, "max_size"), 1),
+        # phpo's 100 MB cap is the default for a checkPointToSave list
+        max_size=c.integer("max_size", SAVE_LIST_MAX_SIZE if c.has("save") else default_of(CheckpointSpec,
+                                                                                            "max_size"), 1),
         store=c.text("store"),
         signing_key=c.text("signing_key"),
+        **contract_fields(CheckpointSpec, c.raw, "evaluation.checkpoint", c.source, ("save", "load")),
     )
 
 
@@ -323,12 +329,13 @@ def _parse_search_space(raw: object) -> SearchSpace:
     return parse_space(raw)
 
 
-def _resolve_auto(optimiser: Optimiser, space: SearchSpace, budget: Budget, source: str) -> Optimiser:
+def _resolve_auto(optimiser: Optimiser, space: SearchSpace, budget: Budget, source: str,
+                  goals: Goals) -> Optimiser:
     """Backend auto becomes the backend it chooses, recorded with its reason (stored with the task)."""
     from gridhpo.steering.optimisers.auto import resolve
 
     try:
-        return resolve(optimiser, space, budget)
+        return resolve(optimiser, space, budget, goals)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

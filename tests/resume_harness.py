@@ -23,7 +23,7 @@ from gridhpo.protocol import Broker
 from gridhpo.steering.reports import results, status_rows
 from gridhpo.steering.runner import submit
 from gridhpo.steering.service import Steering
-from gridhpo.steering.taskfile import parse_task
+from gridhpo.steering.taskfile import TaskSpec, parse_task
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "resumable"
 
@@ -58,6 +58,15 @@ def run_resumable(home: Path, db_url: str, broker_url: str, store_url: str, *, p
     raw["search_space"]["epoch_seconds"]["value"] = epoch_seconds
     raw["evaluation"]["checkpoint"]["interval"] = interval
     spec = parse_task(raw, "resumable", base_dir=EXAMPLE)
+    return run_walltimes(home, db_url, broker_url, store_url, spec, points=points, walltime=walltime,
+                         hard_kill_after=hard_kill_after, env=env, timeout=timeout)
+
+
+def run_walltimes(home: Path, db_url: str, broker_url: str, store_url: str, spec: TaskSpec, *, points: int,
+                  walltime: float, hard_kill_after: float | None = None, env: dict[str, str] | None = None,
+                  timeout: float = 240.0) -> ResumeRun:
+    """Task ``spec`` run to its end by pilots started again and again (``points`` at a time), each
+    stopped by its ``walltime`` (or SIGKILLed ``hard_kill_after`` seconds into its evaluation)."""
     repo = Repository(db_url)
     task_id, _ = submit(repo, spec, unique=True)
     stop = threading.Event()

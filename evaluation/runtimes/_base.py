@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,7 +11,10 @@ from typing import Any, ClassVar
 @dataclass(frozen=True)
 class Job:
     """What a runtime needs to run one attempt. ``workdir`` holds input.json and gridhpo.json
-    and becomes the evaluation's working directory; ``env`` holds the GRIDHPO_* variables."""
+    and becomes the evaluation's working directory; ``env`` holds the GRIDHPO_* variables.
+    ``metric`` names what a bare number returned by an in-process objective is. ``in_memory``
+    (in-process runtimes only): the caller made no work directory and takes the output from
+    ``Handle.output()``, so nothing is written; the pilot runs cheap objectives this way."""
 
     workdir: Path
     command: str | None
@@ -21,6 +25,22 @@ class Job:
     resources: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     name: str = "gridhpo-eval"
+    metric: str = "loss"
+    in_memory: bool = False
+
+
+def task_dirs(job: Job) -> list[str]:
+    """The task's folder (``evaluation.source_dir``, $GRIDHPO_TASK_DIR) when this machine has it:
+    mounted read-only at its own path, as phpo mounts its sandbox, so the evaluation's scripts
+    and the phpo sandbox copy are found inside the image. Not when it is, or holds, the work
+    directory (the work directory's own mount decides there)."""
+    src = job.source_dir
+    if not src or not os.path.isabs(src) or not os.path.isdir(src):
+        return []
+    real, work = os.path.realpath(src), os.path.realpath(job.workdir)
+    if real == work or work.startswith(real.rstrip("/") + "/") or real.startswith(work.rstrip("/") + "/"):
+        return []
+    return [src]
 
 
 class Handle(abc.ABC):
@@ -41,6 +61,11 @@ class Handle(abc.ABC):
     def cleanup(self) -> None:
         """Release what the runtime holds (a container, log files); idempotent."""
 
+    def output(self) -> dict[str, Any] | None:
+        """The output.json an in-process evaluation returned in memory, once it has ended with
+        code 0; None for an evaluation that writes output.json in its work directory."""
+        return None
+
 
 class Runtime(abc.ABC):
     """Contract, tested for every runtime by ``tests/unit/test_runtime_contract.py``:
@@ -51,6 +76,8 @@ class Runtime(abc.ABC):
     - ``Handle.poll`` reports the exit code once it has ended; ``Handle.stop`` sends
       SIGTERM, waits the grace period, then kills, so an evaluation that saves its state on
       SIGTERM loses nothing.
+    - An ``in_process`` runtime ends its evaluation within ``start`` and also gives its
+      output in memory (``Handle.output``); with ``job.in_memory`` it writes no file.
     - A runtime that cannot work at this site (daemon unreachable, image missing) raises
       EvaluationError from ``check`` or ``start``: the pilot reports that, it is not a
       failed point.

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from gridhpo.errors import EvaluationError
 from gridhpo.evaluation.environment import is_secret, scrubbed
-from gridhpo.evaluation.runtimes._base import Handle, Job
+from gridhpo.evaluation.runtimes._base import Handle, Job, task_dirs
 from gridhpo.evaluation.runtimes.process import ProcessRuntime
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class ApptainerRuntime(ProcessRuntime):
         workdir = str(job.workdir)
         argv = [self.binary(), "exec" if job.command else "run", "--cleanenv", "--containall",
                 "--bind", f"{workdir}:{workdir}", "--pwd", workdir]
+        for d in task_dirs(job):  # the task's folder, read-only (_base.task_dirs)
+            argv += ["--bind", f"{d}:{d}:ro"]
         for key, value in job.env.items():
             if not is_secret(key, value):  # the rule of every runtime (evaluation/environment.py)
                 argv += ["--env", f"{key}={value}"]

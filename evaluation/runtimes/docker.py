@@ -33,7 +33,7 @@ from typing import Any
 
 from gridhpo.errors import EvaluationError
 from gridhpo.evaluation.environment import is_secret
-from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
+from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime, task_dirs
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def container_options(job: Job, labels: dict[str, str]) -> dict[str, Any]:
         "image": job.image,
         "name": _NAME_OK.sub("-", job.name)[:200],
         "working_dir": workdir,
-        "volumes": {workdir: {"bind": workdir, "mode": "rw"}},
+        "volumes": {workdir: {"bind": workdir, "mode": "rw"}, **{d: {"bind": d, "mode": "ro"} for d in task_dirs(job)}},
         "environment": env,
         "labels": {**labels, LABEL_JOB: job.name, LABEL_PILOT: job.env.get("GRIDHPO_PILOT_ID", "")},
         "detach": True,

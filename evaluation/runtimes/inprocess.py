@@ -22,9 +22,10 @@ from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime
 class DoneHandle(Handle):
     """An evaluation that ended before ``start`` returned: an in-process call is synchronous."""
 
-    def __init__(self, code: int, stderr: str) -> None:
+    def __init__(self, code: int, stderr: str, output: dict[str, Any] | None = None) -> None:
         self.code = code
         self.stderr = stderr
+        self._output = output
 
     def poll(self) -> int | None:
         return self.code
@@ -34,6 +35,9 @@ class DoneHandle(Handle):
 
     def output_tail(self, lines: int = 20) -> str:
         return "\n".join(self.stderr.splitlines()[-lines:])
+
+    def output(self) -> dict[str, Any] | None:
+        return self._output
 
 
 class InProcessRuntime(Runtime):
@@ -63,8 +67,8 @@ class InProcessRuntime(Runtime):
             raise EvaluationError("the in-process runtime needs evaluation.python")
         self.load(job.python, job.source_dir)
 
-    def call(self, ref: str, source_dir: str | None, params: dict[str, Any],
-             metric: str = "loss") -> tuple[dict[str, Any] | None, str]:
+    def _call(self, ref: str, source_dir: str | None, params: dict[str, Any],
+              metric: str) -> tuple[dict[str, Any] | None, str]:
         """(the output.json the call amounts to, "") or (None, the error). A number returned
         is the objective ``metric``; a mapping is taken as output.json."""
         fn = self.load(ref, source_dir)
@@ -84,15 +88,17 @@ class InProcessRuntime(Runtime):
 
     def start(self, job: Job) -> Handle:
         """The contract's start (gridhpo.testing.runtimes): the function is called with
-        ``job.params`` and its result written to the work directory's output.json, as a command
-        would write it; a failure's traceback is the handle's output tail."""
+        ``job.params``; its result is the handle's output and, unless ``job.in_memory``, the
+        work directory's output.json, as a command would write it; a failure's traceback is
+        the handle's output tail."""
         self.check(job)
         assert job.python is not None  # check refused a job without it
-        out, error = self.call(job.python, job.source_dir, job.params)
+        out, error = self._call(job.python, job.source_dir, job.params, job.metric)
         if out is None:
             return DoneHandle(1, error)
-        (job.workdir / "output.json").write_text(json.dumps(out, allow_nan=True))
-        return DoneHandle(0, "")
+        if not job.in_memory:
+            (job.workdir / "output.json").write_text(json.dumps(out, allow_nan=True))
+        return DoneHandle(0, "", out)
 
 
 def _takes_one_mapping(fn: Callable[..., Any]) -> bool:

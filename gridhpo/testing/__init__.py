@@ -8,6 +8,8 @@ and define that fixture in the subclass, parametrized over the implementations t
 module                class                 fixture the subclass defines
 ====================  ====================  ===============================================
 ``optimisers``        OptimiserContract     ``optimiser_case`` -> OptimiserCase
+``optimisers``        MultiObjectiveContract ``optimiser_case`` -> OptimiserCase (a backend
+                                            declaring ``multi_objective``)
 ``schedulers``        SchedulerContract     ``scheduler_case`` -> SchedulerCase
 ``stores``            StoreContract         ``store`` -> ObjectStore (empty)
 ``runtimes``          RuntimeContract       ``runtime_case`` -> RuntimeCase

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from gridhpo.steering.optimisers import Optimiser
+from gridhpo.steering.optimisers import Optimiser, Trial
 from gridhpo.steering.space import Numeric, SearchSpace, parse_space
 
 MIXED = {
@@ -149,3 +149,94 @@ class OptimiserContract:
             space.validate_point(s.params)
             opt.tell(s.number, s.params["x"] ** 2)
         assert opt.trials[more[0].number].state == "done"
+
+
+MODES = ("max", "min")  # two objectives in opposite directions, and one constraint
+
+
+def vector(point: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """(objectives, constraint violations) of a point: the second objective grows with the
+    first's, so the two conflict; about half of the points violate the constraint."""
+    a = objective(point)
+    return [a, a * a + (1.0 if point.get("opt") == "sgd" else 0.0)], [a - 12.0]
+
+
+def run_multi(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
+    """Ask ``batch``, tell them as vectors with their violations (every fifth a failure)."""
+    asked = []
+    for _ in range(rounds):
+        got = opt.ask(batch)
+        asked.extend(got)
+        for s in got:
+            if s.number % 5 == 4:
+                opt.tell_failure(s.number)
+            else:
+                opt.tell(s.number, *vector(s.params))
+    return asked
+
+
+class MultiObjectiveContract:
+    """The contract of a backend declaring ``multi_objective``, in multi-objective search with a
+    constraint. Subclass under a Test name with an ``optimiser_case`` fixture whose ``make``
+    passes ``modes`` and ``constraints`` on to the optimiser."""
+
+    @staticmethod
+    def _make(case: OptimiserCase, space: SearchSpace, **kw: Any) -> Optimiser:
+        opt = case.make(space, modes=MODES, constraints=1, **kw)
+        assert opt.takes_multi_objective(opt.algorithm), f"{opt.name} {opt.algorithm} does not declare it"
+        return opt
+
+    def test_vectors_are_taken_and_points_stay_valid(self, optimiser_case: OptimiserCase) -> None:
+        space = parse_space(MIXED)
+        opt = self._make(optimiser_case, space)
+        asked = run_multi(opt, rounds=4, batch=4)
+        assert [s.number for s in asked] == list(range(16))
+        for s in asked:
+            space.validate_point(s.params)
+            t = opt.trials[s.number]
+            if t.state == "done":
+                values, violations = vector(s.params)
+                # kept minimised, in task order: the maximised objective negated
+                assert t.values == (-values[0], values[1]) and t.value == -values[0]
+                assert t.violations == tuple(violations)
+        assert len({space.key(s.params) for s in asked}) == 16
+
+    def test_a_vector_of_the_wrong_length_is_refused(self, optimiser_case: OptimiserCase) -> None:
+        opt = self._make(optimiser_case, parse_space(MIXED))
+        s = opt.ask(1)[0]
+        with pytest.raises(ValueError, match="told 1 value"):
+            opt.tell(s.number, 1.0, [0.0])
+        with pytest.raises(ValueError, match="violation"):
+            opt.tell(s.number, [1.0, 2.0])
+        assert opt.trials[s.number].state == "pending"
+
+    def test_parallel_asks_never_repeat_a_point(self, optimiser_case: OptimiserCase) -> None:
+        space = parse_space(DISCRETE)
+        opt = self._make(optimiser_case, space, max_points=48, parallel=16)
+        in_flight = opt.ask(16)
+        keys = [space.key(s.params) for s in in_flight]
+        for _ in range(2):
+            for s in in_flight[:8]:
+                opt.tell(s.number, *vector(s.params))
+            in_flight = in_flight[8:] + opt.ask(8)
+            keys += [space.key(s.params) for s in in_flight[-8:]]
+        assert len(keys) == 32 and len(set(keys)) == 32
+
+    def test_restore_continues_without_evaluating(self, optimiser_case: OptimiserCase) -> None:
+        space = parse_space(MIXED)
+        live = self._make(optimiser_case, space)
+        asked = run_multi(live, rounds=3, batch=4)
+        pending = live.ask(2)
+        restored = self._make(optimiser_case, space)
+        # as the steering restores them: values in the task's direction, as recorded
+        restored.restore([Trial(t.number, t.params, t.state, None if t.values is None else vector(t.params)[0][0],
+                                None if t.values is None else tuple(vector(t.params)[0]), t.violations)
+                          for t in (live.trials[n] for n in sorted(live.trials))])
+        assert {n: t.values for n, t in restored.trials.items()} == {n: t.values for n, t in live.trials.items()}
+        assert {t.number for t in restored.pending} == {s.number for s in pending}
+        a, b = live.ask(3), restored.ask(3)
+        assert [s.number for s in a] == [s.number for s in b]
+        known = {space.key(s.params) for s in asked + pending}
+        assert all(space.key(s.params) not in known for s in b)
+        if live.deterministic_restore:
+            assert [s.params for s in a] == [s.params for s in b]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +82,8 @@ class RuntimeContract:
         handle = runtime_case.runtime.start(job)
         assert wait(handle, 60) == 0
         assert json.loads((workdir / "output.json").read_text()) == {"status": 0, "loss": LOSS}
+        # only an in-process evaluation hands its output over in memory as well
+        assert handle.output() == ({"status": 0, "loss": LOSS} if runtime_case.runtime.in_process else None)
         assert handle.stop(grace=1) == 0  # stopping an evaluation that ended changes nothing
         handle.cleanup()
 
@@ -94,6 +96,21 @@ class RuntimeContract:
         handle.cleanup()
         handle.cleanup()  # idempotent
         assert ERROR in handle.output_tail(20)  # still there after cleanup
+
+
+    def test_an_in_process_runtime_gives_its_output_in_memory(self, runtime_case: RuntimeCase,
+                                                              tmp_path: Path) -> None:
+        """The pilot's path for cheap objectives: no work directory, the output from the handle,
+        a bare number named by the task's metric."""
+        if not runtime_case.runtime.in_process:
+            pytest.skip(f"{type(runtime_case.runtime).__name__} runs evaluations out of process")
+        nowhere = tmp_path / "never-made"
+        ok = runtime_case.runtime.start(replace(runtime_case.job(nowhere, "succeed"), in_memory=True, metric="acc"))
+        assert ok.poll() == 0 and ok.output() == {"status": 0, "acc": LOSS}
+        failed = runtime_case.runtime.start(replace(runtime_case.job(nowhere, "fail"), in_memory=True))
+        assert failed.poll() not in (None, 0) and failed.output() is None
+        assert ERROR in failed.output_tail(20)
+        assert not nowhere.exists()
 
 
 class CommandRuntimeContract:

@@ -31,6 +31,7 @@ from gridhpo.steering.lifecycle.events import (
     TokenReplaced,
 )
 from gridhpo.steering.lifecycle.states import AttemptState, OpenPoint, PointState
+from gridhpo.steering.objectives import Outcome
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Scheduler
 from gridhpo.steering.taskfile import TaskSpec
@@ -245,12 +246,15 @@ class TaskLifecycle:
     # ------------------------------------------------------------------ shared steps
 
     def fail(self, op: OpenPoint, reason: str, stderr: str | None, at: float, out: list[Effect],
-             attempt_state: AttemptState = AttemptState.FAILED, end_reason: str | None = None) -> None:
-        self.write_point(op, PointState.FAILED, out, message=reason, ended_at=at)
+             attempt_state: AttemptState = AttemptState.FAILED, end_reason: str | None = None,
+             value: float | None = None) -> None:
+        """The point ends failed; ``value`` (objective.exhausted_value, phpo's "very large loss")
+        is recorded on it and told to the optimiser in place of failure_value."""
+        self.write_point(op, PointState.FAILED, out, value, message=reason, ended_at=at)
         self.write_attempt(op, attempt_state, out, end_reason or attempt_state, at, None, reason, stderr)
         del self.open[op.id]
         self.failed += 1
-        out.append(Tell(op.number, self.spec.objective.failure_value))
+        out.append(Tell(op.number, self.spec.objective.failure_value if value is None else value))
 
     def interrupt(self, op: OpenPoint, state: AttemptState, reason: str, at: float, out: list[Effect],
                   end_reason: str | None = None) -> None:
@@ -258,7 +262,8 @@ class TaskLifecycle:
         max_attempts = self.spec.budget.max_attempts
         if op.attempt >= max_attempts:
             self.fail(op, f"{reason}; gave up after {op.attempt} attempts (budget.max_attempts)", None, at, out,
-                      attempt_state=state, end_reason=end_reason or state)
+                      attempt_state=state, end_reason=end_reason or state,
+                      value=self.spec.objective.exhausted_value)
             return
         self.write_attempt(op, state, out, end_reason or state, at, None, reason)
         log.info("task %s point %d attempt %d %s (%s): re-queued", self.name, op.number, op.attempt, state, reason)
@@ -277,8 +282,11 @@ class TaskLifecycle:
 
     @staticmethod
     def write_point(op: OpenPoint, state: PointState, out: list[Effect], value: float | None = None,
-                    message: str | None = None, ended_at: float | None = None) -> None:
-        out.append(PointUpdate(op.id, state, op.attempt, op.dispatched_at, value, message, ended_at))
+                    message: str | None = None, ended_at: float | None = None,
+                    outcome: Outcome | None = None) -> None:
+        out.append(PointUpdate(op.id, state, op.attempt, op.dispatched_at, value, message, ended_at,
+                               None if outcome is None else outcome.recorded,
+                               None if outcome is None else outcome.feasible))
 
     @staticmethod
     def write_attempt(op: OpenPoint, state: AttemptState, out: list[Effect], end_reason: str | None = None,

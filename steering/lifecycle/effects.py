@@ -30,10 +30,14 @@ class SendControl:
 
 @dataclass(slots=True)
 class Tell:
-    """A point's result for the optimiser (``value`` None: it failed)."""
+    """A point's result for the optimiser (``value`` None: it failed). In multi-objective
+    search or under constraints ``values`` holds every objective (``value`` the first) and
+    ``violations`` each constraint's."""
 
     number: int
     value: float | None
+    values: tuple[float, ...] | None = None
+    violations: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)

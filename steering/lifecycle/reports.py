@@ -114,12 +114,28 @@ def _finish(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) ->
     result = ev.payload
     assert isinstance(result, FinishedData)
     value, message = result.value, result.message
-    life.write_point(op, PointState.FINISHED, out, value, message, ev.time)
+    goals = life.spec.goals
+    outcome = None
+    if not goals.plain:
+        # the other objectives and the constraints' metrics are the result's other keys
+        got = goals.outcome(value, result.metrics)
+        if isinstance(got, str):
+            life.fail(op, got, None, ev.time, out)
+            return
+        outcome = got
+        if outcome.why_infeasible is not None:
+            message = f"{outcome.why_infeasible}; {message}" if message else outcome.why_infeasible
+    life.write_point(op, PointState.FINISHED, out, value, message, ev.time, outcome)
     life.write_attempt(op, AttemptState.FINISHED, out, "finished", ev.time, value, message)
     del life.open[op.id]
     life.finished += 1
-    life.record_value(op.number, value)
-    out.append(Tell(op.number, value))
+    if outcome is None:
+        life.record_value(op.number, value)
+        out.append(Tell(op.number, value))
+        return
+    if outcome.feasible:  # an infeasible point is never the best
+        life.record_value(op.number, value)
+    out.append(Tell(op.number, value, outcome.values, outcome.violations))
 
 
 def _judge(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) -> None:

@@ -49,7 +49,35 @@ def check_spec(spec: TaskSpec) -> None:
     inside = [k for k in _PROGRAM if k in o.options]
     if inside:
         raise ConfigError(f"optimiser.options.{inside[0]}: give it as optimiser.{inside[0]}")
+    _check_goals(spec, klass)
     klass.check_space(spec.search_space, o.algorithm, _options(spec))
+
+
+def _check_goals(spec: TaskSpec, klass: type[Optimiser]) -> None:
+    """A list objective or constraints need a backend that declares ``multi_objective``."""
+    goals = spec.goals
+    if not goals.plain and spec.early_stopping.scheduler != "none":
+        raise ConfigError(f"early_stopping.scheduler: {spec.early_stopping.scheduler} judges points by one "
+                          f"objective alone; with several objectives or constraints leave early_stopping out")
+    if goals.plain or klass.takes_multi_objective(spec.optimiser.algorithm):
+        return
+    field = "objective" if goals.multi else "constraints"
+    algo = f" {spec.optimiser.algorithm}" if spec.optimiser.algorithm else ""
+    raise ConfigError(f"{field}: backend {spec.optimiser.backend}{algo} takes a single objective without "
+                      f"constraints; multi-objective search and constraints need one of: "
+                      f"{', '.join(multi_objective_backends())}")
+
+
+def multi_objective_backends() -> list[str]:
+    """"backend algorithm" for every installed backend that takes several objectives."""
+    out = []
+    for name in REGISTRY:
+        try:
+            klass = get(name)
+        except (ConfigError, ImportError):  # a library not installed here
+            continue
+        out += [name if a == "*" else f"{name} {a}" for a in klass.multi_objective]
+    return out
 
 
 def _options(spec: TaskSpec) -> dict[str, Any]:
@@ -63,9 +91,11 @@ def create(spec: TaskSpec) -> Optimiser:
     b = spec.budget
     klass = get(o.backend)
     klass.check_libraries()  # a stored task on an install without the library fails alone
+    goals = spec.goals
     return klass(spec.search_space, seed=o.seed, algorithm=o.algorithm,
                  mode=spec.objective.mode, options=_options(spec),
-                 max_points=b.max_points, parallel=b.parallel + b.min_queued)
+                 max_points=b.max_points, parallel=b.parallel + b.min_queued,
+                 modes=goals.modes, constraints=len(goals.constraints))
 
 
 def describe(stored: Mapping[str, Any]) -> str:
@@ -79,4 +109,5 @@ def describe(stored: Mapping[str, Any]) -> str:
     return f"{line} (chosen by auto: {auto})" if auto else line
 
 
-__all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "describe", "get"]
+__all__ = ["REGISTRY", "Optimiser", "Suggestion", "Trial", "check_spec", "create", "describe", "get",
+           "multi_objective_backends"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,12 +25,17 @@ class Suggestion:
 @dataclass(frozen=True)
 class Trial:
     """What an optimiser knows of one point: in flight (``pending``), ``done`` or ``failed``.
-    ``value`` is in the direction the optimiser minimises (the base negates for ``max``)."""
+    ``value`` is in the direction the optimiser minimises (the base negates for ``max``).
+    In multi-objective search ``values`` holds every objective (minimised, task order;
+    ``value`` is the first) and ``violations`` each constraint's (above 0: violated); both
+    are None for a single objective without constraints."""
 
     number: int
     params: Point
     state: str
     value: float | None = None
+    values: tuple[float, ...] | None = None
+    violations: tuple[float, ...] | None = None
 
 
 class Optimiser(abc.ABC):
@@ -46,7 +51,9 @@ class Optimiser(abc.ABC):
       flight, and never told as fake results).
     - ``tell(number, value)`` reports the objective in the task's own direction; the base
       turns it into minimisation for the backend. ``tell_failure(number)`` reports a point
-      that produced no value; a backend may ignore it.
+      that produced no value; a backend may ignore it. A backend that declares
+      ``multi_objective`` is told every objective's value (``tell(number, [v1, v2, ...],
+      violations)``) in multi-objective search; the others only ever get one value.
     - ``restore(trials)`` rebuilds the state after a steering restart from the recorded
       trials, without evaluating anything; a seeded backend restored this way proposes the
       same next points as one that never stopped (where ``deterministic_restore``).
@@ -66,10 +73,15 @@ class Optimiser(abc.ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     #: True where the backend runs the user's own program (``optimiser.command``/``image``)
     external: ClassVar[bool] = False
+    #: the algorithms that take several objectives and constraints (``("*",)``: all of them);
+    #: ``tell`` then carries a vector and ``Trial.values``/``violations`` hold it. Any other
+    #: is refused at submit for a task with a list ``objective`` or ``constraints``
+    multi_objective: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, algorithm: str | None = None,
                  mode: str = "min", options: Mapping[str, Any] | None = None,
-                 max_points: int | None = None, parallel: int = 1) -> None:
+                 max_points: int | None = None, parallel: int = 1,
+                 modes: Sequence[str] | None = None, constraints: int = 0) -> None:
         self.space = space
         # hints some libraries size themselves by (nevergrad's budget and num_workers)
         self.max_points = max_points
@@ -77,6 +89,11 @@ class Optimiser(abc.ABC):
         self.seed = 0 if seed is None else int(seed)
         self.algorithm = algorithm or self.algorithms[0]
         self.sign = 1.0 if mode == "min" else -1.0
+        # multi-objective search: one direction per objective, and the number of constraints
+        self.modes = tuple(modes) if modes else (mode,)
+        self.signs = tuple(1.0 if m == "min" else -1.0 for m in self.modes)
+        self.sign = self.signs[0]
+        self.constraints = constraints
         self.options = dict(options or {})
         self.trials: dict[int, Trial] = {}
         self.next_number = 0
@@ -94,6 +111,16 @@ class Optimiser(abc.ABC):
                 raise ConfigError(f"optimiser backend {cls.name!r} needs the library {library!r}, which cannot "
                                   f"be imported ({exc}); install it with: pip install 'gridhpo[optimisers]'") \
                     from None
+
+    @classmethod
+    def takes_multi_objective(cls, algorithm: str | None) -> bool:
+        algo = algorithm or cls.algorithms[0]
+        return cls.multi_objective == ("*",) or algo in cls.multi_objective
+
+    @property
+    def vector(self) -> bool:
+        """True where results are vectors (several objectives, or constraints)."""
+        return len(self.modes) > 1 or self.constraints > 0
 
     @classmethod
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
@@ -116,14 +143,26 @@ class Optimiser(abc.ABC):
             self.exhausted = True
         return out
 
-    def tell(self, number: int, value: float) -> None:
+    def tell(self, number: int, value: float | Sequence[float], violations: Sequence[float] = ()) -> None:
+        """``value``: the objective, or (multi-objective) every objective in task order;
+        ``violations``: each constraint's (above 0: violated)."""
         t = self.trials.get(number)
         if t is None or t.state != "pending":
             log.debug("%s: tell for point %s ignored (not pending)", self.name, number)
             return
-        done = Trial(number, t.params, "done", self.sign * float(value))
-        self.trials[number] = done
+        self.trials[number] = done = self._done(t, value, violations)
         self._tell(done)
+
+    def _done(self, t: Trial, value: float | Sequence[float], violations: Sequence[float]) -> Trial:
+        """The trial told ``value``, turned to minimisation."""
+        raw = [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
+        if len(raw) != len(self.signs) or len(violations) != self.constraints:
+            raise ValueError(f"{self.name}: point {t.number} told {len(raw)} value(s) and {len(violations)} "
+                             f"violation(s); the task has {len(self.signs)} and {self.constraints}")
+        values = tuple(s * v for s, v in zip(self.signs, raw, strict=True))
+        if not self.vector:
+            return Trial(t.number, t.params, "done", values[0])
+        return Trial(t.number, t.params, "done", values[0], values, tuple(float(v) for v in violations))
 
     def tell_failure(self, number: int) -> None:
         t = self.trials.get(number)
@@ -135,12 +174,14 @@ class Optimiser(abc.ABC):
 
     def restore(self, trials: list[Trial]) -> None:
         """``trials`` in number order, values in the task's direction (as recorded)."""
-        self.trials = {
-            t.number: Trial(t.number, t.params, t.state, None if t.value is None else self.sign * t.value)
-            for t in trials
-        }
+        self.trials = {t.number: self._restored(t) for t in trials}
         self.next_number = max(self.trials, default=-1) + 1
         self._restore()
+
+    def _restored(self, t: Trial) -> Trial:
+        if t.state == "done" and t.values is not None:
+            return self._done(Trial(t.number, t.params, "pending"), t.values, t.violations or ())
+        return Trial(t.number, t.params, t.state, None if t.value is None else self.sign * t.value)
 
     def seen_keys(self) -> set[str]:
         """Keys of every point asked so far (pending, done or failed): never proposed again."""

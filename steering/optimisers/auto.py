@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gridhpo.errors import ConfigError
@@ -22,6 +22,7 @@ from gridhpo.steering.optimisers._common import free_params
 from gridhpo.steering.space import Normal, Numeric, Param, Point, SearchSpace
 
 if TYPE_CHECKING:
+    from gridhpo.steering.objectives import Goals
     from gridhpo.steering.taskfile import Budget
     from gridhpo.steering.taskfile import Optimiser as OptimiserSection
 
@@ -31,7 +32,12 @@ NAME = "auto"
 # Optuna's TPE draws its first 10 points at random (n_startup_trials): a budget no larger never
 # reaches its model, and random search gives the same points' law at no cost
 STARTUP = 10
-_LIBRARIES = ("optuna", "hyperopt")
+_LIBRARIES = ("optuna", "hyperopt", "nevergrad")
+# below this budget auto's multi-objective search is Optuna's TPE, from it on NSGA-II
+# (docs/optimisers.md, "Multi-objective search"): TPE's hypervolume led at every budget measured
+# (100, 300 and 1000 points) by a margin that shrank with the budget, while its ask time grows
+# with the history and NSGA-II's stays small
+NSGA2_FROM = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +56,12 @@ def installed(libraries: Iterable[str] = _LIBRARIES) -> frozenset[str]:
     return frozenset(lib for lib in libraries if importlib.util.find_spec(lib) is not None)
 
 
-def choose(space: SearchSpace, max_points: int, parallel: int, available: frozenset[str]) -> Choice:
+def choose(space: SearchSpace, max_points: int, parallel: int, available: frozenset[str],
+           objectives: int = 1, constraints: int = 0) -> Choice:
     """The backend and algorithm for a task, and why (docs/optimisers.md, "How auto chooses")."""
     free = free_params(space)
+    if objectives > 1 or constraints:
+        return choose_multi(space, max_points, available, objectives, constraints)
     if not free:
         return Choice("random", None, "nothing to search: every parameter is fixed")
     if max_points <= STARTUP:
@@ -78,12 +87,32 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
     return Choice("optuna", "tpe", f"{shape}, continuous: optuna's TPE with constant liar")
 
 
+def choose_multi(space: SearchSpace, max_points: int, available: frozenset[str], objectives: int,
+                 constraints: int) -> Choice:
+    """Several objectives or constraints: only a backend that takes them (docs/optimisers.md,
+    "Multi-objective search")."""
+    what = f"{objectives} objectives" if objectives > 1 else "one objective"
+    what += f", {constraints} constraint(s)" if constraints else ""
+    if any(isinstance(p, Normal) for p in space) or "optuna" not in available:
+        if "nevergrad" in available:
+            why = "an unbounded normal parameter" if "optuna" in available else "optuna is not installed"
+            return Choice("nevergrad", None, f"{what} and {why}: nevergrad takes several objectives")
+        raise ConfigError("objective: multi-objective search and constraints need optuna or nevergrad "
+                          "(pip install 'gridhpo[optimisers]')")
+    if max_points >= NSGA2_FROM:
+        return Choice("optuna", "nsga2", f"{what}, {max_points} points (>= {NSGA2_FROM}): optuna's NSGA-II, whose "
+                                         f"ask time stays small where TPE's grows with the history")
+    return Choice("optuna", "tpe", f"{what}, {max_points} points (< {NSGA2_FROM}): optuna's multi-objective TPE "
+                                   f"led NSGA-II up to 1000 points (docs/optimisers.md)")
+
+
 def is_continuous(p: Param) -> bool:
     """A float range without a step (on a linear or log scale)."""
     return isinstance(p, Numeric) and not p.is_int and p.step is None
 
 
-def resolve(section: OptimiserSection, space: SearchSpace, budget: Budget) -> OptimiserSection:
+def resolve(section: OptimiserSection, space: SearchSpace, budget: Budget,
+            goals: Goals | None = None) -> OptimiserSection:
     """The optimiser section with ``auto`` replaced by its choice (logged and kept in ``auto``);
     any other backend unchanged."""
     if section.backend != NAME:
@@ -93,7 +122,8 @@ def resolve(section: OptimiserSection, space: SearchSpace, budget: Budget) -> Op
             raise ConfigError(f"optimiser.{key}: backend auto chooses the algorithm itself; "
                               f"name a backend to choose one")
     AutoSearch.check_space(space, None, section.options)
-    choice = choose(space, budget.max_points, budget.parallel + budget.min_queued, installed())
+    choice = choose(space, budget.max_points, budget.parallel + budget.min_queued, installed(),
+                    len(goals.objectives) if goals else 1, len(goals.constraints) if goals else 0)
     log.info("optimiser auto chose %s", choice.describe())
     return dataclasses.replace(section, backend=choice.backend, algorithm=choice.algorithm, auto=choice.reason)
 
@@ -103,6 +133,7 @@ class AutoSearch(Optimiser):
 
     name = NAME
     algorithms = (NAME,)
+    multi_objective = ("*",)  # it chooses a backend that takes them
 
     @classmethod
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:
@@ -114,11 +145,13 @@ class AutoSearch(Optimiser):
         super().__init__(space, **kwargs)
         from gridhpo.steering.optimisers import get
 
-        self.choice = choose(space, self.max_points or 100, self.parallel, installed())
+        self.choice = choose(space, self.max_points or 100, self.parallel, installed(), len(self.modes),
+                             self.constraints)
         log.info("optimiser auto chose %s", self.choice.describe())
         self.inner = get(self.choice.backend)(space, seed=self.seed, algorithm=self.choice.algorithm,
-                                              mode="min" if self.sign > 0 else "max",
-                                              max_points=self.max_points, parallel=self.parallel)
+                                              mode=self.modes[0], max_points=self.max_points,
+                                              parallel=self.parallel, modes=self.modes,
+                                              constraints=self.constraints)
         self.deterministic_restore = self.inner.deterministic_restore
 
     def _sync(self) -> None:
@@ -129,8 +162,8 @@ class AutoSearch(Optimiser):
         self._sync()
         return out
 
-    def tell(self, number: int, value: float) -> None:
-        self.inner.tell(number, value)
+    def tell(self, number: int, value: float | Sequence[float], violations: Sequence[float] = ()) -> None:
+        self.inner.tell(number, value, violations)
         self._sync()
 
     def tell_failure(self, number: int) -> None:

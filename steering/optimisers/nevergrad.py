@@ -22,6 +22,13 @@ rebuilds what nevergrad has learnt without evaluating, but not its exact interna
 order of asks and tells before the restart is not recorded), so ``deterministic_restore`` is
 false: the next points after a restart are as good, not identical.
 
+Multi-objective search (every algorithm, ``multi_objective``; default ``DE``): each result is
+told as the vector of its (minimised) objectives; differential evolution compares the vectors
+themselves, any other algorithm the one loss nevergrad makes of them (the hypervolume a point
+adds to its own front, bounds set from the first results); constraints are told as
+``constraint_violation`` (above 0: violated), which nevergrad adds as a penalty and keeps out
+of its archive of bests.
+
 Coordinates follow ``_common``: ``Choice`` over choice indices, an integer-cast ``Scalar`` over
 grid indices, ``Log`` for log scales (snapped to the grid), ``Scalar`` for floats, and an
 unbounded ``Scalar(init=mu)`` with mutation ``sigma`` for ``normal`` parameters.
@@ -52,6 +59,10 @@ DEFAULT = "CMA"
 # the default where the space has a categorical or a discrete parameter: CMA is worse than
 # random search there (docs/optimisers.md, "nevergrad's default")
 DISCRETE_DEFAULT = "Portfolio"
+# the default with several objectives: nevergrad's differential evolution compares the losses
+# themselves ("multiobjective_adaptation"), the others one hypervolume-based number; CMA was
+# worse than random search on ZDT1 (docs/optimisers.md, "Multi-objective search")
+MULTI_DEFAULT = "DE"
 
 
 def default_algorithm(space: SearchSpace) -> str:
@@ -65,6 +76,7 @@ class NevergradSearch(Optimiser):
     name = "nevergrad"
     libraries = ("nevergrad",)
     algorithms = ("*",)
+    multi_objective = ("*",)
     deterministic_restore = False
 
     @classmethod
@@ -85,7 +97,7 @@ class NevergradSearch(Optimiser):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if self.algorithm == "*":
-            self.algorithm = default_algorithm(space)
+            self.algorithm = MULTI_DEFAULT if len(self.modes) > 1 else default_algorithm(space)
         self._free = free_params(space)
         self._names = [p.name for p in self._free]
         self._opt: Any = None
@@ -141,10 +153,20 @@ class NevergradSearch(Optimiser):
                 warnings.simplefilter("ignore")
                 if cand is None:
                     cand = opt.parametrization.spawn_child(new_value=self._value(trial.params))
-                opt.tell(cand, float(trial.value if trial.value is not None else 0.0))
+                self._tell_result(opt, cand, trial)
         except Exception as exc:  # nevergrad raises plain exceptions
             raise OptimiserError(f"nevergrad {self.algorithm} refused the result of point "
                                  f"{trial.number}: {exc}") from exc
+
+    @staticmethod
+    def _tell_result(opt: Any, cand: Any, trial: Trial) -> None:
+        """Tell nevergrad a result: the loss, or (multi-objective) every loss, and the violations."""
+        loss: Any = list(trial.values) if trial.values is not None and len(trial.values) > 1 else \
+            float(trial.value if trial.value is not None else 0.0)
+        if trial.violations:
+            opt.tell(cand, loss, constraint_violation=list(trial.violations))
+        else:
+            opt.tell(cand, loss)
 
     # ------------------------------------------------------------------ hooks
 
@@ -195,6 +217,6 @@ class NevergradSearch(Optimiser):
                 # a real result: that point was evaluated already
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    opt.tell(cand, float(known.value))
+                    self._tell_result(opt, cand, known)
         log.debug("nevergrad: point %d kept repeating known points; drawn from the prior instead", number)
         return None

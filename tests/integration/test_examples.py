@@ -36,3 +36,17 @@ def test_example_runs_to_a_sensible_best(home: Path, example: str, points: int) 
         assert 0.0 < best[1] < 2.3  # log-loss of a 10-class model that learnt something
         metrics = repo.metrics(tid)
         assert sorted({m.step for m in metrics}) == [1.0, 2.0, 3.0]
+
+
+def test_the_multi_objective_example_finds_a_feasible_front(home: Path) -> None:
+    from gridhpo.steering.fronts import front_rows
+    from gridhpo.steering.reports import results
+
+    repo = Repository()
+    spec = load(EXAMPLES / "multiobjective/task.yaml", max_points=24)
+    assert spec.optimiser.backend == "optuna" and spec.optimiser.auto  # chosen by auto
+    tid, _ = submit(repo, spec)
+    result = run_task(repo, f"filesystem://{home / 'queue'}", tid, pilots=2)
+    assert result.state == "finished" and result.progress["finished"] == 24
+    front = front_rows(results(repo, repo.task(tid)), spec.goals)
+    assert front and all(r["feasible"] and r["metric_values"]["memory_gb"] <= 16 for r in front)

@@ -53,7 +53,7 @@ def test_the_phpo_example_runs_to_the_end(servers: tuple[str, str], tmp_path: Pa
 
     r = CliRunner().invoke(main, ["submit", "--phpo", str(tmp_path / "config_dev.json"), "--db", db])
     assert r.exit_code == 0, r.stderr
-    assert "evaluationMetrics: ignored" in r.stderr and "trainingDS: ignored" in r.stderr
+    assert "trainingDS: 'user.hoge.my_training_dataset' is not a folder here" in r.stderr  # a Rucio dataset
     tid = int(r.stdout.strip())
     repo = Repository(db)
     result = run_task(repo, broker, tid, pilots=2)

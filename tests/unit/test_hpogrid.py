@@ -35,7 +35,7 @@ def test_simple_objective_project_folder() -> None:
     assert t["evaluation"]["image"].endswith("alkaid-qt/hpogrid:latest")
     assert "early_stopping" not in t  # one report per trial (stop's default): asha would stop nothing
     fields = [w.split(": ")[1] for w in c.warnings]
-    assert fields == ["grid_config.site", "grid_config.container", "hpo_config.scheduler"], c.warnings
+    assert fields == ["grid_config.site", "hpo_config.scheduler"], c.warnings  # the image sees the scripts folder
     spec = parse_task(t, "x")
     assert spec.search_space.by_name["height"].to_dict()["low"] == -100
 

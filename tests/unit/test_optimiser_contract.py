@@ -12,7 +12,14 @@ from gridhpo.errors import ConfigError
 from gridhpo.steering import optimisers
 from gridhpo.steering.optimisers import Optimiser
 from gridhpo.steering.space import Categorical, SearchSpace, parse_space
-from gridhpo.testing.optimisers import MIXED, OptimiserCase, OptimiserContract, objective, run
+from gridhpo.testing.optimisers import (
+    MIXED,
+    MultiObjectiveContract,
+    OptimiserCase,
+    OptimiserContract,
+    objective,
+    run,
+)
 
 BACKENDS: list[tuple[str, str | None]] = [
     ("random", None), ("grid", None),
@@ -59,6 +66,27 @@ class TestOptimisers(OptimiserContract):
                     **kw: Any) -> Optimiser:
             return make(backend, algorithm, space, seed, options, **kw)
         return OptimiserCase(make_it, seeded=backend != "grid")
+
+
+# every backend and algorithm that declares multi_objective
+MULTI = [("optuna", "tpe"), ("optuna", "nsga2"), ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("auto", None)]
+
+
+class TestMultiObjective(MultiObjectiveContract):
+    @pytest.fixture(params=MULTI, ids=[f"{b}-{a}" if a else b for b, a in MULTI])
+    def optimiser_case(self, request: pytest.FixtureRequest) -> OptimiserCase:
+        backend, algorithm = request.param
+
+        def make_it(space: SearchSpace, seed: int = 7, options: dict[str, Any] | None = None,
+                    **kw: Any) -> Optimiser:
+            return make(backend, algorithm, space, seed, options, **kw)
+        return OptimiserCase(make_it)
+
+
+def test_the_multi_objective_list_is_every_backend_that_declares_it() -> None:
+    declared = [(name, a) for name in optimisers.REGISTRY for a in optimisers.get(name).multi_objective]
+    assert sorted(declared) == sorted([("optuna", "tpe"), ("optuna", "nsga2"), ("nevergrad", "*"), ("auto", "*")])
+    assert {(b, a or "*") for b, a in MULTI} >= set(declared)
 
 
 def test_maximisation_is_turned_into_minimisation() -> None:

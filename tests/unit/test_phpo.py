@@ -48,8 +48,10 @@ def test_the_public_example_becomes_a_steering_task(tmp_path: Path) -> None:
     assert t["evaluation"]["image"] == "docker://gitlab-registry.cern.ch/zhangruihpc/evaluationcontainer:mlflow"
     assert t["evaluation"]["command"].endswith("; bash ./exec_in_container.sh")
     assert t["evaluation"]["checkpoint"] == {"interval": "5m"}
+    assert t["evaluation"]["files"] == {"metrics": "metrics.tgz"}  # kept per attempt
+    assert t["objective"]["exhausted_value"] == phpo.VERY_LARGE_LOSS
     assert t["name"] == "config_dev"
-    assert [w.split(": ")[1] for w in c.warnings] == ["evaluationMetrics", "trainingDS", "cnn_block_depths_1"]
+    assert [w.split(": ")[1] for w in c.warnings] == ["trainingDS", "cnn_block_depths_1"]  # a Rucio dataset
     spec = parse_task(t, "x")
     assert spec.search_space.by_name["cnn_block_depths_1"].to_dict()["choices"] == [1, 2]
     assert spec.optimiser.image == t["optimiser"]["image"]
@@ -78,7 +80,7 @@ def test_dump_json_output_is_read(tmp_path: Path) -> None:
     assert c.task["budget"]["max_points"] == 20 and c.task["budget"]["parallel"] == 3  # "20" as phpo reads it
     assert c.task["name"] == "user.hoge.test"
     ignored = {w.split(": ")[1] for w in c.warnings}
-    assert ignored == {"evaluationMetrics", "trainingDS", "cnn_block_depths_1", "site", "outDS",
+    assert ignored == {"trainingDS", "cnn_block_depths_1", "site", "outDS",
                        "maxEvaluationJobs", "returnOut", "jediTaskID"}
     assert any("ANALY_XYZ" not in w and "site: ignored (PanDA chooses sites" in w for w in c.warnings)
 
@@ -91,7 +93,13 @@ def test_dump_json_output_is_read(tmp_path: Path) -> None:
     ({"steeringExec": 5}, "steeringExec: 5 is not a non-empty string"),
     ({"steeringExec": None}, "steeringExec: is missing"),
     ({"segmentSpecFile": "nowhere.json"}, "cannot read the segment spec file"),
-    ({"evaluationOutput": "result.json"}, "evaluationOutput: 'result.json': custom file names are not supported"),
+    ({"evaluationOutput": "dir/result.json"}, "evaluationOutput: 'dir/result.json' is not a file name of the "
+                                              "work directory (one name, no folder)"),
+    ({"evaluationMeta": "output.json"}, "evaluationMeta: 'output.json' is evaluationOutput's name too"),
+    ({"checkPointToSave": "a,../up"}, "checkPointToSave: '../up' is not a path inside the work directory"),
+    ({"checkPointToLoad": "ckpt.tgz"}, "checkPointToLoad: needs checkPointToSave"),
+    ({"trainingDS": [1]}, "trainingDS: [1] is not a list of file names"),
+    ({"maxPointsPerEvaluationJob": -1}, "maxPointsPerEvaluationJob: -1 is not a non-negative integer"),
     ({"steeringContainer": None, "steeringExec": "run --gpus all img gen %IN %OUT"},
      "docker option '--gpus' is not supported"),
     ({"steeringContainer": None, "steeringExec": "run -v /data:/data img gen %IN %OUT"},
@@ -114,7 +122,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def test_cli_dry_run_prints_a_task_file_that_loads(home: Path, tmp_path: Path) -> None:
     code, out, err = invoke("submit", "--phpo", str(example(tmp_path)), "--dry-run")
     assert code == 0, err
-    assert err.count("gridhpo: warning: ") == 3 and "trainingDS: ignored (a Rucio dataset" in err
+    assert err.count("gridhpo: warning: ") == 2 and "trainingDS: 'user.hoge.my_training_dataset' is not a folder" in err
     task_file = tmp_path / "task.yaml"
     task_file.write_text(out)
     spec = load_task(task_file)

@@ -14,7 +14,7 @@ import yaml
 from gridhpo.errors import MessageError
 from gridhpo.evaluation.settings import AttemptSettings
 from gridhpo.protocol import EVENT_TYPES, Event, PointMessage, PointObjective, parse_event, parse_point
-from gridhpo.protocol.evaluation import CheckpointSpec, EvaluationSpec, Resources
+from gridhpo.protocol.evaluation import CheckpointSpec, EvaluationSpec, FilesSpec, Resources
 from gridhpo.protocol.events import (
     PAYLOADS,
     CheckpointData,
@@ -49,21 +49,40 @@ WRITTEN: list[tuple[str, Any, Any]] = [
     ("resources.cpus", 0, 0.0),
     ("resources.gpus", 2, 2),
     ("resources.memory", "2g", "2g"),
+    # the ATLAS evaluation contract (docs/atlas.md)
+    ("checkpoint.save", ["model.h5", "logs/ckpt"], ["model.h5", "logs/ckpt"]),
+    ("files.input", "params.json", "params.json"),
+    ("files.output", "result.json", "result.json"),
+    ("files.training_data", "ds.json", "ds.json"),
+    ("files.meta", "meta.json", "meta.json"),
+    ("files.metrics", "metrics.tgz", "metrics.tgz"),
+    ("training_data", ["a.h5", "/data/b.h5"], ["a.h5", "/data/b.h5"]),
+    ("points_per_job", 4, 4),
 ]
+
+
+SECTIONS: dict[str, type[Any]] = {"checkpoint": CheckpointSpec, "resources": Resources, "files": FilesSpec}
 
 
 def field_paths(cls: type[Any], prefix: str = "") -> set[str]:
     paths = set()
     for f in dataclasses.fields(cls):
-        if f.name in ("checkpoint", "resources"):
-            paths |= field_paths(CheckpointSpec if f.name == "checkpoint" else Resources, f"{f.name}.")
+        if f.name in SECTIONS:
+            paths |= field_paths(SECTIONS[f.name], f"{f.name}.")
         else:
             paths.add(prefix + f.name)
     return paths
 
 
 def test_the_round_trip_covers_every_evaluation_field() -> None:
-    assert {path for path, _, _ in WRITTEN} == field_paths(EvaluationSpec)
+    # checkpoint.load needs checkpoint.save: its own test below
+    assert {path for path, _, _ in WRITTEN} | {"checkpoint.load"} == field_paths(EvaluationSpec)
+
+
+def test_checkpoint_load_reaches_the_pilot(tmp_path: Path) -> None:
+    got = reach_the_pilot(tmp_path, {"command": "true", "checkpoint": {"save": ["m"], "load": "ckpt.tgz"}})
+    assert got.evaluation.checkpoint.load == "ckpt.tgz" and got.evaluation.checkpoint.save == ["m"]
+    assert got.evaluation.checkpoint.max_size == 100_000_000  # phpo's cap, the default with a save list
 
 
 def reach_the_pilot(tmp_path: Path, evaluation: dict[str, Any]) -> PointMessage:
@@ -115,7 +134,11 @@ def test_a_task_stored_by_an_earlier_version_still_loads() -> None:
     }
     spec = TaskSpec.from_dict(stored)
     assert spec.evaluation.grace == 0.0 and spec.objective.metric == "acc"
-    assert spec.to_dict()["evaluation"] == stored["evaluation"]
+    now = spec.to_dict()["evaluation"]  # later fields added with their defaults
+    assert {k: now[k] for k in stored["evaluation"] if k != "checkpoint"} == {
+        k: v for k, v in stored["evaluation"].items() if k != "checkpoint"}
+    assert {**stored["evaluation"]["checkpoint"], "save": [], "load": None} == now["checkpoint"]
+    assert now["files"] == dataclasses.asdict(FilesSpec()) and now["training_data"] is None
     assert EvaluationSpec.from_wire(stored["evaluation"]) == spec.evaluation
 
 

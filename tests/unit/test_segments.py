@@ -47,9 +47,24 @@ def test_one_task_per_segment(tmp_path: Path) -> None:
         assert t["budget"]["max_points"] == 10  # phpo's maxPoints is per segment
         assert t["optimiser"]["options"]["opt_space"] == SPACE  # the one space, cloned
         parse_task(t, "x")
-    # the duplicate category of the cloned space and the ignored files: one warning each
+    # the duplicate category of the cloned space and the Rucio dataset: one warning each
     assert sum("cnn_block_depths_1" in w for w in c.warnings) == 1
-    assert sum("files/datasets are ignored" in w for w in c.warnings) == 1
+    assert sum("trainingDS" in w for w in c.warnings) == 1
+    assert all("training_data" not in t["evaluation"] for t in c.tasks)  # no list to give
+
+
+def test_each_segment_gets_its_own_files_in_input_ds_json(tmp_path: Path) -> None:
+    """phpo gives each segment its part of the training dataset: with trainingDS a folder of this
+    machine, each segment task's training_data lists its own files there (input_ds.json)."""
+    data = tmp_path / "ds"
+    data.mkdir()
+    for name in ("file_1", "file_2", "file_3"):
+        (data / name).write_text(name)
+    c = conv(options(tmp_path, trainingDS="ds"))
+    lists = [parse_task(t, "x").evaluation.training_data for t in c.tasks]
+    assert lists == [[str(data / "file_1"), str(data / "file_3")], [str(data / "file_2")]]
+    plain = conv(options(tmp_path, trainingDS=["file_1", "file_2", "file_3"]))
+    assert [t["evaluation"]["training_data"] for t in plain.tasks] == [["file_1", "file_3"], ["file_2"]]
 
 
 def test_a_space_per_segment(tmp_path: Path) -> None:

@@ -275,3 +275,35 @@ def test_a_bug_answers_500_in_json_without_its_message_and_the_service_goes_on(
     assert (r.status_code, r.json()) == (500, {"error": "internal error", "field": None})
     assert "RuntimeError" in caplog.text and secret not in caplog.text
     assert client.get("/api/v1/tasks", headers=users.auth("alice")).status_code == 200
+
+
+def test_a_multi_objective_tasks_results_and_front_through_the_service(client: TestClient, users: Users,
+                                                                       repo: Repository) -> None:
+    """The results carry each objective's value and feasibility, so ``results --pareto
+    --server`` finds the same front as locally; the status shows the front's size."""
+    from gridhpo.bookkeeping.changes import Changes
+    from gridhpo.bookkeeping.records import PointUpdate
+    from gridhpo.steering.fronts import pareto_text
+    from gridhpo.steering.reports import results
+
+    goals = {"objective": [{"metric": "acc", "mode": "max"}, {"metric": "lat", "mode": "min"}],
+             "constraints": [{"metric": "mem", "max": 16}], "optimiser": {"backend": "optuna", "algorithm": "tpe"}}
+    tid = submit(client, users, "alice", **goals)
+    # acc, lat, mem: point 1 is dominated by 0, point 2 is infeasible though better than both
+    rows = [(0.9, 1.0, 8.0), (0.8, 2.0, 8.0), (0.95, 0.5, 32.0), (0.5, 0.2, 1.0)]
+    ids = repo.add_points(tid, [(n, {"x": n / 10}) for n in range(len(rows))])
+    ch = Changes()
+    for pid, (acc, lat, mem) in zip(ids, rows, strict=True):
+        ch.add(PointUpdate(pid, "finished", 1, 0.0, acc, None, 1.0, {"acc": acc, "lat": lat, "mem": mem}, mem <= 16))
+    repo.apply(ch)
+    alice = users.auth("alice")
+    answer = client.get(f"/api/v1/tasks/{tid}/results", headers=alice).json()
+    assert answer["objective"] == [{"metric": "acc", "mode": "max", "failure_value": None, "exhausted_value": None},
+                                   {"metric": "lat", "mode": "min", "failure_value": None, "exhausted_value": None}]
+    assert answer["constraints"] == [{"metric": "mem", "max": 16.0}]
+    assert [p["feasible"] for p in answer["points"]] == [True, True, False, True]
+    assert answer["points"][2]["metric_values"] == {"acc": 0.95, "lat": 0.5, "mem": 32.0}
+    remote = json.loads(pareto_text(answer["points"], answer, "json"))
+    local = json.loads(pareto_text(results(repo, repo.task(tid)), repo.task(tid).spec, "json"))
+    assert [r["number"] for r in remote] == [r["number"] for r in local] == [0, 3]
+    assert client.get(f"/api/v1/tasks/{tid}", headers=alice).json()["best"] == "front 2"

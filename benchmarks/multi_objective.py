@@ -1,0 +1,135 @@
+"""The 2-objective rows of ``benchmarks/quality.py``: median hypervolume (higher is better) over
+seeds after N points at parallelism 8, through the real steering, beside Optuna's own NSGA-II
+and TPE run natively (multi-objective studies asked in batches of 8) and random search (the
+floor: a single-objective random task, its points judged on both objectives afterwards).
+
+Problem: ZDT1 on 6 variables in [0, 1] (Zitzler, Deb and Thiele 2000), both objectives
+minimised: f1 = x0, g = 1 + 9 * mean(x1..x5), f2 = g * (1 - sqrt(f1 / g)). Its front is
+f2 = 1 - sqrt(f1); against the reference point (1.1, 11) its hypervolume is 11.7667, the
+most any run can reach. Every column's hypervolume is computed here from the points'
+parameters (the objective evaluated again), by the same function (steering/pareto.py).
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from gridhpo.steering.pareto import front, hypervolume
+
+DIMS = 6
+SPACE: dict[str, Any] = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(DIMS)}
+REFERENCE = (1.1, 11.0)
+BEST = 10.0 + 2.0 / 3.0 + 1.1  # the area the true front dominates up to REFERENCE
+NATIVE = ("optuna-native:nsga2", "optuna-native:tpe")
+COLUMNS = "random,optuna:tpe,optuna:nsga2,nevergrad,auto"
+
+
+def zdt1_values(p: dict[str, Any]) -> tuple[float, float]:
+    x = [float(p[f"x{i}"]) for i in range(DIMS)]
+    g = 1.0 + 9.0 * sum(x[1:]) / (DIMS - 1)
+    return x[0], g * (1.0 - math.sqrt(x[0] / g))
+
+
+def zdt1(**params: Any) -> dict[str, float]:
+    """What the pilots call (``evaluation: {python: multi_objective:zdt1}``)."""
+    f1, f2 = zdt1_values(params)
+    return {"f1": f1, "f2": f2}
+
+
+def hv_of(points: list[dict[str, Any]]) -> float:
+    vectors = [zdt1_values(p) for p in points]
+    return hypervolume([vectors[i] for i in front(vectors)], REFERENCE)
+
+
+def through_steering(column: str, seed: int, points: int, pilots: int, parallel: int) -> tuple[float, float]:
+    """(hypervolume, steering CPU seconds per point) of one task run by ``gridhpo run``'s code."""
+    from benchmarks._setups import fresh_setup
+    from benchmarks.quality import HERE, _cpu
+    from gridhpo.bookkeeping import Repository
+    from gridhpo.errors import GridHPOError
+    from gridhpo.steering.runner import run_tasks, submit
+    from gridhpo.steering.taskfile import parse_task
+
+    name, _, algorithm = column.partition(":")
+    optimiser: dict[str, Any] = {"backend": name, "seed": seed, **({"algorithm": algorithm} if algorithm else {})}
+    # random search takes one objective: its points do not depend on the values anyway
+    objective: Any = {"metric": "f1"} if name == "random" else [{"metric": "f1"}, {"metric": "f2"}]
+    spec = parse_task({"name": f"mo-{uuid.uuid4().hex[:8]}", "search_space": SPACE, "objective": objective,
+                       "optimiser": optimiser, "budget": {"max_points": points, "parallel": parallel},
+                       "evaluation": {"python": "multi_objective:zdt1"}}, base_dir=HERE)
+    with fresh_setup(embedded=True) as (db, mq):
+        repo = Repository(db)
+        tid = submit(repo, spec)[0]
+        cpu0 = _cpu()
+        result = run_tasks(repo, mq, [tid], pilots)[0]
+        cpu = _cpu() - cpu0
+        done = [dict(p.params) for p in repo.points(tid) if p.state == "finished"]
+        repo.close()
+    if result.state != "finished" or not done:
+        raise GridHPOError(f"task ended {result.state}: {result.progress}")
+    return hv_of(done), cpu / points
+
+
+def native(column: str, seed: int, points: int, parallel: int) -> tuple[float, float]:
+    """Optuna's own multi-objective study (NSGA-II or TPE), asked in batches of ``parallel``."""
+    import time
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.process_time()
+    sampler = (optuna.samplers.NSGAIISampler(seed=seed) if column.endswith("nsga2")
+               else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    done: list[dict[str, Any]] = []
+    while len(study.trials) < points:
+        trials = [study.ask() for _ in range(min(parallel, points - len(study.trials)))]
+        for t in trials:
+            p = {f"x{i}": t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(DIMS)}
+            done.append(p)
+            study.tell(t, list(zdt1_values(p)))
+    return hv_of(done), (time.process_time() - t0) / points
+
+
+def run(job: tuple[str, int, int, int, int]) -> tuple[float, float, str]:
+    column, seed, points, parallel, pilots = job
+    from gridhpo.errors import GridHPOError
+
+    try:
+        if column in NATIVE:
+            hv, per_point = native(column, seed, points, parallel)
+        else:
+            hv, per_point = through_steering(column, seed, points, pilots, parallel)
+    except GridHPOError as exc:
+        return math.nan, 0.0, str(exc)
+    return hv, per_point, ""
+
+
+def table(columns: list[str], seeds: int, points: int, parallel: int, pilots: int, jobs: int) -> None:
+    import statistics
+    from concurrent.futures import ProcessPoolExecutor
+
+    from benchmarks.optimisers import single_threaded
+
+    cols = columns + list(NATIVE)
+    print(f"\nZDT1-6, 2 objectives: median hypervolume over {seeds} seeds after {points} points at parallelism "
+          f"{parallel} (higher is better; the true front's is {BEST:.4f}); real steering, embedded, {pilots} "
+          f"pilots; [ms of steering per point]")
+    print(f"{'problem':<18}" + "".join(f"{c:>26}" for c in cols))
+    with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
+        got = list(pool.map(run, [(c, s, points, parallel, pilots) for c in cols for s in range(seeds)]))
+    row = f"{'ZDT1-6':<18}"
+    errors = []
+    for i, c in enumerate(cols):
+        mine = got[i * seeds:(i + 1) * seeds]
+        failed = [e for _, _, e in mine if e]
+        if failed:
+            row += f"{f'{len(failed)}/{seeds} failed':>26}"
+            errors.append(f"{c}: {failed[0]}")
+            continue
+        hv, ms = statistics.median(h for h, _, _ in mine), statistics.median(t for _, t, _ in mine) * 1e3
+        row += f"{hv:>16.4f} [{ms:>6.1f}]"
+    print(row, flush=True)
+    for e in errors:
+        print("error:", e)
