@@ -171,8 +171,9 @@ def test_a_disabled_user_is_refused_at_once_and_their_tasks_stay_for_the_admins(
     assert made.exit_code == 1 and "user 'alice' is disabled" in made.output
     assert "disabled" in service.admin("user", "list").stdout.splitlines()[0]
     # the task stays alice's and runs on; an admin reads it, another user does not
-    assert service.cli("root", "status", str(tid)).stdout == service.local("status", str(tid)).stdout
-    assert "active" in service.cli("root", "status", str(tid)).stdout.splitlines()[2]
+    # (the steering may queue its points between two reads: the row's counts are not compared)
+    shown = service.cli("root", "status", str(tid))
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[2].split()[:3] == [str(tid), "remote", "active"]
     assert service.cli("bob", "status", str(tid)).exit_code == 1
     # enabled again: the old token stays dead, a new one reaches her task
     assert service.admin("user", "enable", "alice").exit_code == 0
