@@ -45,7 +45,7 @@ def user_add(name: str, is_admin: bool, db: str | None) -> None:
 @user.command("list")
 @db_option
 def user_list(db: str | None) -> None:
-    """Every user, with whether they are an admin and their live tokens."""
+    """Every user, with whether they are an admin, their live tokens and when they were disabled."""
     from gridhpo.steering.tables import render_table
 
     accounts = _accounts(db)
