@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from gridhpo.protocol import Event, PointMessage  # noqa: E402
 from gridhpo.protocol.auth import Gate, Signer, proven_token, with_mac  # noqa: E402
+from gridhpo.protocol.evaluation import EvaluationSpec, PointObjective  # noqa: E402
 from gridhpo.tokens import new_token  # noqa: E402
 
 
@@ -42,7 +43,8 @@ def main() -> None:
     sent = with_mac(event)
     signer = Signer(Ed25519PrivateKey.generate())
     point = PointMessage(task_id=3, task_name="t", point_id=5, number=1, attempt=1, params={"x": 0.5, "y": 3},
-                         evaluation={"command": "python train.py"}, objective={"metric": "loss"}).to_json()
+                         evaluation=EvaluationSpec.from_wire({"command": "python train.py"}),
+                         objective=PointObjective.from_wire({"metric": "loss"})).to_json()
     signed = signer.sign(point)
     gate = Gate()
     gate.trust(signer.public, 3)

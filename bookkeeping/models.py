@@ -137,6 +137,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64))
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
+    # `gridhpo admin user disable`: their tokens refused, no new one made; their tasks stay theirs
+    disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ApiToken(Base):
@@ -151,6 +153,19 @@ class ApiToken(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SteeringKey(Base):
+    """The verifying key of the steering that holds the lock (one row, id 1), recorded as it
+    takes the lock: what pilots are given with their token, wherever the token is asked for
+    (a ``--no-steer`` service, ``gridhpo token`` on another machine)."""
+
+    __tablename__ = "steering_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    since: Mapped[float] = mapped_column(Float)
 
 
 class LineageSegment(Base):

@@ -29,7 +29,7 @@ def admin() -> None:
 
 @admin.group()
 def user() -> None:
-    """Add and list users."""
+    """Add, list, disable and enable users."""
 
 
 @user.command("add")
@@ -45,7 +45,7 @@ def user_add(name: str, is_admin: bool, db: str | None) -> None:
 @user.command("list")
 @db_option
 def user_list(db: str | None) -> None:
-    """Every user, with whether they are an admin and their live tokens."""
+    """Every user, with whether they are an admin, their live tokens and when they were disabled."""
     from gridhpo.steering.tables import render_table
 
     accounts = _accounts(db)
@@ -54,8 +54,35 @@ def user_list(db: str | None) -> None:
     for t in accounts.tokens():
         if t.revoked_at is None and (t.expires_at is None or t.expires_at > now):
             live[t.user] = live.get(t.user, 0) + 1
-    rows = [[u.name, "yes" if u.admin else "", live.get(u.name, 0), _when(u.created_at)] for u in accounts.users()]
-    click.echo(render_table(["name", "admin", "tokens", "created"], rows) if rows else "no users yet")
+    rows = [[u.name, "yes" if u.admin else "", live.get(u.name, 0), _when(u.created_at),
+             "" if u.disabled_at is None else _when(u.disabled_at)] for u in accounts.users()]
+    click.echo(render_table(["name", "admin", "tokens", "created", "disabled"], rows) if rows else "no users yet")
+
+
+@user.command("disable")
+@click.argument("name")
+@click.option("--cancel-tasks", is_flag=True, help="Also cancel their active tasks (else they run to their end).")
+@db_option
+def user_disable(name: str, cancel_tasks: bool, db: str | None) -> None:
+    """Disable user NAME: their API tokens stop working at once and no new one is made. Their
+    tasks stay theirs, readable by admins; active ones keep running (their pilots hold the
+    tasks' own pilot tokens) unless --cancel-tasks."""
+    accounts = _accounts(db)
+    revoked, active = accounts.disable(name)
+    click.echo(f"user {name!r} disabled: {revoked} token(s) revoked")
+    for task in active:
+        if cancel_tasks:
+            accounts.repo.set_task_state(task.id, "cancelled", f"cancelled: its user {name!r} was disabled")
+        click.echo(f"task {task.name!r} (id {task.id}) " + ("cancelled" if cancel_tasks else "is still active"))
+
+
+@user.command("enable")
+@click.argument("name")
+@db_option
+def user_enable(name: str, db: str | None) -> None:
+    """Enable user NAME again; their old tokens stay revoked: give a new one (`token create`)."""
+    _accounts(db).enable(name)
+    click.echo(f"user {name!r} enabled; `gridhpo admin token create {name}` gives them a token")
 
 
 @admin.group()

@@ -331,9 +331,9 @@ def token(task: str, revoke: bool, expires: str | None, db: str | None, server: 
     value, _ = pilot_token(repo, row, revoke, _duration(expires, "--expires", parse_duration))
     if revoke:
         click.echo(f"task {row.name!r}: token replaced; pilots holding the old one get nothing more", err=True)
-    from gridhpo.protocol.auth import pilot_credential
+    from gridhpo.steering.keys import pilot_credential
 
-    click.echo(pilot_credential(value))  # with the steering's verifying key: pilots check what they run
+    click.echo(pilot_credential(repo, value))  # with the signing steering's key: pilots check what they run
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -46,11 +46,12 @@ def submit(task: str, backend: str, count: int, walltime: str, site: str | None,
     if token is None:
         from gridhpo.bookkeeping import Repository
 
-        row = Repository(db).task(int(task))
-        if row.token is not None:  # with the steering's verifying key, as `gridhpo token` prints it
-            from gridhpo.protocol.auth import pilot_credential
+        repo = Repository(db)
+        row = repo.task(int(task))
+        if row.token is not None:  # with the signing steering's key, as `gridhpo token` prints it
+            from gridhpo.steering.keys import pilot_credential
 
-            token = pilot_credential(row.token)
+            token = pilot_credential(repo, row.token)
         _register_signing_key(row.spec)
     for s in sub.submit(int(task), backend, count, seconds, site, extra, broker, runtime, token):
         click.echo(f"{s.backend} job {s.job_id}: pilot for task {s.task_id} at {s.site} (script {s.script})")

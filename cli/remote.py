@@ -79,15 +79,34 @@ def token(server: str, task: str, revoke: bool, expires: str | None) -> None:
 
 def plot(server: str, tasks: tuple[str, ...], output: Path | None, png_dir: Path | None, top_k: int, table_k: int,
          importance: str) -> None:
-    if png_dir is not None:
-        raise click.UsageError("--png draws from the bookkeeping; with --server, write the HTML report (-o)")
+    """As the local ``gridhpo plot``: the HTML report (-o, the default without --png) and/or the
+    PNG figures, drawn by the service and written here under the names the local one uses."""
     svc = service(server)
     ids = [svc.resolve(t) for t in tasks]
-    text = svc.report(ids[0], ids[1:], top_k, table_k, importance)
-    output = output or Path("report.html")
+    if output is None and png_dir is None:
+        output = Path("report.html")
+    if output is not None:
+        _write(output, svc.report(ids[0], ids[1:], top_k, table_k, importance).encode(), "the report")
+        click.echo(f"report of {len(tasks)} task(s) written to {output}", err=True)
+    if png_dir is not None:
+        from gridhpo.plots.names import FIGURES, png_name
+
+        try:
+            png_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--png {png_dir}: cannot create the folder: {exc.strerror or exc}") from exc
+        count = 0
+        for task_id in ids:
+            name = svc.task(task_id)["name"]
+            for figure in FIGURES:
+                _write(png_dir / png_name(name, figure), svc.figure(task_id, figure, top_k, importance), "")
+                count += 1
+        click.echo(f"{count} PNG files written to {png_dir}", err=True)
+
+
+def _write(path: Path, data: bytes, what: str) -> None:
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     except OSError as exc:
-        raise ConfigError(f"cannot write the report {output}: {exc.strerror or exc}") from None
-    click.echo(f"report of {len(tasks)} task(s) written to {output}", err=True)
+        raise ConfigError(f"cannot write {what + ' ' if what else ''}{path}: {exc.strerror or exc}") from None

@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0  # a point held by a pilot that neither settles nor renews it goes back after this
 EMPTY_RECHECK = 0.02  # seconds: long-polls of one queue look at it at most this often while it is empty
 MAX_CONTROL = 50  # control messages returned in one answer
+# broker connections for events and control messages, a pilot always on the same one (its
+# events stay in order): each heartbeat's look at its pilot's control queue is a round trip
+# to the broker, which one connection (one lock) made the queue of thousands of pilots
+REPORT_CONNECTIONS = 4
 
 
 @dataclass
@@ -48,13 +53,17 @@ class Taken:
 
 class Gateway:
     """Thread-safe: the broker has its own lock, the lease table this one. Given a function
-    making a broker, it makes two: points on one connection, events and control messages on
-    the other, so that a heartbeat's publish (which waits for RabbitMQ's confirm under the
-    broker's lock) never waits behind a long-poll's look at a queue, nor the reverse."""
+    making a broker, it makes several: points on one connection, events and control messages on
+    ``report_connections`` others (each pilot on one of them), so that a heartbeat's publish and
+    its look at the pilot's control queue never wait behind a long-poll's look at a queue, nor
+    the reverse, and the heartbeats of thousands of pilots do not all queue on one lock."""
 
-    def __init__(self, broker: Broker | Callable[[], Broker], lease: float = LEASE_SECONDS) -> None:
+    def __init__(self, broker: Broker | Callable[[], Broker], lease: float = LEASE_SECONDS,
+                 report_connections: int = REPORT_CONNECTIONS) -> None:
         self._broker: Broker | None = broker if isinstance(broker, Broker) else None
-        self._reports: Broker | None = self._broker
+        # a given broker serves everything; made ones: points on one, reports on a few
+        self._reports: list[Broker | None] = [self._broker] if self._broker is not None else \
+            [None] * max(1, report_connections)
         self._make = broker if not isinstance(broker, Broker) else None
         self.lease = lease
         self._lock = threading.Lock()
@@ -78,12 +87,19 @@ class Gateway:
 
     @property
     def reports(self) -> Broker:
-        """The connection for events and control messages."""
+        """The first connection for events and control messages."""
+        return self.reports_of("")
+
+    def reports_of(self, pilot_id: str) -> Broker:
+        """The connection for the events and control messages of ``pilot_id``: always the same
+        one (its events reach the queue in the order sent), spread over the few there are."""
+        i = zlib.crc32(pilot_id.encode()) % len(self._reports)
         with self._lock:
-            if self._reports is None:
+            made = self._reports[i]
+            if made is None:
                 assert self._make is not None
-                self._reports = self._make()
-            return self._reports
+                made = self._reports[i] = self._make()
+            return made
 
     def close(self) -> None:
         self._closed.set()
@@ -92,7 +108,7 @@ class Gateway:
             self._requests.clear()
         for held in leases:
             self._give_back(held)
-        for b in {id(b): b for b in (self._broker, self._reports) if b is not None}.values():
+        for b in {id(b): b for b in (self._broker, *self._reports) if b is not None}.values():
             b.close()
 
     # ------------------------------------------------------------------ points
@@ -245,18 +261,19 @@ class Gateway:
         if messages:
             # a heartbeat lost with the broker is replaced by the next one (lost_after is several
             # heartbeats long): waiting for its confirm, the bulk of a busy gateway's work, buys nothing
-            self.publish(task_id, messages, confirm and not all(_heartbeat(m) for m in messages))
+            self.publish(task_id, messages, confirm and not all(_heartbeat(m) for m in messages), pilot_id)
         return self.control(task_id, pilot_id)
 
-    def publish(self, task_id: int, messages: list[dict[str, Any]], confirm: bool = True) -> None:
+    def publish(self, task_id: int, messages: list[dict[str, Any]], confirm: bool = True, pilot_id: str = "") -> None:
         """Pass a pilot's events (and hellos) on to the task's events queue, unchanged."""
-        self.reports.publish_many([(events_queue(task_id), m) for m in messages], confirm)
+        self.reports_of(pilot_id).publish_many([(events_queue(task_id), m) for m in messages], confirm)
 
     def control(self, task_id: int, pilot_id: str) -> list[Any]:
         """The steering's messages waiting for this pilot (decisions, verdicts on its token)."""
         out: list[Any] = []
         queue = control_queue(task_id, pilot_id)
-        while len(out) < MAX_CONTROL and (d := self.reports.get(queue)) is not None:
+        broker = self.reports_of(pilot_id)
+        while len(out) < MAX_CONTROL and (d := broker.get(queue)) is not None:
             if isinstance(d.body, Undecodable):
                 d.dead_letter(f"unreadable control message for pilot {pilot_id}: {d.body.reason}")
                 continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +25,9 @@ WATCH_EVERY = 0.02  # seconds between the watcher's looks at a queue someone wai
 
 @dataclass
 class _Queue:
-    waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
+    # first come, first served; removing one that timed out costs O(1), where a deque's remove
+    # scanned all: thousands of idle long-polls time out every few seconds
+    waiters: OrderedDict[asyncio.Future[bool], None] = field(default_factory=OrderedDict)
     watcher: asyncio.Task[None] | None = None
 
 
@@ -42,7 +44,7 @@ class Waiting:
             q = self._queues[queue] = _Queue()
         loop = asyncio.get_running_loop()
         me: asyncio.Future[bool] = loop.create_future()
-        q.waiters.append(me)
+        q.waiters[me] = None
         if q.watcher is None or q.watcher.done():
             q.watcher = asyncio.create_task(self._watch(queue, q))
         # a timer rather than asyncio.wait_for, which makes a task per wait: waiting is all a
@@ -52,8 +54,7 @@ class Waiting:
             return await me
         finally:
             timer.cancel()
-            if me in q.waiters:
-                q.waiters.remove(me)
+            q.waiters.pop(me, None)
 
     async def _watch(self, queue: str, q: _Queue) -> None:
         try:
@@ -70,7 +71,7 @@ class Waiting:
                 if ready <= 0:
                     self.gw.found_empty(queue)
                 while ready > 0 and q.waiters:
-                    w = q.waiters.popleft()
+                    w, _ = q.waiters.popitem(last=False)
                     if not w.done():
                         w.set_result(True)
                         ready -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 EXTRAS: dict[str, str] = {
     "sqlalchemy": "server", "alembic": "server", "numpy": "server",
     "fastapi": "server", "uvicorn": "server", "starlette": "server", "pydantic": "server", "httpx": "server",
+    "fastapi_offline": "server",
     "psycopg": "postgres",
     "hyperopt": "optimisers", "skopt": "optimisers", "nevergrad": "optimisers", "lightgbm": "optimisers",
     "optuna": "optimisers", "cmaes": "optimisers",

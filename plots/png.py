@@ -5,9 +5,9 @@ timeline. They use the same data functions as the HTML report.
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,9 @@ from gridhpo.plots import data as D
 from gridhpo.plots.figures import OUTCOME_COLOURS, STATE_COLOURS
 from gridhpo.plots.importance import DEFAULT as DEFAULT_IMPORTANCE
 from gridhpo.plots.importance import importance as importance_data
+from gridhpo.plots.names import FIGURES, png_name
 
 log = logging.getLogger(__name__)
-
-FIGURES = ("history", "parallel", "curves", "importance", "slices", "timeline")
-
 
 def _pyplot() -> Any:
     try:
@@ -35,16 +33,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "task"
-
-
 def write_pngs(repo: Repository, refs: Sequence[str | int | TaskRow], out_dir: Path, top_k: int = 10,
                importance: str = DEFAULT_IMPORTANCE, dpi: int = 120) -> list[Path]:
     """Write every figure of every task in ``refs`` into ``out_dir``; returns the files."""
     if not refs:
         raise ConfigError("gridhpo plot: name at least one task")
-    plt = _pyplot()
+    _pyplot()  # no matplotlib: say so before making the folder
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -53,18 +47,30 @@ def write_pngs(repo: Repository, refs: Sequence[str | int | TaskRow], out_dir: P
     for ref in refs:
         d = D.load(repo, ref)
         for name in FIGURES:
-            fig = plt.figure(figsize=(10, 5))
+            path = out_dir / png_name(d.name, name)
             try:
-                _draw(name, fig, d, top_k, importance)
-                path = out_dir / f"{_safe(d.name)}-{name}.png"
-                fig.savefig(path, dpi=dpi, bbox_inches="tight")
+                path.write_bytes(figure_png(d, name, top_k, importance, dpi))
             except OSError as exc:
                 raise ConfigError(f"cannot write {out_dir}/{name}.png: {exc.strerror or exc}") from exc
-            finally:
-                plt.close(fig)
             written.append(path)
     log.info("%d PNG files written to %s", len(written), out_dir)
     return written
+
+
+def figure_png(d: D.TaskData, name: str, top_k: int = 10, importance: str = DEFAULT_IMPORTANCE,
+               dpi: int = 120) -> bytes:
+    """One figure of one task as PNG bytes (the service draws them for remote ``--png``)."""
+    if name not in FIGURES:
+        raise ConfigError(f"no figure {name!r}: one of {', '.join(FIGURES)}")
+    plt = _pyplot()
+    fig = plt.figure(figsize=(10, 5))
+    try:
+        _draw(name, fig, d, top_k, importance)
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=dpi, bbox_inches="tight")
+        return out.getvalue()
+    finally:
+        plt.close(fig)
 
 
 def _draw(name: str, fig: Any, d: D.TaskData, top_k: int, importance: str) -> None:

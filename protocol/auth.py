@@ -191,10 +191,11 @@ def steering_signer(home: Path | None = None) -> Signer:
         raise ConfigError(f"{path}: not a steering signing key ({exc}); remove it to create a new one") from None
 
 
-def pilot_credential(token: str) -> str:
+def pilot_credential(token: str, key: str | None = None) -> str:
     """What a task's pilots are given: its token and the steering's verifying key, ``TOKEN.KEY``
-    (tokens never contain a dot)."""
-    return f"{token}.{steering_signer().public.text()}"
+    (tokens never contain a dot). ``key``: the signing steering's (steering/keys.py, from the
+    bookkeeping); without it, this GRIDHPO_HOME's."""
+    return f"{token}.{key or steering_signer().public.text()}"
 
 
 def token_of(credential: str) -> str:

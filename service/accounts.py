@@ -49,6 +49,7 @@ class UserRow:
     name: str
     admin: bool
     created_at: float
+    disabled_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Accounts:
 
     def users(self) -> list[UserRow]:
         with self._tx("list users") as conn:
-            return [UserRow(r.id, r.name, bool(r.admin), r.created_at)
+            return [UserRow(r.id, r.name, bool(r.admin), r.created_at, r.disabled_at)
                     for r in conn.execute(select(T_USER).order_by(T_USER.c.id))]
 
     def user(self, name: str) -> UserRow:
@@ -114,11 +115,37 @@ class Accounts:
         raise NotFoundError(str(unknown_name("user", name, [u.name for u in self.users()])).replace(
             "unknown user", "no user", 1))
 
+    def disable(self, name: str) -> tuple[int, list[TaskRow]]:
+        """Disable user ``name``: every token of theirs revoked and refused from now on, no new
+        one made, in one transaction. Their tasks stay theirs (admins read them). Returns (the
+        tokens revoked, their tasks still active)."""
+        row = self.user(name)
+        now = time.time()
+        with self._tx("disable user") as conn:
+            conn.execute(update(T_USER).where(T_USER.c.id == row.id, T_USER.c.disabled_at.is_(None))
+                         .values(disabled_at=now))
+            revoked = conn.execute(update(T_TOKEN).where(T_TOKEN.c.user_id == row.id, T_TOKEN.c.revoked_at.is_(None))
+                                   .values(revoked_at=now)).rowcount
+        return int(revoked), [t for t in self.tasks(row) if t.state == "active"]
+
+    def enable(self, name: str) -> None:
+        """Lift ``disable``. Every token made before the disable stays revoked (revoked again,
+        should one have come back, e.g. with a restored backup): `gridhpo admin token create`."""
+        row = self.user(name)
+        with self._tx("enable user") as conn:
+            if row.disabled_at is not None:
+                conn.execute(update(T_TOKEN).where(T_TOKEN.c.user_id == row.id, T_TOKEN.c.revoked_at.is_(None),
+                                                   T_TOKEN.c.created_at <= row.disabled_at)
+                             .values(revoked_at=time.time()))
+            conn.execute(update(T_USER).where(T_USER.c.id == row.id).values(disabled_at=None))
+
     # ------------------------------------------------------------------ tokens
 
     def create_token(self, user: str, expires_in: float | None = None) -> tuple[int, str]:
         """A new token of ``user``: (its id, its text). The text is shown once and never stored."""
         row = self.user(user)
+        if row.disabled_at is not None:
+            raise ConfigError(f"user {user!r} is disabled: `gridhpo admin user enable {user}` first")
         text = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
         with self._tx("create token") as conn:
@@ -152,7 +179,8 @@ class Accounts:
         """The user a presented token belongs to; AuthError when it is not a live token."""
         wanted = digest(token)
         with self._tx("check token") as conn:
-            r = conn.execute(select(T_TOKEN, T_USER.c.name, T_USER.c.admin, T_USER.c.created_at.label("since"))
+            r = conn.execute(select(T_TOKEN, T_USER.c.name, T_USER.c.admin, T_USER.c.created_at.label("since"),
+                                    T_USER.c.disabled_at)
                              .join(T_USER, T_USER.c.id == T_TOKEN.c.user_id)
                              .where(T_TOKEN.c.digest == wanted)).first()
         if r is None or not hmac.compare_digest(r.digest, wanted):
@@ -160,6 +188,8 @@ class Accounts:
         now = time.time() if now is None else now
         if r.revoked_at is not None:
             raise AuthError("the API token was revoked")
+        if r.disabled_at is not None:  # its tokens were revoked as it was disabled: this is a second lock
+            raise AuthError("the API token's user is disabled")
         if r.expires_at is not None and r.expires_at <= now:
             raise AuthError("the API token has expired")
         return UserRow(r.user_id, r.name, bool(r.admin), r.since)

@@ -1,6 +1,6 @@
 """The HTTP API (FastAPI): a user's tasks behind their API token.
 
-Every route but /openapi.json and /docs needs ``Authorization: Bearer <API token>``. A user
+Every route but /openapi.json, /docs and /redoc (with their assets) needs ``Authorization: Bearer <API token>``. A user
 reaches only their own tasks; another user's task answers 404, exactly as a task that does
 not exist, so that ids cannot be probed; an admin reaches every task.
 """
@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from gridhpo import __version__, config
 from gridhpo.bookkeeping.repository import Repository
-from gridhpo.service import dashboard, guards, schemas
+from gridhpo.plots.names import FIGURES
+from gridhpo.service import apidocs, dashboard, guards, schemas
 from gridhpo.service import tasks as ops
 from gridhpo.service.accounts import Accounts, AuthError, UserRow
 
@@ -47,10 +48,11 @@ class Context:
 def create_app(repo: Repository, store_url: str | None = None, max_body: int = guards.MAX_BODY,
                gateway: Gateway | None = None) -> FastAPI:
     """The service's app; with ``gateway``, pilots reach their tasks through it too (docs/gateway.md)."""
-    app = FastAPI(title="gridhpo", version=__version__, responses=ERRORS,
+    app = FastAPI(title="gridhpo", version=__version__, responses=ERRORS, docs_url=None, redoc_url=None,
                   description="Hyperparameter optimisation tasks of the users of one gridhpo service.")
     app.state.ctx = Context(repo, Accounts(repo), config.store_url(store_url))
     guards.install(app)
+    apidocs.install(app)  # /docs and /redoc with their assets served here, not from a CDN
     app.include_router(router)
     dashboard.install(app, app.state.ctx.accounts)
     wider: dict[str, int] = {}
@@ -147,3 +149,15 @@ def report(id: TaskId, user: User, ctx: Ctx, also: Also = None, top: Annotated[i
     """The HTML report of `gridhpo plot` (``also``: more of the user's tasks beside it)."""
     rows = [ctx.accounts.task(user, i) for i in [id, *(also or [])]]
     return HTMLResponse(ops.report_html(ctx.repo, rows, top, table, importance))
+
+
+Figure = Literal[FIGURES]  # type: ignore[valid-type]
+
+
+@router.get("/tasks/{id}/figures/{figure}", response_class=Response, tags=["tasks"],
+            responses={200: {"content": {"image/png": {}}, "description": "The figure as a PNG image"}})
+def figure(id: TaskId, figure: Figure, user: User, ctx: Ctx, top: Annotated[int, Query(ge=1, le=10_000)] = 10,
+           importance: Literal["forest", "anova"] = "forest") -> Response:
+    """One figure of `gridhpo plot --png` (the files it writes are TASKNAME-FIGURE.png)."""
+    png = ops.figure_png(ctx.repo, ctx.accounts.task(user, id), figure, top, importance)
+    return Response(png, media_type="image/png")

@@ -127,7 +127,7 @@ class Service:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self._token}")
-        req.add_header("Accept", "application/json, text/html")
+        req.add_header("Accept", "application/json, text/html, image/png")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
@@ -167,6 +167,11 @@ class Service:
                importance: str = "forest") -> str:
         query = {"also": also or [], "top": top, "table": table, "importance": importance}
         return self._call("GET", f"/api/v1/tasks/{task_id}/report", None, query).decode()
+
+    def figure(self, task_id: int, figure: str, top: int = 10, importance: str = "forest") -> bytes:
+        """One figure of ``gridhpo plot --png`` as PNG bytes."""
+        return self._call("GET", f"/api/v1/tasks/{task_id}/figures/{figure}", None,
+                          {"top": top, "importance": importance})
 
     def resolve(self, ref: str) -> int:
         """A task id from an id or one of the user's task names."""

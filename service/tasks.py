@@ -89,10 +89,11 @@ def pilot_token(repo: Repository, task: TaskRow, revoke: bool, expires: str | No
     """The task's pilot token as ``gridhpo token`` gives it: replaced with ``revoke``, given an
     expiry with ``expires`` (a duration such as ``12h``)."""
     value, expires_at = issue_token(repo, task, revoke, None if expires is None else parse_duration(expires, "expires"))
-    from gridhpo.protocol.auth import pilot_credential
+    from gridhpo.steering.keys import pilot_credential
 
-    # with the steering's verifying key, as `gridhpo token` prints it: pilots check what they run
-    return {"id": task.id, "name": task.name, "token": pilot_credential(value), "expires_at": expires_at,
+    # with the verifying key of the steering that signs (which may run elsewhere: --no-steer),
+    # as `gridhpo token` prints it: pilots check what they run
+    return {"id": task.id, "name": task.name, "token": pilot_credential(repo, value), "expires_at": expires_at,
             "replaced": revoke}
 
 
@@ -106,3 +107,12 @@ def report_html(repo: Repository, tasks: list[TaskRow], top_k: int, table_k: int
     loaded = [plot_data.load(repo, t) for t in tasks]
     return render_html(payload(loaded, top_k, table_k, importance), "gridhpo: " + ", ".join(d.name for d in loaded))
 
+
+
+def figure_png(repo: Repository, task: TaskRow, figure: str, top_k: int, importance: str) -> bytes:
+    """One PNG figure of ``gridhpo plot --png`` for this task (drawn here: a client needs no
+    plot library)."""
+    from gridhpo.plots import data as plot_data
+    from gridhpo.plots.png import figure_png as draw
+
+    return draw(plot_data.load(repo, task), figure, top_k, importance)

@@ -38,6 +38,19 @@ class SteeringLock:
         self._conn: Any = None
 
     def acquire(self) -> bool:
+        """Take the lock; the steering that holds it records its verifying key (steering/keys.py)."""
+        if not self._take():
+            return False
+        from gridhpo.steering.keys import record
+
+        try:
+            record(self.repo)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def _take(self) -> bool:
         engine = self.repo.engine
         if engine.dialect.name == "sqlite":
             db = engine.url.database

@@ -42,6 +42,8 @@ class Service:
     proc: subprocess.Popen[bytes]
     log: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    environ: dict[str, str] = field(default_factory=dict)
 
     def admin(self, *args: str) -> Result:
         """``gridhpo admin ...`` on the server's machine (its bookkeeping)."""
@@ -49,6 +51,10 @@ class Service:
 
     def add_user(self, name: str, admin: bool = False) -> str:
         assert self.admin("user", "add", name, *(["--admin"] if admin else [])).exit_code == 0
+        return self.add_user_token(name)
+
+    def add_user_token(self, name: str) -> str:
+        """A new API token of user ``name``, the one their commands use from now on."""
         out = self.admin("token", "create", name, "--expires", "1d")
         assert out.exit_code == 0, out.output
         self.tokens[name] = out.stdout.strip().splitlines()[-1]
@@ -67,6 +73,16 @@ class Service:
         env: dict[str, str | None] = {"GRIDHPO_SERVER": None, "GRIDHPO_DB": self.db}
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
+    def start(self) -> None:
+        """The server process (again, after ``kill``: the same port, bookkeeping and broker)."""
+        self.proc = _spawn(self.command, self.environ, self.log)
+        until(self.answers, 60, "the server to answer")
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is given back or released by the process itself."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
     def answers(self) -> bool:
         try:
             with urllib.request.urlopen(self.url + "/openapi.json", timeout=2,
@@ -75,6 +91,11 @@ class Service:
         except (urllib.error.URLError, OSError):
             assert self.proc.poll() is None, f"the server exited: {self.log.read_text()[-3000:]}"
             return False
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 @contextmanager
@@ -89,15 +110,16 @@ def running_service(db: str, broker: str, folder: Path, tls: bool = True, extra:
     env = dict(os.environ, GRIDHPO_DB=db, GRIDHPO_BROKER=broker)
     env.pop("GRIDHPO_SERVER", None)
     https = ["--certfile", str(cert), "--keyfile", str(key)] if tls else []
-    with log.open("ab") as out:
-        cmd = [sys.executable, "-m", "gridhpo.cli", "server", "--port", str(port), *https, *extra, "-v"]
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    service = Service(f"{'https' if tls else 'http'}://127.0.0.1:{port}", db, broker, cert, proc, log)
+    cmd = [sys.executable, "-m", "gridhpo.cli", "server", "--port", str(port), *https, *extra, "-v"]
+    service = Service(f"{'https' if tls else 'http'}://127.0.0.1:{port}", db, broker, cert, _spawn(cmd, env, log), log,
+                      command=cmd, environ=env)
     try:
         until(service.answers, 60, "the server to answer")
         yield service
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc = service.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:

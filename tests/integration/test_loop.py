@@ -86,6 +86,8 @@ def test_results_json_has_what_users_script_against(home: Path, tmp_path: Path) 
     out = CliRunner().invoke(main, ["results", "loop", "--format", "json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
+    # metric_values and feasible: null unless the task has several objectives or constraints
     assert [sorted(d) for d in data] == [sorted(["id", "number", "params", "state", "value", "message",
-                                                 "reached", "attempts"])] * 3
+                                                 "reached", "attempts", "metric_values", "feasible"])] * 3
+    assert all(d["metric_values"] is None and d["feasible"] is None for d in data)
     assert all(d["state"] == "finished" and len(d["attempts"]) == 1 for d in data)

@@ -74,6 +74,7 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
     report = tmp_path / "report.html"
     assert service.cli("alice", "plot", str(tid), "-o", str(report)).exit_code == 0
     assert read_payload(report.read_text())["tasks"][0]["summary"]["name"] == "remote"
+    _same_pngs_as_locally(service, tid, tmp_path)
     replaced = service.cli("alice", "token", "remote", "--revoke")
     assert replaced.exit_code == 0 and replaced.stdout.strip() != token.stdout.strip()
     assert "token replaced" in replaced.stderr
@@ -81,6 +82,23 @@ def test_every_command_works_through_the_service_as_locally(service: Service, tm
     assert f"POST /api/v1/tasks/{tid}/token" in log
     for secret in [*service.tokens.values(), token.stdout.strip(), replaced.stdout.strip()]:
         assert secret not in log
+
+
+def _same_pngs_as_locally(service: Service, tid: int, tmp_path: Path) -> None:
+    """``plot --png`` (and with -o too) writes through the service what it writes locally."""
+    args = ["plot", "remote", "--png", "", "--top", "3", "--importance", "anova"]
+    remote = service.cli("alice", *[str(tmp_path / "by-api") if a == "" else a for a in args])
+    local = service.local(*[str(tmp_path / "by-db") if a == "" else a for a in args])
+    assert remote.exit_code == local.exit_code == 0, (remote.output, local.output)
+    assert remote.stderr == f"6 PNG files written to {tmp_path}/by-api\n"
+    assert local.stderr == f"6 PNG files written to {tmp_path}/by-db\n"
+    names = sorted(p.name for p in (tmp_path / "by-db").iterdir())
+    assert sorted(p.name for p in (tmp_path / "by-api").iterdir()) == names and len(names) == 6
+    for name in names:  # the same figures, drawn from the same bookkeeping
+        assert (tmp_path / "by-api" / name).read_bytes() == (tmp_path / "by-db" / name).read_bytes(), name
+    assert not Path("report.html").exists(), "--png alone writes no report"
+    both = service.cli("alice", "plot", str(tid), "--png", str(tmp_path / "both"), "-o", str(tmp_path / "both.html"))
+    assert both.exit_code == 0 and (tmp_path / "both.html").exists() and len(list((tmp_path / "both").iterdir())) == 6
 
 
 def test_a_second_service_on_one_bookkeeping_is_refused_and_sigterm_stops_the_first(service: Service,
@@ -105,10 +123,11 @@ def test_one_user_never_reaches_anothers_task_and_a_revoked_token_stops_at_once(
     tid = int(service.cli("alice", "submit", str(task_file(tmp_path))).stdout.strip())
     assert service.cli("bob", "status").stdout.startswith("no tasks yet")
     for args in (["status", str(tid)], ["results", str(tid)], ["cancel", str(tid)], ["token", str(tid)],
-                 ["plot", str(tid), "-o", str(tmp_path / "r.html")], ["status", "remote"]):
+                 ["plot", str(tid), "-o", str(tmp_path / "r.html")], ["plot", str(tid), "--png", str(tmp_path / "p")],
+                 ["status", "remote"]):
         out = service.cli("bob", *args)
         assert out.exit_code == 1 and out.stderr.startswith("gridhpo: error: no task"), (args, out.output)
-    assert not (tmp_path / "r.html").exists()
+    assert not (tmp_path / "r.html").exists() and not list((tmp_path / "p").glob("*.png"))
     assert service.local("status", str(tid)).stdout.splitlines()[2].split()[2] == "active"
     assert service.cli("alice", "status", str(tid)).exit_code == 0
     assert service.admin("token", "revoke", "--user", "alice").stdout.strip() == "1 token(s) revoked"
@@ -132,3 +151,65 @@ def test_login_keeps_the_token_for_the_server_only_its_owner_can_read(service: S
     assert saved.stat().st_mode & 0o777 == 0o600
     listed = CliRunner().invoke(main, ["status"], env=env | {"GRIDHPO_API_TOKEN": None})
     assert listed.exit_code == 0 and listed.stdout.startswith("no tasks yet")
+
+
+def test_a_disabled_user_is_refused_at_once_and_their_tasks_stay_for_the_admins(service: Service,
+                                                                                tmp_path: Path) -> None:
+    service.add_user("root", admin=True)
+    tid = int(service.cli("alice", "submit", str(task_file(tmp_path))).stdout.strip())
+    stolen = service.tokens["alice"]  # what someone who copied alice's token holds
+    out = service.admin("user", "disable", "alice")
+    assert out.exit_code == 0 and out.stdout.splitlines() == [
+        "user 'alice' disabled: 1 token(s) revoked", f"task 'remote' (id {tid}) is still active"]
+    for args in (["status"], ["status", str(tid)], ["results", str(tid)], ["cancel", str(tid)], ["token", str(tid)]):
+        refused = service.cli("alice", *args)
+        assert refused.exit_code == 1 and "refused the API token" in refused.stderr, (args, refused.output)
+    assert _get(service, "/api/v1/me", stolen) == 401
+    assert _get(service, "/dashboard/api/tasks", stolen) == 401
+    _unrevoked_tokens_of_a_disabled_user_stay_refused(service, stolen)
+    made = service.admin("token", "create", "alice")
+    assert made.exit_code == 1 and "user 'alice' is disabled" in made.output
+    assert "disabled" in service.admin("user", "list").stdout.splitlines()[0]
+    # the task stays alice's and runs on; an admin reads it, another user does not
+    # (the steering may queue its points between two reads: the row's counts are not compared)
+    shown = service.cli("root", "status", str(tid))
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[2].split()[:3] == [str(tid), "remote", "active"]
+    assert service.cli("bob", "status", str(tid)).exit_code == 1
+    # enabled again: the old token stays dead, a new one reaches her task
+    assert service.admin("user", "enable", "alice").exit_code == 0
+    assert _get(service, "/api/v1/me", stolen) == 401
+    service.add_user_token("alice")
+    assert service.cli("alice", "status", str(tid)).exit_code == 0
+    cancelled = service.admin("user", "disable", "alice", "--cancel-tasks")
+    assert cancelled.exit_code == 0 and f"task 'remote' (id {tid}) cancelled" in cancelled.stdout
+    assert "cancelled" in service.cli("root", "status", str(tid)).stdout.splitlines()[2]
+
+
+def _unrevoked_tokens_of_a_disabled_user_stay_refused(service: Service, stolen: str) -> None:
+    """Tokens brought back (a bookkeeping restored from a backup taken before the disable): the
+    user's own flag still refuses them."""
+    from sqlalchemy import update
+
+    from gridhpo.bookkeeping import Repository
+    from gridhpo.service.accounts import T_TOKEN
+
+    repo = Repository(service.db)
+    with repo.engine.begin() as conn:
+        conn.execute(update(T_TOKEN).values(revoked_at=None))
+    repo.close()
+    refused = service.cli("alice", "status")
+    assert refused.exit_code == 1 and "the API token's user is disabled" in refused.stderr
+    assert _get(service, "/api/v1/me", stolen) == 401
+
+
+def _get(service: Service, path: str, token: str) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(service.url + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=str(service.cafile))):
+            return 200
+    except urllib.error.HTTPError as exc:
+        return exc.code

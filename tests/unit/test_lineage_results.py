@@ -1,4 +1,4 @@
-"""The lineage as the bookkeeping keeps it (migration 0007, written in the steering's batch)
+"""The lineage as the bookkeeping keeps it (migration 0008, written in the steering's batch)
 and as users read it: ``gridhpo results TASK --format json`` and ``--lineage``."""
 from __future__ import annotations
 

@@ -69,8 +69,13 @@ def test_hard_links_to_one_sqlite_file_share_its_lock(tmp_path: Path) -> None:
     first = SteeringLock(Repository(f"sqlite:///{db}"))
     assert first.acquire()
     for name in (hard, soft):
-        assert not SteeringLock(Repository(f"sqlite:///{name}")).acquire(), name
+        other = Repository(f"sqlite:///{name}")
+        assert not SteeringLock(other).acquire(), name
+        other.close()
     first.release()
+    # the lock's holder writes (its key): SQLite's WAL files are named by path, so two names
+    # of one file must not be written by two open engines at once
+    first.repo.close()
     via_link = SteeringLock(Repository(f"sqlite:///{hard}"))
     assert via_link.acquire()
     assert not SteeringLock(Repository(f"sqlite:///{db}")).acquire()

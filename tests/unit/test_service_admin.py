@@ -36,7 +36,7 @@ def test_users_and_their_tokens_from_the_command_line(db: str) -> None:
     typo = admin(db, "token", "create", "alcie")
     assert typo.exit_code == 1 and "did you mean 'alice'" in typo.stderr
     listing = admin(db, "user", "list").stdout.splitlines()
-    assert listing[0].split() == ["name", "admin", "tokens", "created"]
+    assert listing[0].split() == ["name", "admin", "tokens", "created", "disabled"]
     assert listing[2].split()[:2] == ["alice", "1"] and listing[3].split()[:3] == ["root", "yes", "0"]
     assert admin(db, "token", "revoke", "1").stdout == "1 token(s) revoked\n"
     with pytest.raises(AuthError, match="revoked"):

@@ -73,7 +73,7 @@ def test_another_users_task_is_not_found_for_every_action(client: TestClient, us
     bob = users.auth("bob")
     assert client.get("/api/v1/tasks", headers=bob).json() == {"tasks": []}
     for method, path in (("GET", ""), ("GET", "/results"), ("POST", "/cancel"), ("POST", "/token"),
-                         ("GET", "/report")):
+                         ("GET", "/report"), ("GET", "/figures/history")):
         r = client.request(method, f"/api/v1/tasks/{tid}{path}", headers=bob)
         missing = client.request(method, f"/api/v1/tasks/999{path}", headers=bob)
         # the same answer as a task that does not exist: ids cannot be probed
@@ -207,6 +207,36 @@ def test_the_openapi_page_describes_the_routes_and_needs_no_token(client: TestCl
     post = spec["paths"]["/api/v1/tasks"]["post"]
     assert {"201", "400", "401", "413", "422"} <= set(post["responses"])
     assert client.get("/docs").status_code == 200
+    assert "cdn" not in client.get("/docs").text and client.get("/docs-assets/swagger-ui.css").status_code == 200
+
+
+def test_a_figure_is_a_png_of_the_users_task_and_bad_input_names_its_field(client: TestClient, users: Users) -> None:
+    tid = submit(client, users, "alice")
+    alice = users.auth("alice")
+    r = client.get(f"/api/v1/tasks/{tid}/figures/history", headers=alice)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content.startswith(b"\x89PNG")
+    for path, field in ((f"{tid}/figures/nosuch", "figure"), (f"{tid}/figures/history?top=0", "top"),
+                        (f"{tid}/figures/slices?importance=magic", "importance"), ("0/figures/history", "id")):
+        bad = client.get(f"/api/v1/tasks/{path}", headers=alice)
+        assert (bad.status_code, bad.json()["field"]) == (422, field), path
+    assert client.get(f"/api/v1/tasks/{tid}/figures/history").status_code == 401
+    assert client.get(f"/api/v1/tasks/{tid}/figures/history", headers=users.auth("root")).status_code == 200
+
+
+def test_a_disabled_users_tokens_are_refused_at_once_and_no_new_one_is_made(client: TestClient, users: Users) -> None:
+    tid = submit(client, users, "alice")
+    revoked, active = users.accounts.disable("alice")
+    assert revoked == 1 and [t.id for t in active] == [tid]
+    r = client.get("/api/v1/me", headers=users.auth("alice"))
+    assert r.status_code == 401 and r.json()["error"] == "the API token was revoked"
+    with pytest.raises(Exception, match="user 'alice' is disabled"):
+        users.accounts.create_token("alice")
+    assert client.get(f"/api/v1/tasks/{tid}", headers=users.auth("root")).status_code == 200  # stays, for admins
+    assert client.get("/api/v1/me", headers=users.auth("bob")).status_code == 200
+    users.accounts.enable("alice")
+    assert client.get("/api/v1/me", headers=users.auth("alice")).status_code == 401  # the old token stays dead
+    new = users.accounts.create_token("alice")[1]
+    assert client.get(f"/api/v1/tasks/{tid}", headers={"Authorization": f"Bearer {new}"}).status_code == 200
 
 
 def test_the_dashboard_asks_for_the_token_once_and_shows_only_the_users_tasks(client: TestClient, users: Users) -> None:
