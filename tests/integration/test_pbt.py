@@ -84,7 +84,9 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tupl
 
 def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(home: Path) -> None:
     db_url, broker_url = f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
-    raw = pbt_task(population=4, interval=3, max_resource=9, epoch_seconds=0.6, checkpoint_interval=0.5)
+    # three perturbation points (3, 6, 9): a member is judged when it arrives, against those
+    # already there, so with the kills reordering arrivals one point may see no exploit
+    raw = pbt_task(population=4, interval=3, max_resource=12, epoch_seconds=0.6, checkpoint_interval=0.5)
     run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, kills=3)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.kills == 3
