@@ -8,7 +8,7 @@ bookkeeping's own: no other package builds these rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gridhpo.bookkeeping.records import (
@@ -23,6 +23,7 @@ from gridhpo.bookkeeping.records import (
     PilotSeen,
     PointUpdate,
     Record,
+    SegmentRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,12 @@ class Changes:
     pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pilot_done: dict[str, int] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    segments: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)  # by (point_id, segment)
 
     def __bool__(self) -> bool:
         return bool(self.new_attempts or self.attempt_updates or self.point_updates or self.late_attempts
-                    or self.metrics or self.pilots or self.checkpoints or self.new_points)
+                    or self.metrics or self.pilots or self.checkpoints or self.new_points
+                    or self.segments)
 
     def add(self, record: Record) -> bool:
         """Add one typed record (bookkeeping/records.py) to the batch. False for an attempt
@@ -70,8 +73,11 @@ class Changes:
             self._add_other(record)
         return True
 
-    def _add_other(self, record: LateResult | CheckpointEvent | PilotSeen | PilotDone | NewPoint) -> None:
-        if isinstance(record, LateResult):
+    def _add_other(self, record: LateResult | CheckpointEvent | PilotSeen | PilotDone | NewPoint
+                   | SegmentRecord) -> None:
+        if isinstance(record, SegmentRecord):
+            self.segments[(record.point_id, record.segment)] = asdict(record)
+        elif isinstance(record, LateResult):
             self.late_attempts.append({"b_id": record.attempt_id, "value": record.value, "message": record.message})
         elif isinstance(record, CheckpointEvent):
             self.add_checkpoint(record.point_id, record.attempt_id, record.attempt, record.data, record.at)

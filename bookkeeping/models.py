@@ -166,3 +166,30 @@ class SteeringKey(Base):
     public_key: Mapped[str] = mapped_column(String(64))
     host: Mapped[str] = mapped_column(String(255))
     since: Mapped[float] = mapped_column(Float)
+
+
+class LineageSegment(Base):
+    """One segment of a population-based training member (issue 17): what it ran from
+    ``step`` on, where its weights came from, and how it ended. A member is a point; each of
+    its segments is one or more attempts (a segment whose attempt is lost is run again)."""
+
+    __tablename__ = "lineage"
+    __table_args__ = (UniqueConstraint("point_id", "segment", name="uq_lineage_point_segment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"))
+    member: Mapped[int] = mapped_column(Integer)  # the point's number
+    segment: Mapped[int] = mapped_column(Integer)
+    step: Mapped[float] = mapped_column(Float)  # the step it starts from
+    until: Mapped[float] = mapped_column(Float)  # the step it ends at (a perturbation point)
+    config_before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_after: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parent: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the member whose weights it copied
+    parent_checkpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    restore: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # the copy it must start from
+    restored_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_checkpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -126,5 +126,28 @@ class NewPoint:
     params: dict[str, Any]
 
 
+@dataclass(slots=True)
+class SegmentRecord:
+    """Every field of one segment of a population member, as it is now (a later record of
+    the same segment in a batch replaces the earlier one)."""
+
+    task_id: int
+    point_id: int
+    member: int
+    segment: int
+    step: float
+    until: float
+    config_before: dict[str, Any]
+    config_after: dict[str, Any]
+    started_at: float
+    parent: int | None = None
+    parent_checkpoint: str | None = None
+    restore: str | None = None
+    restored_at: float | None = None
+    end_value: float | None = None
+    end_checkpoint: str | None = None
+    ended_at: float | None = None
+
+
 Record = (PointUpdate | NewAttempt | AttemptUpdate | LateResult | MetricLine | CheckpointEvent | PilotSeen
-          | PilotDone | NewPoint)
+          | PilotDone | NewPoint | SegmentRecord)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from gridhpo.bookkeeping import lineage
 from gridhpo.bookkeeping.changes import Changes as Changes  # where the batch was, and still is imported from
 from gridhpo.bookkeeping.db import connect
 from gridhpo.bookkeeping.models import Attempt, CheckpointRecord, MetricReport, Pilot, Point, Task
@@ -211,6 +212,11 @@ class Repository:
                 q = q.where(T_CHECKPOINT.c.point_id.in_(list(point_ids)))
             return list(conn.execute(q))
 
+    def lineage(self, task_id: int) -> list[Any]:
+        """The segments of a population-based training task's members, by member and segment."""
+        with self._tx("read lineage") as conn:
+            return lineage.read(conn, task_id)
+
     def pilots(self, task_id: int | None = None) -> list[Any]:
         with self._tx("read pilots") as conn:
             q = select(T_PILOT).order_by(T_PILOT.c.first_seen)
@@ -277,6 +283,8 @@ class Repository:
                 rows = _with_attempt_ids(changes.checkpoints, new_ids)
                 if rows:
                     conn.execute(self._insert_ignore(T_CHECKPOINT, ["attempt_id", "kind", "sequence"]), rows)
+            if changes.segments:
+                lineage.write(conn, changes.segments)
             return Applied(new_ids, point_ids)
 
     def _insert_ignore(self, table: Any, keys: list[str]) -> Any:

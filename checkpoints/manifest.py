@@ -158,6 +158,11 @@ class Manifest:
             self.store.delete(pin)
             raise
 
+    def pin(self, entry: Entry) -> None:
+        """Keep ``entry`` past the retention limit until ``unpin``: a population member's
+        newest segment-end checkpoint, which another member may yet copy."""
+        self.store.put_bytes(f"{self.prefix}pinned-{entry.sequence:08d}", entry.key.encode())
+
     def unpin(self, entry: Entry) -> None:
         """``entry`` was restored: retention may treat it as any other checkpoint again."""
         self.store.delete(f"{self.prefix}pinned-{entry.sequence:08d}")

@@ -234,6 +234,8 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
 @click.option("--sort", "sort", type=click.Choice(["number", "value"]), default="number", show_default=True)
 @click.option("--point", "number", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only point N, with each attempt in full (pilot, times, message, stderr tail).")
+@click.option("--lineage", "schedule", is_flag=True,
+              help="Population-based training: the best member's hyperparameter schedule.")
 @click.option("--pareto", is_flag=True,
               help="Only the Pareto front: the finished feasible points no other dominates, with each objective.")
 @click.option("--artifacts", "artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -244,10 +246,19 @@ def status(task: str | None, db: str | None, server: str | None) -> None:
                    "else GRIDHPO_STORE, else GRIDHPO_HOME/store.")
 @db_option
 @server_option
-def results(task: str, fmt: str, sort: str, number: int | None, pareto: bool, artifacts: Path | None,
-            store: str | None, db: str | None, server: str | None) -> None:
+def results(task: str, fmt: str, sort: str, number: int | None, schedule: bool, pareto: bool,
+            artifacts: Path | None, store: str | None, db: str | None, server: str | None) -> None:
     """Every point of TASK with its parameters, state, value, attempts and why it failed."""
     _setup_logging(0)
+    if schedule:
+        if server:
+            raise click.ClickException("--lineage reads the bookkeeping: use --db, not --server")
+        from gridhpo.steering.lineage import format_schedule, segments
+
+        repo = _repo(db)
+        row = repo.task(task)
+        click.echo(format_schedule(row, segments(repo, row), fmt))
+        return
     if artifacts is not None:
         if server:
             raise click.UsageError("--artifacts reads the store directly: run it where the store is reachable, "

@@ -90,7 +90,8 @@ class PointCheckpoints:
         skipped: list[dict[str, str]] = []
         dest = self.workdir / savelist.RESTORE if self.settings.save else self.folder
         entry = self.manifest.restore(dest, self.workdir, max_size=self.settings.max_size,
-                                      on_skip=lambda k, why: skipped.append({"key": k, "reason": why}))
+                                      on_skip=lambda k, why: skipped.append({"key": k, "reason": why}),
+                                      exact=self.msg.restore)
         if self.settings.save:
             try:
                 if entry is not None:
@@ -98,6 +99,12 @@ class PointCheckpoints:
             finally:
                 savelist.remove(dest)
         self._last_fp = self._fingerprint()
+        if entry is None and self.msg.restore is not None:
+            # a member told to start from another's weights must never run its new config on
+            # its own (or fresh) weights: the attempt goes back to the queue
+            raise CheckpointError(f"point {self.msg.number} attempt {self.msg.attempt}: the checkpoint it must "
+                                  f"start from, {self.msg.restore}, did not restore: "
+                                  f"{skipped[0]['reason'] if skipped else 'not found'}")
         if entry is not None:
             self.restored = entry
             log.info("point %d attempt %d starts from checkpoint %s (attempt %d, %d bytes)", self.msg.number,

@@ -265,9 +265,12 @@ class Pilot:
 
     def send(self, msg: PointMessage, payload: Payload, confirm: bool = True) -> None:
         cp = self.checkpoints.current
-        if payload.TYPE == EventType.INTERRUPTED and cp is not None and cp.msg.point_id == msg.point_id:
+        if cp is not None and cp.msg.point_id == msg.point_id and (
+                payload.TYPE == EventType.INTERRUPTED
+                or (payload.TYPE == EventType.FINISHED and msg.budget is not None and msg.budget.scheduler == "pbt")):
             # the last upload happens before the stop is reported: the retry, maybe on
-            # another pilot a moment later, must find it (covers every way of stopping)
+            # another pilot a moment later, must find it (covers every way of stopping); a
+            # population member's segment ends "finished" and its next segment starts from it
             cp.final()
         if payload.TYPE in ENDING_TYPES and self.beat is not None:
             self.beat.stop()  # no heartbeat after the attempt's last event

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridhpo.bookkeeping.repository import Repository, TaskRow
-from gridhpo.steering import optimisers
+from gridhpo.steering import lineage, optimisers
 from gridhpo.steering.objectives import Goals, goals_of
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class TaskData:
     points: list[PointRec]
     metrics: dict[int, list[tuple[float, dict[str, Any]]]]  # attempt id -> [(step, values)]
     pilot_sites: dict[str, str]
+    lineage: list[dict[str, Any]] = field(default_factory=list)  # population-based training's segments
 
     @property
     def name(self) -> str:
@@ -153,7 +154,9 @@ def load(repo: Repository, ref: str | int | TaskRow) -> TaskData:
         if point_id in by_id:
             by_id[point_id].checkpoints = rec
     sites = {str(p.id): str(p.site) for p in repo.pilots(task.id)}
-    return TaskData(task, param_infos(task.spec), points, dict(metrics), sites)
+    pbt = task.spec.get("early_stopping", {}).get("scheduler") == "pbt"
+    return TaskData(task, param_infos(task.spec), points, dict(metrics), sites,
+                    lineage.segments(repo, task) if pbt else [])
 
 
 def _checkpoints(repo: Repository, task_id: int, t0: float) -> dict[int, list[dict[str, Any]]]:

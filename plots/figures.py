@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from gridhpo.plots import data as D
-from gridhpo.plots import pareto
+from gridhpo.plots import pareto, population
 from gridhpo.plots.importance import DEFAULT as DEFAULT_IMPORTANCE
 from gridhpo.plots.importance import importance as importance_data
 
@@ -276,6 +276,9 @@ def build(d: D.TaskData, top_k: int = 10, table_k: int = 50,
             "timeline": timeline_figure(D.timeline(d)),
             # multi-objective search: the front and its hypervolume over time (none otherwise)
             "pareto": pareto.figures(d),
+            # population-based training only: the population over time, the best member's schedule
+            **({"population": population.population_figure(d), "schedule": population.schedule_figure(d)}
+               if d.lineage else {}),
         },
         "slices": [slice_figure(s, d.metric) for s in D.slices(d)],
         "table": D.top_points(d, table_k),

@@ -39,7 +39,8 @@ JS = r"""
     ["summary", "Summary"], ["pareto", "Pareto front"], ["history", "Optimisation history"],
     ["parallel", "Parallel coordinates"],
     ["curves", "Learning curves"], ["importance", "Parameter importance"], ["slices", "Slice plots"],
-    ["timeline", "Attempts by pilot and site"], ["table", "Top points"],
+    ["timeline", "Attempts by pilot and site"], ["population", "Population (PBT)"],
+    ["schedule", "Best member's schedule (PBT)"], ["table", "Top points"],
   ];
 
   function el(tag, attrs, text) {
@@ -146,8 +147,10 @@ JS = r"""
       const row = section(root, "compare", "Tasks compared");
       plot(column(row, "compare", "all", "best so far"), "fig-compare", compare, pending);
     }
-    // the front's section only where a task has several objectives
-    const sections = SECTIONS.filter(([n]) => n !== "pareto" || tasks.some(t => (t.figures.pareto || []).length));
+    // the sections of figures only some tasks have (several objectives; population-based
+    // training) only where a task has them
+    const sections = SECTIONS.filter(([n]) => (n !== "pareto" || tasks.some(t => (t.figures.pareto || []).length))
+      && (!["population", "schedule"].includes(n) || tasks.some(t => t.figures[n])));
     // every column first, so that each figure is drawn at its final width
     for (const [name, title] of sections) {
       const row = section(root, name, title);
@@ -173,7 +176,7 @@ JS = r"""
           if (!grid) { grid = el("div", {class: "slices"}); col.appendChild(grid); }
           t.slices.forEach((s, i) => plot(grid, `fig-slice-${key}-${i}`, s, pending));
         } else if (name === "table") table(col, t, key);
-        else plot(col, `fig-${name}-${key}`, f[name], pending);
+        else if (f[name]) plot(col, `fig-${name}-${key}`, f[name], pending);
       }
     }
     return Promise.all(pending);

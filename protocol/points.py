@@ -48,6 +48,9 @@ class PointMessage:
     evaluation: EvaluationSpec
     objective: PointObjective
     budget: ResourceBudget | None = None  # the resource to reach under early stopping; None: none
+    # population-based training: the one checkpoint (a manifest entry key of this point) the
+    # attempt must start from, never another; set with the exploited config in the same message
+    restore: str | None = None
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     v: int = PROTOCOL_VERSION
     kind: str = "point"
@@ -59,7 +62,7 @@ class PointMessage:
                 "number": self.number, "attempt": self.attempt, "params": self.params,
                 "evaluation": self.evaluation.wire, "objective": self.objective.wire,
                 "budget": {} if self.budget is None else self.budget.wire, "message_id": self.message_id,
-                "v": self.v, "kind": self.kind}
+                "v": self.v, "kind": self.kind, **({} if self.restore is None else {"restore": self.restore})}
 
 
 class UnusablePoint(MessageError):
@@ -86,10 +89,11 @@ def parse_point(body: object) -> PointMessage:
         evaluation = EvaluationSpec.from_wire(need(b, "evaluation", Mapping))
         objective = PointObjective.from_wire(need(b, "objective", Mapping))
         budget = ResourceBudget.from_wire(b["budget"]) if "budget" in b else None
+        restore = text(b, "restore", 1024) if "restore" in b else None
     except MessageError as exc:
         raise UnusablePoint(str(exc), **ids) from None
     return PointMessage(task_name=task_name, params=dict(params), evaluation=evaluation, objective=objective,
-                        budget=budget, message_id=message_id, **ids)
+                        budget=budget, restore=restore, message_id=message_id, **ids)
 
 
 class ControlAction(StrEnum):

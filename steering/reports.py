@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from gridhpo.steering import lineage
 from gridhpo.steering.fronts import front_size
 from gridhpo.steering.objectives import goals_of
 from gridhpo.steering.tables import render_table
@@ -45,7 +46,7 @@ def results(repo: Repository, task: TaskRow, number: int | None = None) -> list[
         step = m.values.get(resource, m.step)
         if isinstance(step, (int, float)) and not isinstance(step, bool):
             reached[m.point_id] = max(reached.get(m.point_id, step), step)
-    return [
+    rows = [
         {"id": p.id, "number": p.number, "params": p.params, "state": p.state, "value": p.value,
          "message": p.message, "reached": reached.get(p.id), "attempts": attempts.get(p.id, []),
          # multi-objective search or constraints: each objective's and constraint's value, and
@@ -53,6 +54,8 @@ def results(repo: Repository, task: TaskRow, number: int | None = None) -> list[
          "metric_values": p.metric_values, "feasible": p.feasible}
         for p in points
     ]
+    lineage.attach(repo, task, rows)  # a population member's segments (population-based training)
+    return rows
 
 
 REASON_WIDTH = 80  # the table's reason column; csv and json carry the whole text

@@ -24,7 +24,8 @@ from gridhpo.protocol import Broker, Event, control_queue, events_queue, parse_e
 from gridhpo.protocol.broker import Delivery, Undecodable
 from gridhpo.protocol.messages import MAX_MESSAGE_BYTES
 from gridhpo.steering.endings import Endings
-from gridhpo.steering.lifecycle.effects import LookUpLate, SendControl, SendPoint, Tell
+from gridhpo.steering.exploits import Exploits
+from gridhpo.steering.lifecycle.effects import Adopt, LookUpLate, Pin, SendControl, SendPoint, Tell, Unpin
 from gridhpo.steering.lifecycle.events import (
     AttemptsCreated,
     LateFound,
@@ -79,6 +80,7 @@ class Steering:
         self.on_progress: Callable[[TaskState], None] | None = None
         self.endings = Endings(repo, broker)  # the end markers pilots exit on
         self.desk = PilotDesk(broker)  # pilots' hellos answered, refused ones told
+        self.exploits = Exploits()  # population-based training's copies of checkpoints
 
     # ------------------------------------------------------------------ main loop
 
@@ -100,6 +102,7 @@ class Steering:
         """Stop the optimisers' worker threads (the tasks stay active for the next steering)."""
         for task in self.tasks.values():
             task.driver.close()
+        self.exploits.close()
 
     def step(self) -> int:
         """One round, written in one transaction: the events received, then the new points
@@ -150,7 +153,9 @@ class Steering:
     def _carry(self, task: TaskState, event: LifecycleEvent, rnd: Round) -> None:
         """Apply ``event`` to the task's core and carry out its effects into the round: records
         into the batch, messages to publish after it, results to the optimiser now (its next
-        suggestion then knows them)."""
+        suggestion then knows them); a population's copies of checkpoints once the event's other
+        effects are in (their answers go back to the core)."""
+        adopts: list[Adopt] = []
         for eff in task.core.apply(event):
             if isinstance(eff, SendPoint):
                 rnd.publishes.append((eff.queue, eff.message.to_json()))
@@ -160,6 +165,10 @@ class Steering:
                 task.driver.tell(eff.number, eff.value, eff.values, eff.violations)
             elif isinstance(eff, LookUpLate):
                 rnd.late.setdefault(task.id, []).append(eff)
+            elif isinstance(eff, Adopt):
+                adopts.append(eff)
+            elif isinstance(eff, Pin | Unpin):
+                self.exploits.pin(task.spec, eff)
             elif not rnd.changes.add(eff):
                 assert isinstance(eff, AttemptUpdate)
                 # every open point past "queued" has its attempt's row, committed or in this batch:
@@ -169,6 +178,8 @@ class Steering:
                           eff.fields.end_reason or eff.fields.message or "no reason")
         if isinstance(event, Suggested) and event.points:
             rnd.new_points.append((task, len(task.core.pending)))
+        for adopt in adopts:
+            self._carry(task, self.exploits.adopt(task.spec, adopt), rnd)
 
     def _commit(self, rnd: Round) -> None:
         """Write the round's batch; the ids the bookkeeping gave go back to the cores, and the
@@ -181,8 +192,11 @@ class Steering:
             task.core.apply(created)
         ids = iter(applied.point_ids)
         now = time.time()
+        rnd.changes = Changes()
         for task, n in rnd.new_points:
             self._carry(task, PointsCreated(tuple(next(ids) for _ in range(n)), now), rnd)
+        if rnd.changes:  # what the new points' ids made (a population's first segments)
+            self.repo.retrying("record new segments", lambda: self.repo.apply(rnd.changes))
 
     def _publish(self, msgs: list[Publish]) -> None:
         try:

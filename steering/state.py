@@ -123,6 +123,8 @@ def load_task(repo: Repository, row: TaskRow) -> TaskState:
                          open_points=open_points, created=len(points), finished=len(finished), failed=failed,
                          next_number=max((p.number for p in points), default=-1) + 1)
     state = TaskState(row=row, spec=spec, optimiser=opt, driver=driver, core=core)
+    if core.pbt is not None:  # the population and its pending exploits, from the lineage
+        core.pbt.rebuild(row.id, repo.lineage(row.id), open_points)
     for number, value in finished:
         if value is not None:
             core.record_value(number, value)

@@ -13,13 +13,17 @@ does exactly the arithmetic of an uninterrupted run.
 It trains up to the step the steering gives (gridhpo.json's ``budget.max_resource``), else to
 ``epochs``, reports the validation loss and accuracy every epoch, and records in every report
 which state it started from (``restored_step`` and ``restored_digest``, a number derived from
-the weights), so that tests and users can check whose weights a segment started from.
+the weights) and the digest of the weights it reached (``digest``), so that tests and users
+can check whose weights a segment started from. ``epoch_seconds`` (default 0) adds simulated
+work to each epoch.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,17 +119,34 @@ def evaluate(s: State, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return loss, float(np.mean(p.argmax(axis=1) == y))
 
 
+def schedule_of(params: dict[str, Any]) -> list[tuple[float, dict[str, float]]]:
+    """A recorded schedule to replay (``schedule``: JSON of [[from step, config], ...], as
+    examples/pbt/replay.py writes it), oldest first; [] without one."""
+    raw = params.get("schedule")
+    if not raw:
+        return []
+    steps = [(float(at), dict(c)) for at, c in json.loads(raw)]
+    return sorted(steps, key=lambda s: s[0])
+
+
 def train(params: dict[str, Any], until: int, ckpt: Path, report: Any, stop: Any = lambda: False) -> State:
     """Train from ``ckpt`` (when it holds a state) up to epoch ``until``, saving every epoch."""
     x, y, xv, yv = data()
     s = State.load(ckpt) if ckpt.exists() else State.fresh(x.shape[1], 10, int(params.get("seed", 0)))
-    started = {"restored_step": s.epoch, "restored_digest": s.digest()}
     lr, wd = float(params["lr"]), float(params["weight_decay"])
+    # what this run started from and with: the evaluation's own record, reported every epoch
+    started = {"restored_step": s.epoch, "restored_digest": s.digest(), "lr": lr, "weight_decay": wd}
+    pause = float(params.get("epoch_seconds", 0.0))  # simulated work, so tests can interrupt an epoch
+    steps = schedule_of(params)
     while s.epoch < until and not stop():
+        if steps:  # a replayed schedule: the config of the last change at or before this epoch
+            lr, wd = next((c["lr"], c["weight_decay"]) for at, c in reversed(steps) if at <= s.epoch)
         epoch(s, x, y, lr, wd)
+        time.sleep(pause)
         s.save(ckpt)
         loss, acc = evaluate(s, xv, yv)
-        report(step=s.epoch, loss=loss, accuracy=acc, **started)
+        # digest: these weights, so that whoever restores them can be checked against it
+        report(step=s.epoch, loss=loss, accuracy=acc, digest=s.digest(), **started)
     return s
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from gridhpo.bookkeeping.records import AttemptFields, AttemptUpdate, NewPoint, PointUpdate
@@ -17,6 +18,7 @@ from gridhpo.protocol.messages import PointObjective, ResourceBudget
 from gridhpo.steering.lifecycle import reports
 from gridhpo.steering.lifecycle.effects import Effect, SendControl, SendPoint, Tell
 from gridhpo.steering.lifecycle.events import (
+    Adopted,
     AttemptsCreated,
     LateFound,
     LifecycleEvent,
@@ -30,10 +32,12 @@ from gridhpo.steering.lifecycle.events import (
     TimeoutCheck,
     TokenReplaced,
 )
+from gridhpo.steering.lifecycle.pbt import PopulationRun
 from gridhpo.steering.lifecycle.states import AttemptState, OpenPoint, PointState
 from gridhpo.steering.objectives import Outcome
 from gridhpo.steering.optimisers import Suggestion
 from gridhpo.steering.schedulers import Scheduler
+from gridhpo.steering.schedulers.pbt import PBT
 from gridhpo.steering.taskfile import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,8 @@ class TaskLifecycle:
         # the clock of the last ResendCheck: its queue length is an observation of that moment,
         # which the messages it sent again have made stale (so one of the same moment is a replay)
         self._resend_at = -float("inf")
+        # population-based training: members as chains of segments (lifecycle/pbt.py)
+        self.pbt = PopulationRun.of(spec, scheduler) if isinstance(scheduler, PBT) else None
 
     # ------------------------------------------------------------------ views
 
@@ -110,8 +116,15 @@ class TaskLifecycle:
                           "budget": None if es.scheduler == "none" else ResourceBudget(
                               resource=es.resource, min_resource=es.min_resource,
                               max_resource=es.max_resource, scheduler=es.scheduler)}
+        wire = self._wire
+        if op.until is not None and wire["budget"] is not None:
+            # a population member's segment ends at its perturbation point
+            wire = {**wire, "budget": replace(wire["budget"], max_resource=op.until)}
         return PointMessage(task_id=self.task_id, task_name=self.name, point_id=op.id, number=op.number,
-                            attempt=op.attempt, params=op.params, **self._wire)
+                            attempt=op.attempt, params=op.params, restore=op.restore, **wire)
+
+    def send(self, op: OpenPoint) -> SendPoint:
+        return SendPoint(self.queue, self.point_message(op))
 
     # ------------------------------------------------------------------ transitions
 
@@ -140,6 +153,9 @@ class TaskLifecycle:
                     op.attempt_id = event.ids[(op.id, op.attempt)]
         elif isinstance(event, TokenReplaced):
             self._token_replaced(event.queue, out)
+        elif isinstance(event, Adopted):
+            if self.pbt is not None:
+                self.pbt.adopted(self, event, out)
         else:
             self._close(event, out)
         return out
@@ -161,6 +177,8 @@ class TaskLifecycle:
         for point_id, s in zip(ev.ids, self.pending, strict=False):
             op = OpenPoint(point_id, s.number, s.params, PointState.QUEUED, 1, ev.now)
             self.open[op.id] = op
+            if self.pbt is not None:
+                self.pbt.joined(self, op, ev.now, out)
             out.append(SendPoint(self.queue, self.point_message(op)))
         self.pending = []
 
@@ -260,7 +278,8 @@ class TaskLifecycle:
                   end_reason: str | None = None) -> None:
         """End the current attempt; the point goes back to the queue while attempts remain."""
         max_attempts = self.spec.budget.max_attempts
-        if op.attempt >= max_attempts:
+        # a population member's attempts are counted per segment: it needs one per segment
+        if op.attempt - op.segment_attempt + 1 >= max_attempts:
             self.fail(op, f"{reason}; gave up after {op.attempt} attempts (budget.max_attempts)", None, at, out,
                       attempt_state=state, end_reason=end_reason or state,
                       value=self.spec.objective.exhausted_value)

@@ -50,4 +50,40 @@ class LookUpLate:
     attempt: int
 
 
-Effect = Record | SendPoint | SendControl | Tell | LookUpLate
+@dataclass(slots=True)
+class Adopt:
+    """Population-based training: copy ``source_member``'s checkpoint ``key`` (a manifest
+    entry) into ``member``'s manifest, pinned; the service answers with ``Adopted``."""
+
+    task_id: int
+    task_name: str
+    point_id: int
+    member: int
+    source_member: int
+    key: str
+    attempt: int
+
+
+@dataclass(slots=True)
+class Unpin:
+    """``member`` restored the adopted checkpoint ``key``, or ``key`` is no longer its newest
+    segment end: its pin may go."""
+
+    task_id: int
+    task_name: str
+    member: int
+    key: str
+
+
+@dataclass(slots=True)
+class Pin:
+    """``key`` is ``member``'s newest segment end, which another member may copy: the store
+    keeps it past retention (until a newer one replaces it)."""
+
+    task_id: int
+    task_name: str
+    member: int
+    key: str
+
+
+Effect = Record | SendPoint | SendControl | Tell | LookUpLate | Adopt | Unpin | Pin

@@ -97,6 +97,16 @@ class TokenReplaced:
 
 
 @dataclass(frozen=True)
+class Adopted:
+    """The service's answer to an ``Adopt``: the copy's entry key, or None and why not."""
+
+    point_id: int
+    key: str | None
+    reason: str
+    now: float
+
+
+@dataclass(frozen=True)
 class TaskClosed:
     """The task ended (``state`` None: ended by someone else, e.g. ``gridhpo cancel``)."""
 
@@ -106,4 +116,4 @@ class TaskClosed:
 
 
 LifecycleEvent = (Received | LateFound | Revoked | TimeoutCheck | ResendCheck | ReviveCheck | Suggested
-                  | PointsCreated | AttemptsCreated | TokenReplaced | TaskClosed)
+                  | PointsCreated | AttemptsCreated | TokenReplaced | TaskClosed | Adopted)

@@ -21,7 +21,15 @@ from gridhpo.bookkeeping.records import (
     PilotSeen,
 )
 from gridhpo.protocol import CONTROL_ACTIONS, ControlMessage, Event
-from gridhpo.protocol.events import INTERRUPT_CAUSES, FailedData, FinishedData, InterruptedData, MetricData, StartedData
+from gridhpo.protocol.events import (
+    INTERRUPT_CAUSES,
+    CheckpointData,
+    FailedData,
+    FinishedData,
+    InterruptedData,
+    MetricData,
+    StartedData,
+)
 from gridhpo.steering.lifecycle.effects import Effect, LookUpLate, SendControl, Tell
 from gridhpo.steering.lifecycle.events import LateFound, Received
 from gridhpo.steering.lifecycle.states import GIVEN_UP, AttemptState, OpenPoint, PointState
@@ -87,6 +95,8 @@ def _report(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) ->
         life.fail(op, failed.reason, failed.stderr, ev.time, out)
     elif ev.type == "checkpoint":
         out.append(CheckpointEvent(op.id, op.attempt, op.attempt_id, ev.data, ev.time))
+        if life.pbt is not None and isinstance(ev.payload, CheckpointData):
+            life.pbt.checkpoint(life, op, ev.payload, ev.time, out)
     elif ev.type == "interrupted":
         stop = ev.payload
         assert isinstance(stop, InterruptedData)
@@ -114,6 +124,8 @@ def _finish(life: TaskLifecycle, op: OpenPoint, ev: Event, out: list[Effect]) ->
     result = ev.payload
     assert isinstance(result, FinishedData)
     value, message = result.value, result.message
+    if life.pbt is not None and life.pbt.finished(life, op, value, ev.time, out):
+        return  # a population member's segment ended: its next one is queued or waits for its copy
     goals = life.spec.goals
     outcome = None
     if not goals.plain:

@@ -52,3 +52,8 @@ class OpenPoint:
     pilot_id: str | None = None
     last_value: float | None = None  # the objective last reported in metrics.jsonl
     stopping: bool = False  # a stop or pause was sent to its pilot
+    # population-based training: where the current segment ends, the one checkpoint it must
+    # restore (an exploit's copy, until restored), and the first attempt of the segment
+    until: int | None = None
+    restore: str | None = None
+    segment_attempt: int = 1

@@ -141,7 +141,9 @@ class Population:
             return Continue(m.index, m.step)
         ranked = sorted(peers, key=lambda p: (p.value if p.value is not None else math.inf, p.index))
         top, bottom = ranked[:k], ranked[-k:]
-        sources = [p for p in top if p.checkpoint is not None and p.index != m.index]
+        # a member that is done still ranks, but is never copied: its final weights would leave
+        # the copier an empty segment at the end of the budget
+        sources = [p for p in top if p.checkpoint is not None and p.index != m.index and not p.done]
         if m not in bottom or not sources:
             return Continue(m.index, m.step)
         rng = random.Random(f"{self.config.seed}:{m.index}:{m.boundary!r}")

@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "asha": "gridhpo.steering.schedulers.asha:ASHA",
     "hyperband": "gridhpo.steering.schedulers.asha:Hyperband",
     "median": "gridhpo.steering.schedulers.median:MedianRule",
+    "pbt": "gridhpo.steering.schedulers.pbt:PBT",
 }
 
 
@@ -27,6 +28,10 @@ def check_scheduler(spec: TaskSpec) -> None:
     name = spec.early_stopping.scheduler
     if name not in REGISTRY:
         raise ConfigError(f"early_stopping.scheduler: {unknown_name('scheduler', name, REGISTRY)}")
+    if name == "pbt":
+        from gridhpo.steering.schedulers.pbt import check_pbt
+
+        check_pbt(spec)
 
 
 def create(spec: TaskSpec) -> Scheduler:

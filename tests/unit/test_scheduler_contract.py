@@ -16,7 +16,22 @@ ALL = sorted(schedulers.REGISTRY)
 class TestSchedulers(SchedulerContract):
     @pytest.fixture(params=ALL)
     def scheduler_case(self, request: pytest.FixtureRequest) -> SchedulerCase:
-        return SchedulerCase(schedulers.get(request.param), stops=request.param != "none")
+        # PBT never stops a point: its members run to the end, in segments (lifecycle/pbt.py)
+        return SchedulerCase(schedulers.get(request.param), stops=request.param not in ("none", "pbt"))
+
+
+def test_pbt_checks_its_settings_and_the_budget_at_submit() -> None:
+    from gridhpo.errors import ConfigError
+    from gridhpo.steering.taskfile import parse_task
+
+    raw = {"name": "p", "search_space": {"lr": {"type": "float", "low": 0.01, "high": 1}},
+           "budget": {"max_points": 4}, "evaluation": {"command": "true"},
+           "early_stopping": {"scheduler": "pbt", "options": {"population": 4, "quantile_fraction": 0.7}}}
+    with pytest.raises(ConfigError, match=r"early_stopping.options.quantile_fraction: must be a number from 0 to 0.5"):
+        parse_task(raw, "p.yaml")
+    raw["early_stopping"]["options"] = {"population": 8}
+    with pytest.raises(ConfigError, match=r"budget.max_points: a PBT task runs one point per member"):
+        parse_task(raw, "p.yaml")
 
 
 def test_none_lets_everything_run() -> None:
