@@ -252,13 +252,13 @@ def results(task: str, fmt: str, sort: str, number: int | None, schedule: bool, 
     _setup_logging(0)
     if schedule:
         if server:
-            raise click.ClickException("--lineage reads the bookkeeping: use --db, not --server")
-        from gridhpo.steering.lineage import format_schedule, segments
+            return remote.lineage(server, task, fmt)
+        from gridhpo.steering.lineage import format_schedule, mode_of, segments
 
         repo = _repo(db)
         row = repo.task(task)
-        click.echo(format_schedule(row, segments(repo, row), fmt))
-        return
+        click.echo(format_schedule(mode_of(row), segments(repo, row), fmt))
+        return None
     if artifacts is not None:
         if server:
             raise click.UsageError("--artifacts reads the store directly: run it where the store is reachable, "

@@ -12,6 +12,7 @@ import click
 from gridhpo.errors import ConfigError
 from gridhpo.service.client import ConflictError, Service, api_token, check_url
 from gridhpo.steering.fronts import pareto_text
+from gridhpo.steering.lineage import format_schedule
 from gridhpo.steering.reports import format_point, format_results
 from gridhpo.steering.tables import render_table
 
@@ -58,6 +59,12 @@ def results(server: str, task: str, fmt: str, sort: str, number: int | None, par
         click.echo(format_point(answer["points"][0], fmt))
         return
     click.echo(format_results(answer["points"], fmt, answer["mode"]))
+
+
+def lineage(server: str, task: str, fmt: str) -> None:
+    svc = service(server)
+    answer = svc.lineage(svc.resolve(task))
+    click.echo(format_schedule(answer["mode"], answer["segments"], fmt))
 
 
 def cancel(server: str, task: str) -> None:

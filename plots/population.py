@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridhpo.plots import data as D
-from gridhpo.steering.lineage import best_member, schedule
+from gridhpo.steering.lineage import best_member, mode_of, schedule
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -63,7 +63,7 @@ def population_figure(d: D.TaskData) -> dict[str, Any]:
 
 
 def schedule_figure(d: D.TaskData) -> dict[str, Any]:
-    member = best_member(d.task, d.lineage)
+    member = best_member(mode_of(d.task), d.lineage)
     sched = schedule(d.lineage, member) if member is not None else []
     names = sorted({k for s in sched for k, v in s["config_after"].items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -125,6 +125,12 @@ def task_results(id: TaskId, user: User, ctx: Ctx, sort: Literal["number", "valu
     return schemas.Results(**ops.task_results(ctx.repo, ctx.accounts.task(user, id), sort, number))
 
 
+@router.get("/tasks/{id}/lineage", response_model=schemas.Lineage, tags=["tasks"])
+def lineage(id: TaskId, user: User, ctx: Ctx) -> schemas.Lineage:
+    """Population-based training: every member's segments, as `gridhpo results --lineage` reads them."""
+    return schemas.Lineage(**ops.lineage(ctx.repo, ctx.accounts.task(user, id)))
+
+
 @router.post("/tasks/{id}/cancel", response_model=schemas.TaskRef, tags=["tasks"],
              responses={409: {"model": schemas.Error, "description": "The task is not active"}})
 def cancel(id: TaskId, user: User, ctx: Ctx) -> schemas.TaskRef:

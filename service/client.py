@@ -157,6 +157,9 @@ class Service:
         query: dict[str, Any] = {"sort": sort} | ({} if number is None else {"number": number})
         return dict(self.request("GET", f"/api/v1/tasks/{task_id}/results", query=query))
 
+    def lineage(self, task_id: int) -> dict[str, Any]:
+        return dict(self.request("GET", f"/api/v1/tasks/{task_id}/lineage"))
+
     def cancel(self, task_id: int) -> dict[str, Any]:
         return dict(self.request("POST", f"/api/v1/tasks/{task_id}/cancel"))
 

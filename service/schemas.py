@@ -91,6 +91,13 @@ class PointResult(BaseModel):
     feasible: bool | None = Field(None, description="Whether every constraint held (null without constraints).")
 
 
+class Lineage(BaseModel):
+    mode: str = Field(description="The objective's mode: min or max.")
+    segments: list[dict[str, Any]] = Field(
+        description="Every member's segments (member, segment, step, until, config before and after, parent, "
+                    "the checkpoints copied and restored, value): empty for a task without population-based training.")
+
+
 class Results(BaseModel):
     id: int
     name: str

@@ -78,6 +78,13 @@ def task_results(repo: Repository, task: TaskRow, sort: str = "number", number: 
             "objective": goals.to_stored(), "constraints": [c.to_dict() for c in goals.constraints]}
 
 
+def lineage(repo: Repository, task: TaskRow) -> dict[str, Any]:
+    """`gridhpo results --lineage`'s data: the objective's mode and every member's segments."""
+    from gridhpo.steering.lineage import mode_of, segments
+
+    return {"mode": mode_of(task), "segments": segments(repo, task)}
+
+
 def cancel(repo: Repository, task: TaskRow) -> TaskRow:
     if task.state != "active":
         raise StateError(f"task {task.name!r} is {task.state}, not active")

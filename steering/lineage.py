@@ -40,9 +40,17 @@ def attach(repo: Repository, task: TaskRow, rows: list[dict[str, Any]]) -> None:
         r["lineage"] = by_member.get(r["number"], [])
 
 
-def best_member(task: TaskRow, segs: list[dict[str, Any]]) -> int | None:
-    """The member whose last segment ended best (its final value), None before any ended."""
-    sign = 1.0 if task.spec["objective"]["mode"] == "min" else -1.0
+def mode_of(task: TaskRow) -> str:
+    """The mode (min or max) of the task's objective, the first of several: PBT takes one."""
+    from gridhpo.steering.objectives import goals_of
+
+    return goals_of(task.spec).objectives[0].mode
+
+
+def best_member(mode: str, segs: list[dict[str, Any]]) -> int | None:
+    """The member whose last segment ended best (its final value, ``mode`` min or max), None
+    before any ended."""
+    sign = 1.0 if mode == "min" else -1.0
     last: dict[int, dict[str, Any]] = {}
     for s in segs:
         last[s["member"]] = s
@@ -81,9 +89,9 @@ def schedule_steps(sched: list[dict[str, Any]]) -> list[tuple[float, dict[str, A
     return out
 
 
-def format_schedule(task: TaskRow, segs: list[dict[str, Any]], fmt: str) -> str:
-    """The best member's schedule as a table, CSV or JSON."""
-    member = best_member(task, segs)
+def format_schedule(mode: str, segs: list[dict[str, Any]], fmt: str) -> str:
+    """The best member's schedule as a table, CSV or JSON (locally and through the service)."""
+    member = best_member(mode, segs)
     if member is None:
         return "no member has ended a segment yet" if fmt == "table" else ("[]" if fmt == "json" else "")
     sched = schedule(segs, member)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from gridhpo.bookkeeping.changes import Changes
@@ -58,3 +59,29 @@ def test_results_carry_each_members_lineage_and_the_best_members_schedule(home: 
     # member 0's first segment, then member 1's own after it copied member 0 at step 2
     assert [line.split()[:3] for line in lines[3:]] == [["0", "2", "0"], ["2", "4", "1"]]
     assert "from member 0 at 2" in lines[-1]
+
+
+def test_the_schedule_through_the_service_is_the_local_one(home: Path) -> None:
+    """``gridhpo results --lineage --server``: the service's lineage route, formatted by the
+    client as locally (an admin reads every task); another user gets the task's 404."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from gridhpo.service.accounts import Accounts
+    from gridhpo.service.api import create_app
+    from gridhpo.steering.lineage import format_schedule
+
+    url = _books(home)
+    repo = Repository(url)
+    accounts = Accounts(repo)
+    accounts.add_user("root", True)
+    accounts.add_user("bob", False)
+    local = CliRunner().invoke(main, ["results", "pop", "--lineage", "--db", url, "--format", "json"]).output
+    with TestClient(create_app(repo, "file:///nowhere"), raise_server_exceptions=False) as client:
+        token = {n: accounts.create_token(n)[1] for n in ("root", "bob")}
+        answer = client.get("/api/v1/tasks/1/lineage", headers={"Authorization": f"Bearer {token['root']}"})
+        other = client.get("/api/v1/tasks/1/lineage", headers={"Authorization": f"Bearer {token['bob']}"})
+    assert answer.status_code == 200, answer.text
+    assert format_schedule(answer.json()["mode"], answer.json()["segments"], "json") + "\n" == local
+    assert other.status_code == 404
+    repo.close()
