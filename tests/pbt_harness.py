@@ -119,7 +119,7 @@ def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[
                 steerings += 1
             procs = [p for p in procs if p.poll() is None]
             if killed < kills:
-                killed += _kill_mid_segment(procs)
+                killed += _kill_mid_segment(procs, _reported(repo, task_id))
             while len(procs) < pilots:
                 log = logdir / f"pilot-{len(logs)}.log"
                 logs.append(log)
@@ -149,23 +149,34 @@ def run_pbt(home: Path, db_url: str, broker_url: str, store_url: str, raw: dict[
     return out
 
 
-def _mid_segment(child: int) -> bool:
-    """Whether the evaluation ``child`` has trained an epoch and not reached its segment's end."""
+def _reported(repo: Repository, task_id: int) -> set[tuple[int, int]]:
+    """(point id, attempt) of every attempt whose evaluation's report of a trained epoch the
+    steering has recorded: a kill before that would leave nothing to judge the resume by."""
+    number = {a.id: a.number for a in repo.attempts(task_id=task_id)}
+    return {(m.point_id, number[m.attempt_id]) for m in repo.metrics(task_id)
+            if "restored_step" in m.values and m.step > m.values["restored_step"] and m.attempt_id in number}
+
+
+def _mid_segment(child: int, reported: set[tuple[int, int]]) -> bool:
+    """Whether the evaluation ``child`` has trained an epoch, the steering has its report, and
+    it has not reached its segment's end."""
     try:
         workdir = Path(os.readlink(f"/proc/{child}/cwd"))
         lines = (workdir / "metrics.jsonl").read_text().splitlines()
-        until = json.loads((workdir / "gridhpo.json").read_text())["budget"]["max_resource"]
+        context = json.loads((workdir / "gridhpo.json").read_text())
+        until = context["budget"]["max_resource"]
         last = json.loads(lines[-1])
     except (OSError, ValueError, IndexError, KeyError):
         return False
-    return bool(last["step"] > last["restored_step"] and last["step"] < until - 1)
+    return bool((context["point_id"], context["attempt"]) in reported
+                and last["step"] > last["restored_step"] and last["step"] < until - 1)
 
 
-def _kill_mid_segment(procs: list[subprocess.Popen[bytes]]) -> int:
+def _kill_mid_segment(procs: list[subprocess.Popen[bytes]], reported: set[tuple[int, int]]) -> int:
     """SIGKILL one pilot whose evaluation is in the middle of a segment, with the evaluation."""
     for p in procs:
         children = _children(p.pid)
-        if p.poll() is None and any(_mid_segment(c) for c in children):
+        if p.poll() is None and any(_mid_segment(c, reported) for c in children):
             for child in children:  # the evaluation leads its own process group
                 try:
                     os.killpg(child, signal.SIGKILL)

@@ -43,18 +43,21 @@ def _logs(paths: list[Path]) -> str:
     return "\n".join(p.read_text()[-1200:] for p in paths[-3:])
 
 
-@pytest.mark.timeout(900)  # about 25 pilots of 14 s, on a machine shared by several test runs
+@pytest.mark.timeout(900)  # about 35 pilots of 14 s, 4 at a time, on a machine shared by several test runs
 def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tuple[str, str, str],
                                                                      home: Path) -> None:
     db_url, broker_url, store_url = setup
     # segments of 6 epochs of 2 s, pilots of 14 s (10 s before the stop, one to five of them
     # spent starting Python and NumPy, by the machine's load): every segment needs two or more
     # attempts, each stopped at the walltime after an epoch or more
-    # one perturbation point (6) and members judged as they arrive: with the bottom half
-    # exploiting (quantile 0.5, not 0.25) an exploit no longer hangs on which member arrives last
-    raw = pbt_task(population=4, interval=6, max_resource=12, epoch_seconds=2.0,
+    # a member is judged when it ends a segment, against the members that ended theirs: the
+    # first to arrive has nobody to copy, and with the order of arrival independent of quality
+    # one perturbation point sees no exploit about one time in six (2nd better than 1st, 3rd not
+    # the worst of 3, 4th in the top 2 of 4). Three points (6, 12, 18), a pilot per member and
+    # the bottom half exploiting make a run without one about (1/6)^3, under 1 in 200.
+    raw = pbt_task(population=4, interval=6, max_resource=24, epoch_seconds=2.0,
                    options={"quantile_fraction": 0.5})
-    run = run_pbt(home, db_url, broker_url, store_url, raw, pilots=2, walltime=14.0,
+    run = run_pbt(home, db_url, broker_url, store_url, raw, pilots=4, walltime=14.0,
                   restart_when=_after_first_exploit, timeout=800)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.steerings == 2  # restarted once, after the first exploit
@@ -71,7 +74,7 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tupl
     for member in range(4):
         mine = [s for s in segs if s.member == member]
         assert [s.segment for s in mine] == list(range(len(mine)))
-        assert mine[-1].until == 12 and mine[-1].ended_at is not None
+        assert mine[-1].until == 24 and mine[-1].ended_at is not None
     assert {p.state for p in repo.points(run.task_id)} == {"finished"}
     # the lineage as users read it: results, the schedule, the report's figures
     row = repo.task(run.task_id)
@@ -87,15 +90,15 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tupl
 
 def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(home: Path) -> None:
     db_url, broker_url = f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
-    # three perturbation points (3, 6, 9): a member is judged when it arrives, against those
-    # already there, so with the kills reordering arrivals one point may see no exploit
-    raw = pbt_task(population=4, interval=3, max_resource=12, epoch_seconds=0.6, checkpoint_interval=0.5,
-                   options={"quantile_fraction": 0.5})
+    # what this test is about is the kills: whether a member exploits depends on the order in
+    # which the kills let members arrive, so exploits are checked where they happen, not required
+    # (test_population_exploits_across_walltimes... requires them)
+    raw = pbt_task(population=4, interval=3, max_resource=12, epoch_seconds=0.6, checkpoint_interval=0.5)
     run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, kills=3)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.kills == 3
     repo = Repository(db_url)
-    check_exploits(repo, run.task_id)
+    check_exploits(repo, run.task_id, required=False)
     check_own_weights(repo, run.task_id)
     # one checkpoint interval is at most one epoch of 0.6 s, plus the epoch being uploaded;
     # judged for each killed attempt whose reports reached the steering before the kill
