@@ -13,6 +13,7 @@ from gridhpo.plots import data as D
 from gridhpo.plots import pareto, population
 from gridhpo.plots.importance import DEFAULT as DEFAULT_IMPORTANCE
 from gridhpo.plots.importance import importance as importance_data
+from gridhpo.plots.layout import layout as _layout
 
 OUTCOME_COLOURS = {"finished": "#2ca02c", "resumed": "#17becf", "stopped": "#ff7f0e", "paused": "#9467bd",
                    "interrupted": "#8c564b", "failed": "#d62728", "running": "#7f7f7f"}
@@ -34,14 +35,6 @@ def _r(values: list[Any]) -> list[Any]:
 
 def _markers(n: int) -> str:
     return "scattergl" if n > GL_MARKERS else "scatter"
-
-
-def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
-                            "height": 360, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}, "template": "plotly_white",
-                            "legend": {"orientation": "h", "y": -0.2}}
-    base.update(extra)
-    return base
 
 
 def history_figure(h: dict[str, Any], metric: str, by: str = "number") -> dict[str, Any]:

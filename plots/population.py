@@ -7,18 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from gridhpo.plots import data as D
+from gridhpo.plots.layout import layout as _layout
 from gridhpo.steering.lineage import best_member, mode_of, schedule
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
-
-
-def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
-                            "height": 360, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}, "template": "plotly_white",
-                            "legend": {"orientation": "h", "y": -0.2}}
-    base.update(extra)
-    return base
 
 
 def member_curves(d: D.TaskData) -> dict[int, list[tuple[float, float]]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,8 +59,10 @@ def objective(point: dict[str, Any]) -> float:
     return value
 
 
-def run(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
-    """Ask ``batch``, tell them (every fifth a failure); return every suggestion."""
+def run(opt: Optimiser, rounds: int, batch: int,
+        result: Callable[[dict[str, Any]], tuple[Any, ...]] = lambda p: (objective(p),)) -> list[Any]:
+    """Ask ``batch``, tell them (every fifth a failure; else ``tell``'s arguments after the
+    number: ``result(params)``); return every suggestion."""
     asked = []
     for _ in range(rounds):
         got = opt.ask(batch)
@@ -68,7 +71,7 @@ def run(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
             if s.number % 5 == 4:
                 opt.tell_failure(s.number)
             else:
-                opt.tell(s.number, objective(s.params))
+                opt.tell(s.number, *result(s.params))
     return asked
 
 
@@ -162,17 +165,8 @@ def vector(point: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def run_multi(opt: Optimiser, rounds: int, batch: int) -> list[Any]:
-    """Ask ``batch``, tell them as vectors with their violations (every fifth a failure)."""
-    asked = []
-    for _ in range(rounds):
-        got = opt.ask(batch)
-        asked.extend(got)
-        for s in got:
-            if s.number % 5 == 4:
-                opt.tell_failure(s.number)
-            else:
-                opt.tell(s.number, *vector(s.params))
-    return asked
+    """``run`` telling vectors with their violations (every fifth a failure)."""
+    return run(opt, rounds, batch, vector)
 
 
 class MultiObjectiveContract:
