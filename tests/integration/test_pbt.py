@@ -88,13 +88,13 @@ def test_population_exploits_across_walltimes_and_a_steering_restart(setup: tupl
     repo.close()
 
 
-def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(home: Path) -> None:
-    db_url, broker_url = f"sqlite:///{home / 'gridhpo.db'}", f"filesystem://{home / 'queue'}"
+def test_a_sigkilled_pilot_loses_at_most_one_checkpoint_interval(setup: tuple[str, str, str], home: Path) -> None:
+    db_url, broker_url, store_url = setup
     # what this test is about is the kills: whether a member exploits depends on the order in
     # which the kills let members arrive, so exploits are checked where they happen, not required
     # (test_population_exploits_across_walltimes... requires them)
     raw = pbt_task(population=4, interval=3, max_resource=12, epoch_seconds=0.6, checkpoint_interval=0.5)
-    run = run_pbt(home, db_url, broker_url, f"file://{home / 'store'}", raw, pilots=2, kills=3)
+    run = run_pbt(home, db_url, broker_url, store_url, raw, pilots=2, kills=3)
     assert run.state == "finished", (run.message, _logs(run.pilot_logs))
     assert run.kills == 3
     repo = Repository(db_url)

@@ -61,7 +61,7 @@ def test_swagger_ui_renders_every_operation_offline(service: Service, tmp_path: 
     try:
         browser.goto(service.url + "/docs")
         operations = browser.wait_for("document.querySelectorAll('.opblock').length")
-        assert operations == 12  # the API (9) and the pilot gateway (3)
+        assert operations == 13  # the API (10) and the pilot gateway (3)
         fetched = browser.js("performance.getEntriesByType('resource').map(e => e.name)")
         assert fetched and all(url.startswith(service.url + "/") for url in fetched), fetched
         assert service.url + "/openapi.json" in fetched

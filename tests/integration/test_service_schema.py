@@ -44,7 +44,7 @@ def test_no_request_gets_a_server_error_or_an_answer_off_the_schema(service: Ser
     headers = {"Authorization": f"Bearer {service.tokens['alice']}"}
     checks = [not_a_server_error, content_type_conformance, response_schema_conformance, status_code_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12  # the API (9) and the pilot gateway (3), which `gridhpo server` mounts
+    assert len(operations) == 13  # the API (10) and the pilot gateway (3), which `gridhpo server` mounts
 
     # positive: valid requests by the schema; negative: requests the schema forbids (wrong
     # types, missing and unknown fields), which must be refused, never crash a route

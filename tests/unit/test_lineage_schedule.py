@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridhpo.bookkeeping.repository import TaskRow
-from gridhpo.steering.lineage import best_member, format_schedule, schedule, schedule_steps
+from gridhpo.steering.lineage import best_member, format_schedule, mode_of, schedule, schedule_steps
 
 
 def _seg(member: int, segment: int, step: float, until: float, lr: float, value: float,
@@ -25,13 +25,13 @@ TASK = TaskRow(1, "t", {"objective": {"mode": "min"}, "early_stopping": {"schedu
 
 
 def test_the_schedule_follows_each_exploit_into_its_parent() -> None:
-    assert best_member(TASK, SEGS) == 1
+    assert best_member(mode_of(TASK), SEGS) == 1
     sched = schedule(SEGS, 2)
     assert [(s["member"], s["step"], s["until"]) for s in sched] == [(0, 0, 2), (1, 2, 4), (2, 4, 6)]
     assert schedule_steps(sched) == [(0, {"lr": 0.1}), (2, {"lr": 0.12}), (4, {"lr": 0.1})]
 
 
 def test_the_table_names_the_best_member_and_where_it_copied_from() -> None:
-    text = format_schedule(TASK, SEGS, "table")
+    text = format_schedule(mode_of(TASK), SEGS, "table")
     assert text.splitlines()[0] == "best member: 1"
     assert "from member 0 at 2" in text
