@@ -76,7 +76,8 @@ def test_phpo_options_of_the_evaluation_contract_run_to_the_end(servers: tuple[s
     # maxPointsPerEvaluationJob 1: each pilot job took one point and exited
     pilots = [a["pilot"] for p in run.points for a in p["attempts"]]
     assert len(set(pilots)) == len(pilots) == 4, pilots
-    assert sum("(evaluation.points_per_job)" in p.read_text() for p in run.pilot_logs) >= 4
+    # each says why it exits, but the pilot of the last point may be stopped by the task's end first
+    assert sum("(evaluation.points_per_job)" in p.read_text() for p in run.pilot_logs) >= 3
     for point in run.points:
         assert point["value"] == reference_loss(point["params"], ds)
 
