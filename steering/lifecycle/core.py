@@ -290,12 +290,7 @@ class TaskLifecycle:
 
     def requeue(self, op: OpenPoint, reason: str, now: float, out: list[Effect]) -> None:
         """The point's next attempt goes to the queue (its pilot restores the last checkpoint)."""
-        op.attempt += 1
-        op.state = PointState.QUEUED
-        op.attempt_id = None
-        op.pilot_id = None
-        op.stopping = False
-        op.dispatched_at = now
+        op.next_attempt(now)
         self.write_point(op, PointState.QUEUED, out, message=reason)
         out.append(SendPoint(self.queue, self.point_message(op)))
 

@@ -120,7 +120,7 @@ class PopulationRun:
         member.segment = seg.segment
         decision = self.population.report(op.number, step, self.signed(value))
         life.write_attempt(op, AttemptState.FINISHED, out, "segment", at, value, f"segment {seg.segment} ended")
-        _advance(op, at)
+        op.next_attempt(at)  # not yet sent: an exploit waits for its copy
         if isinstance(decision, Exploit):
             log.info("task %s member %d exploits member %d at step %g", life.name, op.number, decision.source,
                      decision.step)
@@ -217,16 +217,6 @@ class PopulationRun:
                 op.restore = str(last.restore)
             op.params, op.until, op.segment_attempt = dict(last.config_after), int(last.until), op.attempt
             self.segments[op.id] = _record(last)
-
-
-def _advance(op: OpenPoint, at: float) -> None:
-    """The member's next attempt, not yet sent (an exploit waits for its copy)."""
-    op.attempt += 1
-    op.state = PointState.QUEUED
-    op.attempt_id = None
-    op.pilot_id = None
-    op.stopping = False
-    op.dispatched_at = at
 
 
 def _record(r: Any) -> SegmentRecord:

@@ -57,3 +57,12 @@ class OpenPoint:
     until: int | None = None
     restore: str | None = None
     segment_attempt: int = 1
+
+    def next_attempt(self, at: float) -> None:
+        """The point's next attempt, queued at ``at`` and not yet taken by any pilot."""
+        self.attempt += 1
+        self.state = PointState.QUEUED
+        self.attempt_id = None
+        self.pilot_id = None
+        self.stopping = False
+        self.dispatched_at = at
