@@ -44,11 +44,8 @@ def hv_of(points: list[dict[str, Any]]) -> float:
 
 def through_steering(column: str, seed: int, points: int, pilots: int, parallel: int) -> tuple[float, float]:
     """(hypervolume, steering CPU seconds per point) of one task run by ``gridhpo run``'s code."""
-    from benchmarks._setups import fresh_setup
-    from benchmarks.quality import HERE, _cpu
-    from gridhpo.bookkeeping import Repository
-    from gridhpo.errors import GridHPOError
-    from gridhpo.steering.runner import run_tasks, submit
+    from benchmarks._setups import run_embedded
+    from benchmarks.quality import HERE
     from gridhpo.steering.taskfile import parse_task
 
     name, _, algorithm = column.partition(":")
@@ -58,17 +55,8 @@ def through_steering(column: str, seed: int, points: int, pilots: int, parallel:
     spec = parse_task({"name": f"mo-{uuid.uuid4().hex[:8]}", "search_space": SPACE, "objective": objective,
                        "optimiser": optimiser, "budget": {"max_points": points, "parallel": parallel},
                        "evaluation": {"python": "multi_objective:zdt1"}}, base_dir=HERE)
-    with fresh_setup(embedded=True) as (db, mq):
-        repo = Repository(db)
-        tid = submit(repo, spec)[0]
-        cpu0 = _cpu()
-        result = run_tasks(repo, mq, [tid], pilots)[0]
-        cpu = _cpu() - cpu0
-        done = [dict(p.params) for p in repo.points(tid) if p.state == "finished"]
-        repo.close()
-    if result.state != "finished" or not done:
-        raise GridHPOError(f"task ended {result.state}: {result.progress}")
-    return hv_of(done), cpu / points
+    done, cpu = run_embedded(spec, pilots)
+    return hv_of([dict(p.params) for p in done]), cpu / points
 
 
 def native(column: str, seed: int, points: int, parallel: int) -> tuple[float, float]:

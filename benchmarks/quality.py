@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import resource
 import statistics
 import sys
 import time
@@ -127,9 +126,7 @@ def problems() -> dict[str, tuple[dict[str, Any], float]]:
 def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: int, pilots: int,
                      parallel: int) -> tuple[float, float]:
     """(best value, steering CPU seconds per point) of one task run by ``gridhpo run``'s code."""
-    from benchmarks._setups import fresh_setup
-    from gridhpo.bookkeeping import Repository
-    from gridhpo.steering.runner import run_tasks, submit
+    from benchmarks._setups import run_embedded
     from gridhpo.steering.taskfile import parse_task
 
     name, algorithm, options = backend
@@ -141,22 +138,11 @@ def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: i
     spec = parse_task({"name": f"q-{uuid.uuid4().hex[:8]}", "search_space": raw, "optimiser": optimiser,
                        "budget": {"max_points": points, "parallel": parallel},
                        "evaluation": {"python": "quality:objective"}}, base_dir=HERE)
-    with fresh_setup(embedded=True) as (db, mq):
-        repo = Repository(db)
-        tid = submit(repo, spec)[0]
-        cpu0 = _cpu()
-        result = run_tasks(repo, mq, [tid], pilots)[0]
-        cpu = _cpu() - cpu0
-        values = [p.value for p in repo.points(tid) if p.state == "finished" and p.value is not None]
-        repo.close()
-    if result.state != "finished" or not values:
-        raise GridHPOError(f"task ended {result.state}: {result.progress}")
+    done, cpu = run_embedded(spec, pilots)
+    values = [p.value for p in done if p.value is not None]
+    if not values:
+        raise GridHPOError("no finished point has a value")
     return min(values), cpu / points
-
-
-def _cpu() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    return me.ru_utime + me.ru_stime
 
 
 def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
