@@ -33,6 +33,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _unmarked_user(item, list(getattr(item, "fixturenames", [])))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The longest tests (marked heavy) start first: with ``-n 2`` xdist hands the first items out
+    # round robin, so they run side by side from the start and the many short tests fill in
+    # around them, where one of them drawn last kept a worker busy alone for minutes. The sort is
+    # stable, so every worker collects the same order (xdist requires it).
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     _servers.current_test = None
 

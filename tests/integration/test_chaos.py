@@ -29,6 +29,7 @@ def chaos_servers(request: pytest.FixtureRequest, home: Path,
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 @pytest.mark.timeout(240)
 def test_chaos_completes_without_losing_or_doubling(chaos_servers: tuple[str, str, Restarts | None],
                                                     tmp_path: Path) -> None:

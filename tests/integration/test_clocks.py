@@ -18,7 +18,7 @@ from gridhpo.steering.taskfile import parse_task
 from tests.helpers import steering, until
 
 EVALS = Path(__file__).parent / "evals"
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 # `gridhpo pilot` in a process whose clock is off by argv[1] seconds
 SKEWED = ("import sys, time; skew = float(sys.argv.pop(1)); real = time.time; "

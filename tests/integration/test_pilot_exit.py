@@ -94,6 +94,7 @@ def test_pilots_exit_when_their_task_is_cancelled(servers: tuple[str, str], tmp_
     assert {p.state for p in repo.points(tid)} == {"cancelled"}
 
 
+@pytest.mark.heavy
 def test_a_task_that_ended_while_no_steering_ran_still_ends_its_pilots(servers: tuple[str, str],
                                                                         tmp_path: Path) -> None:
     db, broker_url = servers

@@ -15,7 +15,7 @@ from gridhpo.steering.reports import format_results, status_rows
 from tests.resume_harness import reference_loss, run_resumable
 from tests.seaweed import s3_store_url
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 @pytest.mark.parametrize("backend", ["file", "s3"])

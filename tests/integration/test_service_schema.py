@@ -39,6 +39,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield s
 
 
+@pytest.mark.heavy
 def test_no_request_gets_a_server_error_or_an_answer_off_the_schema(service: Service) -> None:
     schema = schemathesis.openapi.from_url(service.url + "/openapi.json")
     headers = {"Authorization": f"Bearer {service.tokens['alice']}"}

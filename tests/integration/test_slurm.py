@@ -22,7 +22,7 @@ from gridhpo.steering.taskfile import parse_task
 from tests.helpers import steering, until
 from tests.slurm import slurm_cluster
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 # the first attempt of every point runs until it is stopped, saving its state on SIGTERM
 EVAL = """\

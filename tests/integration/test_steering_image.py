@@ -25,7 +25,7 @@ from tests.podman import Podman
 from tests.podman import podman as podman  # session fixture
 from tests.servers import free_port, postgres_database, rabbitmq_vhost, unavailable
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTFS = Path(os.environ.get("GRIDHPO_TEST_ROOTFS", "/var/cache/gridhpo/debian-bookworm-python3.tar"))

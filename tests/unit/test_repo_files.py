@@ -43,6 +43,7 @@ def test_the_repository_cites_no_file_outside_it() -> None:
     assert not found, found
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("tool", ["ruff", "mypy"])
 def test_code_is_lint_and_type_clean(tool: str) -> None:
     exe = Path(sys.executable).parent / tool
