@@ -39,6 +39,10 @@ _LIBRARIES = ("optuna", "hyperopt", "nevergrad")
 # (65 ms per point after 2000 points, 150 after 4000, 285 after 8000) and NSGA-II's stays near
 # 10 ms: from 5000 points TPE's asks cost about 0.2 s each, and a run's total grows quadratically
 NSGA2_FROM = 5000
+# continuous spaces of at most this many free parameters go to hyperopt's anneal: on Branin (2-d)
+# it was below Optuna's own TPE in every run through the steering (0.016 to 0.035 against 0.057),
+# where Optuna's TPE was not; on Hartmann-6 anneal was well behind it (docs/optimisers.md)
+ANNEAL_UP_TO = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +89,9 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
     if discrete and "hyperopt" in available:
         return Choice("hyperopt", "anneal", f"{shape}, {len(discrete)} discrete or categorical parameter(s): "
                                             f"hyperopt's anneal led on such spaces (HPOBench, mixed-10)")
+    if len(free) <= ANNEAL_UP_TO and "hyperopt" in available:
+        return Choice("hyperopt", "anneal", f"{shape}, continuous, at most {ANNEAL_UP_TO} parameters: hyperopt's "
+                                            f"anneal led on such spaces (Branin)")
     return Choice("optuna", "tpe", f"{shape}, continuous: optuna's TPE with constant liar")
 
 
