@@ -40,7 +40,7 @@ _LIBRARIES = ("optuna", "hyperopt", "nevergrad")
 # 10 ms: from 5000 points TPE's asks cost about 0.2 s each, and a run's total grows quadratically
 NSGA2_FROM = 5000
 # continuous spaces of at most this many free parameters go to hyperopt's anneal: on Branin (2-d)
-# it was below Optuna's own TPE in every run through the steering (0.016 to 0.035 against 0.057),
+# it was below Optuna's own TPE in every run through the steering (0.016 to 0.037 against 0.057),
 # where Optuna's TPE was not; on Hartmann-6 anneal was well behind it (docs/optimisers.md)
 ANNEAL_UP_TO = 2
 
