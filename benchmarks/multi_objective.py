@@ -3,9 +3,16 @@ seeds after N points at parallelism 8, through the real steering, beside Optuna'
 and TPE run natively (multi-objective studies asked in batches of 8) and random search (the
 floor: a single-objective random task, its points judged on both objectives afterwards).
 
-Problem: ZDT1 on 6 variables in [0, 1] (Zitzler, Deb and Thiele 2000), both objectives
-minimised: f1 = x0, g = 1 + 9 * mean(x1..x5), f2 = g * (1 - sqrt(f1 / g)). Its front is
-f2 = 1 - sqrt(f1); against the reference point (1.1, 11) its hypervolume is 11.7667, the
+Problems, both objectives minimised:
+
+- ``ZDT1-6``: ZDT1 on 6 variables in [0, 1] (Zitzler, Deb and Thiele 2000): f1 = x0,
+  g = 1 + 9 * mean(x1..x5), f2 = g * (1 - sqrt(f1 / g)). Its front is f2 = 1 - sqrt(f1).
+- ``ZDT1-mixed``: the same on 4 float variables x0..x3, plus a categorical ``kind`` (a, b, c, d)
+  and an int ``layers`` (1..8) that raise g: g = 1 + 9 * mean(x1..x3) + {a: 0, b: 0.5, c: 1, d: 2}[kind]
+  + |layers - 3| / 2. Its front is ZDT1's (kind a, 3 layers, x1..x3 at 0): a search has to
+  find the categorical and the int as well as the floats, as in a network's tuning.
+
+Against the reference point (1.1, 11) the true front's hypervolume is 11.7667 on both, the
 most any run can reach. Every column's hypervolume is computed here from the points'
 parameters (the objective evaluated again), by the same function (steering/pareto.py).
 """
@@ -13,12 +20,16 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from gridhpo.steering.pareto import front, hypervolume
 
-DIMS = 6
-SPACE: dict[str, Any] = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(DIMS)}
+ZDT1_SPACE: dict[str, Any] = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}
+MIXED_SPACE: dict[str, Any] = {**{f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(4)},
+                               "kind": {"type": "categorical", "choices": ["a", "b", "c", "d"]},
+                               "layers": {"type": "int", "low": 1, "high": 8}}
+KIND = {"a": 0.0, "b": 0.5, "c": 1.0, "d": 2.0}
 REFERENCE = (1.1, 11.0)
 BEST = 10.0 + 2.0 / 3.0 + 1.1  # the area the true front dominates up to REFERENCE
 NATIVE = ("optuna-native:nsga2", "optuna-native:tpe")
@@ -26,23 +37,35 @@ COLUMNS = "random,optuna:tpe,optuna:nsga2,nevergrad,auto"
 
 
 def zdt1_values(p: dict[str, Any]) -> tuple[float, float]:
-    x = [float(p[f"x{i}"]) for i in range(DIMS)]
-    g = 1.0 + 9.0 * sum(x[1:]) / (DIMS - 1)
+    x = [float(p[f"x{i}"]) for i in range(6)]
+    g = 1.0 + 9.0 * sum(x[1:]) / 5
     return x[0], g * (1.0 - math.sqrt(x[0] / g))
 
 
+def mixed_values(p: dict[str, Any]) -> tuple[float, float]:
+    x = [float(p[f"x{i}"]) for i in range(4)]
+    g = 1.0 + 9.0 * sum(x[1:]) / 3 + KIND[str(p["kind"])] + abs(int(p["layers"]) - 3) / 2
+    return x[0], g * (1.0 - math.sqrt(x[0] / g))
+
+
+PROBLEMS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[float, float]]]] = {
+    "ZDT1-6": (ZDT1_SPACE, zdt1_values), "ZDT1-mixed": (MIXED_SPACE, mixed_values)}
+
+
 def zdt1(**params: Any) -> dict[str, float]:
-    """What the pilots call (``evaluation: {python: multi_objective:zdt1}``)."""
-    f1, f2 = zdt1_values(params)
+    """What the pilots call (``evaluation: {python: multi_objective:zdt1}``): the fixed
+    parameter ``problem`` names the problem (ZDT1-6 without it)."""
+    f1, f2 = PROBLEMS[str(params.get("problem", "ZDT1-6"))][1](params)
     return {"f1": f1, "f2": f2}
 
 
-def hv_of(points: list[dict[str, Any]]) -> float:
-    vectors = [zdt1_values(p) for p in points]
+def hv_of(problem: str, points: list[dict[str, Any]]) -> float:
+    vectors = [PROBLEMS[problem][1](p) for p in points]
     return hypervolume([vectors[i] for i in front(vectors)], REFERENCE)
 
 
-def through_steering(column: str, seed: int, points: int, pilots: int, parallel: int) -> tuple[float, float]:
+def through_steering(problem: str, column: str, seed: int, points: int, pilots: int,
+                     parallel: int) -> tuple[float, float]:
     """(hypervolume, steering CPU seconds per point) of one task run by ``gridhpo run``'s code."""
     from benchmarks._setups import run_embedded
     from benchmarks.quality import HERE
@@ -52,20 +75,25 @@ def through_steering(column: str, seed: int, points: int, pilots: int, parallel:
     optimiser: dict[str, Any] = {"backend": name, "seed": seed, **({"algorithm": algorithm} if algorithm else {})}
     # random search takes one objective: its points do not depend on the values anyway
     objective: Any = {"metric": "f1"} if name == "random" else [{"metric": "f1"}, {"metric": "f2"}]
-    spec = parse_task({"name": f"mo-{uuid.uuid4().hex[:8]}", "search_space": SPACE, "objective": objective,
+    space = {**PROBLEMS[problem][0], "problem": {"type": "fixed", "value": problem}}
+    spec = parse_task({"name": f"mo-{uuid.uuid4().hex[:8]}", "search_space": space, "objective": objective,
                        "optimiser": optimiser, "budget": {"max_points": points, "parallel": parallel},
                        "evaluation": {"python": "multi_objective:zdt1"}}, base_dir=HERE)
     done, cpu = run_embedded(spec, pilots)
-    return hv_of([dict(p.params) for p in done]), cpu / points
+    return hv_of(problem, [dict(p.params) for p in done]), cpu / points
 
 
-def native(column: str, seed: int, points: int, parallel: int) -> tuple[float, float]:
+def native(problem: str, column: str, seed: int, points: int, parallel: int) -> tuple[float, float]:
     """Optuna's own multi-objective study (NSGA-II or TPE), asked in batches of ``parallel``."""
     import time
 
     import optuna
 
+    from benchmarks.optimisers import native_point
+    from gridhpo.steering.space import parse_space
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = parse_space(PROBLEMS[problem][0])
     t0 = time.process_time()
     sampler = (optuna.samplers.NSGAIISampler(seed=seed) if column.endswith("nsga2")
                else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
@@ -73,51 +101,53 @@ def native(column: str, seed: int, points: int, parallel: int) -> tuple[float, f
     done: list[dict[str, Any]] = []
     while len(study.trials) < points:
         trials = [study.ask() for _ in range(min(parallel, points - len(study.trials)))]
-        for t in trials:
-            p = {f"x{i}": t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(DIMS)}
+        batch = [native_point(space, t) for t in trials]  # the whole batch before any result
+        for t, p in zip(trials, batch, strict=True):
             done.append(p)
-            study.tell(t, list(zdt1_values(p)))
-    return hv_of(done), (time.process_time() - t0) / points
+            study.tell(t, list(PROBLEMS[problem][1](p)))
+    return hv_of(problem, done), (time.process_time() - t0) / points
 
 
-def run(job: tuple[str, int, int, int, int]) -> tuple[float, float, str]:
-    column, seed, points, parallel, pilots = job
+def run(job: tuple[str, str, int, int, int, int]) -> tuple[float, float, str]:
+    problem, column, seed, points, parallel, pilots = job
     from gridhpo.errors import GridHPOError
 
     try:
         if column in NATIVE:
-            hv, per_point = native(column, seed, points, parallel)
+            hv, per_point = native(problem, column, seed, points, parallel)
         else:
-            hv, per_point = through_steering(column, seed, points, pilots, parallel)
+            hv, per_point = through_steering(problem, column, seed, points, pilots, parallel)
     except GridHPOError as exc:
         return math.nan, 0.0, str(exc)
     return hv, per_point, ""
 
 
-def table(columns: list[str], seeds: int, points: int, parallel: int, pilots: int, jobs: int) -> None:
+def table(problems: list[str], columns: list[str], seeds: int, points: int, parallel: int, pilots: int,
+          jobs: int) -> None:
     import statistics
     from concurrent.futures import ProcessPoolExecutor
 
     from benchmarks.optimisers import single_threaded
 
     cols = columns + list(NATIVE)
-    print(f"\nZDT1-6, 2 objectives: median hypervolume over {seeds} seeds after {points} points at parallelism "
+    print(f"\n2 objectives: median hypervolume over {seeds} seeds after {points} points at parallelism "
           f"{parallel} (higher is better; the true front's is {BEST:.4f}); real steering, embedded, {pilots} "
           f"pilots; [ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>26}" for c in cols))
-    with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
-        got = list(pool.map(run, [(c, s, points, parallel, pilots) for c in cols for s in range(seeds)]))
-    row = f"{'ZDT1-6':<18}"
     errors = []
-    for i, c in enumerate(cols):
-        mine = got[i * seeds:(i + 1) * seeds]
-        failed = [e for _, _, e in mine if e]
-        if failed:
-            row += f"{f'{len(failed)}/{seeds} failed':>26}"
-            errors.append(f"{c}: {failed[0]}")
-            continue
-        hv, ms = statistics.median(h for h, _, _ in mine), statistics.median(t for _, t, _ in mine) * 1e3
-        row += f"{hv:>16.4f} [{ms:>6.1f}]"
-    print(row, flush=True)
+    with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
+        for problem in problems:
+            got = list(pool.map(run, [(problem, c, s, points, parallel, pilots) for c in cols for s in range(seeds)]))
+            row = f"{problem:<18}"
+            for i, c in enumerate(cols):
+                mine = got[i * seeds:(i + 1) * seeds]
+                failed = [e for _, _, e in mine if e]
+                if failed:
+                    row += f"{f'{len(failed)}/{seeds} failed':>26}"
+                    errors.append(f"{problem}, {c}: {failed[0]}")
+                    continue
+                hv, ms = statistics.median(h for h, _, _ in mine), statistics.median(t for _, t, _ in mine) * 1e3
+                row += f"{hv:>16.4f} [{ms:>6.1f}]"
+            print(row, flush=True)
     for e in errors:
         print("error:", e)

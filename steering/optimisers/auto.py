@@ -35,9 +35,14 @@ STARTUP = 10
 _LIBRARIES = ("optuna", "hyperopt", "nevergrad")
 # below this budget auto's multi-objective search is Optuna's TPE, from it on NSGA-II
 # (docs/optimisers.md, "Multi-objective search"): TPE's hypervolume led at every budget measured
-# (100, 300 and 1000 points) by a margin that shrank with the budget, while its ask time grows
-# with the history and NSGA-II's stays small
-NSGA2_FROM = 2000
+# (100 to 2000 points, 3 of 3 seeds at 2000), while its ask time grows linearly with the history
+# (65 ms per point after 2000 points, 150 after 4000, 285 after 8000) and NSGA-II's stays near
+# 10 ms: from 5000 points TPE's asks cost about 0.2 s each, and a run's total grows quadratically
+NSGA2_FROM = 5000
+# continuous spaces of at most this many free parameters go to hyperopt's anneal: on Branin (2-d)
+# it was below Optuna's own TPE in every run through the steering (0.016 to 0.037 against 0.057),
+# where Optuna's TPE was not; on Hartmann-6 anneal was well behind it (docs/optimisers.md)
+ANNEAL_UP_TO = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +89,9 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
     if discrete and "hyperopt" in available:
         return Choice("hyperopt", "anneal", f"{shape}, {len(discrete)} discrete or categorical parameter(s): "
                                             f"hyperopt's anneal led on such spaces (HPOBench, mixed-10)")
+    if len(free) <= ANNEAL_UP_TO and "hyperopt" in available:
+        return Choice("hyperopt", "anneal", f"{shape}, continuous, at most {ANNEAL_UP_TO} parameters: hyperopt's "
+                                            f"anneal led on such spaces (Branin)")
     return Choice("optuna", "tpe", f"{shape}, continuous: optuna's TPE with constant liar")
 
 
@@ -103,7 +111,7 @@ def choose_multi(space: SearchSpace, max_points: int, available: frozenset[str],
         return Choice("optuna", "nsga2", f"{what}, {max_points} points (>= {NSGA2_FROM}): optuna's NSGA-II, whose "
                                          f"ask time stays small where TPE's grows with the history")
     return Choice("optuna", "tpe", f"{what}, {max_points} points (< {NSGA2_FROM}): optuna's multi-objective TPE "
-                                   f"led NSGA-II up to 1000 points (docs/optimisers.md)")
+                                   f"led NSGA-II up to 2000 points (docs/optimisers.md)")
 
 
 def is_continuous(p: Param) -> bool:

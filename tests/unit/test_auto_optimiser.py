@@ -15,6 +15,7 @@ from gridhpo.steering.taskfile import TaskSpec, parse_task
 
 ALL = frozenset({"optuna", "hyperopt"})
 CONTINUOUS = {"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "float", "low": 0.0, "high": 15.0}}
+CONTINUOUS3 = {**CONTINUOUS, "x3": {"type": "float", "low": 0.0, "high": 1.0}}
 # the HPOBench tabular space as a user writes it: mostly categorical
 TABULAR = {"alpha": {"type": "categorical", "choices": [1e-8, 1e-4, 1.0]},
            "batch_size": {"type": "categorical", "choices": [4, 16, 64, 256]},
@@ -39,8 +40,16 @@ def chosen(raw: dict[str, Any], max_points: int = 100, parallel: int = 8,
 
 @pytest.mark.parametrize("parallel", [1, 8, 64])
 def test_continuous_spaces_get_optunas_tpe(parallel: int) -> None:
-    assert chosen(CONTINUOUS, parallel=parallel) == ("optuna", "tpe")
-    assert chosen({**CONTINUOUS, "lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}) == ("optuna", "tpe")
+    assert chosen({**CONTINUOUS, "lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}},
+                  parallel=parallel) == ("optuna", "tpe")
+    assert chosen({f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}) == ("optuna", "tpe")
+
+
+@pytest.mark.parametrize("parallel", [1, 8, 64])
+def test_continuous_spaces_of_two_parameters_get_hyperopts_anneal(parallel: int) -> None:
+    assert chosen(CONTINUOUS, parallel=parallel) == ("hyperopt", "anneal")
+    assert chosen({"x": CONTINUOUS["x1"]}) == ("hyperopt", "anneal")
+    assert chosen(CONTINUOUS, available=frozenset({"optuna"})) == ("optuna", "tpe")
 
 
 @pytest.mark.parametrize("raw", [TABULAR, MIXED, CONDITIONAL], ids=["tabular", "mixed", "conditional"])
@@ -119,7 +128,7 @@ def test_a_typo_of_auto_is_told_the_name() -> None:
 
 
 def test_auto_search_delegates_to_its_choice() -> None:
-    opt = optimisers.get("auto")(parse_space(CONTINUOUS), seed=3, max_points=100, parallel=8)
+    opt = optimisers.get("auto")(parse_space(CONTINUOUS3), seed=3, max_points=100, parallel=8)
     assert isinstance(opt, AutoSearch) and opt.inner.name == "optuna" and opt.inner.algorithm == "tpe"
     first = opt.ask(3)
     assert [s.number for s in first] == [0, 1, 2] and len(opt.pending) == 3
@@ -135,13 +144,13 @@ def test_status_and_the_report_show_the_choice(home: Path, tmp_path: Path) -> No
     from gridhpo.plots import data
 
     task_file = tmp_path / "t.yaml"
-    task_file.write_text(yaml.safe_dump({"name": "chosen", "search_space": CONTINUOUS,
+    task_file.write_text(yaml.safe_dump({"name": "chosen", "search_space": CONTINUOUS3,
                                          "budget": {"max_points": 40, "parallel": 2},
                                          "evaluation": {"command": "true"}}))
     assert CliRunner().invoke(main, ["submit", str(task_file)]).exit_code == 0
     r = CliRunner().invoke(main, ["status", "chosen"])
     assert r.exit_code == 0
-    assert "optimiser: optuna tpe (chosen by auto: 2-d space, 40 points, 2 in flight" in r.stdout
+    assert "optimiser: optuna tpe (chosen by auto: 3-d space, 40 points, 2 in flight" in r.stdout
     repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
     summary = data.summary(data.load(repo, "chosen"))
     assert summary["optimiser"].startswith("optuna tpe (chosen by auto: ")

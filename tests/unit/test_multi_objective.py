@@ -127,6 +127,7 @@ def test_auto_chooses_a_multi_objective_backend() -> None:
     assert (choose(space, 100, 8, both, 2).backend, choose(space, 100, 8, both, 2).algorithm) == ("optuna", "tpe")
     big = choose(space, NSGA2_FROM, 8, both, 3)
     assert (big.backend, big.algorithm) == ("optuna", "nsga2")
+    assert choose(space, 2000, 8, both, 2).algorithm == "tpe", "TPE still led NSGA-II at 2000 points"
     assert choose(space, 100, 8, both, 1, 1).algorithm == "tpe"  # constraints alone
     assert choose(space, 100, 8, frozenset({"nevergrad"}), 2).backend == "nevergrad"
     normal = parse_space({"w": {"type": "normal", "mu": 0, "sigma": 1}})
