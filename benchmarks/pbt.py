@@ -211,10 +211,10 @@ def draw(path: Path, curves: dict[str, list[Curve]], trace: PBTTrace, target: fl
     ax1.set(title=f"PBT population, seed {args.first_seed} (dotted: exploits)", xlabel="epoch",
             ylabel="validation loss (latest at each epoch)", yscale="log")
     ax1.legend(fontsize=6, ncol=2)
-    steps = [s.step for s in trace.schedule] + [float(args.max_resource)]
+    changes = [s.step for s in trace.schedule] + [float(args.max_resource)]
     for name, ax, colour in (("lr", ax2, "C0"), ("weight_decay", ax2.twinx(), "C3")):
         values = [s.config_after[name] for s in trace.schedule]
-        ax.step(steps, values + values[-1:], where="post", color=colour, label=name)
+        ax.step(changes, values + values[-1:], where="post", color=colour, label=name)
         ax.set_yscale("log")
         ax.set_ylabel(name, color=colour)
     ax2.set(title=f"schedule of PBT's best member ({trace.best}), seed {args.first_seed}", xlabel="epoch")
