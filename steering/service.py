@@ -229,7 +229,9 @@ class Steering:
     def _load(self, row: TaskRow) -> None:
         try:
             # a database restarting is retried: only a task that cannot be served fails
-            self.tasks[row.id] = self.repo.retrying("load task", lambda: load_task(self.repo, row))
+            task = self.tasks[row.id] = self.repo.retrying("load task", lambda: load_task(self.repo, row))
+            if task.core.pbt is not None and task.core.pbt.copies:  # a restart: copies never committed go
+                self.exploits.discard_orphans(task.spec, row.id, row.name, task.core.pbt.copies)
         except Exception as exc:  # whatever a stored task holds, it fails alone (a missing library...)
             reason = str(exc) if isinstance(exc, GridHPOError) else f"{type(exc).__name__}: {exc}"
             log.error("task %s (%d) cannot be served and is marked failed: %s", row.name, row.id, reason,

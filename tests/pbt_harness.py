@@ -1,6 +1,6 @@
 """Runs examples/pbt end to end with real pilot processes: an in-process steering (which a
 run may restart in the middle), pilots started again as they stop (at a short walltime, or
-SIGKILLed with their evaluation). Shared by tests/integration/test_pbt.py and benchmarks/pbt.py."""
+SIGKILLed with their evaluation). Used by tests/integration/test_pbt.py."""
 from __future__ import annotations
 
 import json

@@ -51,6 +51,9 @@ class PopulationRun:
     segments: dict[int, SegmentRecord] = field(default_factory=dict)  # by point id
     saved: dict[int, str] = field(default_factory=dict)  # by point id: newest entry key of the attempt
     awaiting: dict[int, tuple[Exploit, dict[str, Any]]] = field(default_factory=dict)  # by point id
+    # after a restart, by open member: the copies of exploits its lineage rows name; any other
+    # copy in its manifest is an orphan of a steering that died before committing (steering/exploits.py)
+    copies: dict[int, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, spec: TaskSpec, scheduler: PBT) -> PopulationRun:
@@ -183,6 +186,8 @@ class PopulationRun:
         for r in rows:
             by_member.setdefault(int(r.member), []).append(r)
         by_point = {op.id: op for op in open_points.values()}
+        self.copies = {op.number: {str(r.restore) for r in by_member.get(op.number, []) if r.restore is not None}
+                       for op in open_points.values()}
         for fresh in open_points.values():
             if fresh.number not in by_member:
                 # a member whose first segment's row was not written yet (a crash between the
