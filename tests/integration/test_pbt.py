@@ -20,7 +20,7 @@ from tests.pbt_harness import EXAMPLE, pbt_task, run_pbt
 from tests.seaweed import s3_store_url
 from tests.servers import postgres_database, rabbitmq_vhost
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 pytest.importorskip("sklearn")
 
 
