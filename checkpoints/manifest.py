@@ -38,7 +38,7 @@ from gridhpo.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-_PIN = re.compile(r"pinned-(\d{8})")
+PIN = re.compile(r"pinned-(\d{8})")  # a pin's name after the prefix; group 1 its sequence
 
 
 def point_prefix(task_id: int, task_name: str, number: int) -> str:
@@ -176,7 +176,7 @@ class Manifest:
         # only entries that verify count and are deleted: an entry that does not verify (planted,
         # unsigned with signing on) neither pushes a genuine checkpoint out nor is touched
         pinned = {int(m.group(1)) for k in listing
-                  if k.startswith(self.prefix) and (m := _PIN.fullmatch(k[len(self.prefix):]))}
+                  if k.startswith(self.prefix) and (m := PIN.fullmatch(k[len(self.prefix):]))}
         verified = sorted(verified, key=lambda e: (e.sequence, e.attempt))
         drop = [e for e in verified[: max(0, len(verified) - self.keep)] if e.sequence not in pinned]
         for e in drop:
