@@ -77,7 +77,9 @@ class RabbitAdmin:
         self._auth = "Basic " + base64.b64encode(login.encode()).decode()
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        """One request to the management API (``path`` below ``/api``): its decoded JSON reply,
+        None for an empty one or a 404 with ``missing_ok``; any failure as ``BrokerAdminError``."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.api + path, data=data, method=method,
                                      headers={"Authorization": self._auth, "Content-Type": "application/json"})
@@ -98,8 +100,8 @@ class RabbitAdmin:
         """Create (or re-key) the task's user with a new password; returns its pilots' URL."""
         user = task_user(task_id, self.vhost)
         password = secrets.token_urlsafe(24)
-        self._call("PUT", f"/users/{quote(user, safe='')}", {"password": password, "tags": ""})
-        self._call("PUT", f"/permissions/{quote(self.vhost, safe='')}/{quote(user, safe='')}",
+        self.call("PUT", f"/users/{quote(user, safe='')}", {"password": password, "tags": ""})
+        self.call("PUT", f"/permissions/{quote(self.vhost, safe='')}/{quote(user, safe='')}",
                    task_permissions(task_id))
         log.info("broker user %s: task %d's queues only", user, task_id)
         return Grant(task_id, user, self._url_for(user, password))
@@ -107,12 +109,12 @@ class RabbitAdmin:
     def revoke(self, task_id: int) -> bool:
         """Remove the task's user and close its connections; False if it did not exist."""
         user = task_user(task_id, self.vhost)
-        existed = self._call("GET", f"/users/{quote(user, safe='')}", missing_ok=True) is not None
-        self._call("DELETE", f"/users/{quote(user, safe='')}", missing_ok=True)
-        for conn in self._call("GET", "/connections") or []:
+        existed = self.call("GET", f"/users/{quote(user, safe='')}", missing_ok=True) is not None
+        self.call("DELETE", f"/users/{quote(user, safe='')}", missing_ok=True)
+        for conn in self.call("GET", "/connections") or []:
             # a deleted user's open connections stay open: its pilots would keep their queues
             if isinstance(conn, dict) and "user" in conn and conn["user"] == user and "name" in conn:
-                self._call("DELETE", f"/connections/{quote(str(conn['name']), safe='')}", missing_ok=True)
+                self.call("DELETE", f"/connections/{quote(str(conn['name']), safe='')}", missing_ok=True)
         return existed
 
     def _url_for(self, user: str, password: str) -> str:
