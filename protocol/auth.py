@@ -5,19 +5,30 @@ Anyone who can reach the broker can read and write a queue whose name they know,
 on a queue is trusted for where it is:
 
 - Events and hellos (pilot to steering) carry in ``auth`` a message authentication code over
-  the message, HMAC-SHA256 keyed by a key derived from the task's token, never the token:
-  reading a task's events queue gives nothing that lets one write as its pilots. ``Broker``
-  turns a token given as ``auth`` into the code as it publishes (``with_mac``), so no message
-  carries a token; the steering finds the token that proves a message (``proven_token``) among
-  the task's current and replaced ones.
+  the message, HMAC-SHA256 keyed by a key derived from the task's token (once per token, then
+  cached), never the token: reading a task's events queue gives nothing that lets one write as
+  its pilots. ``Broker`` turns a token given as ``auth`` into the code as it publishes
+  (``with_mac``), so no message carries a token; the steering finds the token that proves a
+  message (``proven_token``) among the task's current and replaced ones.
 - Points, control messages, task ends and hello replies (steering to pilots) carry in ``sig``
-  an Ed25519 signature by the steering's key over the message. A pilot holds the verifying
-  half, given with its token (``gridhpo token TASK`` prints ``TOKEN.KEY``), and its
-  ``Broker`` turns any such message that is not signed by that key for its own task into an
-  undecodable one, which the pilot sets aside in the dead-letter queue, reported, never run.
+  the steering's Ed25519 signature. What the steering publishes at once (``Gate.wire_many``,
+  from ``Broker.publish_many``) is signed as one batch: a Merkle tree over the messages
+  (protocol/sigtree.py, RFC 6962 hashing), whose root is signed once; a single message is a
+  batch of one. ``sig`` is ``ed25519:SIG.INDEX.N.P1.P2...``: the root's signature, the
+  message's leaf index, the batch size and its audit path (base64url, no padding). A pilot
+  holds the verifying half, given with its token (``gridhpo token TASK`` prints
+  ``TOKEN.KEY``); its ``Verifier`` recomputes the root from the message and its path, checks
+  the root's signature (remembering the last ``ROOT_CACHE`` verified roots with their
+  signature, so the points of one batch cost one check) and that the message names its task.
+  Its ``Broker`` turns any message of those kinds that does not pass into an undecodable one,
+  which the pilot sets aside in the dead-letter queue, reported, never run.
 
 Both codes cover the canonical form of the message: its JSON with sorted keys, compact, ASCII,
-without the ``auth`` and ``sig`` fields.
+without the ``auth`` and ``sig`` fields. It is serialised once: the wire text is the canonical
+text with the code appended as its last member (``sealed_text``), and a receiver given that
+text takes the covered bytes by cutting the member off again (``covered``) instead of
+serialising the parsed message anew; any other text (re-serialised on the way, say through the
+HTTP gateway) is made canonical again, and checked all the same.
 """
 from __future__ import annotations
 
@@ -28,7 +39,10 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gridhpo import config
 from gridhpo.errors import ConfigError
+from gridhpo.protocol import sigtree
 from gridhpo.protocol.messages import Undecodable, message_kind
 
 log = logging.getLogger(__name__)
@@ -49,6 +64,13 @@ UNPROVEN = "(unproven)"  # what a message whose code matches no token is taken t
 KEY_FILE = "steering.key"  # in GRIDHPO_HOME, mode 0600: the steering's signing key
 _EVENT_KEY_LABEL = b"gridhpo-events-v1"
 _KEY_ID_LABEL = b"gridhpo-key-id-v1"
+ROOT_CACHE = 1024  # verified batch roots a pilot remembers
+_MAX_PATH = 40  # hashes in an audit path: a batch of up to 2**40 messages
+# the signature (64 bytes), the leaf index, the batch size, the path's hashes (32 bytes each)
+_SIG = re.compile(rf"ed25519:[A-Za-z0-9_-]{{86}}\.(0|[1-9][0-9]{{0,11}})\.([1-9][0-9]{{0,11}})"
+                  rf"((?:\.[A-Za-z0-9_-]{{43}}){{0,{_MAX_PATH}}})")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:-]*")  # what a code or a signature is written with
+_event_keys: dict[str, bytes] = {}  # token -> its events key (derived once per token)
 
 
 class Unauthentic(ValueError):
@@ -61,9 +83,24 @@ def canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _wire(body: Mapping[str, Any]) -> dict[str, Any]:
-    """``body`` as the receiver will decode it (tuples become lists, keys text)."""
-    return dict(json.loads(json.dumps(body)))
+def sealed_text(canon: bytes, field: str, value: str) -> bytes:
+    """The wire text of a message whose canonical form is ``canon`` with ``field`` (its code or
+    signature: text that needs no escaping) as the last member."""
+    member = b'"' + field.encode() + b'":"' + value.encode() + b'"}'
+    return b"{" + member if canon == b"{}" else canon[:-1] + b"," + member
+
+
+def covered(raw: object, field: str, value: object) -> bytes | None:
+    """The bytes a code or signature covers when ``raw``, the text received, is what
+    ``sealed_text`` made, else None. Sound for any text: ``raw`` ends with the member
+    ``"field":"value"`` at its top level, so what is left is the message without it; a
+    steering or pilot never covers text holding that field, so a forgery gains nothing."""
+    if not isinstance(raw, bytes) or not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value):
+        return None
+    member = b',"' + field.encode() + b'":"' + value.encode() + b'"}'
+    if len(raw) <= len(member) + 1 or not raw.endswith(member):
+        return None
+    return raw[:-len(member)] + b"}"
 
 
 def key_id(token: str) -> str:
@@ -73,17 +110,28 @@ def key_id(token: str) -> str:
     return hmac.new(token.encode(), _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:20]
 
 
-def _mac(token: str, body: Mapping[str, Any]) -> str:
-    key = hmac.new(token.encode(), _EVENT_KEY_LABEL, hashlib.sha256).digest()
-    return MAC_PREFIX + hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+def _event_key(token: str) -> bytes:
+    key = _event_keys.get(token)
+    if key is None:
+        if len(_event_keys) >= 4096:  # tokens replaced over a long run: start again
+            _event_keys.clear()
+        key = _event_keys[token] = hmac.new(token.encode(), _EVENT_KEY_LABEL, hashlib.sha256).digest()
+    return key
+
+
+def _mac(token: str, canon: bytes) -> str:
+    return MAC_PREFIX + hmac.new(_event_key(token), canon, hashlib.sha256).hexdigest()
+
+
+def mac_text(body: Mapping[str, Any]) -> bytes:
+    """The wire text of an event or hello whose ``auth`` holds the token: the code in its place."""
+    canon = canonical(body)
+    return sealed_text(canon, "auth", _mac(body["auth"], canon))
 
 
 def with_mac(body: Mapping[str, Any]) -> dict[str, Any]:
     """An event or hello whose ``auth`` holds the token, with the code in its place."""
-    token = body["auth"]
-    out = _wire(body)
-    out["auth"] = _mac(token, out)
-    return out
+    return dict(json.loads(mac_text(body)))
 
 
 def needs_mac(body: Mapping[str, Any]) -> bool:
@@ -93,16 +141,18 @@ def needs_mac(body: Mapping[str, Any]) -> bool:
         and not auth.startswith(MAC_PREFIX)
 
 
-def proven_token(body: object, tokens: Iterable[str | None]) -> str:
+def proven_token(body: object, tokens: Iterable[str | None], raw: object = None) -> str:
     """The token among ``tokens`` whose code ``body`` carries; "" when it carries none,
-    ``UNPROVEN`` when no token matches (a token sent in clear is never accepted)."""
+    ``UNPROVEN`` when no token matches (a token sent in clear is never accepted). ``raw``: the
+    text received, when there is one (saves serialising ``body`` again, see ``covered``)."""
     if not isinstance(body, Mapping) or "auth" not in body or not body["auth"]:
         return ""
     presented = body["auth"]
     if not isinstance(presented, str) or not presented.startswith(MAC_PREFIX):
         return UNPROVEN
+    canon = covered(raw, "auth", presented) or canonical(body)
     for token in tokens:
-        if token and hmac.compare_digest(_mac(token, body).encode(), presented.encode()):
+        if token and hmac.compare_digest(_mac(token, canon).encode(), presented.encode()):
             return token
     return UNPROVEN
 
@@ -126,16 +176,26 @@ class Signer:
         self.public = Verifier(key.public_key())
 
     def sign(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        out = _wire(body)
-        out["sig"] = SIG_PREFIX + _b64(self._key.sign(canonical(out)))
-        return out
+        """``body`` signed alone (a batch of one), as the receiver decodes it."""
+        return dict(json.loads(self.seal([body])[0]))
+
+    def seal(self, bodies: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        """The wire texts of ``bodies`` signed as one batch: one signature for all."""
+        canons = [canonical(b) for b in bodies]
+        root, paths = sigtree.build(canons)
+        n = len(canons)
+        head = SIG_PREFIX + _b64(self._key.sign(sigtree.signed_bytes(n, root)))
+        return [sealed_text(c, "sig", ".".join([head, str(i), str(n), *map(_b64, path)]))
+                for i, (c, path) in enumerate(zip(canons, paths, strict=True))]
 
 
 class Verifier:
-    """The steering's verifying key, as pilots hold it."""
+    """The steering's verifying key, as pilots hold it, with the batch roots it verified."""
 
     def __init__(self, key: Ed25519PublicKey) -> None:
         self._key = key
+        self._roots: OrderedDict[bytes, None] = OrderedDict()  # signature + signed bytes, verified
+        self._lock = threading.Lock()
 
     @classmethod
     def parse(cls, text: str) -> Verifier:
@@ -150,20 +210,46 @@ class Verifier:
 
         return _b64(self._key.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
-    def check(self, body: object, task_ids: set[int]) -> None:
-        """Raises ``Unauthentic`` unless ``body`` is signed by this key for one of ``task_ids``."""
+    def check(self, body: object, task_ids: set[int], raw: object = None) -> None:
+        """Raises ``Unauthentic`` unless ``body`` is signed by this key for one of ``task_ids``.
+        ``raw``: the text received, when there is one (see ``covered``)."""
         if not isinstance(body, Mapping):
             raise Unauthentic("not a JSON object")
         sig = body["sig"] if "sig" in body else None
         if not isinstance(sig, str) or not sig.startswith(SIG_PREFIX):
             raise Unauthentic("not signed by the steering")
+        found = _SIG.fullmatch(sig)
+        if found is None:
+            raise Unauthentic("its signature is malformed")
+        index, n = int(found.group(1)), int(found.group(2))
+        path = [_unb64(p) for p in found.group(3).split(".")[1:]]
+        leaf = sigtree.leaf_hash(covered(raw, "sig", sig) or canonical(body))
         try:
-            self._key.verify(_unb64(sig[len(SIG_PREFIX):]), canonical(body))
-        except (InvalidSignature, ValueError, binascii.Error, TypeError) as exc:
-            raise Unauthentic("its signature is not the steering's") from exc
+            root = sigtree.root_from_path(leaf, index, n, path)
+        except sigtree.BadPath as exc:
+            raise Unauthentic(f"its signature's path does not hold: {exc}") from None
+        self._check_root(_unb64(sig[len(SIG_PREFIX):sig.index(".")]), sigtree.signed_bytes(n, root))
         task = body["task_id"] if "task_id" in body else None
         if task not in task_ids:
             raise Unauthentic(f"signed for task {str(task)[:20]}, not this pilot's")
+
+    def _check_root(self, signature: bytes, signed: bytes) -> None:
+        """Verifies the signature of a batch's root, once per root and signature: the cache
+        holds only pairs this key verified, so a root reached by a wrong path or presented
+        with another signature is checked (and refused) in full."""
+        seen = signature + signed
+        with self._lock:
+            if seen in self._roots:
+                self._roots.move_to_end(seen)
+                return
+        try:
+            self._key.verify(signature, signed)
+        except (InvalidSignature, ValueError) as exc:
+            raise Unauthentic("its signature is not the steering's") from exc
+        with self._lock:
+            self._roots[seen] = None
+            if len(self._roots) > ROOT_CACHE:
+                self._roots.popitem(last=False)
 
 
 def steering_signer(home: Path | None = None) -> Signer:
@@ -235,21 +321,38 @@ class Gate:
 
     def outgoing(self, body: dict[str, Any]) -> dict[str, Any]:
         """A body as it goes on the wire: never with a token in clear, signed where it must be."""
-        if needs_mac(body):
-            return with_mac(body)
-        if self._signer is not None and message_kind(body) in SIGNED_KINDS and "sig" not in body:
-            return self._signer.sign(body)
-        return body
+        return self.outgoing_many([body])[0]
 
-    def incoming(self, body: Any) -> Any:
+    def outgoing_many(self, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``wire_many`` as the receiver decodes it (for transports that serialise themselves)."""
+        return [w if isinstance(w, dict) else dict(json.loads(w)) for w in self.wire_many(bodies)]
+
+    def wire_many(self, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any] | bytes]:
+        """Bodies as they go on the wire: events and hellos with their code instead of the
+        token, the messages of signed kinds signed as one batch (both as their wire text, see
+        ``sealed_text``); any other body as it is."""
+        out: list[dict[str, Any] | bytes] = list(bodies)
+        to_sign: list[int] = []
+        for i, body in enumerate(bodies):
+            if needs_mac(body):
+                out[i] = mac_text(body)
+            elif self._signer is not None and message_kind(body) in SIGNED_KINDS and "sig" not in body:
+                to_sign.append(i)
+        if to_sign and self._signer is not None:
+            for i, text in zip(to_sign, self._signer.seal([bodies[i] for i in to_sign]), strict=True):
+                out[i] = text
+        return out
+
+    def incoming(self, body: Any, raw: object = None) -> Any:
         """A decoded body as the consumer sees it: a message of a signed kind that no trusted
-        key verifies for its task comes out ``Undecodable`` with the reason (never acted on)."""
+        key verifies for its task comes out ``Undecodable`` with the reason (never acted on).
+        ``raw``: the text received, when there is one."""
         if not self._trusted or message_kind(body) not in SIGNED_KINDS:
             return body
         reasons = []
         for verifier, tasks in self._trusted:
             try:
-                verifier.check(body, tasks)
+                verifier.check(body, tasks, raw)
                 return body
             except Unauthentic as exc:
                 reasons.append(str(exc))

@@ -151,7 +151,8 @@ class Broker:
         if not items:
             return
         confirm = self.confirm if confirm is None else confirm and self.confirm
-        wire = [(queue, self.gate.outgoing(body)) for queue, body in items]
+        # authenticated messages come as their text, serialised once (protocol/auth.py)
+        wire = list(zip([q for q, _ in items], self.gate.wire_many([b for _, b in items]), strict=True))
 
         def op() -> None:
             producer = self._producers.get(confirm)
@@ -165,7 +166,11 @@ class Broker:
                 self._declare(queue, exchange)
                 # no kombu retry around each message: _retrying reconnects and publishes the
                 # batch again (a message sent twice is applied once)
-                producer.publish(body, routing_key=queue, exchange=exchange, serializer="json", delivery_mode=2)
+                if isinstance(body, bytes):
+                    producer.publish(body, routing_key=queue, exchange=exchange, content_type=JSON_CONTENT_TYPE,
+                                     content_encoding="utf-8", delivery_mode=2)
+                else:
+                    producer.publish(body, routing_key=queue, exchange=exchange, serializer="json", delivery_mode=2)
 
         with self.lock:
             self._retrying("publish", op)
@@ -182,7 +187,7 @@ class Broker:
             if raw is None:
                 return None
             msg = channel.message_to_python(raw)
-            return Delivery(self.gate.incoming(decode_message(msg)), msg, self, queue)
+            return Delivery(self.gate.incoming(decode_message(msg), getattr(msg, "body", None)), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -269,7 +274,7 @@ class Broker:
                 # called inside drain_events: raising here would be taken for a lost
                 # connection, and the message would come back after every reconnection
                 try:
-                    body = self.gate.incoming(decode_message(message, exc))
+                    body = self.gate.incoming(decode_message(message, exc), getattr(message, "body", None))
                 except Exception as error:  # never raise inside drain_events (see above)
                     body = Undecodable(f"unverifiable message: {type(error).__name__}")
                 buf.append(Delivery(body, message, self, queue))

@@ -27,6 +27,12 @@ class Delivery:
         self._broker = broker
 
     @property
+    def raw(self) -> bytes | None:
+        """The message's text as received (what its code covers, see protocol/auth.py)."""
+        raw = getattr(self._message, "body", None)
+        return raw if isinstance(raw, bytes) else None
+
+    @property
     def size(self) -> int:
         """The message's size on the wire, in bytes."""
         raw = getattr(self._message, "body", b"")

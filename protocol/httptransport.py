@@ -309,7 +309,7 @@ class HttpBroker(Broker):
         for queue, _ in items:
             if queue != events_queue(self.task_id):
                 raise GatewayError(f"the gateway takes task {self.task_id}'s events, not messages for {queue}")
-        messages = [self.gate.outgoing(body) for _, body in items]  # codes, never the token
+        messages = self.gate.outgoing_many([body for _, body in items])  # codes, never the token
         if any(m["kind"] == "hello" for m in messages if "kind" in m):
             self._fast_until = time.monotonic() + HELLO_WINDOW
         by_pilot: dict[str, list[dict[str, Any]]] = {}

@@ -13,7 +13,10 @@ from gridhpo.errors import MessageError
 
 _M = TypeVar("_M")
 
-PROTOCOL_VERSION = 2  # 2: one events queue per task (gridhpo.events.<task>)
+# 2: one events queue per task (gridhpo.events.<task>); 3: a signature covers a batch of
+# messages (``sig`` holds the root's signature, the leaf index, the batch size and the audit
+# path: protocol/auth.py), and an authenticated message's code is its wire text's last member
+PROTOCOL_VERSION = 3
 MAX_MESSAGE_BYTES = 1 << 20
 DEAD_LETTER_QUEUE = "gridhpo.dead-letter"  # malformed or oversized messages, with the reason
 MAX_DEPTH = 32  # nesting of a message's JSON: ours never exceed a few levels
@@ -50,7 +53,8 @@ def decode_body(raw: object, content_type: object, content_encoding: object) -> 
             return Undecodable(f"a body of {len(raw)} bytes is over the limit of {MAX_MESSAGE_BYTES}")
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         value = json.loads(text)
-        if (depth := json_depth(value)) > MAX_DEPTH:
+        # the depth is at most the number of brackets: walk only a text that has many
+        if text.count("{") + text.count("[") > MAX_DEPTH and (depth := json_depth(value)) > MAX_DEPTH:
             return Undecodable(f"JSON nested {depth} levels deep, over the limit of {MAX_DEPTH}")
         return value
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors

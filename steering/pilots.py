@@ -69,10 +69,10 @@ class PilotDesk:
             (hellos if is_hello else events).append(d)
         return events, hellos
 
-    def proven(self, body: object, task: TaskState) -> str:
+    def proven(self, body: object, task: TaskState, raw: bytes | None = None) -> str:
         """The token of ``task`` (current or replaced while this steering ran) whose code the
-        message carries: what the message presents (protocol/auth.py)."""
-        return proven_token(body, [task.row.token, *self._old_tokens.get(task.id, ())])
+        message carries: what the message presents (protocol/auth.py; ``raw``: its text)."""
+        return proven_token(body, [task.row.token, *self._old_tokens.get(task.id, ())], raw)
 
     def token_replaced(self, task_id: int, old: str | None, new: str | None) -> None:
         if old and old != new:
@@ -109,7 +109,7 @@ class PilotDesk:
             task = tasks.get(hello.task_id)
             if task is None:
                 continue  # ended this round: the pilot finds the end marker in its queue
-            hello = replace(hello, auth=self.proven(d.body, task))
+            hello = replace(hello, auth=self.proven(d.body, task, d.raw))
             reason = self.judge(task, hello.auth, now)
             where = f"pilot {hello.pilot_id} at {hello.site} ({hello.host})"
             if reason is None:

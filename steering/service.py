@@ -330,7 +330,7 @@ class Steering:
                 continue
             task = self.tasks.get(ev.task_id)
             if task is not None:  # the token whose code it carries (protocol/auth.py)
-                ev = replace(ev, auth=self.desk.proven(d.body, task))
+                ev = replace(ev, auth=self.desk.proven(d.body, task, d.raw))
             refused = self._refusal(ev, now)
             if refused:
                 d.dead_letter(f"event of pilot {ev.pilot_id} for task {ev.task_id} refused: {refused}")
