@@ -158,7 +158,12 @@ class Pilot:
             return f"evaluated {self.stats.evaluated} points (--max-points)"
         if self.per_job is not None and self.stats.evaluated >= self.per_job:
             return f"evaluated {self.stats.evaluated} points (evaluation.points_per_job)"
-        if self.remaining() <= max(self._expected_duration(), 1.0):
+        remaining = self.remaining()
+        # the median (a sort of every duration) only once the time left is within the longest:
+        # sorted on every loop, it cost an in-process objective's pilot more than the point
+        d = self.stats.durations
+        if remaining <= 1.0 or (math.isfinite(remaining) and d and remaining <= max(d)
+                                and remaining <= self._expected_duration()):
             return "not enough walltime left for another point"
         return ""
 

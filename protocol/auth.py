@@ -95,6 +95,8 @@ def covered(raw: object, field: str, value: object) -> bytes | None:
     ``sealed_text`` made, else None. Sound for any text: ``raw`` ends with the member
     ``"field":"value"`` at its top level, so what is left is the message without it; a
     steering or pilot never covers text holding that field, so a forgery gains nothing."""
+    if isinstance(raw, str):  # py-amqp hands over a body with a content encoding decoded
+        raw = raw.encode()
     if not isinstance(raw, bytes) or not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value):
         return None
     member = b',"' + field.encode() + b'":"' + value.encode() + b'"}'
@@ -185,7 +187,12 @@ class Signer:
         root, paths = sigtree.build(canons)
         n = len(canons)
         head = SIG_PREFIX + _b64(self._key.sign(sigtree.signed_bytes(n, root)))
-        return [sealed_text(c, "sig", ".".join([head, str(i), str(n), *map(_b64, path)]))
+        texts: dict[bytes, str] = {}  # the inner nodes are on many paths: each encoded once
+        for path in paths:
+            for h in path:
+                if h not in texts:
+                    texts[h] = _b64(h)
+        return [sealed_text(c, "sig", ".".join([head, str(i), str(n), *[texts[h] for h in path]]))
                 for i, (c, path) in enumerate(zip(canons, paths, strict=True))]
 
 

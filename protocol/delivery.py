@@ -27,10 +27,10 @@ class Delivery:
         self._broker = broker
 
     @property
-    def raw(self) -> bytes | None:
+    def raw(self) -> bytes | str | None:
         """The message's text as received (what its code covers, see protocol/auth.py)."""
         raw = getattr(self._message, "body", None)
-        return raw if isinstance(raw, bytes) else None
+        return raw if isinstance(raw, (bytes, str)) else None
 
     @property
     def size(self) -> int:

@@ -69,7 +69,7 @@ class PilotDesk:
             (hellos if is_hello else events).append(d)
         return events, hellos
 
-    def proven(self, body: object, task: TaskState, raw: bytes | None = None) -> str:
+    def proven(self, body: object, task: TaskState, raw: bytes | str | None = None) -> str:
         """The token of ``task`` (current or replaced while this steering ran) whose code the
         message carries: what the message presents (protocol/auth.py; ``raw``: its text)."""
         return proven_token(body, [task.row.token, *self._old_tokens.get(task.id, ())], raw)

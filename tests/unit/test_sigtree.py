@@ -86,6 +86,7 @@ def test_a_batch_is_verified_with_one_signature_check(signer: Signer) -> None:
     sent = batch(signer, 64)
     for body, raw in sent[10:18]:  # a pilot's 8 points of a 64-point batch
         verifier.check(body, {3}, raw)
+        verifier.check(body, {3}, raw.decode())  # as py-amqp hands it over
         verifier.check(body, {3})  # re-serialised on the way (the HTTP gateway): still valid
     assert counting.calls == 1
     single = signer.sign(point(99))  # a single message is a batch of one
@@ -112,7 +113,9 @@ def test_moved_or_altered_paths_are_refused(signer: Signer) -> None:
     }
     for name, body in attacks.items():
         assert refused(verifier, body), name
-    assert refused(verifier, {**b0, "params": {"x": 7}}, r0.replace(b'"x":0.0', b'"x":7')), "tampered wire text"
+    tampered = r0.replace(b'"x":0.0', b'"x":7')
+    assert refused(verifier, json.loads(tampered), tampered), "tampered wire text"
+    assert refused(verifier, json.loads(tampered), tampered.decode()), "tampered wire text, decoded"
 
 
 def test_a_forged_root_signature_is_refused(signer: Signer) -> None:
