@@ -91,8 +91,7 @@ log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _OPTIONS: dict[str, tuple[str, ...]] = {
-    "tpe": ("n_startup_trials", "n_ei_candidates", "multivariate", "prior_weight", "consider_endpoints",
-            "consider_magic_clip"),
+    "tpe": ("n_startup_trials", "n_ei_candidates", "multivariate"),
     "gp": ("n_startup_trials", "deterministic_objective"),
     "cmaes": ("n_startup_trials", "sigma0", "popsize", "restart_strategy", "use_separable_cma", "with_margin",
               "lr_adapt"),
