@@ -34,9 +34,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The longest tests (marked heavy) start first: with ``-n 2`` xdist hands the first items out
-    # round robin, so they run side by side from the start and the many short tests fill in
-    # around them, where one of them drawn last kept a worker busy alone for minutes. The sort is
+    # The longest tests (marked heavy) start first, so that none of them is drawn last and keeps
+    # a worker busy alone for minutes; with ``-n 2`` the other worker takes (steals) the short
+    # tests still waiting behind them (``--dist worksteal`` in pyproject.toml). The sort is
     # stable, so every worker collects the same order (xdist requires it).
     items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
