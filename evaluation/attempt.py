@@ -71,7 +71,7 @@ class Attempt:
             handle.cleanup()
         except GridHPOError as exc:
             log.warning("cleanup after point %d failed: %s", msg.number, exc)
-        pilot.stats.durations.append(time.monotonic() - t0)
+        pilot.stats.record(time.monotonic() - t0)
         pilot.workdirs.ended(job, finished=outcome == "finished", keep=pilot.cfg.keep_workdirs)
 
     def _watch(self, job: Job, handle: Handle) -> str:

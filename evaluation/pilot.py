@@ -11,6 +11,7 @@ and exits.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import signal
@@ -68,6 +69,8 @@ class PilotStats:
     finished: int = 0
     failed: int = 0
     interrupted: int = 0
+    # seconds each point took, kept sorted (``record``): the pilot reads their median on every
+    # loop, and sorting them there cost an in-process objective's pilot more than the point
     durations: list[float] = field(default_factory=list)
     exit_reason: str = ""
     exit_code: int = 0  # see evaluation/handshake.py
@@ -75,6 +78,14 @@ class PilotStats:
     @property
     def evaluated(self) -> int:
         return self.finished + self.failed
+
+    def record(self, seconds: float) -> None:
+        bisect.insort(self.durations, seconds)
+
+    @property
+    def median_duration(self) -> float:
+        d = self.durations
+        return d[len(d) // 2] if d else 0.0
 
 
 @dataclass
@@ -145,10 +156,6 @@ class Pilot:
             return math.inf
         return self.cfg.walltime - (time.monotonic() - self.started)
 
-    def _expected_duration(self) -> float:
-        d = self.stats.durations
-        return sorted(d)[len(d) // 2] if d else 0.0
-
     # ------------------------------------------------------------------ main loop
 
     def _exit_reason(self) -> str:
@@ -158,12 +165,7 @@ class Pilot:
             return f"evaluated {self.stats.evaluated} points (--max-points)"
         if self.per_job is not None and self.stats.evaluated >= self.per_job:
             return f"evaluated {self.stats.evaluated} points (evaluation.points_per_job)"
-        remaining = self.remaining()
-        # the median (a sort of every duration) only once the time left is within the longest:
-        # sorted on every loop, it cost an in-process objective's pilot more than the point
-        d = self.stats.durations
-        if remaining <= 1.0 or (math.isfinite(remaining) and d and remaining <= max(d)
-                                and remaining <= self._expected_duration()):
+        if self.remaining() <= max(self.stats.median_duration, 1.0):
             return "not enough walltime left for another point"
         return ""
 
@@ -346,4 +348,4 @@ class Pilot:
             self.fail(msg, last or "the objective failed", handle, confirm=False)
         else:
             self.report_output(msg, out, settings.metric, str(settings.python), lambda n: "", confirm=False)
-        self.stats.durations.append(time.monotonic() - t0)
+        self.stats.record(time.monotonic() - t0)
