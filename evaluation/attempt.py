@@ -87,13 +87,13 @@ class Attempt:
             # SIGTERM was interrupted, not failed (the pilot's own handler may run a moment later)
             if code is not None and (code == 0 or not self.pilot.stop_requested.wait(0.5)):
                 return self._conclude(job, handle, code)
-            outcome = self._ended_early(handle, metrics, started)
+            outcome = self._ended_early(job, handle, metrics, started)
             if outcome is not None:
                 return outcome
             if not metrics.more:
                 self.pilot.stop_requested.wait(0.1)
 
-    def _ended_early(self, handle: Handle, metrics: MetricsTail, started: float) -> str | None:
+    def _ended_early(self, job: Job, handle: Handle, metrics: MetricsTail, started: float) -> str | None:
         """One look at what ends a running evaluation early: a checkpoint over its limit, the
         steering's decision, the pilot's stop or walltime, the timeout; the outcome sent, or None."""
         pilot, msg, grace = self.pilot, self.msg, self.settings.grace
@@ -114,25 +114,40 @@ class Attempt:
             pilot.send(msg, InterruptedData(reason=control.reason or control.action, decision=control.action))
             return "interrupted"
         if pilot.stop_requested.is_set() or pilot.remaining() <= grace + 2.0:
-            return self._interrupt(handle, metrics)
+            return self._interrupt(job, handle, metrics)
         timeout = self.settings.timeout
         if timeout is not None and now - started > timeout:
             handle.stop(grace)
             return pilot.fail(msg, f"evaluation.timeout of {timeout:g}s exceeded", handle)
         return None
 
-    def _interrupt(self, handle: Handle, metrics: MetricsTail) -> str:
-        """The pilot stops (a signal, or its walltime is near): the point goes back to the queue."""
+    def _interrupt(self, job: Job, handle: Handle, metrics: MetricsTail) -> str:
+        """The pilot stops (a signal, or its walltime is near): the point goes back to the queue,
+        unless the evaluation finished in the grace (its last step was done as the stop came):
+        then its result is reported, and no retry spends a walltime slot to compute it again."""
         pilot = self.pilot
         signalled = pilot.stop_requested.is_set()
         reason = pilot.stop_reason or "pilot walltime reached"
-        handle.stop(self.settings.grace)
+        code = handle.stop(self.settings.grace)
         self._forward_metrics(metrics, to_end=True)
-        pilot.send(self.msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
-        pilot.stats.interrupted += 1
+        if code == 0 and self._wrote_output(job):
+            log.info("point %d finished as the pilot stopped it (%s): its result is reported", self.msg.number, reason)
+            outcome = self._conclude(job, handle, code)
+        else:
+            pilot.send(self.msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
+            pilot.stats.interrupted += 1
+            outcome = "interrupted"
         if not pilot.stop_requested.is_set():
-            pilot.request_stop(reason)
-        return "interrupted"
+            pilot.request_stop(reason)  # no next point: the walltime is near
+        return outcome
+
+    def _wrote_output(self, job: Job) -> bool:
+        """Whether the evaluation left a readable output file (an evaluation may also exit 0 on
+        SIGTERM without a result: that one was interrupted)."""
+        try:
+            return read_output(job.workdir, self.msg.evaluation.files.output) is not None
+        except OutputError:
+            return False
 
     def _control(self, now: float) -> ControlMessage | None:
         """A stop or pause for the running attempt, looked for every half second."""

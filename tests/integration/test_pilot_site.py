@@ -179,3 +179,32 @@ def test_a_point_with_an_impossible_heartbeat_fails_with_the_reason(servers: tup
         assert pilot.run().failed == 1
         (failed,) = Events(broker).of("failed")
         assert "evaluation.heartbeat: 0 is not a number of seconds above 0" in failed.data["reason"]
+
+
+# the evaluation ends at the walltime's SIGTERM: with its result (its last step was done as the
+# stop came), or exiting 0 without one, as some trainings answer any SIGTERM
+FINISHES_ON_TERM = """trap 'echo "{\\"status\\": 0, \\"loss\\": 0.5}" > output.json; exit 0' TERM; """ \
+                   "while true; do sleep 0.05; done"
+EXITS_ON_TERM = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+
+
+@pytest.mark.parametrize(("command", "outcome"), [(FINISHES_ON_TERM, "finished"), (EXITS_ON_TERM, "interrupted")])
+def test_an_evaluation_that_finishes_in_the_walltimes_grace_is_reported_finished(
+        servers: tuple[str, str], tmp_path: Path, command: str, outcome: str) -> None:
+    """A result written in the grace is the point's result, not a retry that would spend another
+    walltime slot computing it again (and start from a checkpoint past the end)."""
+    _, broker_url = servers
+    with Broker(broker_url) as broker:
+        publish_point(broker, {"command": command, "grace": 5, "heartbeat": 0.2})
+        # the walltime is within grace + 2 s from the start: the pilot stops the evaluation at once
+        pilot = Pilot(broker, PilotConfig(task_id=TASK_ID, walltime=6.5, workroot=tmp_path / "work",
+                                          hello_timeout=0.2))  # no steering here to answer
+        stats = pilot.run()
+        events = Events(broker)
+        ended = [e.type for e in events.read() if e.type in ("finished", "failed", "interrupted")]
+    assert ended == [outcome]
+    assert "walltime" in stats.exit_reason
+    if outcome == "finished":
+        assert [e.data["value"] for e in events.of("finished")] == [0.5] and stats.interrupted == 0
+    else:
+        assert events.of("interrupted")[0].data["cause"] == "walltime" and stats.interrupted == 1
