@@ -35,6 +35,7 @@ import shutil
 import stat
 import tarfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,21 @@ def _check_name(m: tarfile.TarInfo, source: str) -> str:
     return norm
 
 
+def _headers(tar: tarfile.TarFile, source: str) -> Iterator[tarfile.TarInfo]:
+    """The members, one header at a time, each after the one before. A negative size (a pax
+    ``size`` record of -1536) sends tarfile back to an earlier header, which it reads again and
+    again, keeping every copy: a planted archive of 4 KiB held a pilot forever with its memory
+    growing. Refused at the first header that does not move forward."""
+    last = -1
+    while (m := tar.next()) is not None:
+        if m.size < 0:
+            raise _refuse(source, m.name[:80], f"has a negative size ({m.size})")
+        if m.offset <= last:
+            raise _refuse(source, m.name[:80], "has a header that goes back in the archive")
+        last = m.offset
+        yield m
+
+
 def check_members(tar: tarfile.TarFile, source: str, max_size: int = DEFAULT_MAX_SIZE) -> Plan:
     """The extraction plan, or UnsafeArchiveError / ArchiveTooLargeError naming the first bad member."""
     first: list[tarfile.TarInfo] = []
@@ -94,7 +110,7 @@ def check_members(tar: tarfile.TarFile, source: str, max_size: int = DEFAULT_MAX
     files: dict[str, int] = {}  # regular files so far -> size, for hard links
     seen: set[str] = set()
     total = 0
-    for m in tar.getmembers():
+    for m in _headers(tar, source):
         norm = _check_name(m, source)
         if m.isdev() or m.isfifo():
             raise _refuse(source, m.name, "is a device or FIFO")

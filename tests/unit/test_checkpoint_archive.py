@@ -130,6 +130,33 @@ def test_absurd_times_are_refused(tmp_path: Path, mtime: str) -> None:
     assert list((tmp_path / "work").iterdir()) == []
 
 
+def test_a_header_that_sends_the_reader_back_is_refused_at_once(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack: a pax ``size`` of -1536 points the reader back at its own header, so the
+    standard library reads that header again forever, keeping every copy (a 4 KiB archive held
+    a pilot with its memory growing). Refused at that header, nothing written."""
+    archive = tmp_path / "loop.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_info("first"), io.BytesIO(b""))
+        info = _info("again.bin")
+        info.pax_headers = {"size": "-1536"}  # pax header block + its record + the member's header
+        tar.addfile(info, io.BytesIO(b""))
+    reads = 0
+    original = tarfile.TarFile.next
+
+    def counted(self: tarfile.TarFile) -> tarfile.TarInfo | None:
+        nonlocal reads
+        reads += 1
+        assert reads < 100, "the reader went round the archive's headers"
+        return original(self)
+
+    monkeypatch.setattr(tarfile.TarFile, "next", counted)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"member 'again.bin' has a negative size \(-1536\): refused"):
+        unpack(archive, tmp_path / "work" / "checkpoint")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 def test_garbage_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive at all" * 100)
