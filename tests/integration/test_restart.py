@@ -27,7 +27,7 @@ def gridhpo(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[byte
 def test_steering_killed_and_restarted_loses_and_doubles_nothing(servers: tuple[str, str], tmp_path: Path) -> None:
     db, broker = servers
     shutil.copy(EVALS / "behave.py", tmp_path / "behave.py")
-    n = 30
+    n = 20  # 8 or more finish before the kill, the rest after the restart
     # each evaluation outlasts its heartbeat (0.8 s > 0.5 s): the events sent while the steering
     # is down then hold heartbeats followed by their points' results, which the restarted
     # steering applies in one batch (a heartbeat written last once left the attempt running)

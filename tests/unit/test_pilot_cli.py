@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gridhpo import config
 from gridhpo.bookkeeping import Repository
+from gridhpo.steering.reports import results
 from gridhpo.steering.runner import submit
 from gridhpo.steering.taskfile import parse_task
+from tests.helpers import steering
 
 SPEC = {"name": "named-task", "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
         "evaluation": {"command": "true"}}
@@ -22,10 +25,16 @@ def pilot(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_pilot_finds_its_task_by_name_in_the_bookkeeping(home: Path) -> None:
     repo = Repository()
     submit(repo, parse_task({**SPEC, "name": "other"}))
-    tid, _ = submit(repo, parse_task(SPEC))
-    r = pilot("--task", "named-task", "--token", repo.task(tid).token)
+    spec = {**SPEC, "budget": {"max_points": 1},
+            "evaluation": {"command": """echo '{"status": 0, "loss": 0.25}' > output.json"""}}
+    tid, _ = submit(repo, parse_task(spec))
+    # a steering answers the pilot's hello at once (without one it waits 10 s) and hands it the point
+    with steering(repo, config.broker_url(), tid):
+        r = pilot("--task", "named-task", "--token", repo.task(tid).token)
     assert r.returncode == 0, r.stderr
-    assert f"serving task {tid} " in r.stderr and "no point for 0.5s" in r.stderr
+    assert f"serving task {tid} " in r.stderr
+    (row,) = results(repo, repo.task(tid))
+    assert row["state"] == "finished" and row["value"] == 0.25, row
 
 
 def test_an_unknown_name_is_a_one_line_error(home: Path) -> None:
