@@ -123,15 +123,19 @@ class Attempt:
 
     def _interrupt(self, job: Job, handle: Handle, metrics: MetricsTail) -> str:
         """The pilot stops (a signal, or its walltime is near): the point goes back to the queue,
-        unless the evaluation finished in the grace (its last step was done as the stop came):
-        then its result is reported, and no retry spends a walltime slot to compute it again."""
+        unless the evaluation had written its output before it was stopped (it was finishing
+        anyway): then that is its result, and no retry spends a walltime slot to compute it
+        again. An output written after the SIGTERM is not one: an evaluation may write its
+        current loss when it is stopped (examples/pbt), which is no final result."""
         pilot = self.pilot
         signalled = pilot.stop_requested.is_set()
         reason = pilot.stop_reason or "pilot walltime reached"
+        finishing = self._wrote_output(job)
         code = handle.stop(self.settings.grace)
         self._forward_metrics(metrics, to_end=True)
-        if code == 0 and self._wrote_output(job):
-            log.info("point %d finished as the pilot stopped it (%s): its result is reported", self.msg.number, reason)
+        if finishing and code == 0:
+            log.info("point %d had written its output as the pilot stopped it (%s): its result is reported",
+                     self.msg.number, reason)
             outcome = self._conclude(job, handle, code)
         else:
             pilot.send(self.msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
@@ -142,8 +146,7 @@ class Attempt:
         return outcome
 
     def _wrote_output(self, job: Job) -> bool:
-        """Whether the evaluation left a readable output file (an evaluation may also exit 0 on
-        SIGTERM without a result: that one was interrupted)."""
+        """Whether the evaluation's output file is there and readable (one being written is not)."""
         try:
             return read_output(job.workdir, self.msg.evaluation.files.output) is not None
         except OutputError:

@@ -181,30 +181,36 @@ def test_a_point_with_an_impossible_heartbeat_fails_with_the_reason(servers: tup
         assert "evaluation.heartbeat: 0 is not a number of seconds above 0" in failed.data["reason"]
 
 
-# the evaluation ends at the walltime's SIGTERM: with its result (its last step was done as the
-# stop came), or exiting 0 without one, as some trainings answer any SIGTERM
-FINISHES_ON_TERM = """trap 'echo "{\\"status\\": 0, \\"loss\\": 0.5}" > output.json; exit 0' TERM; """ \
-                   "while true; do sleep 0.05; done"
-EXITS_ON_TERM = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+# what an evaluation does when the pilot's SIGTERM comes: it had written its output already
+# (it was finishing), it writes its current loss then (no final result), or it exits 0 without one
+DONE_BEFORE = """echo '{"status": 0, "loss": 0.5}' > output.json; trap 'exit 0' TERM; touch {ready}; """ \
+              "while true; do sleep 0.05; done"
+WRITES_ON_TERM = """trap 'echo "{\\"status\\": 0, \\"loss\\": 0.9}" > output.json; exit 0' TERM; """ \
+                 "touch {ready}; while true; do sleep 0.05; done"
+EXITS_ON_TERM = "trap 'exit 0' TERM; touch {ready}; while true; do sleep 0.05; done"
 
 
-@pytest.mark.parametrize(("command", "outcome"), [(FINISHES_ON_TERM, "finished"), (EXITS_ON_TERM, "interrupted")])
-def test_an_evaluation_that_finishes_in_the_walltimes_grace_is_reported_finished(
+@pytest.mark.parametrize(("command", "outcome"), [(DONE_BEFORE, "finished"), (WRITES_ON_TERM, "interrupted"),
+                                                  (EXITS_ON_TERM, "interrupted")])
+def test_an_output_written_before_the_pilots_stop_is_the_result_and_one_written_after_is_not(
         servers: tuple[str, str], tmp_path: Path, command: str, outcome: str) -> None:
-    """A result written in the grace is the point's result, not a retry that would spend another
-    walltime slot computing it again (and start from a checkpoint past the end)."""
+    """A result written before the stop is the point's result, not a retry spending another
+    walltime slot to compute it again; an output written on SIGTERM is a stopped run's loss."""
     _, broker_url = servers
+    ready = tmp_path / "ready"
     with Broker(broker_url) as broker:
-        publish_point(broker, {"command": command, "grace": 5, "heartbeat": 0.2})
-        # the walltime is within grace + 2 s from the start: the pilot stops the evaluation at once
-        pilot = Pilot(broker, PilotConfig(task_id=TASK_ID, walltime=6.5, workroot=tmp_path / "work",
+        publish_point(broker, {"command": command.replace("{ready}", str(ready)), "grace": 10, "heartbeat": 0.2})
+        pilot = Pilot(broker, PilotConfig(task_id=TASK_ID, workroot=tmp_path / "work",
                                           hello_timeout=0.2))  # no steering here to answer
-        stats = pilot.run()
+        thread = start(pilot)
+        until(ready.exists, 60, "the evaluation to start")
+        pilot.request_stop("pilot received SIGTERM")  # what the pilot's signal handler does
+        thread.join(60)
+        assert not thread.is_alive()
         events = Events(broker)
         ended = [e.type for e in events.read() if e.type in ("finished", "failed", "interrupted")]
     assert ended == [outcome]
-    assert "walltime" in stats.exit_reason
     if outcome == "finished":
-        assert [e.data["value"] for e in events.of("finished")] == [0.5] and stats.interrupted == 0
+        assert [e.data["value"] for e in events.of("finished")] == [0.5] and pilot.stats.interrupted == 0
     else:
-        assert events.of("interrupted")[0].data["cause"] == "walltime" and stats.interrupted == 1
+        assert events.of("interrupted")[0].data["cause"] == "signal" and pilot.stats.interrupted == 1
