@@ -106,7 +106,9 @@ def test_check_point_to_save_under_walltimes_gives_the_uninterrupted_result(
         "budget": {"max_points": 2, "parallel": 2, "max_attempts": 20},
         "evaluation": {
             "command": command, "training_data": sorted(str(p) for p in ds.iterdir()),
-            "grace": "1s", "heartbeat": "1s", "lost_after": "4s",
+            # no pilot is killed here: a lost_after well above the heartbeat keeps a pilot starved of
+            # CPU for a few seconds (the suite's other pilots) from being taken for a dead one
+            "grace": "1s", "heartbeat": "1s", "lost_after": "15s",
             "files": {"input": "params.json", "output": "result.json", "meta": "meta.json", "metrics": "metrics.tgz"},
             "checkpoint": {"interval": 1, "save": ["model", "train.log"], **({"load": "ckpt.tgz"} if load else {})},
         },
