@@ -10,7 +10,10 @@ from typing import Any
 from gridhpo.errors import ConfigError, unknown_name
 from gridhpo.steering.space import finite_number
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# matched against the stripped text: one ``\s*`` only, so matching is linear (``\s*`` on both
+# sides of the optional unit made "1" + 50,000 spaces + "x" take seconds, holding the GIL)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+MAX_DURATION_CHARS = 64
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 # Limits on free-form options (docs/taskfile.md, "Limits")
@@ -24,7 +27,10 @@ def parse_duration(value: object, where: str) -> float:
     if finite_number(value) and value >= 0:
         return float(value)
     if isinstance(value, str):
-        m = _DURATION.fullmatch(value)
+        if len(value) > MAX_DURATION_CHARS:
+            raise ConfigError(f"{where}: {value[:20]!r}... ({len(value)} characters) is not a duration: "
+                              f"at most {MAX_DURATION_CHARS} characters (e.g. 30, '30s', '5m', '2h')")
+        m = _DURATION.fullmatch(value.strip())
         if m and math.isfinite(seconds := float(m.group(1)) * _UNITS[m.group(2)]):
             return seconds
     raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 30, '30s', '5m', '2h')")

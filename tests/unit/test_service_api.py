@@ -157,6 +157,22 @@ def test_bad_input_gets_its_status_code_and_names_the_field(client: TestClient, 
     assert r.status_code == 409 and r.json()["error"] == "task 'quad2' is cancelled, not active"
 
 
+@pytest.mark.parametrize("field", ["timeout", "grace", "heartbeat", "lost_after"])
+def test_a_duration_made_to_backtrack_is_refused_at_once(client: TestClient, users: Users, repo: Repository,
+                                                        field: str) -> None:
+    """The attack: "1", 200,000 spaces, "x" as a duration made the old pattern (a ``\\s*`` on each
+    side of the optional unit) backtrack for hours while holding the GIL, freezing the API and
+    the steering in the same process. Now refused by its length, in one line naming the field."""
+    alice = users.auth("alice")
+    evil = "1" + " " * 200_000 + "x"
+    r = client.post("/api/v1/tasks", json={"task": TASK | {"evaluation": {"command": "true", field: evil}}},
+                    headers=alice)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert f"evaluation.{field}: " in error and "at most 64 characters" in error and len(error) < 200, error
+    assert repo.tasks() == []
+
+
 def test_a_chunked_body_beyond_the_limit_is_refused(client: TestClient, users: Users, repo: Repository) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(20):
