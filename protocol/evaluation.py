@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -206,6 +207,22 @@ class FilesSpec:
                 raise f.fail(key, name, f"a name of its own (it is {seen[name]}'s too)")
             seen.setdefault(name, key)
         return spec
+
+
+# matched against the stripped text with one \s*: linear (a \s* on each side of the unit
+# backtracked for minutes on "1" + spaces + "x", at every point start on every pilot)
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
+MAX_MEMORY_CHARS = 32
+_MEMORY_SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def memory_bytes(text: str) -> int | None:
+    """``evaluation.resources.memory`` ("512m", "2g", "2GiB", "1073741824") in bytes; None if
+    it is not such a size (or longer than MAX_MEMORY_CHARS)."""
+    m = _MEMORY.fullmatch(text.strip()) if len(text) <= MAX_MEMORY_CHARS else None
+    if m is None or not math.isfinite(size := float(m.group(1)) * _MEMORY_SCALE[m.group(2).lower()]):
+        return None
+    return int(size)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from typing import Any
 
 from gridhpo.errors import ConfigError
 from gridhpo.protocol.evaluation import (
+    MAX_MEMORY_CHARS,
     SAVE_LIST_MAX_SIZE,
     CheckpointSpec,
     EvaluationSpec,
     Resources,
     default_of,
+    memory_bytes,
 )
 from gridhpo.steering.contract import contract_fields
 from gridhpo.steering.loading import parse_text, read_text
@@ -285,10 +287,14 @@ def _parse_checkpoint(e: Section) -> CheckpointSpec:
 
 def _parse_resources(e: Section) -> Resources:
     r = e.section("resources", {"cpus", "gpus", "memory"})
+    memory = r.text("memory")
+    if memory is not None and memory_bytes(memory) is None:
+        r.fail(r.at("memory"), f"{memory[:MAX_MEMORY_CHARS]!r} is not a size such as 512m, 2g or 2GiB "
+                               f"(at most {MAX_MEMORY_CHARS} characters)")
     return Resources(
         cpus=r.number("cpus", default_of(Resources, "cpus")),
         gpus=r.integer("gpus", default_of(Resources, "gpus")),
-        memory=r.text("memory"),
+        memory=memory,
     )
 
 

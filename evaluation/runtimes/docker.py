@@ -34,6 +34,7 @@ from typing import Any
 from gridhpo.errors import EvaluationError
 from gridhpo.evaluation.environment import is_secret
 from gridhpo.evaluation.runtimes._base import Handle, Job, Runtime, task_dirs
+from gridhpo.protocol.evaluation import MAX_MEMORY_CHARS, memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ LABEL_PILOT = "gridhpo.pilot"
 LABEL_RUNTIME = "gridhpo.runtime"
 LABEL_JOB = "gridhpo.job"
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]")
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
 def _import_docker() -> Any:
@@ -53,13 +53,13 @@ def _import_docker() -> Any:
     return docker
 
 
-def memory_bytes(text: str) -> int:
-    """``evaluation.resources.memory`` ("512m", "2g", "2GiB", "1073741824") in bytes."""
-    m = _MEMORY.match(text)
-    if not m:
-        raise EvaluationError(f"evaluation.resources.memory {text!r} is not a size such as 512m or 2g")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
+def memory_limit(text: str) -> int:
+    """``evaluation.resources.memory`` in bytes, or EvaluationError."""
+    size = memory_bytes(text)
+    if size is None:
+        raise EvaluationError(f"evaluation.resources.memory {text[:MAX_MEMORY_CHARS]!r} is not a size such as "
+                              "512m or 2g")
+    return size
 
 
 def command_options(command: str | None) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def container_options(job: Job, labels: dict[str, str]) -> dict[str, Any]:
     if res.get("cpus"):
         opts["nano_cpus"] = int(float(res["cpus"]) * 1e9)
     if res.get("memory"):
-        opts["mem_limit"] = memory_bytes(str(res["memory"]))
+        opts["mem_limit"] = memory_limit(str(res["memory"]))
     gpus = int(res.get("gpus") or 0)
     if gpus > 0:
         opts["device_requests"] = [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])]

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from gridhpo.errors import ConfigError
+from gridhpo.protocol.evaluation import memory_bytes
 from gridhpo.steering.taskfile import TaskSpec, load_task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +52,11 @@ def test_stored_form_round_trips(tmp_path: Path) -> None:
     ({"evaluation": {}}, "evaluation: needs 'command'"),
     ({"evaluation": {"python": "mod:fn", "command": "x"}}, "give either 'python'"),
     ({"evaluation": {"command": "x", "timeout": "ten minutes"}}, "evaluation.timeout: 'ten minutes' is not a duration"),
+    ({"evaluation": {"command": "x", "resources": {"memory": "lots"}}},
+     "task.yaml: evaluation.resources.memory: 'lots' is not a size such as 512m, 2g or 2GiB"),
+    # the attack: a value made to backtrack in the old pattern, at every point start on every pilot
+    ({"evaluation": {"command": "x", "resources": {"memory": "1" + " " * 200_000 + "x"}}},
+     "evaluation.resources.memory: '1                               ' is not a size"),
     ({"name": "bad name!"}, "task.yaml: name: 'bad name!' must be letters"),
     ({"search_space": {"x": {"type": "int", "low": 5, "high": 1}}}, "task.yaml: search_space.x: low (5) must be less"),
     ({"early_stopping": {"scheduler": "ashaa"}}, "early_stopping.scheduler: unknown scheduler 'ashaa'"),
@@ -160,3 +166,10 @@ def test_a_short_registry_is_still_listed_in_full() -> None:
 
     assert str(unknown_name("backend", "radnom", ["grid", "random"])) == \
         "unknown backend 'radnom'; did you mean 'random'? (known: grid, random)"
+
+
+@pytest.mark.parametrize(("text", "size"), [("512m", 512 << 20), ("2g", 2 << 30), (" 2GiB ", 2 << 30),
+                                            ("1073741824", 1 << 30), ("1.5k", 1536), ("lots", None),
+                                            ("1" + " " * 200_000 + "x", None), ("9" * 400 + "t", None)])
+def test_memory_sizes_are_read_as_docker_takes_them(text: str, size: int | None) -> None:
+    assert memory_bytes(text) == size
