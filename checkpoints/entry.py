@@ -24,6 +24,7 @@ MAX_SEQUENCE = 99_999_999
 MAX_ENTRY_BYTES = 64 << 10  # an entry is ~300 bytes; a larger object is not one
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _INTS = ("task", "point", "attempt", "sequence", "size")
+_MAX_INT = 1 << 63
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,14 @@ def parse_entry(key: str, data: bytes, sequence: int, attempt: int) -> Entry:
             raise _malformed(key, f"no field {field!r}")
     for field in _INTS:
         value = raw[field]
-        if type(value) is not int or value < 0:
-            raise _malformed(key, f"{field} must be a non-negative integer, not {value!r:.40}")
+        # bounded: an integer of 400 digits overflows every float it meets (sizes, times)
+        if type(value) is not int or not 0 <= value < _MAX_INT:
+            raise _malformed(key, f"{field} must be a non-negative integer below 2**63, not {str(value)[:40]}")
     if not isinstance(raw["sha256"], str) or not _HEX64.fullmatch(raw["sha256"]):
         raise _malformed(key, "sha256 must be 64 lowercase hexadecimal digits")
-    if type(raw["time"]) not in (int, float) or not math.isfinite(raw["time"]):
-        raise _malformed(key, "time must be a finite number")
+    t = raw["time"]
+    if not ((type(t) is float and math.isfinite(t)) or (type(t) is int and abs(t) < _MAX_INT)):
+        raise _malformed(key, "time must be a finite number of seconds, below 2**63")
     if not isinstance(raw["key"], str):
         raise _malformed(key, "key must be a string")
     signature = raw.get("signature")  # optional by design: unsigned entries omit it

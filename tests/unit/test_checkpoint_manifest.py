@@ -127,6 +127,29 @@ def test_entry_pointing_at_another_archive_is_refused(store: ObjectStore, tmp_pa
     assert text == "one" and "not its own" in skipped[0]
 
 
+@pytest.mark.parametrize("field", ["time", "size", "sequence"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_an_entry_with_a_number_beyond_any_float_is_refused_and_the_point_goes_on(
+        store: ObjectStore, tmp_path: Path, field: str, signed: bool) -> None:
+    """The attack: whoever can write the store plants the newest entry with a 400-digit number;
+    math.isfinite of it raised OverflowError out of restore, save and prune, with or without
+    a signing key (an entry is parsed before its signature is checked), so the point's
+    checkpoints broke for good. Now that entry is refused: the previous one restores, and the
+    next save and the pruning go on."""
+    m = Manifest(store, PREFIX, keep=2, signing_key=b"s3cret" if signed else None)
+    _save(m, tmp_path / "w", "epoch 1")
+    _save(m, tmp_path / "w", "epoch 2")
+    key = m.entry_keys()[-1]
+    text = store.get_bytes(key).decode()
+    entry = json.loads(text)
+    huge = "1" + "0" * 400
+    store.put_bytes(key, text.replace(f'"{field}": {json.dumps(entry[field])}', f'"{field}": {huge}').encode())
+    restored, skipped = _restore(m, tmp_path)
+    assert restored == "epoch 1" and len(skipped) == 1 and "below 2**63" in skipped[0], skipped
+    _save(m, tmp_path / "w", "epoch 3")  # the next upload and its pruning
+    assert _restore(m, tmp_path)[0] == "epoch 3"
+
+
 def plant_newest(m: Manifest, archive: Path) -> None:
     """What anyone who can write the store can do without the signing key: replace the newest
     archive and fix up its entry's size and checksum."""
