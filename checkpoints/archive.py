@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from gridhpo.checkpoints._base import RefusedCheckpointError
@@ -21,9 +22,18 @@ class CheckpointTooLargeError(CheckpointError):
     """A checkpoint folder over ``evaluation.checkpoint.max_size``."""
 
 
+def _walk(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk, with a folder nested too deep for it (it recurses per level) as our error: an
+    evaluation's checkpoint/ 1000 folders deep made the pilot crash with RecursionError."""
+    try:
+        yield from os.walk(folder)
+    except RecursionError:
+        raise CheckpointError(f"{folder.name}/ is nested too deep to archive (about 1000 folders)") from None
+
+
 def folder_size(folder: Path) -> int:
     total = 0
-    for dirpath, _dirs, files in os.walk(folder):
+    for dirpath, _dirs, files in _walk(folder):
         for name in files:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size
@@ -35,7 +45,7 @@ def folder_size(folder: Path) -> int:
 def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """(path, size, mtime) of every entry: changes whenever the evaluation writes a file."""
     out = []
-    for dirpath, dirs, files in os.walk(folder):
+    for dirpath, dirs, files in _walk(folder):
         for name in sorted(files + dirs):
             p = os.path.join(dirpath, name)
             try:
@@ -76,6 +86,8 @@ def pack(folder: Path, dest: Path, max_size: int, what: str = "checkpoint/") -> 
                 tar.add(folder / entry, arcname=entry, recursive=True)
     except (OSError, tarfile.TarError) as exc:
         raise CheckpointError(f"cannot archive {what}: {exc}") from exc
+    except RecursionError:  # tarfile's add recurses per level too
+        raise CheckpointError(f"cannot archive {what}: it is nested too deep (about 1000 folders)") from None
     archived = dest.stat().st_size
     if archived > archive_limit(max_size):
         raise CheckpointTooLargeError(

@@ -5,7 +5,9 @@ Whoever can write to the store can plant an archive, so ``unpack`` trusts nothin
 1. Every header is checked before anything is written (``check_members``): names are relative
    without ``..``; only regular files, folders, symbolic and hard links; no name twice; nothing
    written through a symbolic link of the archive; a hard link names an earlier regular file;
-   a symbolic link's target is relative; and the bytes the members would write — sparse members
+   a symbolic link's target is relative; names and targets are at most 256 folders deep; each
+   header comes after the one before (a negative size sends tarfile back to read an earlier
+   header forever); and the bytes the members would write — sparse members
    by their full size, hard links by their target's, as ``folder_size`` counts them on the next
    save — stay within ``max_size``.
 2. Into an empty staging folder next to the target go the folders, regular files and hard links,
@@ -17,6 +19,7 @@ Whoever can write to the store can plant an archive, so ``unpack`` trusts nothin
    kernel does, and the archive is refused if a resolution steps above the staging folder at
    any point. Checking each link when it is created (what the ``data`` filter does) is not
    enough: ``state.json -> A/B/../..`` is harmless until ``A -> .`` and ``B -> .`` exist.
+   All the resolutions of one archive together may take at most 200,000 steps.
    Because no resolution may leave the folder even for a moment, the verdict does not depend on
    the staging folder's name and holds once the folder is renamed into place.
 5. Only then does the staging folder replace the target, whole.
@@ -48,6 +51,14 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SIZE = 1 << 30  # evaluation.checkpoint.max_size when the task file sets none
 _MAX_NAME = 4096  # PATH_MAX: longer names or link targets cannot be created anyway
 _MAX_HOPS = 40  # symbolic links followed in one resolution, as Linux allows
+# folders in a member's name or a link's target: far beyond any checkpoint, and what keeps the
+# work bounded (os.makedirs recurses per level: 1000 levels raised RecursionError; every prefix
+# of a 2000-level name was looked up, for each member)
+_MAX_DEPTH = 256
+# path components resolved for all the links of one archive together: each resolution is
+# bounded (40 hops of at most 256 components), and their sum is too (links planted to be
+# resolved again and again, 64,000 lstat calls each, held a restore for hours)
+_MAX_STEPS = 200_000
 _CHUNK = 1 << 20
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
@@ -85,6 +96,8 @@ def _check_name(m: tarfile.TarInfo, source: str) -> str:
     norm = posixpath.normpath(name)
     if ".." in name.split("/") or norm.startswith(".."):
         raise _refuse(source, name, "goes up with '..'")
+    if norm.count("/") >= _MAX_DEPTH or m.linkname.count("/") >= _MAX_DEPTH:
+        raise _refuse(source, name[:80], f"has a name or link target deeper than {_MAX_DEPTH} folders")
     return norm
 
 
@@ -154,6 +167,8 @@ def check_members(tar: tarfile.TarFile, source: str, max_size: int = DEFAULT_MAX
 
 def _check_link_chains(members: list[tarfile.TarInfo], links: set[str], source: str) -> None:
     """A member written through a symlinked folder of the same archive could escape: refuse."""
+    if not links:
+        return
     for m in members:
         parts = posixpath.normpath(m.name).split("/")
         for i in range(1, len(parts)):
@@ -162,17 +177,28 @@ def _check_link_chains(members: list[tarfile.TarInfo], links: set[str], source: 
                                          f"{'/'.join(parts[:i])!r}: refused")
 
 
-def stays_inside(root: Path, rel: str) -> bool:
+class Steps:
+    """What link resolutions may still cost, shared by all the links of one archive."""
+
+    def __init__(self, most: int = _MAX_STEPS) -> None:
+        self.left = most
+
+
+def stays_inside(root: Path, rel: str, steps: Steps | None = None) -> bool:
     """Whether resolving ``root/rel`` never steps above ``root``, following symbolic links.
 
     Components are resolved one at a time as the kernel does. A component that does not exist
     (yet) ends link following for it, and the rest is taken literally: ``missing/../..`` is
-    still a step above ``root``.
+    still a step above ``root``. Past the ``steps`` budget the answer is no.
     """
+    steps = steps or Steps()
     pending = [p for p in reversed(rel.split("/"))]
     stack: list[str] = []
     hops = 0
     while pending:
+        steps.left -= 1
+        if steps.left < 0:
+            return False
         part = pending.pop()
         if part in ("", "."):
             continue
@@ -238,10 +264,12 @@ def _extract(tar: tarfile.TarFile, plan: Plan, staging: Path, max_size: int, sou
         path = os.path.join(root, posixpath.normpath(m.name))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.symlink(m.linkname, path)
+    steps = Steps()
     for m in plan.links:
-        if not stays_inside(staging, posixpath.normpath(m.name)):
-            raise UnsafeArchiveError(f"{source}: symbolic link {m.name!r} -> {m.linkname!r} resolves outside "
-                                     "the folder through the archive's other links: refused")
+        if not stays_inside(staging, posixpath.normpath(m.name), steps):
+            why = ("resolves outside the folder through the archive's other links" if steps.left >= 0 else
+                   f"and the archive's other links take over {_MAX_STEPS} steps to resolve")
+            raise UnsafeArchiveError(f"{source}: symbolic link {m.name!r} -> {m.linkname[:80]!r} {why}: refused")
 
 
 def _compression(archive: Path) -> str | None:

@@ -157,6 +157,51 @@ def test_a_header_that_sends_the_reader_back_is_refused_at_once(tmp_path: Path,
     assert list((tmp_path / "work").iterdir()) == []
 
 
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_a_member_nested_too_deep_is_refused(tmp_path: Path, depth: int) -> None:
+    """The attack: 1000 folders made os.makedirs raise RecursionError out of the restore (the
+    pilot crashed, and each retry of the point crashed another); the check looked up every prefix
+    of every name. At most 256 folders, refused before anything is written."""
+    archive = _archive(tmp_path / "deep.tar", (_info("a/" * depth + "f"), b"x"))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="deeper than 256 folders"):
+        unpack(archive, tmp_path / "work" / "checkpoint")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_links_planted_to_be_resolved_again_and_again_are_refused(tmp_path: Path) -> None:
+    """The attack: a chain of 39 links, each target 255 components that end where they started,
+    and many links into the chain's head: each resolution costs about 10,000 lookups, a larger
+    archive hours. All the resolutions of one archive share a budget of 200,000 steps."""
+    pad = "d/../" * 127
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = [(_info("d", tarfile.DIRTYPE), None)]
+    members += [(_info(f"x{i}", tarfile.SYMTYPE, pad + (f"x{i + 1}" if i < 38 else "d")), None) for i in range(39)]
+    members += [(_info(f"y{j}", tarfile.SYMTYPE, pad + "x0"), None) for j in range(30)]
+    archive = _archive(tmp_path / "links.tar", *members)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="take over 200000 steps to resolve"):
+        unpack(archive, tmp_path / "work" / "checkpoint")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_checkpoint_folder_nested_too_deep_is_our_error_not_a_crash(tmp_path: Path) -> None:
+    """An evaluation's own checkpoint/ 1000 folders deep: os.walk and tarfile recurse per level,
+    and their RecursionError ended the pilot. It is a CheckpointError, which the pilot logs."""
+    from gridhpo.checkpoints.archive import fingerprint, folder_size
+    from gridhpo.errors import CheckpointError
+
+    folder = tmp_path / "checkpoint"
+    deep = folder
+    deep.mkdir()
+    for _ in range(1000):  # one level at a time: os.makedirs recurses too
+        deep = deep / "a"
+        deep.mkdir()
+    for call in (lambda: folder_size(folder), lambda: fingerprint(folder),
+                 lambda: pack(folder, tmp_path / "out.tar", 1 << 20)):
+        with pytest.raises(CheckpointError, match="nested too deep"):
+            call()
+
+
 def test_garbage_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive at all" * 100)
