@@ -8,10 +8,12 @@ protocol), so the consumer dead-letters it as it is.
 py-amqp reads a message's headers table recursively while it reads the frames, inside
 ``drain_events``: headers nested a few thousand deep raise RecursionError there, which
 stopped the consumer at every delivery of the message. Such a table is replaced by our
-"unreadable" marker (the table's length prefix says where it ends).
+"unreadable" marker (the table's length prefix says where it ends). A property it cannot
+build at all (a timestamp of 2**63 raised OverflowError there) marks the message unreadable.
 """
 from __future__ import annotations
 
+import struct
 from struct import unpack_from
 from typing import Any
 
@@ -41,6 +43,10 @@ def _decode_properties(buf: bytes, offset: int) -> tuple[dict[str, Any], int]:
         return _decode_basic_properties(buf, offset)  # type: ignore[no-any-return]
     except RecursionError:
         return _decode_basic_properties(_without_headers(buf, offset), offset)  # type: ignore[no-any-return]
+    except (OverflowError, ValueError, OSError, struct.error) as exc:
+        # a header py-amqp cannot even build (a timestamp of 2**63) raised inside drain_events
+        # too: the message is marked unreadable (py-amqp does not use the offset returned)
+        return {"headers": {UNREADABLE_HEADER: f"message properties unreadable ({type(exc).__name__})"}}, len(buf)
 
 
 # py-amqp looks the decoder up here for every message it reads (a process-wide table: the

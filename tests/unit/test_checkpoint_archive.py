@@ -196,10 +196,15 @@ def test_a_checkpoint_folder_nested_too_deep_is_our_error_not_a_crash(tmp_path: 
     for _ in range(1000):  # one level at a time: os.makedirs recurses too
         deep = deep / "a"
         deep.mkdir()
-    for call in (lambda: folder_size(folder), lambda: fingerprint(folder),
-                 lambda: pack(folder, tmp_path / "out.tar", 1 << 20)):
-        with pytest.raises(CheckpointError, match="nested too deep"):
-            call()
+    try:
+        for call in (lambda: folder_size(folder), lambda: fingerprint(folder),
+                     lambda: pack(folder, tmp_path / "out.tar", 1 << 20)):
+            with pytest.raises(CheckpointError, match="nested too deep"):
+                call()
+    finally:  # one level at a time: pytest's own clean-up of old temporary folders recurses too
+        while deep != folder:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_garbage_is_refused(tmp_path: Path) -> None:

@@ -168,3 +168,20 @@ def test_headers_nested_deep_stop_no_consumer(url: str, how: str) -> None:
     assert isinstance(got[0], Undecodable), got
     assert "headers nested too deep" in got[0].reason or "not JSON: RecursionError" in got[0].reason
     assert got[1:] == [{"ok": 1}]
+
+
+def test_a_timestamp_beyond_any_date_marks_the_message_unreadable() -> None:
+    """The attack: py-amqp builds a datetime of every timestamp while it reads the frames, inside
+    drain_events; 2**63 raised OverflowError there, which stopped the consumer at every delivery
+    of the message (as headers nested too deep did). Our decoder marks it unreadable instead,
+    and the consumer dead-letters it as it does those (test above)."""
+    from amqp import serialization
+    from amqp.spec import Basic
+
+    import gridhpo.protocol.amqptransport  # noqa: F401  (installs our decoder)
+    from gridhpo.protocol.fstransport import UNREADABLE_HEADER
+
+    table = b"\x01kT" + (1 << 63).to_bytes(8, "big")  # headers {"k": a timestamp of 2**63}
+    frame = (0x2000).to_bytes(2, "big") + len(table).to_bytes(4, "big") + table
+    props, _ = serialization.PROPERTY_CLASSES[Basic.CLASS_ID](frame, 0)
+    assert "message properties unreadable (OverflowError)" in props["headers"][UNREADABLE_HEADER]
