@@ -36,6 +36,8 @@ MAX_MESSAGE_CHARS = 16 << 10  # the result's message (and a failure's reason)
 MAX_FIELD_BYTES = 64 << 10  # one extra result value or metric value, as JSON
 MAX_EXTRA_BYTES = 512 << 10  # all extra result values together, as JSON
 MAX_KEY_CHARS = 256  # a key of output.json or of a metrics line
+MAX_NOTES = 50  # notes on what was cut from one output or metrics line...
+MAX_NOTE_CHARS = 300  # ...each at most this long
 _INT64 = 1 << 63
 
 
@@ -232,6 +234,17 @@ def truncate(text: str, limit: int, what: str) -> str:
     return text[:limit] + f" [gridhpo: {what} truncated from {len(text)} to {limit} characters]"
 
 
+class Notes(list[str]):
+    """What ``bounded`` cut: the first MAX_NOTES notes, each at most MAX_NOTE_CHARS (an
+    output.json of 8 MB made of long keys in long paths once kept notes of 700 MB)."""
+
+    def append(self, note: str) -> None:
+        if len(self) < MAX_NOTES:
+            super().append(note if len(note) <= MAX_NOTE_CHARS else note[:MAX_NOTE_CHARS] + "...")
+        elif len(self) == MAX_NOTES:
+            super().append("further notes left out")
+
+
 def bounded(value: Any, notes: list[str], where: str, depth: int = 0) -> Any:
     """``value`` as an event can carry it: integers beyond 64 bits as floats (or null), long
     keys cut, values over MAX_FIELD_BYTES or nested deeper than MAX_DEPTH dropped (null), each
@@ -285,7 +298,7 @@ def _within(value: Any, notes: list[str], where: str) -> Any:
 def bounded_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A result's extra values: each bounded, and all of them within MAX_EXTRA_BYTES (keys in
     order until the budget is spent); with notes on what was cut."""
-    notes: list[str] = []
+    notes = Notes()
     out: dict[str, Any] = {}
     used = 0
     for k, v in extra.items():
@@ -315,7 +328,7 @@ def metric_data(seq: int, line: str, who: str) -> MetricData | None:
     except OutputError as exc:
         log.warning("%s: line ignored: %s: %.200s", who, exc, line)
         return None
-    notes: list[str] = []
+    notes = Notes()
     values = bounded(values, notes, "values")
     if notes:
         log.warning("%s: metrics.jsonl line %d: %s", who, seq + 1, "; ".join(notes)[:1000])

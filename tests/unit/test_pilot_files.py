@@ -221,3 +221,17 @@ def test_stopping_an_evaluation_ends_a_child_that_left_its_session(tmp_path: Pat
             os.kill(int(pidfile.read_text()), 9)
 
 
+
+
+def test_the_notes_on_what_was_cut_from_a_result_stay_small() -> None:
+    """The attack: every long key cut adds a note naming its whole path; 29 levels of 300-character
+    keys around thousands of long keys made an 8 MB output.json cost 700 MB of notes. At most 50
+    notes of 300 characters are kept, and the result still says what was cut."""
+    inner: dict[str, object] = {f"k{i:05d}" + "x" * 300: 0 for i in range(2000)}
+    value: dict[str, object] = inner
+    for level in range(29):
+        value = {f"L{level:02d}" + "y" * 300: value}
+    extra, notes = bounded_extra({"big": value})
+    assert len(notes) == 51 and notes[-1] == "further notes left out"
+    assert all(len(n) <= 303 for n in notes) and "cut to 256" in notes[0]
+    assert list(extra) == ["big"]
