@@ -36,6 +36,7 @@ import os
 import posixpath
 import shutil
 import stat
+import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -61,6 +62,13 @@ _MAX_DEPTH = 256
 _MAX_STEPS = 200_000
 _CHUNK = 1 << 20
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def tarfile_is_patched() -> bool:
+    """Whether this Python's tarfile parses pax headers in linear time (CVE-2024-6232, fixed in
+    3.11.10, 3.12.6 and 3.13): on an older one a planted header holds a restore (docs/checkpoints.md)."""
+    v = sys.version_info
+    return v >= (3, 13) or (v[:2] == (3, 12) and v >= (3, 12, 6)) or (v[:2] == (3, 11) and v >= (3, 11, 10))
 
 
 class UnsafeArchiveError(RefusedCheckpointError):

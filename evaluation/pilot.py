@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import platform
 import signal
 import socket
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gridhpo.checkpoints.extract import tarfile_is_patched
 from gridhpo.errors import GridHPOError, MessageError
 from gridhpo.evaluation import environment, runtimes
 from gridhpo.evaluation.attempt import Attempt
@@ -240,6 +242,10 @@ class Pilot:
     def run(self) -> PilotStats:
         log.info("pilot %s at %s serving task %d (walltime %s)", self.cfg.pilot_id, self.cfg.site,
                  self.cfg.task_id, "none" if self.cfg.walltime is None else f"{self.cfg.walltime:.0f}s")
+        if not tarfile_is_patched():
+            log.warning("Python %s parses tar headers in quadratic time (CVE-2024-6232): a checkpoint planted in "
+                        "the store can hold this pilot; run pilots on Python >= 3.11.10, 3.12.6 or 3.13",
+                        platform.python_version())
         self.workroot.mkdir(parents=True, exist_ok=True)
         try:
             # never waiting into the walltime's last second, where it would exit anyway

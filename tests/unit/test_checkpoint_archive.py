@@ -311,3 +311,16 @@ def test_fuzzed_bytes_never_crash_or_escape(tmp_path_factory: pytest.TempPathFac
     good.unlink()
     (root / "fuzz.tar").write_bytes(bytes(data))
     _check_unpack(root / "fuzz.tar", root)
+
+
+@pytest.mark.parametrize(("version", "patched"), [((3, 11, 7), False), ((3, 11, 10), True), ((3, 12, 5), False),
+                                                  ((3, 12, 6), True), ((3, 13, 0), True)])
+def test_pythons_whose_tarfile_parses_pax_headers_in_quadratic_time_are_known(
+        monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int], patched: bool) -> None:
+    """CVE-2024-6232 runs before any check of ours: the pilot warns at its start on such a Python."""
+    import sys
+
+    from gridhpo.checkpoints.extract import tarfile_is_patched
+
+    monkeypatch.setattr(sys, "version_info", version)
+    assert tarfile_is_patched() is patched
