@@ -32,6 +32,7 @@ from gridhpo.errors import QueueError
 from gridhpo.protocol import auth
 from gridhpo.protocol.connection import CONNECTION_ERRORS, connection
 from gridhpo.protocol.delivery import Delivery as Delivery  # where the consumers look for it
+from gridhpo.protocol.delivery import received_text
 from gridhpo.protocol.messages import JSON_CONTENT_TYPE
 from gridhpo.protocol.messages import Undecodable as Undecodable  # where the consumers look for it
 from gridhpo.protocol.routing import decode_message, task_exchange
@@ -187,7 +188,7 @@ class Broker:
             if raw is None:
                 return None
             msg = channel.message_to_python(raw)
-            return Delivery(self.gate.incoming(decode_message(msg), getattr(msg, "body", None)), msg, self, queue)
+            return Delivery(self.gate.incoming(decode_message(msg), received_text(msg)), msg, self, queue)
 
         with self.lock:
             return self._retrying("get", op)  # type: ignore[no-any-return]
@@ -274,7 +275,7 @@ class Broker:
                 # called inside drain_events: raising here would be taken for a lost
                 # connection, and the message would come back after every reconnection
                 try:
-                    body = self.gate.incoming(decode_message(message, exc), getattr(message, "body", None))
+                    body = self.gate.incoming(decode_message(message, exc), received_text(message))
                 except Exception as error:  # never raise inside drain_events (see above)
                     body = Undecodable(f"unverifiable message: {type(error).__name__}")
                 buf.append(Delivery(body, message, self, queue))

@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def received_text(message: Any) -> bytes | str | None:
+    """A kombu message's text as received (what its code covers, see protocol/auth.py); None
+    when it has none."""
+    raw = getattr(message, "body", None)
+    return raw if isinstance(raw, (bytes, str)) else None
+
+
 class Delivery:
     """One received message; ``ack`` once its effect is durable, ``requeue`` to give it back."""
 
@@ -29,21 +36,19 @@ class Delivery:
     @property
     def raw(self) -> bytes | str | None:
         """The message's text as received (what its code covers, see protocol/auth.py)."""
-        raw = getattr(self._message, "body", None)
-        return raw if isinstance(raw, (bytes, str)) else None
+        return received_text(self._message)
 
     @property
     def size(self) -> int:
         """The message's size on the wire, in bytes."""
-        raw = getattr(self._message, "body", b"")
-        return len(raw) if isinstance(raw, (bytes, str)) else 0
+        return len(self.raw or b"")
 
     def dead_letter(self, reason: str) -> None:
         """Set the message aside in the dead-letter queue with the reason, and acknowledge it.
         The record keeps no credential: secret fields are dropped, and an undecodable body is
         kept only as a short preview with anything that looks like a secret masked."""
         decoded = not isinstance(self.body, Undecodable)
-        raw = getattr(self._message, "body", b"")
+        raw = self.raw or b""
         record = {
             "reason": reason, "time": time.time(), "queue": self.queue, "size": self.size,
             "content_type": str(getattr(self._message, "content_type", None))[:80],
