@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.errors import EvaluationError, GridHPOError, MessageError
@@ -130,13 +130,14 @@ class Attempt:
         pilot = self.pilot
         signalled = pilot.stop_requested.is_set()
         reason = pilot.stop_reason or "pilot walltime reached"
-        finishing = self._wrote_output(job)
+        name = self.msg.evaluation.files.output
+        done = self._output_before_stop(job, name)
         code = handle.stop(self.settings.grace)
         self._forward_metrics(metrics, to_end=True)
-        if finishing and code == 0:
+        if done is not None and code == 0:
             log.info("point %d had written its output as the pilot stopped it (%s): its result is reported",
                      self.msg.number, reason)
-            outcome = self._conclude(job, handle, code)
+            outcome = pilot.report_output(self.msg, done, self.settings.metric, name, handle.output_tail)
         else:
             pilot.send(self.msg, InterruptedData(reason=reason, cause="signal" if signalled else "walltime"))
             pilot.stats.interrupted += 1
@@ -145,12 +146,14 @@ class Attempt:
             pilot.request_stop(reason)  # no next point: the walltime is near
         return outcome
 
-    def _wrote_output(self, job: Job) -> bool:
-        """Whether the evaluation's output file is there and readable (one being written is not)."""
+    @staticmethod
+    def _output_before_stop(job: Job, name: str) -> dict[str, Any] | None:
+        """The output file as it is before the stop, read once: the result if the evaluation then
+        exits 0 (None when there is none, or one still being written)."""
         try:
-            return read_output(job.workdir, self.msg.evaluation.files.output) is not None
+            return read_output(job.workdir, name)
         except OutputError:
-            return False
+            return None
 
     def _control(self, now: float) -> ControlMessage | None:
         """A stop or pause for the running attempt, looked for every half second."""
