@@ -13,7 +13,7 @@ EXTRAS: dict[str, str] = {
     "fastapi_offline": "server",
     "psycopg": "postgres",
     "hyperopt": "optimisers", "skopt": "optimisers", "nevergrad": "optimisers", "lightgbm": "optimisers",
-    "optuna": "optimisers", "cmaes": "optimisers",
+    "optuna": "optimisers", "cmaes": "optimisers", "torch": "gp", "greenlet": "gp",
     "boto3": "s3", "botocore": "s3",
     "docker": "containers",
     "plotly": "plot", "matplotlib": "plot", "sklearn": "plot",

@@ -9,11 +9,13 @@ import yaml
 
 from gridhpo.errors import ConfigError
 from gridhpo.steering import optimisers
-from gridhpo.steering.optimisers.auto import AutoSearch, choose
+from gridhpo.steering.optimisers import auto
+from gridhpo.steering.optimisers.auto import GP_UP_TO, AutoSearch, choose
 from gridhpo.steering.space import parse_space
 from gridhpo.steering.taskfile import TaskSpec, parse_task
 
 ALL = frozenset({"optuna", "hyperopt"})
+WITH_TORCH = ALL | {"torch"}
 CONTINUOUS = {"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "float", "low": 0.0, "high": 15.0}}
 CONTINUOUS3 = {**CONTINUOUS, "x3": {"type": "float", "low": 0.0, "high": 1.0}}
 # the HPOBench tabular space as a user writes it: mostly categorical
@@ -69,8 +71,32 @@ def test_spaces_with_discrete_or_categorical_parameters_get_hyperopts_anneal(raw
     assert chosen({**CONTINUOUS, **stepped}) == ("hyperopt", "anneal"), "a stepped float is discrete"
 
 
+@pytest.mark.parametrize("raw", [CONTINUOUS, CONTINUOUS3, {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0}
+                                                              for i in range(6)}],
+                         ids=["Branin", "Hartmann-3", "Hartmann-6"])
+def test_with_pytorch_continuous_spaces_get_optunas_gp(raw: dict[str, Any]) -> None:
+    assert chosen(raw, available=WITH_TORCH) == ("optuna", "gp")
+    assert chosen(raw, max_points=GP_UP_TO, available=WITH_TORCH) == ("optuna", "gp")
+    # past the budget where one GP ask costs over a second: the choice without PyTorch
+    assert chosen(raw, max_points=GP_UP_TO + 1, available=WITH_TORCH) == chosen(raw)
+    assert chosen(raw, available=frozenset({"torch", "hyperopt"})) == ("hyperopt", "tpe"), "gp is optuna's"
+
+
+def test_with_pytorch_a_space_at_least_half_continuous_gets_optunas_gp() -> None:
+    # mixed-10's proportion: 5 continuous parameters of 10
+    half = {**{f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(2)},
+            "k": {"type": "int", "low": 1, "high": 20}, "c": {"type": "categorical", "choices": ["a", "b"]}}
+    assert chosen(half, available=WITH_TORCH) == ("optuna", "gp")
+    # below half (MIXED: 1 of 4), all discrete (HPOBench) and conditional spaces keep anneal
+    for raw in (MIXED, TABULAR, CONDITIONAL, {**half, "s": MIXED["s"]}):
+        assert chosen(raw, available=WITH_TORCH) == ("hyperopt", "anneal")
+    reason = choose(parse_space(half), 100, 8, WITH_TORCH).reason
+    assert "2 of 4 parameters continuous" in reason and "8 in flight" in reason
+
+
 def test_an_unbounded_normal_gets_hyperopt_which_models_it() -> None:
     assert chosen(NORMAL) == ("hyperopt", "tpe")
+    assert chosen(NORMAL, available=WITH_TORCH) == ("hyperopt", "tpe")
     assert chosen(NORMAL, available=frozenset({"optuna"})) == ("random", None)
 
 
@@ -134,6 +160,14 @@ def test_a_typo_of_auto_is_told_the_name() -> None:
         task({"backend": "atuo"})
 
 
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choices of an install without PyTorch, whether or not this one has it."""
+    found = auto.installed()
+    monkeypatch.setattr(auto, "installed", lambda: found - {"torch"})
+
+
+@pytest.mark.usefixtures("no_torch")
 def test_auto_search_delegates_to_its_choice() -> None:
     opt = optimisers.get("auto")(parse_space(CONTINUOUS3), seed=3, max_points=100, parallel=8)
     assert isinstance(opt, AutoSearch) and opt.inner.name == "optuna" and opt.inner.algorithm == "tpe"
@@ -143,6 +177,7 @@ def test_auto_search_delegates_to_its_choice() -> None:
     assert opt.trials[0].state == "done" and opt.next_number == 3
 
 
+@pytest.mark.usefixtures("no_torch")
 def test_status_and_the_report_show_the_choice(home: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -161,3 +196,13 @@ def test_status_and_the_report_show_the_choice(home: Path, tmp_path: Path) -> No
     repo = Repository(f"sqlite:///{home / 'gridhpo.db'}")
     summary = data.summary(data.load(repo, "chosen"))
     assert summary["optimiser"].startswith("optuna tpe (chosen by auto: ")
+
+
+def test_auto_search_runs_optunas_gp_where_pytorch_is_installed() -> None:
+    pytest.importorskip("torch", reason="optuna's gp sampler needs PyTorch (pip install 'gridhpo[gp]')")
+    opt = optimisers.get("auto")(parse_space(CONTINUOUS3), seed=3, max_points=100, parallel=8)
+    assert (opt.inner.name, opt.inner.algorithm) == ("optuna", "gp") and opt.deterministic_restore
+    for s in opt.ask(12):  # past the 10 random start-up points: the GP's own proposals
+        opt.tell(s.number, sum(float(v) for v in s.params.values()))
+    more = opt.ask(2)
+    assert [s.number for s in more] == [12, 13] and all(0.0 <= s.params["x3"] <= 1.0 for s in more)
