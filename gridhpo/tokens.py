@@ -14,7 +14,14 @@ import secrets
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)[:43]
+    """43 URL-safe characters, never a leading '-': a user passes the token on command lines
+    (``--token T``, the examples' ``--pilot-token T``), where argparse and click read such a token
+    as an option (one token in 64 began with '-'). Drawn again rather than edited, so the first
+    character stays uniform over the 63 others."""
+    while True:
+        token = secrets.token_urlsafe(32)[:43]
+        if not token.startswith("-"):
+            return token
 
 
 def queue_key(token: str) -> str:

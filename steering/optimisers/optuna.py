@@ -197,7 +197,8 @@ class OptunaSearch(Optimiser):
             try:
                 import torch  # noqa: F401
             except ImportError:
-                raise ConfigError("optimiser.algorithm: optuna's gp needs PyTorch (pip install 'gridhpo[gp]')") from None
+                raise ConfigError("optimiser.algorithm: optuna's gp needs PyTorch "
+                                  "(pip install 'gridhpo[gp]')") from None
         if not isinstance(options.get("multivariate", True), bool):
             raise ConfigError(f"optimiser.options.multivariate: {options['multivariate']!r} is not true or false")
         for key in _COUNTS.intersection(options):
