@@ -107,7 +107,9 @@ def test_check_point_to_save_under_walltimes_gives_the_uninterrupted_result(
         "evaluation": {
             "command": command, "training_data": sorted(str(p) for p in ds.iterdir()),
             # no pilot is killed here: a lost_after well above the heartbeat keeps a pilot starved of
-            # CPU for a few seconds (the suite's other pilots) from being taken for a dead one
+            # CPU for a few seconds (the suite's other pilots) from being taken for a dead one. (An
+            # attempt once ended 'lost' here with 15s too: the pilot had crashed staging model/ while
+            # the evaluation renamed state.json.tmp, fixed in evaluation/savelist.py)
             "grace": "1s", "heartbeat": "1s", "lost_after": "15s",
             "files": {"input": "params.json", "output": "result.json", "meta": "meta.json", "metrics": "metrics.tgz"},
             "checkpoint": {"interval": 1, "save": ["model", "train.log"], **({"load": "ckpt.tgz"} if load else {})},

@@ -160,6 +160,37 @@ def test_save_list_staging_and_restore(tmp_path: Path) -> None:
         assert sorted(tar.getnames()) == ["log.txt", "model", "model/w.bin"]
 
 
+def test_a_file_renamed_away_while_its_folder_is_staged_does_not_stop_the_pilot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation saves ``state.json.tmp`` and renames it over ``state.json`` between
+    copytree's listing of the folder and its copy of that file: once a pilot crash (shutil.Error),
+    now a change that postpones the archive (the fingerprint differs) and nothing else."""
+    work = tmp_path / "w"
+    (work / "model").mkdir(parents=True)
+    (work / "model" / "state.json").write_text("1")
+    (work / "model" / "state.json.tmp").write_text("2")
+    listing = os.scandir
+
+    class Listed:
+        def __init__(self, path: Any) -> None:
+            self.entries = list(listing(path))
+            if Path(path).name == "model" and (work / "model" / "state.json.tmp").exists():
+                os.replace(work / "model" / "state.json.tmp", work / "model" / "state.json")
+
+        def __enter__(self) -> list[os.DirEntry[str]]:
+            return self.entries
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    before = savelist.paths_fingerprint(work, ["model"])
+    monkeypatch.setattr(os, "scandir", Listed)
+    staged = savelist.stage(work, ["model"])
+    monkeypatch.undo()
+    assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*")) == ["model", "model/state.json"]
+    assert savelist.paths_fingerprint(work, ["model"]) != before, "the change vetoes the archive"
+
+
 def test_a_point_whose_attempts_are_all_used_gets_the_very_large_loss() -> None:
     spec = parse_task(task({"heartbeat": 1, "lost_after": 5}, budget={"max_attempts": 2},
                            objective={"exhausted_value": 1e30, "failure_value": 7.0}), "t")
