@@ -48,8 +48,8 @@ NSGA2_FROM = 5000
 ANNEAL_UP_TO = 2
 # where PyTorch is installed, spaces whose free parameters are at least half continuous go to
 # optuna's GP (docs/optimisers.md, 2026-12-02): it led every other column, Optuna's own TPE
-# included, on Branin, Hartmann-3, Hartmann-6 and mixed-10 (5 continuous of 10), and was level
-# with it on Rosenbrock-4; the all-discrete HPOBench spaces stay with anneal
+# included, through the steering on Branin, Hartmann-3, Rosenbrock-4, Hartmann-6 and mixed-10 (5
+# continuous of 10); the all-discrete HPOBench spaces stay with anneal (the GP was not better there)
 GP_SHARE = 0.5
 # up to this budget only: one GP ask costs 0.11 s after 10 points, 0.14 s after 100 and 1.3 s
 # after 300, and grows with the cube of the history beyond (Cholesky of the kernel matrix)
