@@ -72,15 +72,14 @@ def stage(workdir: Path, paths: list[str]) -> Path:
                 shutil.copy2(src, target, follow_symlinks=False)
         except FileNotFoundError:
             continue  # removed by the evaluation while copied: the archive is vetoed as changed
-        except shutil.Error as exc:
-            # copytree gathers each file's error: a file the evaluation renamed away while the folder
-            # was copied (a `.tmp` saved then moved into place) is a change, which vetoes the archive;
-            # anything else is a checkpoint that cannot be made (it once crashed the pilot)
-            failed = [str(e[0]) for e in exc.args[0]] if exc.args and isinstance(exc.args[0], list) else []
+        except OSError as exc:
+            # copytree gathers each file's error (shutil.Error): files the evaluation renamed away
+            # while the folder was copied (a `.tmp` saved then moved into place) are a change, which
+            # vetoes the archive; anything else (a named pipe, an unreadable file) is a checkpoint that
+            # cannot be made, logged and tried again, never a pilot crash
+            failed = [str(e[0]) for e in exc.args[0]] if isinstance(exc, shutil.Error) else []
             if failed and not any(os.path.lexists(f) for f in failed):
                 continue
-            raise CheckpointError(f"evaluation.checkpoint.save: {rel} could not be copied: {exc}") from exc
-        except OSError as exc:
             raise CheckpointError(f"evaluation.checkpoint.save: {rel} could not be copied: {exc}") from exc
     return dest
 

@@ -15,7 +15,7 @@ from gridhpo.bookkeeping.records import PointUpdate
 from gridhpo.checkpoints import open_store
 from gridhpo.checkpoints.archive import CheckpointTooLargeError
 from gridhpo.checkpoints.artifacts import download
-from gridhpo.errors import ConfigError
+from gridhpo.errors import CheckpointError, ConfigError
 from gridhpo.evaluation import artifacts, savelist
 from gridhpo.evaluation.runtimes._base import Job, task_dirs
 from gridhpo.evaluation.runtimes.docker import container_options
@@ -189,6 +189,23 @@ def test_a_file_renamed_away_while_its_folder_is_staged_does_not_stop_the_pilot(
     monkeypatch.undo()
     assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*")) == ["model", "model/state.json"]
     assert savelist.paths_fingerprint(work, ["model"]) != before, "the change vetoes the archive"
+
+
+@pytest.mark.parametrize("where", ["model/pipe", "pipe"], ids=["in-a-folder", "listed"])
+def test_a_named_pipe_in_the_save_list_is_a_checkpoint_error_not_a_pilot_crash(tmp_path: Path, where: str) -> None:
+    """A hostile evaluation puts a FIFO where the pilot copies its checkpoint from (shutil refuses
+    to copy one: reading it would block): the save fails alone, in one line naming the entry, and
+    the pilot's checkpointing logs it and tries again (it caught CheckpointError only)."""
+    work = tmp_path / "w"
+    (work / "model").mkdir(parents=True)
+    (work / "model" / "w.bin").write_bytes(b"1")
+    os.mkfifo(work / where)
+    listed = where.split("/")[0]
+    with pytest.raises(CheckpointError) as err:
+        savelist.stage(work, [listed])
+    msg = str(err.value)
+    assert msg.startswith(f"evaluation.checkpoint.save: {listed} could not be copied: ") and "pipe" in msg
+    assert "\n" not in msg
 
 
 def test_a_point_whose_attempts_are_all_used_gets_the_very_large_loss() -> None:
