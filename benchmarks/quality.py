@@ -239,11 +239,14 @@ def table(args: argparse.Namespace) -> None:
     print(f"{'problem':<18}" + "".join(f"{c:>24}" for c in columns) + "   auto chose")
     errors: list[str] = []
     wins: dict[str, list[float]] = {c: [] for c in columns}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
+        # every problem's runs queued at once, so no worker idles while a row's slowest runs end;
+        # the rows still print in order, each as soon as its runs are done
+        done = pool.map(run, [(problem, c, s, args.points, args.parallel, args.pilots, how)
+                              for problem in chosen for c in columns for s in seeds])
         for problem, (raw, _) in chosen.items():
-            work = [(problem, c, s, args.points, args.parallel, args.pilots, how)
-                    for c in columns for s in range(args.first_seed, args.first_seed + args.seeds)]
-            results = list(pool.map(run, work))
+            results = [next(done) for _ in range(len(columns) * args.seeds)]
             row = f"{problem:<18}"
             for i, c in enumerate(columns):
                 got = results[i * args.seeds:(i + 1) * args.seeds]
