@@ -79,3 +79,39 @@ def test_nevergrad_portfolio_serves_the_asks_past_max_points_the_steering_makes(
         for s in opt.ask(4):
             opt.tell(s.number, objective(s.params))
     assert len(opt.trials) == 28
+
+
+def test_optunas_gp_proposes_on_one_pytorch_thread_and_leaves_the_setting_as_it_was(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A steering runs many tasks on its cores: one task's GP must not spin an OpenMP worker per
+    core (Optuna limits the threads only inside its fit and acquisition search)."""
+    torch = pytest.importorskip("torch", reason="optuna's gp sampler needs PyTorch (pip install 'gridhpo[gp]')")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optuna.samplers import GPSampler
+
+    seen: list[int] = []
+    relative = GPSampler.sample_relative
+
+    def counting(self: GPSampler, *args: Any) -> dict[str, Any]:
+        seen.append(torch.get_num_threads())
+        return relative(self, *args)
+
+    monkeypatch.setattr(GPSampler, "sample_relative", counting)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        opt = optimisers.get("optuna")(parse_space(WITH_INT), seed=1, algorithm="gp", parallel=2)
+
+        def run() -> int:  # in a worker thread, as the steering's optimiser driver asks
+            for s in opt.ask(10):
+                opt.tell(s.number, objective(s.params))
+            opt.ask(1)
+            return int(torch.get_num_threads())
+
+        with ThreadPoolExecutor(1) as pool:
+            after = pool.submit(run).result()
+        assert seen and set(seen) == {1}
+        assert after == 3 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
