@@ -123,10 +123,11 @@ def run(job: tuple[str, str, int, int, int, int]) -> tuple[float, float, str]:
 
 
 def table(problems: list[str], columns: list[str], seeds: int, points: int, parallel: int, pilots: int,
-          jobs: int) -> None:
+          jobs: int, first_seed: int = 0) -> None:
     import statistics
     from concurrent.futures import ProcessPoolExecutor
 
+    from benchmarks._significance import SIGNIFICANT, significance, worse_p
     from benchmarks.optimisers import single_threaded
 
     cols = columns + list(NATIVE)
@@ -135,9 +136,12 @@ def table(problems: list[str], columns: list[str], seeds: int, points: int, para
           f"pilots; [ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>26}" for c in cols))
     errors = []
+    worse: dict[str, list[str]] = {c: [] for c in columns}
     with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
         for problem in problems:
-            got = list(pool.map(run, [(problem, c, s, points, parallel, pilots) for c in cols for s in range(seeds)]))
+            got = list(pool.map(run, [(problem, c, s, points, parallel, pilots) for c in cols
+                                      for s in range(first_seed, first_seed + seeds)]))
+            reference = [h for h, _, e in got[-seeds:] if not e]  # Optuna's own TPE is the last column
             row = f"{problem:<18}"
             for i, c in enumerate(cols):
                 mine = got[i * seeds:(i + 1) * seeds]
@@ -146,8 +150,12 @@ def table(problems: list[str], columns: list[str], seeds: int, points: int, para
                     row += f"{f'{len(failed)}/{seeds} failed':>26}"
                     errors.append(f"{problem}, {c}: {failed[0]}")
                     continue
+                if c in worse and reference and worse_p([h for h, _, _ in mine], reference, True) < SIGNIFICANT:
+                    worse[c].append(problem)
                 hv, ms = statistics.median(h for h, _, _ in mine), statistics.median(t for _, t, _ in mine) * 1e3
                 row += f"{hv:>16.4f} [{ms:>6.1f}]"
             print(row, flush=True)
     for e in errors:
         print("error:", e)
+    for c in columns:
+        print(f"{c}: {significance(worse[c], len(problems))} ({NATIVE[-1]})")

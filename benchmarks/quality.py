@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
+from benchmarks._significance import SIGNIFICANT, significance, worse_p  # noqa: E402
 from benchmarks.multi_objective import COLUMNS as MO_COLUMNS  # noqa: E402
 from benchmarks.multi_objective import PROBLEMS as MO_PROBLEMS  # noqa: E402
 from benchmarks.multi_objective import table as multi_table  # noqa: E402
@@ -239,6 +240,7 @@ def table(args: argparse.Namespace) -> None:
     print(f"{'problem':<18}" + "".join(f"{c:>24}" for c in columns) + "   auto chose")
     errors: list[str] = []
     wins: dict[str, list[float]] = {c: [] for c in columns}
+    worse: dict[str, list[str]] = {c: [] for c in columns}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     with ProcessPoolExecutor(args.jobs, initializer=single_threaded) as pool:
         # every problem's runs queued at once, so no worker idles while a row's slowest runs end;
@@ -247,6 +249,7 @@ def table(args: argparse.Namespace) -> None:
                               for problem in chosen for c in columns for s in seeds])
         for problem, (raw, _) in chosen.items():
             results = [next(done) for _ in range(len(columns) * args.seeds)]
+            reference = [r for r, _, e in results[-args.seeds:] if not e]  # NATIVE is the last column
             row = f"{problem:<18}"
             for i, c in enumerate(columns):
                 got = results[i * args.seeds:(i + 1) * args.seeds]
@@ -257,6 +260,8 @@ def table(args: argparse.Namespace) -> None:
                     continue
                 med = statistics.median(r for r, _, _ in got)
                 wins[c].append(med)
+                if c != NATIVE and reference and worse_p([r for r, _, _ in got], reference) < SIGNIFICANT:
+                    worse[c].append(problem)
                 row += f"{med:>14.4g} [{statistics.median(t for _, t, _ in got) * 1e3:>6.1f}]"
             print(row + f"   {auto_choice(raw, args.points, args.parallel)}", flush=True)
     for e in errors:
@@ -266,7 +271,8 @@ def table(args: argparse.Namespace) -> None:
         if len(wins[c]) == len(ref) and ref:
             level = sum(a <= b for a, b in zip(wins[c], ref, strict=True))
             ratio = statistics.mean(a / b if b > 0 else 1.0 for a, b in zip(wins[c], ref, strict=True))
-            print(f"{c}: median regret <= {NATIVE}'s on {level}/{len(ref)} problems; mean ratio {ratio:.2f}")
+            print(f"{c}: median regret <= {NATIVE}'s on {level}/{len(ref)} problems; mean ratio {ratio:.2f}; "
+                  f"{significance(worse[c], len(ref))}")
 
 
 def main() -> None:
@@ -298,7 +304,7 @@ def main() -> None:
         table(args)
     if multi and not args.direct:
         multi_table(multi, [c for c in args.mo_backends.split(",") if c], args.seeds, args.points, args.parallel,
-                    args.pilots, args.jobs)
+                    args.pilots, args.jobs, args.first_seed)
 
 
 def _versions() -> str:
