@@ -12,6 +12,12 @@ Problems, both objectives minimised:
   + |layers - 3| / 2. Its front is ZDT1's (kind a, 3 layers, x1..x3 at 0): a search has to
   find the categorical and the int as well as the floats, as in a network's tuning.
 
+With ``quality.py --direct [--asynchronous]`` our columns call the optimiser alone, as the
+single-objective rows do; a column ``optuna-native-async:tpe`` runs Optuna's own study with 8 in
+flight and one asked per result (the steering's schedule), beside the batch-asked reference.
+Every column is judged against Optuna's own TPE by a one-sided Mann-Whitney U test over the seeds
+(``benchmarks/_significance.py``).
+
 Against the reference point (1.1, 11) the true front's hypervolume is 11.7667 on both, the
 most any run can reach. Every column's hypervolume is computed here from the points'
 parameters (the objective evaluated again), by the same function (steering/pareto.py).
