@@ -35,6 +35,16 @@ def storable_number(value: object) -> bool:
 
 
 
+def on_grid(value: float, origin: float, step: float) -> bool:
+    """Whether ``value`` is ``origin`` plus a whole number of ``step``. Values are snapped by
+    rounding to 12 decimals, so what that gives counts as on the grid however fine the step: with
+    step 1e-09, -10.018242586 is 1.0e10 steps from 0, where ``k - round(k)`` is off by 2e-06 from
+    the float division alone (found by the space fuzzer)."""
+    k = (value - origin) / step
+    nearest = origin + round(k) * step
+    return bool(abs(k - round(k)) < 1e-6 or abs(value - nearest) <= 1e-12 + 1e-15 * abs(value))
+
+
 def same_value(a: object, b: object) -> bool:
     """Equality that keeps ``True``, ``1`` and ``1.0`` apart, as JSON does."""
     return type(a) is type(b) and a == b
@@ -131,12 +141,7 @@ class Numeric(Param):
         tol = _REL_TOL * max(1.0, abs(self.high), abs(self.low))
         if value < self.low - tol or value > self.high + tol:
             return False
-        if self.step is not None:
-            k = (value - self.low) / self.step
-            # snap() rounds to 12 decimals: what it gives is on the grid, however fine the step
-            nearest = self.low + round(k) * self.step
-            return bool(abs(k - round(k)) < 1e-6 or abs(value - nearest) <= 1e-12 + 1e-15 * abs(value))
-        return True
+        return self.step is None or on_grid(value, self.low, self.step)
 
     def grid(self, resolution: int) -> Iterable[Any]:
         n = self.n_steps()
@@ -245,10 +250,7 @@ class Normal(Param):
             return False
         if self.log and self.step is None and value <= 0:
             return False
-        if self.step is not None:
-            k = value / self.step
-            return bool(abs(k - round(k)) < 1e-6)
-        return True
+        return self.step is None or on_grid(value, 0.0, self.step)
 
     def grid(self, resolution: int) -> Iterable[Any]:
         raise ConfigError(f"search_space.{self.name}: a normal distribution has no bounds to enumerate")

@@ -151,6 +151,18 @@ def test_round_trip_through_dict() -> None:
     assert isinstance(again.by_name["o"], Categorical)
 
 
+def test_a_normal_with_a_fine_step_accepts_the_points_it_draws() -> None:
+    """Found by the space fuzzer: with step 1e-09, -10.018242586 (what the snap to 12 decimals
+    gives) was refused as off the grid, so a sampled point failed its own validation."""
+    space = parse_space({"a": {"type": "normal", "mu": 0.0, "sigma": 5.0, "step": 1e-09}})
+    p = space.params[0]
+    assert p.contains(-10.018242586)
+    assert not p.contains(-10.0182425865)  # half a step off is still refused
+    rng = random.Random(1)
+    for _ in range(2000):
+        space.validate_point(space.sample(rng))
+
+
 def test_a_wide_lognormal_never_draws_zero() -> None:
     """exp of a draw below about -745 is 0.0, outside a log space: once drawn by a fuzzer."""
     space = parse_space({"a": {"type": "normal", "mu": 0, "sigma": 372.0, "log": True}})
