@@ -114,14 +114,15 @@ def native(problem: str, column: str, seed: int, points: int, parallel: int) -> 
         trials = [study.ask() for _ in range(min(n, points - len(study.trials)))]
         return [(t, native_point(space, t)) for t in trials]  # the whole batch before any result
 
+    asynchronous = column.startswith(NATIVE_ASYNC)
     done: list[dict[str, Any]] = []
     in_flight = deque(ask(parallel))
     while in_flight:
         t, p = in_flight.popleft()
         done.append(p)
         study.tell(t, list(PROBLEMS[problem][1](p)))
-        if column.startswith(NATIVE_ASYNC) or not in_flight:
-            in_flight.extend(ask(1 if column.startswith(NATIVE_ASYNC) else parallel))
+        if asynchronous or not in_flight:
+            in_flight.extend(ask(1 if asynchronous else parallel))
     return hv_of(problem, done), (time.process_time() - t0) / points
 
 

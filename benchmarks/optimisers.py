@@ -158,8 +158,9 @@ def drive(opt: optimisers.Optimiser, f: Callable[[dict[str, Any]], Any], points:
     told: list[tuple[dict[str, Any], Any]] = []
     while in_flight:
         s = in_flight.popleft()
-        v = f(dict(s.params))
-        told.append((dict(s.params), v))
+        params = dict(s.params)
+        v = f(params)
+        told.append((params, v))
         t0 = time.process_time()
         opt.tell(s.number, v)
         left = points - len(opt.trials)

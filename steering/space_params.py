@@ -34,7 +34,6 @@ def storable_number(value: object) -> bool:
     return finite_number(value) and (not isinstance(value, int) or abs(value) <= MAX_INT)
 
 
-
 def on_grid(value: float, origin: float, step: float) -> bool:
     """Whether ``value`` is ``origin`` plus a whole number of ``step``. Values are snapped by
     rounding to 12 decimals, so what that gives counts as on the grid however fine the step: with
