@@ -102,11 +102,8 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
     discrete = [p.name for p in free if not is_continuous(p)]
     shape = f"{len(free)}-d{' conditional' if space.is_conditional else ''} space, {max_points} points, " \
             f"{parallel} in flight"
-    continuous = len(free) - len(discrete)
-    if "torch" in available and not space.is_conditional and continuous >= GP_SHARE * len(free) \
-            and max_points <= GP_UP_TO:
-        return Choice("optuna", "gp", f"{shape}, {continuous} of {len(free)} parameters continuous, at most "
-                                      f"{GP_UP_TO} points: optuna's GP led on such spaces (Branin, Hartmann, "
+    if gp := gp_share(space, max_points, available):
+        return Choice("optuna", "gp", f"{shape}, {gp}: optuna's GP led on such spaces (Branin, Hartmann, "
                                       f"mixed-10)")
     if discrete and "hyperopt" in available:
         return Choice("hyperopt", "anneal", f"{shape}, {len(discrete)} discrete or categorical parameter(s): "
@@ -129,11 +126,26 @@ def choose_multi(space: SearchSpace, max_points: int, available: frozenset[str],
             return Choice("nevergrad", None, f"{what} and {why}: nevergrad takes several objectives")
         raise ConfigError("objective: multi-objective search and constraints need optuna or nevergrad "
                           "(pip install 'gridhpo[optimisers]')")
+    if objectives > 1 and (gp := gp_share(space, max_points, available)):
+        return Choice("optuna", "gp", f"{what}, {gp}: optuna's GP (expected hypervolume improvement, the points "
+                                      f"in flight taken as a batch) led TPE on such spaces (ZDT1, docs/optimisers.md)")
     if max_points >= NSGA2_FROM:
         return Choice("optuna", "nsga2", f"{what}, {max_points} points (>= {NSGA2_FROM}): optuna's NSGA-II, whose "
                                          f"ask time stays small where TPE's grows with the history")
     return Choice("optuna", "tpe", f"{what}, {max_points} points (< {NSGA2_FROM}): optuna's multi-objective TPE "
                                    f"led NSGA-II up to 2000 points (docs/optimisers.md)")
+
+
+def gp_share(space: SearchSpace, max_points: int, available: frozenset[str]) -> str:
+    """Why optuna's GP suits the task (one objective or several), or "" where it does not: PyTorch
+    installed, no conditions, at least ``GP_SHARE`` of the free parameters continuous and at most
+    ``GP_UP_TO`` points."""
+    free = free_params(space)
+    continuous = sum(1 for p in free if is_continuous(p))
+    if "torch" not in available or space.is_conditional or continuous < GP_SHARE * len(free) \
+            or max_points > GP_UP_TO:
+        return ""
+    return f"{continuous} of {len(free)} parameters continuous, at most {GP_UP_TO} points"
 
 
 def is_continuous(p: Param) -> bool:

@@ -22,7 +22,7 @@ the study, and TPE counts them as bad observations); on a conditional space it u
 With several objectives ``multivariate`` defaults to false, Optuna's own default, which led on
 the 2-objective benchmark (docs/optimisers.md).
 
-Multi-objective search (``tpe`` and ``nsga2``, ``multi_objective``): the study has one
+Multi-objective search (``tpe``, ``gp`` and ``nsga2``, ``multi_objective``): the study has one
 direction per objective (every value minimised, the base having turned maximised ones), each
 finished point a trial with all its values, and constraints go through the sampler's
 trial's ``constraints`` system attribute: each point's violations (above 0: violated), where
@@ -30,7 +30,11 @@ Optuna's samplers read them (Optuna 5 always; Optuna 4 once the sampler has a
 ``constraints_func``, given then), so a rebuilt study holds them too. A constrained result is
 told by rebuilding the study at the next ask rather than through ``study.tell``, which would
 ask a ``constraints_func`` for them. Infeasible points are ranked behind every feasible one by
-both samplers. Options are passed to the sampler (per algorithm, see
+TPE and NSGA-II; the GP models each constraint and weighs its acquisition by the chance that
+a point is feasible. The GP's several-objective acquisition (log expected hypervolume
+improvement) takes the points in flight into account as a batch (qLogEHVI), so the steering's
+schedule of one ask per result, with the other points still in flight, costs it less than TPE's
+constant liar (docs/optimisers.md). Options are passed to the sampler (per algorithm, see
 ``_OPTIONS``); a bad value is refused at submit time.
 
 Determinism and restarts. The study holds every known point as a trial in point order:
@@ -129,7 +133,7 @@ def _sampler(algorithm: str, seed: int, options: Mapping[str, Any], *, condition
             return s.TPESampler(seed=seed, multivariate=multivariate, group=conditional and multivariate,
                                 constant_liar=True, constraints_func=constraints, **opts)
         if algorithm == "gp":
-            return s.GPSampler(seed=seed, warn_independent_sampling=False, **opts)
+            return s.GPSampler(seed=seed, warn_independent_sampling=False, constraints_func=constraints, **opts)
         if algorithm == "cmaes":
             return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, source_trials=source or None, **opts)
         if algorithm == "qmc":
@@ -202,7 +206,7 @@ class OptunaSearch(Optimiser):
     name = "optuna"
     libraries = ("optuna",)
     algorithms = ("tpe", "gp", "cmaes", "qmc", "nsga2", "random")
-    multi_objective = ("tpe", "nsga2")
+    multi_objective = ("tpe", "gp", "nsga2")
 
     @classmethod
     def check_space(cls, space: SearchSpace, algorithm: str | None, options: Mapping[str, Any]) -> None:

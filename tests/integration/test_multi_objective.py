@@ -115,11 +115,14 @@ def run_and_check(db: str, broker: str, tmp_path: Path, backend: dict[str, Any])
     assert all(math.isfinite(v) for r in front for v in r["values"].values())
 
 
-def test_optuna_tpe_two_objectives_and_a_constraint(servers: tuple[str, str], tmp_path: Path) -> None:
-    """Optuna's multi-objective TPE with a constraint, on the embedded defaults and on
+@pytest.mark.parametrize("algorithm", ["tpe", "gp"])
+def test_optuna_two_objectives_and_a_constraint(servers: tuple[str, str], tmp_path: Path, algorithm: str) -> None:
+    """Optuna's multi-objective TPE and GP with a constraint, on the embedded defaults and on
     PostgreSQL + RabbitMQ."""
+    if algorithm == "gp":
+        pytest.importorskip("torch", reason="optuna's gp needs PyTorch (pip install 'gridhpo[gp]')")
     db, broker = servers
-    run_and_check(db, broker, tmp_path, {"backend": "optuna", "algorithm": "tpe",
+    run_and_check(db, broker, tmp_path, {"backend": "optuna", "algorithm": algorithm,
                                          "options": {"n_startup_trials": 4}})
 
 
@@ -140,7 +143,7 @@ def test_a_single_objective_backend_is_refused_at_submit(servers: tuple[str, str
     line = out.output.strip()
     assert "\n" not in line
     assert f"objective: backend {backend} takes a single objective" in line
-    assert "optuna tpe, optuna nsga2" in line and "nevergrad" in line
+    assert "optuna tpe, optuna gp, optuna nsga2" in line and "nevergrad" in line
     assert Repository(db).tasks() == []  # nothing recorded
 
 

@@ -20,8 +20,8 @@ from gridhpo.steering import schedulers
 from gridhpo.steering.lifecycle import TaskLifecycle
 from gridhpo.steering.lifecycle.effects import Tell
 from gridhpo.steering.lifecycle.events import AttemptsCreated, PointsCreated, Received, Suggested
-from gridhpo.steering.optimisers import Suggestion
-from gridhpo.steering.optimisers.auto import NSGA2_FROM, choose
+from gridhpo.steering.optimisers import Suggestion, auto
+from gridhpo.steering.optimisers.auto import GP_UP_TO, NSGA2_FROM, choose
 from gridhpo.steering.pareto import dominates, front, hypervolume
 from gridhpo.steering.space import parse_space
 from gridhpo.steering.taskfile import TaskSpec, parse_task
@@ -118,10 +118,10 @@ def test_a_single_objective_backend_is_refused_naming_those_that_can(section: di
         task(optimiser=section, **goals)
     field = "constraints" if goals else "objective"
     assert str(err.value).startswith(f"mo.yaml: {field}: backend {section['backend']}")
-    assert str(err.value).endswith("need one of: auto, nevergrad, optuna tpe, optuna nsga2")
+    assert str(err.value).endswith("need one of: auto, nevergrad, optuna tpe, optuna gp, optuna nsga2")
 
 
-def test_auto_chooses_a_multi_objective_backend() -> None:
+def test_auto_chooses_a_multi_objective_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     space = parse_space(BASE["search_space"])
     both = frozenset({"optuna", "hyperopt", "nevergrad"})
     assert (choose(space, 100, 8, both, 2).backend, choose(space, 100, 8, both, 2).algorithm) == ("optuna", "tpe")
@@ -134,9 +134,35 @@ def test_auto_chooses_a_multi_objective_backend() -> None:
     assert choose(normal, 100, 8, both, 2).backend == "nevergrad"
     with pytest.raises(ConfigError, match="need optuna or nevergrad"):
         choose(space, 100, 8, frozenset({"hyperopt"}), 2)
+    monkeypatch.setattr(auto, "installed", lambda: both)  # the same choice with or without PyTorch here
     spec = task(optimiser=None)
     assert (spec.optimiser.backend, spec.optimiser.algorithm) == ("optuna", "tpe")
     assert "2 objectives, 2 constraint(s)" in (spec.optimiser.auto or "")
+
+
+def test_with_pytorch_auto_chooses_optunas_gp_for_several_objectives_on_mostly_continuous_spaces() -> None:
+    """ZDT1-6 and ZDT1-mixed's shapes (6 of 6 and 4 of 6 continuous) get the GP; a space under half
+    continuous, a conditional one, a budget past GP_UP_TO and constraints on one objective keep
+    TPE, as does an install without PyTorch."""
+    torch = frozenset({"optuna", "hyperopt", "nevergrad", "torch"})
+    floats = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(4)}
+    zdt1_mixed = parse_space({**floats, "kind": {"type": "categorical", "choices": ["a", "b", "c", "d"]},
+                              "layers": {"type": "int", "low": 1, "high": 8}})
+    zdt1 = parse_space({**floats, "x4": floats["x0"], "x5": floats["x0"]})
+    for space in (zdt1, zdt1_mixed):
+        got = choose(space, 100, 8, torch, 2)
+        assert (got.backend, got.algorithm) == ("optuna", "gp")
+        assert (choose(space, GP_UP_TO, 8, torch, 2, 1).algorithm) == "gp"
+        assert (choose(space, GP_UP_TO + 1, 8, torch, 2).algorithm) == "tpe"
+        assert (choose(space, 100, 8, torch - {"torch"}, 2).algorithm) == "tpe"
+        assert (choose(space, 100, 8, torch, 1, 1).algorithm) == "tpe", "measured with two objectives only"
+    assert "4 of 6 parameters continuous" in choose(zdt1_mixed, 100, 8, torch, 2).reason
+    mostly_discrete = parse_space({"x": floats["x0"], "n": {"type": "int", "low": 0, "high": 3},
+                                   "kind": {"type": "categorical", "choices": ["a", "b"]}})
+    conditional = parse_space({**floats, "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+                               "momentum": {"type": "float", "low": 0.0, "high": 1.0, "when": {"opt": "sgd"}}})
+    for space in (mostly_discrete, conditional):
+        assert choose(space, 100, 8, torch, 2).algorithm == "tpe"
 
 
 # ---------------------------------------------------------------------- the lifecycle core

@@ -69,7 +69,8 @@ class TestOptimisers(OptimiserContract):
 
 
 # every backend and algorithm that declares multi_objective
-MULTI = [("optuna", "tpe"), ("optuna", "nsga2"), ("nevergrad", None), ("nevergrad", "TwoPointsDE"), ("auto", None)]
+MULTI = [("optuna", "tpe"), ("optuna", "gp"), ("optuna", "nsga2"), ("nevergrad", None), ("nevergrad", "TwoPointsDE"),
+         ("auto", None)]
 
 
 class TestMultiObjective(MultiObjectiveContract):
@@ -85,7 +86,8 @@ class TestMultiObjective(MultiObjectiveContract):
 
 def test_the_multi_objective_list_is_every_backend_that_declares_it() -> None:
     declared = [(name, a) for name in optimisers.REGISTRY for a in optimisers.get(name).multi_objective]
-    assert sorted(declared) == sorted([("optuna", "tpe"), ("optuna", "nsga2"), ("nevergrad", "*"), ("auto", "*")])
+    assert sorted(declared) == sorted([("optuna", "tpe"), ("optuna", "gp"), ("optuna", "nsga2"), ("nevergrad", "*"),
+                                       ("auto", "*")])
     assert {(b, a or "*") for b, a in MULTI} >= set(declared)
 
 
