@@ -46,14 +46,17 @@ NSGA2_FROM = 5000
 # 0.018), on Rosenbrock-4 ahead in one (2.6 against 5.0) and behind in the other (8.6 against
 # 4.5), on Hartmann-6 well behind it
 ANNEAL_UP_TO = 2
-# where PyTorch is installed, spaces whose free parameters are at least half continuous go to
-# optuna's GP (docs/optimisers.md, 2026-12-02): it led every other column, Optuna's own TPE
-# included, through the steering on Branin, Hartmann-3, Rosenbrock-4, Hartmann-6 and mixed-10 (5
-# continuous of 10); the all-discrete HPOBench spaces stay with anneal: on the 8 datasets (10 seeds,
-# 2026-12-03) anneal was at or below Optuna's own TPE on 6 (mean ratio 0.85), the GP on 5 (1.02);
-# over 30 seeds anneal was worse than Optuna's own TPE on none of the 8 by a one-sided Mann-Whitney
-# U test, our optuna TPE on one (vehicle)
-GP_SHARE = 0.5
+# where PyTorch is installed, spaces whose free parameters are at least a fifth continuous go to
+# optuna's GP (docs/optimisers.md, 2026-12-02 and 03): it led every other column, Optuna's own TPE
+# included, through the steering on Branin, Hartmann-3, Rosenbrock-4, Hartmann-6, mixed-10 (5
+# continuous of 10), stepped-6 (2 of 6: 8.2e-05 against anneal's 0.36) and stepped-10 (2 of 10:
+# 3.6e-05 against 0.56); the all-discrete HPOBench spaces stay with anneal: on the 8 datasets (10
+# seeds, 2026-12-03) anneal was at or below Optuna's own TPE on 6 (mean ratio 0.85), the GP on 5
+# (1.02); over 30 seeds anneal was worse than Optuna's own TPE on none of the 8 by a one-sided
+# Mann-Whitney U test, our optuna TPE on one (vehicle). A fifth is the smallest share measured
+GP_SHARE = 0.2
+# with several objectives the GP was measured on spaces 6 of 6 and 4 of 6 continuous only
+GP_SHARE_MULTI = 0.5
 # up to this budget only: one GP ask costs 0.11 s after 10 points, 0.14 s after 100 and 1.3 s
 # after 300, and grows with the cube of the history beyond (Cholesky of the kernel matrix)
 GP_UP_TO = 300
@@ -102,9 +105,9 @@ def choose(space: SearchSpace, max_points: int, parallel: int, available: frozen
     discrete = [p.name for p in free if not is_continuous(p)]
     shape = f"{len(free)}-d{' conditional' if space.is_conditional else ''} space, {max_points} points, " \
             f"{parallel} in flight"
-    if gp := gp_share(space, max_points, available):
+    if gp := gp_share(space, max_points, available, GP_SHARE):
         return Choice("optuna", "gp", f"{shape}, {gp}: optuna's GP led on such spaces (Branin, Hartmann, "
-                                      f"mixed-10)")
+                                      f"mixed-10, stepped-6, stepped-10)")
     if discrete and "hyperopt" in available:
         return Choice("hyperopt", "anneal", f"{shape}, {len(discrete)} discrete or categorical parameter(s): "
                                             f"hyperopt's anneal led on such spaces (HPOBench, mixed-10)")
@@ -130,7 +133,7 @@ def choose_multi(space: SearchSpace, max_points: int, available: frozenset[str],
     # constant liar counts them as bad results: through the steering, 10 seeds, ZDT1-6 11.730 and
     # ZDT1-mixed 11.708 against Optuna's own TPE's 10.980 and 10.696 (docs/optimisers.md, "Two
     # objectives: Optuna's GP"); constraints on one objective were not measured and keep TPE
-    if objectives > 1 and (gp := gp_share(space, max_points, available)):
+    if objectives > 1 and (gp := gp_share(space, max_points, available, GP_SHARE_MULTI)):
         return Choice("optuna", "gp", f"{what}, {gp}: optuna's GP (expected hypervolume improvement, the points "
                                       f"in flight taken as a batch) led TPE on such spaces (ZDT1, docs/optimisers.md)")
     if max_points >= NSGA2_FROM:
@@ -140,13 +143,12 @@ def choose_multi(space: SearchSpace, max_points: int, available: frozenset[str],
                                    f"led NSGA-II up to 2000 points (docs/optimisers.md)")
 
 
-def gp_share(space: SearchSpace, max_points: int, available: frozenset[str]) -> str:
-    """Why optuna's GP suits the task (one objective or several), or "" where it does not: PyTorch
-    installed, no conditions, at least ``GP_SHARE`` of the free parameters continuous and at most
-    ``GP_UP_TO`` points."""
+def gp_share(space: SearchSpace, max_points: int, available: frozenset[str], share: float) -> str:
+    """Why optuna's GP suits the task, or "" where it does not: PyTorch installed, no conditions,
+    at least ``share`` of the free parameters continuous (and one) and at most ``GP_UP_TO`` points."""
     free = free_params(space)
     continuous = sum(1 for p in free if is_continuous(p))
-    if "torch" not in available or space.is_conditional or continuous < GP_SHARE * len(free) \
+    if "torch" not in available or space.is_conditional or not continuous or continuous < share * len(free) \
             or max_points > GP_UP_TO:
         return ""
     return f"{continuous} of {len(free)} parameters continuous, at most {GP_UP_TO} points"

@@ -82,13 +82,16 @@ def test_with_pytorch_continuous_spaces_get_optunas_gp(raw: dict[str, Any]) -> N
     assert chosen(raw, available=frozenset({"torch", "hyperopt"})) == ("hyperopt", "tpe"), "gp is optuna's"
 
 
-def test_with_pytorch_a_space_at_least_half_continuous_gets_optunas_gp() -> None:
-    # mixed-10's proportion: 5 continuous parameters of 10
+def test_with_pytorch_a_space_at_least_a_fifth_continuous_gets_optunas_gp() -> None:
+    # mixed-10's proportion (5 continuous parameters of 10), then stepped-6's and stepped-10's (2 of 6,
+    # 2 of 10)
     half = {**{f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(2)},
             "k": {"type": "int", "low": 1, "high": 20}, "c": {"type": "categorical", "choices": ["a", "b"]}}
-    assert chosen(half, available=WITH_TORCH) == ("optuna", "gp")
-    # below half (MIXED: 1 of 4), all discrete (HPOBench) and conditional spaces keep anneal
-    for raw in (MIXED, TABULAR, CONDITIONAL, {**half, "s": MIXED["s"]}):
+    steps = {f"s{i}": MIXED["s"] for i in range(8)}
+    for raw in (half, MIXED, {**half, **dict(list(steps.items())[:2])}, {**half, **dict(list(steps.items())[:6])}):
+        assert chosen(raw, available=WITH_TORCH) == ("optuna", "gp"), raw
+    # under a fifth (2 of 12), all discrete (HPOBench) and conditional spaces keep anneal
+    for raw in (TABULAR, CONDITIONAL, {**half, **steps}):
         assert chosen(raw, available=WITH_TORCH) == ("hyperopt", "anneal")
     reason = choose(parse_space(half), 100, 8, WITH_TORCH).reason
     assert "2 of 4 parameters continuous" in reason and "8 in flight" in reason
@@ -124,6 +127,7 @@ def task(optimiser: dict[str, Any] | None = None, **budget: Any) -> TaskSpec:
     return parse_task(raw)
 
 
+@pytest.mark.usefixtures("no_torch")
 def test_a_task_naming_no_backend_records_autos_choice_which_a_restart_keeps() -> None:
     spec = task()
     assert (spec.optimiser.backend, spec.optimiser.algorithm) == ("hyperopt", "anneal")
@@ -135,6 +139,7 @@ def test_a_task_naming_no_backend_records_autos_choice_which_a_restart_keeps() -
     assert line.startswith("hyperopt anneal (chosen by auto: ") and spec.optimiser.auto in line
 
 
+@pytest.mark.usefixtures("no_torch")
 def test_a_named_backend_is_kept_as_before() -> None:
     spec = task({"backend": "random", "seed": 2})
     assert (spec.optimiser.backend, spec.optimiser.auto) == ("random", None)
