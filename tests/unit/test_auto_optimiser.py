@@ -87,11 +87,13 @@ def test_with_pytorch_a_space_at_least_a_fifth_continuous_gets_optunas_gp() -> N
     # 2 of 10)
     half = {**{f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(2)},
             "k": {"type": "int", "low": 1, "high": 20}, "c": {"type": "categorical", "choices": ["a", "b"]}}
-    steps = {f"s{i}": MIXED["s"] for i in range(8)}
-    for raw in (half, MIXED, {**half, **dict(list(steps.items())[:2])}, {**half, **dict(list(steps.items())[:6])}):
+    def stepped(n: int) -> dict[str, Any]:
+        return {**half, **{f"s{i}": MIXED["s"] for i in range(n)}}
+
+    for raw in (half, MIXED, stepped(2), stepped(6)):
         assert chosen(raw, available=WITH_TORCH) == ("optuna", "gp"), raw
     # under a fifth (2 of 12), all discrete (HPOBench) and conditional spaces keep anneal
-    for raw in (TABULAR, CONDITIONAL, {**half, **steps}):
+    for raw in (TABULAR, CONDITIONAL, stepped(8)):
         assert chosen(raw, available=WITH_TORCH) == ("hyperopt", "anneal")
     reason = choose(parse_space(half), 100, 8, WITH_TORCH).reason
     assert "2 of 4 parameters continuous" in reason and "8 in flight" in reason
